@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "web: serving $(wc -c < /srv/web/index.html) bytes"

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "worker: $(cat /opt/worker/greeting)"

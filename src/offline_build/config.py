@@ -1,0 +1,410 @@
+"""The project file, ``offline.yaml``: read, validate strictly, resolve.
+
+Validation walks PyYAML's node tree rather than plain dicts so that every
+error can name the file, line, column and key path of what is wrong. Values
+are then resolved with the precedence the seed's make targets use:
+command-line flag > environment (``OFFLINE_VERSION``, ``CACHE_DIR``) >
+``offline.yaml`` > default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+DEFAULT_FILE = "offline.yaml"
+DEFAULT_CACHE_DIR = "build-cache"
+DEFAULT_APT_DIR = "apt-lists"
+# The collection name every project gets; a service may not shadow it.
+RESERVED_NAMES = frozenset({"offline"})
+# Task names: invoke shows them as-is, make targets embed them, so keep them
+# to what both accept without quoting.
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+NETWORKS = ("host", "none", "default")
+PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    context: Path
+    dockerfile: Path
+    image: str
+    target: str | None = None
+    build_args: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Something a build needs that is not an image: lands under ``dest`` in the bundle."""
+
+    name: str
+    kind: str  # "url" | "git" | "path"
+    source: str
+    dest: str
+    ref: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class AptOptions:
+    enabled: bool
+    dir: Path
+
+
+@dataclass(frozen=True)
+class Project:
+    path: Path
+    root: Path
+    name: str
+    version: str
+    cache_dir: Path
+    platforms: tuple[str, ...]
+    network: str | None
+    services: Mapping[str, Service]
+    base_images: tuple[str, ...] | None
+    resources: tuple[Resource, ...]
+    apt: AptOptions
+
+    @property
+    def store(self) -> Path:
+        """The local OCI layout holding base images and every service's cache."""
+        return self.cache_dir / "store"
+
+    def service(self, name: str) -> Service:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise ConfigError(
+                f"no service named {name!r}", path=self.path,
+                hint=f"known services: {', '.join(self.services) or 'none'}",
+            ) from None
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Values from the command line; ``None`` means "not given"."""
+
+    version: str | None = None
+    cache_dir: str | None = None
+    platforms: tuple[str, ...] | None = None
+
+
+# --- reading -----------------------------------------------------------------
+
+
+class _Node:
+    """A YAML node with the key path that led to it, for error messages."""
+
+    def __init__(self, node: yaml.Node, key: str, path: Path) -> None:
+        self.node = node
+        self.key = key
+        self.path = path
+
+    def error(self, message: str, hint: str | None = None) -> ConfigError:
+        mark = self.node.start_mark
+        return ConfigError(message, path=self.path, line=mark.line + 1,
+                           column=mark.column + 1, key=self.key or None, hint=hint)
+
+    def mapping(self, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, _Node]:
+        if not isinstance(self.node, yaml.MappingNode):
+            raise self.error(f"expected a mapping, got {_kind(self.node)}")
+        out: dict[str, _Node] = {}
+        for knode, vnode in self.node.value:
+            if not isinstance(knode, yaml.ScalarNode):
+                raise _Node(knode, self.key, self.path).error("keys must be plain strings")
+            key = knode.value
+            child_key = f"{self.key}.{key}" if self.key else key
+            if allowed and key not in allowed:
+                near = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"did you mean {near[0]!r}?" if near else f"valid keys: {', '.join(allowed)}"
+                raise _Node(knode, child_key, self.path).error(f"unknown key {key!r}", hint)
+            if key in out:
+                raise _Node(knode, child_key, self.path).error(f"duplicate key {key!r}")
+            out[key] = _Node(vnode, child_key, self.path)
+        for key in required:
+            if key not in out:
+                raise self.error(f"missing required key {key!r}")
+        return out
+
+    def items(self) -> list[tuple[str, _Node, _Node]]:
+        """Mapping with free-form keys: (key, key node, value node)."""
+        if not isinstance(self.node, yaml.MappingNode):
+            raise self.error(f"expected a mapping, got {_kind(self.node)}")
+        seen: set[str] = set()
+        out = []
+        for knode, vnode in self.node.value:
+            key = str(knode.value) if isinstance(knode, yaml.ScalarNode) else ""
+            child_key = f"{self.key}.{key}"
+            if not isinstance(knode, yaml.ScalarNode) or not key:
+                raise _Node(knode, self.key, self.path).error("keys must be non-empty strings")
+            if key in seen:
+                raise _Node(knode, child_key, self.path).error(f"duplicate key {key!r}")
+            seen.add(key)
+            out.append((key, _Node(knode, child_key, self.path), _Node(vnode, child_key, self.path)))
+        return out
+
+    def sequence(self) -> list[_Node]:
+        if not isinstance(self.node, yaml.SequenceNode):
+            raise self.error(f"expected a list, got {_kind(self.node)}")
+        return [_Node(n, f"{self.key}[{i}]", self.path) for i, n in enumerate(self.node.value)]
+
+    def scalar(self) -> Any:
+        if not isinstance(self.node, yaml.ScalarNode):
+            raise self.error(f"expected a single value, got {_kind(self.node)}")
+        # The resolver has already tagged the scalar (int, bool, null, str...);
+        # SafeConstructor turns that tag into the value YAML users expect.
+        return yaml.constructor.SafeConstructor().construct_object(self.node)
+
+    def string(self, pattern: re.Pattern[str] | None = None, what: str = "") -> str:
+        value = self.scalar()
+        if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
+            raise self.error(f"expected a string, got {_kind_value(value)}")
+        # Keep what the user typed: "version: 1.10" is the tag 1.10, not 1.1.
+        text = self.node.value if isinstance(value, (int, float)) else str(value)
+        if not text:
+            raise self.error("must not be empty")
+        if pattern and not pattern.match(text):
+            raise self.error(f"{text!r} is not a valid {what or 'value'}")
+        return text
+
+    def boolean(self) -> bool:
+        value = self.scalar()
+        if not isinstance(value, bool):
+            raise self.error(f"expected true or false, got {_kind_value(value)}")
+        return value
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return f"{node.value!r}" if node.value else "nothing"
+
+
+def _kind_value(value: Any) -> str:
+    return "nothing" if value is None else f"{type(value).__name__} {value!r}"
+
+
+def _compose(path: Path) -> yaml.Node:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("no project file here", path=path,
+                          hint="create offline.yaml (see the README's quick start) or pass --config") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", path=path) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        column = mark.column + 1 if mark else None
+        raise ConfigError(f"invalid YAML: {exc.problem or exc.context}", path=path,
+                          line=line, column=column) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", path=path) from None
+    if node is None:
+        raise ConfigError("the project file is empty", path=path, line=1, column=1,
+                          hint="it needs at least 'project' and 'services'")
+    return node
+
+
+# --- building the Project ----------------------------------------------------
+
+TOP_KEYS = ("project", "version", "cache_dir", "platforms", "network", "services",
+            "base_images", "resources", "apt")
+SERVICE_KEYS = ("context", "dockerfile", "image", "target", "build_args")
+RESOURCE_KEYS = ("name", "url", "git", "path", "ref", "sha256", "dest")
+APT_KEYS = ("enabled", "dir")
+
+
+def load(path: Path | str | None = None, overrides: Overrides | None = None,
+         environ: Mapping[str, str] | None = None) -> Project:
+    """Read and validate the project file; every error is a :class:`ConfigError`."""
+    path = Path(path or os.environ.get("OFFLINE_BUILD_CONFIG") or DEFAULT_FILE).absolute()
+    overrides = overrides or Overrides()
+    env = os.environ if environ is None else environ
+    top = _Node(_compose(path), "", path).mapping(TOP_KEYS, required=("project", "services"))
+    root = path.parent
+    name = top["project"].string(SERVICE_NAME, "project name (lowercase letters, digits, '-')")
+    version = _pick(overrides.version, env.get("OFFLINE_VERSION"),
+                    top["version"].string() if "version" in top else None, "latest")
+    cache_dir = _pick(overrides.cache_dir, env.get("CACHE_DIR"),
+                      top["cache_dir"].string() if "cache_dir" in top else None, DEFAULT_CACHE_DIR)
+    return Project(
+        path=path,
+        root=root,
+        name=name,
+        version=_check_tag(version, top.get("version"), path),
+        cache_dir=(root / cache_dir).resolve(),
+        platforms=overrides.platforms or _platforms(top.get("platforms")),
+        network=_network(top.get("network")),
+        services=_services(top["services"], root),
+        base_images=_base_images(top.get("base_images")),
+        resources=_resources(top.get("resources"), root),
+        apt=_apt(top.get("apt"), root),
+    )
+
+
+def _pick(*values: str | None) -> str:
+    return next(v for v in values if v not in (None, ""))  # type: ignore[return-value]
+
+
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def _check_tag(version: str, node: _Node | None, path: Path) -> str:
+    if TAG.match(version):
+        return version
+    if node is not None and node.scalar() == version:
+        raise node.error(f"{version!r} is not a valid image tag", "use letters, digits, '_', '.', '-'")
+    raise ConfigError(f"version {version!r} (from the command line or OFFLINE_VERSION) is not a valid image tag",
+                      path=path, hint="use letters, digits, '_', '.', '-'")
+
+
+def _platforms(node: _Node | None) -> tuple[str, ...]:
+    if node is None:
+        return ()
+    return tuple(item.string(PLATFORM, "platform (os/arch[/variant])") for item in node.sequence())
+
+
+def _network(node: _Node | None) -> str | None:
+    if node is None:
+        return None
+    value = node.string()
+    if value not in NETWORKS:
+        raise node.error(f"unknown network {value!r}", f"use one of: {', '.join(NETWORKS)}")
+    return None if value == "default" else value
+
+
+def _services(node: _Node, root: Path) -> dict[str, Service]:
+    items = node.items()
+    if not items:
+        raise node.error("no services", "add at least one service under 'services'")
+    return {name: _service(name, knode, vnode, root) for name, knode, vnode in items}
+
+
+def _service(name: str, knode: _Node, node: _Node, root: Path) -> Service:
+    if not SERVICE_NAME.match(name):
+        raise knode.error(f"service name {name!r} cannot be a task name",
+                          "use lowercase letters, digits and '-', starting with a letter or digit")
+    if name in RESERVED_NAMES:
+        raise knode.error(f"service name {name!r} is reserved for the tool's own tasks", "rename the service")
+    fields = node.mapping(SERVICE_KEYS) if node.node.tag != "tag:yaml.org,2002:null" else {}
+    context = (root / (fields["context"].string() if "context" in fields else ".")).resolve()
+    if not context.is_dir():
+        where = fields.get("context", knode)
+        raise where.error(f"build context {context.name!r} is not a folder",
+                          "context is read relative to the folder holding offline.yaml")
+    dockerfile = context / (fields["dockerfile"].string() if "dockerfile" in fields else "Dockerfile")
+    if not dockerfile.is_file():
+        where = fields.get("dockerfile", knode)
+        raise where.error(f"no Dockerfile at {_rel(dockerfile, root)}",
+                          "dockerfile is read relative to the service's context, as in docker-compose")
+    image = fields["image"].string() if "image" in fields else name
+    return Service(
+        name=name,
+        context=context,
+        dockerfile=dockerfile,
+        image=_image_name(image, fields.get("image") or knode),
+        target=fields["target"].string() if "target" in fields else None,
+        build_args=_build_args(fields.get("build_args")),
+    )
+
+
+IMAGE_NAME = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+
+
+def _image_name(image: str, node: _Node) -> str:
+    repo = image.split("/", 1)[-1] if "." in image.split("/", 1)[0] or ":" in image.split("/", 1)[0] else image
+    if ":" in repo or "@" in repo:
+        raise node.error(f"image {image!r} has a tag", "give the name only; the tag is the project's version")
+    if not IMAGE_NAME.match(repo):
+        raise node.error(f"{image!r} is not a valid image name", "use lowercase letters, digits, '.', '_', '-', '/'")
+    return image
+
+
+def _build_args(node: _Node | None) -> dict[str, str]:
+    if node is None:
+        return {}
+    out = {}
+    for key, _, value in node.items():
+        scalar = value.scalar()
+        if isinstance(scalar, (dict, list)) or scalar is None:
+            raise value.error(f"expected a string, got {_kind_value(scalar)}")
+        out[key] = str(scalar).lower() if isinstance(scalar, bool) else str(scalar)
+    return out
+
+
+def _base_images(node: _Node | None) -> tuple[str, ...] | None:
+    if node is None:
+        return None
+    return tuple(item.string() for item in node.sequence())
+
+
+def _resources(node: _Node | None, root: Path) -> tuple[Resource, ...]:
+    if node is None:
+        return ()
+    resources = tuple(_resource(item, root) for item in node.sequence())
+    _unique(resources, lambda r: r.name, "name", node)
+    _unique(resources, lambda r: r.dest, "dest", node)
+    return resources
+
+
+def _unique(resources: tuple[Resource, ...], key: Callable[[Resource], str], what: str, node: _Node) -> None:
+    seen: set[str] = set()
+    for i, res in enumerate(resources):
+        if key(res) in seen:
+            raise node.sequence()[i].error(f"two resources share the {what} {key(res)!r}")
+        seen.add(key(res))
+
+
+def _resource(node: _Node, root: Path) -> Resource:
+    fields = node.mapping(RESOURCE_KEYS, required=("name",))
+    name = fields["name"].string(SERVICE_NAME, "resource name (lowercase letters, digits, '-')")
+    kinds = [k for k in ("url", "git", "path") if k in fields]
+    if len(kinds) != 1:
+        raise node.error(f"resource {name!r} needs exactly one of url, git, path (has {len(kinds)})")
+    kind = kinds[0]
+    source = fields[kind].string()
+    if kind == "url" and not source.startswith(("http://", "https://")):
+        raise fields[kind].error(f"{source!r} is not an http(s) URL")
+    if kind == "git" and "ref" not in fields:
+        raise node.error(f"git resource {name!r} needs a 'ref'", "pin a tag or commit so the bundle is reproducible")
+    sha = fields["sha256"].string(SHA256, "sha256 (64 lowercase hex digits)") if "sha256" in fields else None
+    if kind == "path" or (kind == "git" and (root / source).exists()):
+        # Local sources are read relative to the project file, like contexts.
+        source = str((root / source).resolve())
+        if not Path(source).exists():
+            raise fields[kind].error(f"{fields[kind].string()!r} does not exist",
+                                     "paths are read relative to the folder holding offline.yaml")
+    dest = fields["dest"].string() if "dest" in fields else name
+    if dest.startswith("/") or ".." in Path(dest).parts:
+        raise fields["dest"].error(f"dest {dest!r} must stay inside the bundle", "use a relative path without '..'")
+    return Resource(name, kind, source, dest, fields["ref"].string() if "ref" in fields else None, sha)
+
+
+def _apt(node: _Node | None, root: Path) -> AptOptions:
+    fields = node.mapping(APT_KEYS) if node is not None else {}
+    enabled = fields["enabled"].boolean() if "enabled" in fields else True
+    folder = fields["dir"].string() if "dir" in fields else DEFAULT_APT_DIR
+    return AptOptions(enabled, (root / folder).resolve())
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)

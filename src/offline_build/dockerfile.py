@@ -1,0 +1,228 @@
+"""A Dockerfile as data: stages, their instructions, and the images they need.
+
+Parsing is done by the ``dockerfile`` package, which wraps BuildKit's own Go
+parser, so line continuations, heredocs, exec-form JSON and ``# escape=``
+behave exactly as they do in the engine. This module adds what that parser
+leaves to the frontend: parser directives, ``ARG`` expansion in ``FROM`` and
+the stage graph (which references are earlier stages, which are images).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dockerfile as _parser
+
+from .errors import DockerfileError
+
+_DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
+_VAR = re.compile(
+    r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-+])(?P<word>[^}]*))?\}"
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One instruction as BuildKit's parser sees it (lines are 1-based)."""
+
+    cmd: str
+    value: tuple[str, ...]
+    flags: tuple[str, ...]
+    original: str
+    line: int
+    end_line: int
+    json: bool = False
+    heredocs: tuple[str, ...] = ()
+
+    def flag(self, name: str) -> str | None:
+        """The value of ``--name=value`` on this instruction, if present."""
+        prefix = f"--{name}="
+        for item in self.flags:
+            if item.startswith(prefix):
+                return item[len(prefix):]
+        return None
+
+    def flag_values(self, name: str) -> list[str]:
+        """Every value of a repeatable flag such as ``--mount``."""
+        prefix = f"--{name}="
+        return [item[len(prefix):] for item in self.flags if item.startswith(prefix)]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One ``FROM`` block; ``base`` is the reference after ``ARG`` expansion."""
+
+    index: int
+    base: str
+    base_raw: str
+    name: str | None
+    platform: str | None
+    line: int
+    instructions: tuple[Instruction, ...] = ()
+
+
+@dataclass(frozen=True)
+class Dockerfile:
+    path: Path
+    directives: Mapping[str, str]
+    global_args: Mapping[str, str | None]
+    stages: tuple[Stage, ...]
+    meta_instructions: tuple[Instruction, ...] = field(default=())
+
+    def stage_names(self) -> set[str]:
+        return {s.name for s in self.stages if s.name}
+
+    def is_stage_ref(self, ref: str, before: int) -> bool:
+        """Is *ref* (from ``FROM`` or ``--from``) one of the first *before* stages?"""
+        if ref.isdigit():
+            return int(ref) < before
+        return any(s.name == ref.lower() for s in self.stages[:before])
+
+    def base_images(self) -> list[str]:
+        """External images this file needs, in first-seen order.
+
+        ``FROM`` bases that are not earlier stages (nor ``scratch``), plus
+        images named by ``COPY --from`` and ``RUN --mount=...,from=``.
+        """
+        seen: dict[str, None] = {}
+        for stage in self.stages:
+            if stage.base != "scratch" and not self.is_stage_ref(stage.base, stage.index):
+                seen.setdefault(stage.base, None)
+            for ins in stage.instructions:
+                for ref in _from_refs(ins):
+                    ref = expand(ref, _stage_args(self, stage))
+                    if not self.is_stage_ref(ref, len(self.stages)) and ref != "scratch":
+                        seen.setdefault(ref, None)
+        return list(seen)
+
+
+def _from_refs(ins: Instruction) -> list[str]:
+    refs: list[str] = []
+    if ins.cmd in ("COPY", "ADD"):
+        ref = ins.flag("from")
+        if ref:
+            refs.append(ref)
+    if ins.cmd == "RUN":
+        for mount in ins.flag_values("mount"):
+            opts = dict(
+                part.split("=", 1) if "=" in part else (part, "")
+                for part in mount.split(",")
+            )
+            if opts.get("from") and opts.get("type", "bind") in ("bind", "cache"):
+                refs.append(opts["from"])
+    return refs
+
+
+def _stage_args(df: Dockerfile, stage: Stage) -> dict[str, str | None]:
+    # Only global ARGs are visible in FROM; inside a stage BuildKit expands
+    # --from with the stage's ARGs too. Globals are a safe approximation.
+    return dict(df.global_args)
+
+
+def expand(text: str, args: Mapping[str, str | None]) -> str:
+    """Expand ``$VAR``, ``${VAR}``, ``${VAR:-default}`` and ``${VAR:+alt}``."""
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.group("braced") or m.group("bare")
+        value = args.get(name) or ""
+        op, word = m.group("op"), m.group("word") or ""
+        if op in (":-", "-"):
+            return value or word
+        if op in (":+", "+"):
+            return word if value else ""
+        return value
+
+    return _VAR.sub(sub, text)
+
+
+def read_directives(text: str) -> dict[str, str]:
+    """Parser directives (``# syntax=``, ``# escape=``, ``# check=``) at the top."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        m = _DIRECTIVE.match(line.strip())
+        if not m or m.group(1).lower() in found:
+            break
+        found[m.group(1).lower()] = m.group(2)
+    return found
+
+
+def parse(path: Path, build_args: Mapping[str, str] | None = None) -> Dockerfile:
+    """Read and parse *path*; errors name the file and, where known, the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DockerfileError(f"{path}: no such Dockerfile", "check the service's context and dockerfile") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DockerfileError(f"{path}: cannot read: {exc}") from None
+    return parse_text(text, path, build_args)
+
+
+def parse_text(text: str, path: Path | str = "Dockerfile",
+               build_args: Mapping[str, str] | None = None) -> Dockerfile:
+    path = Path(path)
+    try:
+        commands = _parser.parse_string(text)
+    except _parser.GoParseError as exc:
+        raise DockerfileError(f"{path}: {exc}") from None
+    overrides = dict(build_args or {})
+    global_args: dict[str, str | None] = {}
+    meta: list[Instruction] = []
+    stages: list[Stage] = []
+    current: list[Instruction] = []
+    for cmd in commands:
+        ins = Instruction(
+            cmd=cmd.cmd.upper(),
+            value=tuple(cmd.value),
+            flags=tuple(cmd.flags),
+            original=cmd.original,
+            line=cmd.start_line,
+            end_line=cmd.end_line,
+            json=cmd.json,
+            heredocs=tuple(h.content for h in cmd.heredocs),
+        )
+        if ins.cmd == "FROM":
+            if stages:
+                stages[-1] = _with_instructions(stages[-1], current)
+            current = []
+            stages.append(_stage(ins, len(stages), global_args, path))
+        elif not stages:
+            if ins.cmd != "ARG":
+                raise DockerfileError(
+                    f"{path}:{ins.line}: {ins.cmd} before the first FROM",
+                    "only ARG may come before FROM",
+                )
+            meta.append(ins)
+            for item in ins.value:
+                name, _, default = item.partition("=")
+                global_args[name] = overrides.get(name, default if "=" in item else None)
+        else:
+            current.append(ins)
+    if not stages:
+        raise DockerfileError(f"{path}: no FROM instruction", "a Dockerfile needs at least one FROM")
+    stages[-1] = _with_instructions(stages[-1], current)
+    return Dockerfile(path, read_directives(text), global_args, tuple(stages), tuple(meta))
+
+
+def _with_instructions(stage: Stage, instructions: list[Instruction]) -> Stage:
+    return Stage(stage.index, stage.base, stage.base_raw, stage.name, stage.platform,
+                 stage.line, tuple(instructions))
+
+
+def _stage(ins: Instruction, index: int, args: Mapping[str, str | None], path: Path) -> Stage:
+    parts = list(ins.value)
+    if not parts:
+        raise DockerfileError(f"{path}:{ins.line}: FROM without an image")
+    name = None
+    if len(parts) >= 3 and parts[1].lower() == "as":
+        name = parts[2].lower()
+    base = expand(parts[0], args)
+    if not base:
+        raise DockerfileError(
+            f"{path}:{ins.line}: FROM {parts[0]} expands to nothing",
+            "give the ARG a default or pass it in build_args",
+        )
+    return Stage(index, base, parts[0], name, ins.flag("platform"), ins.line)

@@ -1,0 +1,161 @@
+"""Talking to a Docker engine: the client, and probes of what it can do.
+
+Capabilities are found by trying them, not by reading version strings: a
+Docker 26 without the containerd image store cannot export caches or read
+``oci-layout://`` contexts, and Debian's 20.10 has no named contexts at all.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from .errors import EngineError
+
+
+def client(host: str | None = None) -> DockerClient:
+    """A client for *host* (``unix://...``), else ``DOCKER_HOST`` or the default socket."""
+    return DockerClient(host=host) if host else DockerClient()
+
+
+def engine_message(exc: DockerException) -> str:
+    """The engine's own words from a failed docker command, last lines first."""
+    text = (exc.stderr or exc.stdout or str(exc)).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[-6:]) if lines else str(exc)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine was seen to do."""
+
+    server_version: str
+    buildx_version: str | None
+    containerd_store: bool
+    cache_export: bool
+    oci_layout_context: bool
+    named_contexts: bool
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def server_version(docker: DockerClient) -> str:
+    try:
+        return docker.version().server.version or "unknown"
+    except DockerException as exc:
+        raise EngineError(f"cannot reach the Docker engine: {engine_message(exc)}",
+                          "start the engine, or point --host / DOCKER_HOST at one") from None
+
+
+def buildx_version(docker: DockerClient) -> str | None:
+    try:
+        return docker.buildx.version()["version"]
+    except (DockerException, KeyError, TypeError):
+        return None
+
+
+def containerd_store(docker: DockerClient) -> bool:
+    """Is the containerd image store on? (driver-type ``io.containerd.snapshotter.v1``)."""
+    info = docker.system.info()
+    status = info.driver_status or []
+    return any("containerd.snapshotter" in " ".join(map(str, pair)) for pair in status)
+
+
+def probe(docker: DockerClient, work: Path) -> Capabilities:
+    """Try each capability with a tiny build from ``scratch`` (no image, no network)."""
+    version = server_version(docker)
+    bx = buildx_version(docker)
+    store = containerd_store(docker)
+    with tempfile.TemporaryDirectory(dir=work, prefix=".probe-") as tmp:
+        root = Path(tmp)
+        ctx = root / "ctx"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text("FROM scratch\nCOPY f /f\n")
+        (ctx / "f").write_text("probe\n")
+        named = bx is not None and _try(docker, ctx, build_contexts={"extra": str(ctx)},
+                                        dockerfile="FROM scratch\nCOPY --from=extra f /f\n")
+        export = bx is not None and _try(docker, ctx, cache_to=f"type=local,dest={root / 'cache'},mode=max")
+        oci = named and _oci_probe(docker, root, ctx)
+    return Capabilities(version, bx, store, export, oci, named)
+
+
+def _oci_probe(docker: DockerClient, root: Path, ctx: Path) -> bool:
+    layout = root / "layout"
+    _empty_image_layout(layout)
+    return _try(docker, ctx, build_contexts={"probe": f"oci-layout://{layout}:probe"},
+                dockerfile="FROM probe\n")
+
+
+def _try(docker: DockerClient, ctx: Path, *, dockerfile: str | None = None,
+         build_contexts: dict[str, str] | None = None, cache_to: str | None = None) -> bool:
+    file = ctx / "Dockerfile"
+    if dockerfile:
+        file = ctx / "Probe.Dockerfile"
+        file.write_text(dockerfile)
+    try:
+        docker.buildx.build(ctx, file=file, build_contexts=build_contexts or {}, cache_to=cache_to,
+                            network="none", progress=False)
+        return True
+    except DockerException:
+        return False
+
+
+def _empty_image_layout(root: Path) -> None:
+    """A one-layer image in an OCI layout, made locally, to probe ``oci-layout://``."""
+    import hashlib
+    import io
+    import tarfile
+
+    blobs = root / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> tuple[str, int]:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return f"sha256:{digest}", len(data)
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("probe")
+        info.size = 0
+        tar.addfile(info, io.BytesIO(b""))
+    layer = buf.getvalue()
+    layer_digest, layer_size = put(layer)
+    config = json.dumps({"architecture": _arch(), "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [layer_digest]}}).encode()
+    config_digest, config_size = put(config)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_digest, "size": layer_size}],
+    }).encode()
+    manifest_digest, manifest_size = put(manifest)
+    (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (root / "index.json").write_text(json.dumps({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": manifest_digest, "size": manifest_size,
+                       "annotations": {"org.opencontainers.image.ref.name": "probe"}}],
+    }))
+
+
+def _arch() -> str:
+    import platform
+
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def image_present(docker: DockerClient, ref: str) -> bool:
+    try:
+        return docker.image.exists(ref)
+    except DockerException:
+        return False

@@ -1,0 +1,317 @@
+"""Running a plan: each step kind maps to python-on-whales calls or local work.
+
+The docker client is a parameter, so the same executor drives the online
+engine, the offline one, or any other. Retries (tenacity) live here, around
+the few things that can fail transiently (a download, a dropped engine
+connection), and nowhere else: a Dockerfile error is not retried.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+from . import bundle
+from .engine import engine_message, image_present
+from .errors import EngineError, StepError
+from .plan import Build, FetchResource, MergeCache, Pack, Plan, SaveImages, Step, base_tag
+from .progress import BuildReport
+from .store import IMAGE_NAME, Layout, sha256_file
+
+# Engine errors worth a second try: the connection, not the build, failed.
+TRANSIENT = ("connection reset", "broken pipe", "EOF", "connection refused",
+             "i/o timeout", "TLS handshake timeout", "context deadline exceeded")
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, DockerException):
+        text = (exc.stderr or "") + (exc.stdout or "")
+        return any(marker.lower() in text.lower() for marker in TRANSIENT) and "ERROR: failed to solve" not in text
+    return isinstance(exc, (ConnectionError, TimeoutError, urllib.error.URLError)) and not isinstance(
+        exc, urllib.error.HTTPError) or (isinstance(exc, urllib.error.HTTPError) and exc.code >= 500)
+
+
+retrying = retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(3),
+                 wait=wait_exponential(multiplier=1, min=1, max=8), reraise=True)
+
+
+@dataclass
+class StepResult:
+    step: Step
+    seconds: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    results: list[StepResult] = field(default_factory=list)
+
+    def builds(self) -> list[StepResult]:
+        return [r for r in self.results if isinstance(r.step, Build)]
+
+    def of(self, kind: type) -> list[StepResult]:
+        return [r for r in self.results if isinstance(r.step, kind)]
+
+
+class Executor:
+    """Runs steps against one engine; prints progress to *console*."""
+
+    def __init__(self, docker: DockerClient, console: Console, *, dry_run: bool = False,
+                 manifest_factory: Callable[[Pack], bundle.Manifest] | None = None) -> None:
+        self.docker = docker
+        self.console = console
+        self.dry_run = dry_run
+        self.manifest_factory = manifest_factory
+        self.handlers: dict[type, Callable[[Any], dict[str, Any]]] = {
+            Build: self.build,
+            MergeCache: self.merge_cache,
+            SaveImages: self.save_images,
+            FetchResource: self.fetch_resource,
+            Pack: self.pack,
+        }
+
+    def run(self, plan: Plan) -> RunResult:
+        result = RunResult()
+        for step in plan.steps:
+            if self.dry_run:
+                self.console.print(step.describe(), markup=False, highlight=False, soft_wrap=True)
+                continue
+            self.console.print(f"[bold]==>[/] {step.title}")
+            started = time.monotonic()
+            detail = self.handlers[type(step)](step)
+            result.results.append(StepResult(step, time.monotonic() - started, detail))
+        return result
+
+    # --- build -----------------------------------------------------------
+
+    def preflight(self, step: Build, store: Path | None) -> None:
+        """Check the store and engine hold what the build needs, before it starts.
+
+        BuildKit treats a missing cache as a warning and rebuilds from the
+        network; offline that is a failure found far too late.
+        """
+        if step.needs_store_tags:
+            tags = Layout(store).tags() if store else {}
+            for tag in step.needs_store_tags:
+                if tag not in tags:
+                    raise StepError(step.title, f"{tag!r} is not in the store {store}",
+                                    "run offline.setup with a bundle that holds it (offline.diagnose shows what is there)")
+            Layout(store).reachable([tags[t] for t in step.needs_store_tags])  # type: ignore[arg-type]
+        for image in step.needs_images:
+            if not image_present(self.docker, image):
+                raise StepError(step.title, f"base image {image} is not in the engine",
+                                "run offline.setup: it loads base images into engines that need them")
+
+    def build(self, step: Build, store: Path | None = None) -> dict[str, Any]:
+        store = store or _store_from(step)
+        self.preflight(step, store)
+        report = self._run_build(step)
+        return {"report": report, "cached": len(report.cached), "steps": len(report.steps)}
+
+    @retrying
+    def _run_build(self, step: Build) -> BuildReport:
+        report = BuildReport()
+        try:
+            stream = self.docker.buildx.build(
+                step.context, file=step.dockerfile, tags=list(step.tags), target=step.target,
+                build_args=dict(step.build_args), build_contexts=dict(step.build_contexts),
+                cache_from=list(step.cache_from) or None, cache_to=step.cache_to,
+                load=step.load, network=step.network, platforms=list(step.platforms) or None,
+                progress="rawjson",  # type: ignore[arg-type]  # passed through; not in the type hint
+                stream_logs=True,
+            )
+            with self.console.status(f"{step.title}…") as status:
+                for _, raw in _lines(stream):
+                    report.feed(raw)
+                    status.update(f"{step.title}: {len(report.cached)} cached, {len(report.ran)} run")
+        except DockerException as exc:
+            failed = report.failed
+            where = f" at {failed.name}" if failed else ""
+            tail = "".join(report.logs)[-1500:].strip()
+            raise StepError(step.title, f"build failed{where}: {engine_message(exc)}"
+                            + (f"\n{tail}" if tail else ""),
+                            "offline.lint names steps that need the network; offline.diagnose checks the store") from exc
+        return report
+
+    # --- export ----------------------------------------------------------
+
+    def merge_cache(self, step: MergeCache) -> dict[str, Any]:
+        source = Layout(step.source)
+        if not source.exists():
+            raise StepError(step.title, f"the build wrote no cache to {step.source}",
+                            "the engine must export caches: use Docker with the containerd image store")
+        added = Layout(step.store).merge(source, move=True)
+        shutil.rmtree(step.source, ignore_errors=True)
+        return {"blobs_added": added}
+
+    def save_images(self, step: SaveImages) -> dict[str, Any]:
+        """``docker save`` into a temp layout, check it is complete, merge it in."""
+        missing = [i for i in step.images if not image_present(self.docker, i)]
+        if missing:
+            raise StepError(step.title, f"base image {missing[0]} is not in the engine",
+                            f"pull or build it on this machine first (docker pull {missing[0]})")
+        work = step.store.parent / ".work"
+        work.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=work, prefix="save-") as tmp:
+            tar_path = Path(tmp) / "images.tar"
+            try:
+                self.docker.image.save(list(step.images), output=tar_path)
+            except DockerException as exc:
+                raise StepError(step.title, engine_message(exc)) from exc
+            layout_dir = Path(tmp) / "layout"
+            with tarfile.open(tar_path) as tar:
+                tar.extractall(layout_dir, filter="data")
+            saved = Layout(layout_dir)
+            if not saved.exists():
+                raise StepError(step.title, "docker save wrote no OCI index (index.json)",
+                                "use an engine with the containerd image store for export")
+            # docker save with the containerd store has been reported to omit
+            # shared blobs: reachable() raises if any referenced blob is absent.
+            retag = {_full_name(i): base_tag(i) for i in step.images}
+            _check_names(saved, retag, step)
+            added = Layout(step.store).merge(saved, retag=retag, move=True)
+        return {"images": list(step.images), "blobs_added": added}
+
+    @retrying
+    def _download(self, url: str, dest: Path) -> None:
+        with urllib.request.urlopen(url, timeout=60) as resp, dest.open("wb") as out:  # noqa: S310 (http(s) checked in config)
+            shutil.copyfileobj(resp, out)
+
+    def fetch_resource(self, step: FetchResource) -> dict[str, Any]:
+        dest = step.dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.partial")
+        try:
+            if step.kind == "url":
+                self._download(step.source, tmp)
+                if step.sha256 and sha256_file(tmp) != step.sha256:
+                    raise StepError(step.title, f"{step.source} does not match its expected sha256",
+                                    "check the URL, or update sha256 in offline.yaml if the file changed on purpose")
+            elif step.kind == "git":
+                _git_archive(step, tmp)
+            else:
+                _copy_path(step, tmp)
+            _replace(tmp, dest)
+        finally:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+        return {"dest": str(dest)}
+
+    def pack(self, step: Pack) -> dict[str, Any]:
+        members = bundle.collect(step.cache_dir)
+        total = sum(p.stat().st_size for _, p in members)
+        with _bar(self.console, "hash", total) as advance:
+            entries = bundle.hash_members(members, advance)
+        manifest = self.manifest_factory(step) if self.manifest_factory else None
+        if manifest is None:
+            raise StepError(step.title, "no manifest for the bundle")
+        manifest.files = entries
+        with _bar(self.console, "pack", total) as advance:
+            size = bundle.write(step.output, manifest, members, progress=advance)
+        blobs = [e for e in entries if e.path.startswith("blobs/")]
+        return {"output": step.output, "size": size, "blobs": len(blobs),
+                "unique_bytes": sum(e.size for e in blobs), "files": len(entries)}
+
+
+def _store_from(step: Build) -> Path | None:
+    for source in step.cache_from:
+        for part in source.split(","):
+            if part.startswith("src="):
+                return Path(part[4:])
+    for _, value in step.build_contexts:
+        if value.startswith("oci-layout://"):
+            return Path(value.removeprefix("oci-layout://").rsplit(":", 1)[0])
+    return None
+
+
+def _lines(stream: Any) -> Iterator[tuple[str, str]]:
+    for item in stream:
+        if isinstance(item, tuple):
+            source, data = item
+            yield source, data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+        else:
+            yield "stderr", item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item)
+
+
+def _full_name(ref: str) -> str:
+    """``debian:bookworm-slim`` -> ``docker.io/library/debian:bookworm-slim`` (as containerd names it)."""
+    name = ref
+    first = name.split("/", 1)[0]
+    if "/" not in name:
+        name = f"docker.io/library/{name}"
+    elif "." not in first and ":" not in first and first != "localhost":
+        name = f"docker.io/{name}"
+    if ":" not in name.rsplit("/", 1)[-1] and "@" not in name:
+        name += ":latest"
+    return name
+
+
+def _check_names(saved: Layout, retag: dict[str, str], step: SaveImages) -> None:
+    names = {d.annotations.get(IMAGE_NAME) for d in saved.index()}
+    for full, _ in retag.items():
+        if full not in names:
+            raise StepError(step.title, f"docker save wrote no entry named {full}",
+                            "check the base image name in offline.yaml or the Dockerfile")
+
+
+def _git_archive(step: FetchResource, out: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        clone = Path(tmp) / "repo"
+        _git(["clone", "--quiet", "--no-checkout", step.source, str(clone)], step)
+        _git(["-C", str(clone), "archive", "--format=tar", f"--output={out}", step.ref or "HEAD"], step)
+
+
+def _git(args: list[str], step: FetchResource) -> None:
+    proc = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise StepError(step.title, f"git {args[0]} failed: {proc.stderr.strip()}",
+                        "check the repository URL and that the ref exists")
+
+
+def _copy_path(step: FetchResource, out: Path) -> None:
+    source = Path(step.source)
+    if source.is_dir():
+        shutil.copytree(source, out, symlinks=False)
+    elif source.is_file():
+        shutil.copyfile(source, out)
+    else:
+        raise StepError(step.title, f"{source} does not exist", "fix the resource's path in offline.yaml")
+
+
+def _replace(tmp: Path, dest: Path) -> None:
+    if dest.is_dir():
+        shutil.rmtree(dest)
+    tmp.replace(dest)
+
+
+@contextmanager
+def _bar(console: Console, what: str, total: int) -> Iterator[Callable[[int], None]]:
+    columns = (TextColumn(f"{what:>5}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(what, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def check_engine(docker: DockerClient) -> None:
+    try:
+        docker.version()
+    except DockerException as exc:
+        raise EngineError(f"cannot reach the Docker engine: {engine_message(exc)}",
+                          "start it, or point --host / DOCKER_HOST at a running engine") from None

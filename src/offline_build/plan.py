@@ -1,0 +1,232 @@
+"""Planning: project file + options in, a list of frozen steps out.
+
+Planning does no I/O beyond what the project already read, so ``--dry-run``
+and the unit tests see exactly what a real run would do. Each step knows the
+docker command it amounts to (``argv``); the executor runs the step itself,
+never a second, hand-written copy of that command.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from .config import Project, Service
+
+OFFLINE_NETWORK = "none"
+
+
+def slug(ref: str) -> str:
+    """A file- and tag-safe name for an image reference (``debian:bookworm-slim`` -> ``debian_bookworm-slim``)."""
+    ref = ref.removeprefix("docker.io/").removeprefix("library/")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", ref).strip("_.-")[:120]
+
+
+def cache_tag(service: str) -> str:
+    """The tag of a service's cache inside the store's OCI index."""
+    return f"cache-{service}"
+
+
+def base_tag(image: str) -> str:
+    """The tag of a base image inside the store's OCI index."""
+    return f"base-{slug(image)}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One unit of work. ``title`` is what progress output and errors call it."""
+
+    title: str
+
+    def argv(self) -> list[str] | None:
+        """The docker command this step amounts to, or None for a local action."""
+        return None
+
+    def describe(self) -> str:
+        argv = self.argv()
+        return shlex.join(argv) if argv else f"# {self.title}"
+
+
+@dataclass(frozen=True)
+class Build(Step):
+    """``docker buildx build`` of one service."""
+
+    service: str = ""
+    context: Path = Path(".")
+    dockerfile: Path = Path("Dockerfile")
+    tags: tuple[str, ...] = ()
+    target: str | None = None
+    build_args: tuple[tuple[str, str], ...] = ()
+    platforms: tuple[str, ...] = ()
+    network: str | None = None
+    build_contexts: tuple[tuple[str, str], ...] = ()
+    cache_from: tuple[str, ...] = ()
+    cache_to: str | None = None
+    load: bool = True
+    # Base images this build needs from the store; checked before the build,
+    # because BuildKit quietly falls back to the network when they are absent.
+    needs_store_tags: tuple[str, ...] = ()
+    needs_images: tuple[str, ...] = ()
+
+    def argv(self) -> list[str]:
+        cmd = ["docker", "buildx", "build", "--progress", "rawjson"]
+        for name, value in self.build_args:
+            cmd += ["--build-arg", f"{name}={value}"]
+        for name, value in self.build_contexts:
+            cmd += ["--build-context", f"{name}={value}"]
+        for source in self.cache_from:
+            cmd += ["--cache-from", source]
+        if self.cache_to:
+            cmd += ["--cache-to", self.cache_to]
+        cmd += ["--file", str(self.dockerfile)]
+        if self.load:
+            cmd.append("--load")
+        if self.network:
+            cmd += ["--network", self.network]
+        if self.platforms:
+            cmd += ["--platform", ",".join(self.platforms)]
+        for tag in self.tags:
+            cmd += ["--tag", tag]
+        if self.target:
+            cmd += ["--target", self.target]
+        cmd.append(str(self.context))
+        return cmd
+
+
+@dataclass(frozen=True)
+class SaveImages(Step):
+    """``docker save`` base images, then merge them into the store."""
+
+    images: tuple[str, ...] = ()
+    store: Path = Path("store")
+
+    def argv(self) -> list[str]:
+        return ["docker", "save", "--output", "<tmp>.tar", *self.images]
+
+
+@dataclass(frozen=True)
+class MergeCache(Step):
+    """Move one service's freshly exported cache folder into the shared store."""
+
+    source: Path = Path(".")
+    store: Path = Path("store")
+    tag: str = ""
+
+
+@dataclass(frozen=True)
+class FetchResource(Step):
+    resource_name: str = ""
+    kind: str = ""
+    source: str = ""
+    ref: str | None = None
+    sha256: str | None = None
+    dest: Path = Path(".")
+
+
+@dataclass(frozen=True)
+class Pack(Step):
+    """Write the bundle: reachable blobs, files, manifest; atomically."""
+
+    cache_dir: Path = Path(".")
+    output: Path = Path("bundle.tar")
+    services: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An ordered list of steps, and what the plan is for."""
+
+    name: str
+    steps: tuple[Step, ...] = field(default_factory=tuple)
+
+    def describe(self) -> str:
+        return "\n".join(step.describe() for step in self.steps)
+
+
+# --- builders ----------------------------------------------------------------
+
+
+def image_tag(project: Project, service: Service) -> str:
+    return f"{service.image}:{project.version}"
+
+
+def online_build(project: Project, service: Service, cache_dest: Path | None = None) -> Build:
+    """A build on the online machine: network allowed; cache exported when asked."""
+    cache_to = f"type=local,dest={cache_dest},mode=max,tag={cache_tag(service.name)}" if cache_dest else None
+    return Build(
+        title=f"build {service.name} (online)",
+        service=service.name,
+        context=service.context,
+        dockerfile=service.dockerfile,
+        tags=(image_tag(project, service),),
+        target=service.target,
+        build_args=tuple(sorted(service.build_args.items())),
+        platforms=project.platforms,
+        network=project.network,
+        cache_to=cache_to,
+        load=cache_dest is None,
+    )
+
+
+def offline_build(project: Project, service: Service, bases: tuple[str, ...],
+                  *, cache: bool, oci_contexts: bool) -> Build:
+    """A build on the offline machine: no network, cache and bases from the store.
+
+    *oci_contexts* says whether the engine can read base images straight from
+    the store (``oci-layout://``); otherwise they must already be loaded.
+    """
+    store = project.store
+    contexts = tuple((b, f"oci-layout://{store}:{base_tag(b)}") for b in bases) if oci_contexts else ()
+    cache_from = (f"type=local,src={store},tag={cache_tag(service.name)}",) if cache else ()
+    needs_tags = tuple(base_tag(b) for b in bases) if oci_contexts else ()
+    return Build(
+        title=f"build {service.name} (offline)",
+        service=service.name,
+        context=service.context,
+        dockerfile=service.dockerfile,
+        tags=(image_tag(project, service),),
+        target=service.target,
+        build_args=tuple(sorted(service.build_args.items())),
+        platforms=project.platforms,
+        network=OFFLINE_NETWORK,
+        build_contexts=contexts,
+        cache_from=cache_from,
+        load=True,
+        needs_store_tags=needs_tags + ((cache_tag(service.name),) if cache else ()),
+        needs_images=() if oci_contexts else bases,
+    )
+
+
+def bundle_name(today: date | None = None, compression: str | None = None) -> str:
+    """``build-cache-YYYYMMDD.tar[.<compression>]``, the seed's name."""
+    stamp = (today or date.today()).strftime("%Y%m%d")
+    return f"build-cache-{stamp}.tar" + (f".{compression}" if compression else "")
+
+
+def export_plan(project: Project, services: list[Service], bases: tuple[str, ...],
+                work: Path, today: date | None = None) -> Plan:
+    """Export: build every service with cache export, save bases, fetch, pack.
+
+    Each service exports into its own folder under *work* and is merged into
+    the store afterwards: two exports into one local cache folder race on its
+    temp files, and BuildKit never removes old blobs from it.
+    """
+    steps: list[Step] = []
+    for service in services:
+        dest = work / cache_tag(service.name)
+        steps.append(online_build(project, service, cache_dest=dest))
+        steps.append(MergeCache(title=f"merge {service.name} cache into the store",
+                                source=dest, store=project.store, tag=cache_tag(service.name)))
+    if bases:
+        steps.append(SaveImages(title=f"save {len(bases)} base image(s)", images=bases, store=project.store))
+    for res in project.resources:
+        steps.append(FetchResource(title=f"fetch resource {res.name}", resource_name=res.name,
+                                   kind=res.kind, source=res.source, ref=res.ref, sha256=res.sha256,
+                                   dest=project.cache_dir / "resources" / res.dest))
+    steps.append(Pack(title="pack the bundle", cache_dir=project.cache_dir,
+                      output=project.cache_dir / bundle_name(today),
+                      services=tuple(s.name for s in services)))
+    return Plan("export", tuple(steps))

@@ -1,0 +1,60 @@
+"""Closing tables for people (rich) and the same facts as JSON for machines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .workflow import BuildOutcome, SetupReport
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def builds(console: Console, outcomes: Iterable[BuildOutcome], title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    for col in ("service", "image", "steps", "cached", "status", "time"):
+        table.add_column(col, justify="right" if col in ("steps", "cached", "time") else "left")
+    for o in outcomes:
+        table.add_row(o.service, o.image, str(o.steps), str(o.cached), o.status, f"{o.seconds:.1f}s")
+    console.print(table)
+
+
+def export(console: Console, summary: dict[str, Any], seconds: float) -> None:
+    table = Table(title="offline.export", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("services", ", ".join(summary["services"]))
+    table.add_row("blobs", str(summary["blobs"]))
+    table.add_row("unique bytes", human_size(summary["unique_bytes"]))
+    table.add_row("bundle", str(summary["output"]))
+    table.add_row("bundle size", human_size(summary["size"]))
+    table.add_row("time", f"{seconds:.1f}s")
+    console.print(table)
+
+
+def setup(console: Console, rep: SetupReport, seconds: float) -> None:
+    table = Table(title="offline.setup", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("bundle", str(rep.bundle))
+    table.add_row("project / version", f"{rep.manifest.project} / {rep.manifest.version}")
+    table.add_row("services", ", ".join(rep.manifest.services) or "none")
+    table.add_row("verified files", str(len(rep.manifest.files)))
+    table.add_row("new blobs in store", str(rep.blobs_added))
+    table.add_row("files placed", str(rep.files))
+    if rep.caps:
+        mode = "oci-layout contexts" if rep.caps.oci_layout_context else "loaded into the engine"
+        table.add_row("base images", mode)
+    for image, state in rep.loaded:
+        table.add_row(f"  {image}", state)
+    table.add_row("time", f"{seconds:.1f}s")
+    console.print(table)

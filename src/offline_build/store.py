@@ -1,0 +1,235 @@
+"""The local store: one OCI image layout holding every blob once, by digest.
+
+BuildKit's local cache exporter and ``docker save`` (containerd image store)
+both write OCI layouts, so base images and every service's cache can share a
+single ``blobs/sha256`` folder: a base layer that five caches reference is
+stored once. Entries in ``index.json`` are told apart by their
+``org.opencontainers.image.ref.name`` annotation (``cache-<service>`` or
+``base-<image slug>``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import OfflineBuildError
+
+REF_NAME = "org.opencontainers.image.ref.name"
+IMAGE_NAME = "io.containerd.image.name"
+LAYOUT = {"imageLayoutVersion": "1.0.0"}
+INDEX_TYPES = {
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+}
+MANIFEST_TYPES = {
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+}
+CHUNK = 1 << 20
+
+
+class StoreError(OfflineBuildError):
+    """The store is missing something or holds something broken."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write *data* so that *path* holds either the old or the new content, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    media_type: str
+    digest: str
+    size: int
+    annotations: dict[str, str]
+    platform: dict[str, str] | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Descriptor:
+        return cls(data["mediaType"], data["digest"], int(data["size"]),
+                   dict(data.get("annotations") or {}), data.get("platform"))
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        if self.annotations:
+            out["annotations"] = dict(sorted(self.annotations.items()))
+        if self.platform:
+            out["platform"] = self.platform
+        return out
+
+    @property
+    def ref_name(self) -> str | None:
+        return self.annotations.get(REF_NAME)
+
+    @property
+    def hex(self) -> str:
+        return self.digest.split(":", 1)[1]
+
+
+class Layout:
+    """An OCI image layout folder (``oci-layout``, ``index.json``, ``blobs/sha256``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def blobs(self) -> Path:
+        return self.root / "blobs" / "sha256"
+
+    def exists(self) -> bool:
+        return (self.root / "index.json").is_file()
+
+    def blob_path(self, digest: str) -> Path:
+        algo, _, hexpart = digest.partition(":")
+        if algo != "sha256" or len(hexpart) != 64:
+            raise StoreError(f"unsupported digest {digest!r}", "only sha256 digests are supported")
+        return self.blobs / hexpart
+
+    def index(self) -> list[Descriptor]:
+        if not self.exists():
+            return []
+        try:
+            data = json.loads((self.root / "index.json").read_text())
+            return [Descriptor.from_json(d) for d in data.get("manifests", [])]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"{self.root / 'index.json'}: not a valid OCI index ({exc})",
+                             "re-run offline.setup (or offline.export on the online machine)") from None
+
+    def tags(self) -> dict[str, Descriptor]:
+        return {d.ref_name: d for d in self.index() if d.ref_name}
+
+    def write_index(self, descriptors: Iterable[Descriptor]) -> bool:
+        """Write index.json (sorted, stable); returns whether it changed."""
+        entries = sorted(descriptors, key=lambda d: (d.ref_name or "", d.digest))
+        data = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                           "manifests": [d.to_json() for d in entries]}, indent=2).encode() + b"\n"
+        path = self.root / "index.json"
+        if path.is_file() and path.read_bytes() == data:
+            return False
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.root / "oci-layout", json.dumps(LAYOUT).encode())
+        write_atomic(path, data)
+        return True
+
+    def read_json(self, digest: str) -> dict[str, Any]:
+        try:
+            return json.loads(self.blob_path(digest).read_bytes())
+        except FileNotFoundError:
+            raise StoreError(f"blob {digest} is missing from {self.root}") from None
+        except ValueError as exc:
+            raise StoreError(f"blob {digest} in {self.root} is not JSON ({exc})") from None
+
+    def walk(self, roots: Iterable[Descriptor]) -> Iterator[tuple[Descriptor, bool]]:
+        """Every descriptor reachable from *roots*: (descriptor, present?).
+
+        Children of an index that are absent are still yielded (present=False)
+        so callers can decide; a manifest is only opened when present.
+        """
+        seen: set[str] = set()
+        stack = list(roots)
+        while stack:
+            desc = stack.pop()
+            if desc.digest in seen:
+                continue
+            seen.add(desc.digest)
+            present = self.blob_path(desc.digest).is_file()
+            yield desc, present
+            if present and (desc.media_type in INDEX_TYPES or desc.media_type in MANIFEST_TYPES):
+                stack.extend(_children(self.read_json(desc.digest)))
+
+    def reachable(self, roots: Iterable[Descriptor] | None = None) -> dict[str, Descriptor]:
+        """Digests reachable from *roots* (default: the whole index); raises on a missing one."""
+        found: dict[str, Descriptor] = {}
+        missing: list[Descriptor] = []
+        for desc, present in self.walk(self.index() if roots is None else roots):
+            (found.__setitem__(desc.digest, desc) if present else missing.append(desc))
+        if missing:
+            names = ", ".join(d.digest[:19] for d in missing[:3])
+            raise StoreError(f"{len(missing)} blob(s) referenced but absent in {self.root}: {names}",
+                             "re-export on the online machine: the saved image or cache is incomplete")
+        return found
+
+    def add_blob(self, source: Path, digest: str, *, move: bool = False) -> bool:
+        """Place *source* as blob *digest* unless present; returns whether it was added."""
+        target = self.blob_path(digest)
+        if target.is_file() and target.stat().st_size == source.stat().st_size:
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        if move:
+            os.replace(source, tmp)
+        else:
+            try:
+                os.link(source, tmp)
+            except OSError:
+                shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+        return True
+
+    def merge(self, other: Layout, *, retag: dict[str, str] | None = None, move: bool = False) -> int:
+        """Bring *other*'s reachable blobs and index entries in; returns blobs added.
+
+        Blobs go first and the index last, so an interrupted merge leaves an
+        index that only names complete content.
+        """
+        incoming = other.index()
+        reach = other.reachable(incoming)
+        added = sum(self.add_blob(other.blob_path(d), d, move=move) for d in reach)
+        renamed = [_retag(d, retag or {}) for d in incoming]
+        names = {d.ref_name for d in renamed if d.ref_name}
+        kept = [d for d in self.index() if d.ref_name not in names]
+        self.write_index(kept + renamed)
+        return added
+
+    def garbage(self) -> list[Path]:
+        """Blob files no index entry reaches (BuildKit never deletes old ones)."""
+        if not self.blobs.is_dir():
+            return []
+        live = set(self.reachable())
+        return [p for p in self.blobs.iterdir() if f"sha256:{p.name}" not in live]
+
+
+def _children(doc: dict[str, Any]) -> list[Descriptor]:
+    out = [Descriptor.from_json(d) for d in doc.get("manifests", [])]
+    if "config" in doc:
+        out.append(Descriptor.from_json(doc["config"]))
+    out += [Descriptor.from_json(d) for d in doc.get("layers", [])]
+    out += [Descriptor.from_json(d) for d in doc.get("blobs", [])]
+    if "subject" in doc:
+        out.append(Descriptor.from_json(doc["subject"]))
+    return out
+
+
+def _retag(desc: Descriptor, retag: dict[str, str]) -> Descriptor:
+    for old, new in retag.items():
+        if desc.ref_name == old or desc.annotations.get(IMAGE_NAME) == old:
+            annotations = {**desc.annotations, REF_NAME: new}
+            return Descriptor(desc.media_type, desc.digest, desc.size, annotations, desc.platform)
+    return desc

@@ -1,0 +1,65 @@
+"""What every task shares: flags, loading the project, one clean exit on failure."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from invoke import Context, Exit
+from rich.console import Console
+
+from ..config import Overrides, Project, load
+from ..engine import client
+from ..errors import OfflineBuildError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Help lines for the flags most tasks take; invoke shows them in --help.
+COMMON_HELP = {
+    "dry_run": "print the docker commands and touch nothing",
+    "host": "Docker engine to use (unix://... ; default: DOCKER_HOST)",
+    "version": "image tag (default: OFFLINE_VERSION, then offline.yaml's version)",
+    "cache_dir": "where the store and bundles live (default: CACHE_DIR, then offline.yaml)",
+    "platform": "target platform(s), comma-separated (default: offline.yaml's platforms)",
+}
+
+
+def helps(*names: str, **extra: str) -> dict[str, str]:
+    """Help lines for the named common flags plus a task's own."""
+    return {**{n: COMMON_HELP[n] for n in names}, **extra}
+
+
+BUILD_FLAGS = ("dry_run", "host", "version", "cache_dir", "platform")
+
+
+def clean_exit(body: F) -> F:
+    """Turn a known failure into one message and a non-zero exit."""
+
+    @functools.wraps(body)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return body(*args, **kwargs)
+        except OfflineBuildError as exc:
+            raise Exit(f"offline-build: error: {exc}", code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise Exit("offline-build: interrupted; nothing was left half-written", code=130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def project(c: Context, version: str | None = None, cache_dir: str | None = None,
+            platform: str | None = None) -> Project:
+    """The project file the tree was made from, with command-line overrides applied."""
+    path = Path(c.config.offline_build.config)
+    platforms = tuple(p.strip() for p in platform.split(",") if p.strip()) if platform else None
+    return load(path, Overrides(version=version, cache_dir=cache_dir, platforms=platforms))
+
+
+def console() -> Console:
+    return Console(highlight=False)
+
+
+def docker(host: str | None):  # noqa: ANN201 (python-on-whales' client type)
+    return client(host)

@@ -1,0 +1,74 @@
+"""Project-wide tasks: ``offline.export``, ``setup``, ``build``, ``diagnose``, ``verify``..."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from invoke import Collection, Context, task
+
+from .. import makefile, report, workflow
+from .common import BUILD_FLAGS, clean_exit, helps, console, docker, project
+
+
+@task(auto_shortflags=False, help=helps(*BUILD_FLAGS))
+@clean_exit
+def export(c: Context, dry_run: bool = False, host: str | None = None, version: str | None = None,
+           cache_dir: str | None = None, platform: str | None = None) -> None:
+    """Build every service on the online engine with cache export; pack the bundle."""
+    proj = project(c, version, cache_dir, platform)
+    out = console()
+    started = time.monotonic()
+    summary = workflow.export(proj, None, docker(host), out, dry_run=dry_run)
+    if not dry_run:
+        report.export(out, summary, time.monotonic() - started)
+
+
+@task(auto_shortflags=False, help=helps("dry_run", "host", "cache_dir",
+                 bundle="bundle archive to restore (default: the newest build-cache-*.tar in the cache dir)"))
+@clean_exit
+def setup(c: Context, bundle: str | None = None, dry_run: bool = False, host: str | None = None,
+          cache_dir: str | None = None) -> None:
+    """Verify a bundle, merge it into the local store, load base images where the engine needs them."""
+    proj = project(c, None, cache_dir)
+    out = console()
+    started = time.monotonic()
+    rep = workflow.setup(proj, Path(bundle) if bundle else None, docker(host), out, dry_run=dry_run)
+    if rep:
+        report.setup(out, rep, time.monotonic() - started)
+
+
+@task(auto_shortflags=False, help=helps(*BUILD_FLAGS))
+@clean_exit
+def build(c: Context, dry_run: bool = False, host: str | None = None, version: str | None = None,
+          cache_dir: str | None = None, platform: str | None = None) -> None:
+    """Build every service with the network cut off, from the restored store."""
+    proj = project(c, version, cache_dir, platform)
+    out = console()
+    outcomes = workflow.build(proj, None, docker(host), out, dry_run=dry_run)
+    if not dry_run:
+        report.builds(out, outcomes, "offline.build")
+
+
+@task(auto_shortflags=False, help={"output": "where to write the make targets (default: Makefile.offline.mk beside offline.yaml)",
+            "runner": "the command the targets call: offline-build (default) or inv",
+            "dry_run": "print the file instead of writing it"})
+@clean_exit
+def makefile_(c: Context, output: str | None = None, runner: str = "offline-build", dry_run: bool = False) -> None:
+    """Write Makefile.offline.mk: the seed's make targets, each delegating to its task."""
+    proj = project(c)
+    text = makefile.render(proj, runner)
+    if dry_run:
+        console().print(text, markup=False, highlight=False, end="")
+        return
+    path = Path(output) if output else proj.root / "Makefile.offline.mk"
+    makefile.write(path, text)
+    console().print(f"wrote {path}")
+
+
+def collection() -> Collection:
+    ns = Collection("offline")
+    for t in (export, setup, build):
+        ns.add_task(t)
+    ns.add_task(makefile_, name="makefile")
+    return ns

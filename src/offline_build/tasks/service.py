@@ -1,0 +1,44 @@
+"""Per-service tasks: ``<service>.offline-build`` and ``<service>.offline-export``."""
+
+from __future__ import annotations
+
+import time
+
+from invoke import Collection, Context, Task
+
+from .. import report, workflow
+from .common import BUILD_FLAGS, clean_exit, helps, console, docker, project
+
+
+def collection(name: str) -> Collection:
+    """The collection for service *name*; the bodies close over the name."""
+
+    @clean_exit
+    def offline_build(c: Context, dry_run: bool = False, host: str | None = None,
+                      version: str | None = None, cache_dir: str | None = None,
+                      platform: str | None = None) -> None:
+        proj = project(c, version, cache_dir, platform)
+        out = console()
+        outcomes = workflow.build(proj, [name], docker(host), out, dry_run=dry_run)
+        if not dry_run:
+            report.builds(out, outcomes, f"{name}.offline-build")
+
+    @clean_exit
+    def offline_export(c: Context, dry_run: bool = False, host: str | None = None,
+                       version: str | None = None, cache_dir: str | None = None,
+                       platform: str | None = None) -> None:
+        proj = project(c, version, cache_dir, platform)
+        out = console()
+        started = time.monotonic()
+        summary = workflow.export(proj, [name], docker(host), out, dry_run=dry_run)
+        if not dry_run:
+            report.export(out, summary, time.monotonic() - started)
+
+    offline_build.__doc__ = (f"Build {name} with the network cut off, from the restored store "
+                             f"(cache and base images), tagged with the version.")
+    offline_export.__doc__ = (f"Re-export only {name}'s cache on the online engine and repack the bundle "
+                              "(the store keeps the other services).")
+    ns = Collection(name)
+    ns.add_task(Task(offline_build, name="offline-build", auto_shortflags=False, help=helps(*BUILD_FLAGS)))
+    ns.add_task(Task(offline_export, name="offline-export", auto_shortflags=False, help=helps(*BUILD_FLAGS)))
+    return ns
