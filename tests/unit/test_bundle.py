@@ -1,0 +1,209 @@
+"""The bundle archive: written atomically, verified before anything changes, extracted safely."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from offline_build import bundle
+from offline_build.config import Project, load
+from offline_build.store import Layout
+from offline_build.workflow import unpack
+from tests.unit import oci
+
+
+def project(root: Path, name: str = "demo") -> Project:
+    (root / "svc").mkdir(parents=True, exist_ok=True)
+    (root / "svc" / "Dockerfile").write_text("FROM debian:bookworm-slim\n")
+    (root / "offline.yaml").write_text(f"project: {name}\nservices:\n  svc:\n    context: svc\n")
+    return load(root / "offline.yaml", environ={})
+
+
+def pack(proj: Project) -> Path:
+    store = oci.new(proj.store)
+    oci.image(store, "cache-svc", [b"base", b"svc layer"])
+    oci.image(store, "base-debian_bookworm-slim", [b"base"])
+    (proj.cache_dir / "resources" / "models").mkdir(parents=True)
+    (proj.cache_dir / "resources" / "models" / "m.txt").write_text("weights\n")
+    members = bundle.collect(proj.cache_dir)
+    manifest = bundle.Manifest(project=proj.name, version="1", platforms=[], services={"svc": {}},
+                               base_images={"debian:bookworm-slim": "base-debian_bookworm-slim"})
+    manifest.files = bundle.hash_members(members)
+    out = proj.cache_dir / "build-cache-20260101.tar"
+    bundle.write(out, manifest, members)
+    return out
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and ".work" not in p.parts}
+
+
+def rewrite(src: Path, dst: Path, change) -> None:  # noqa: ANN001
+    """Copy a tar member by member, letting *change* edit (name, data) or drop a member."""
+    with tarfile.open(src) as tin, tarfile.open(dst, "w") as tout:
+        for m in tin.getmembers():
+            data = tin.extractfile(m).read()  # type: ignore[union-attr]
+            result = change(m, data)
+            if result is None:
+                continue
+            m2, data2 = result
+            m2.size = len(data2)
+            tout.addfile(m2, io.BytesIO(data2))
+
+
+def test_round_trip_into_an_empty_store(tmp_path: Path) -> None:
+    online = project(tmp_path / "online")
+    archive = pack(online)
+    offline = project(tmp_path / "offline")
+    manifest, added, files = unpack(offline, archive, Console(quiet=True))
+    assert manifest.project == "demo"
+    assert set(Layout(offline.store).tags()) == {"cache-svc", "base-debian_bookworm-slim"}
+    assert (offline.cache_dir / "resources" / "models" / "m.txt").read_text() == "weights\n"
+    # The shared base layer is one blob in the bundle and in the store.
+    with tarfile.open(archive) as tar:
+        blobs = [m for m in tar.getnames() if m.startswith("blobs/")]
+    assert len(blobs) == len(set(blobs)) == len(list(Layout(offline.store).blobs.iterdir()))
+    assert added == len(blobs)
+
+
+def test_setup_twice_changes_nothing(tmp_path: Path) -> None:
+    archive = pack(project(tmp_path / "online"))
+    offline = project(tmp_path / "offline")
+    unpack(offline, archive, Console(quiet=True))
+    before = snapshot(offline.store)
+    _, added, files = unpack(offline, archive, Console(quiet=True))
+    assert (added, files) == (0, 0)
+    assert snapshot(offline.store) == before
+
+
+def test_only_reachable_blobs_are_packed(tmp_path: Path) -> None:
+    proj = project(tmp_path / "p")
+    archive = pack(proj)
+    (Layout(proj.store).blobs / ("0" * 64)).write_bytes(b"stale blob from an old export")
+    names = {name for name, _ in bundle.collect(proj.cache_dir)}
+    assert f"blobs/sha256/{'0' * 64}" not in names
+    assert archive.exists()
+
+
+def test_write_is_atomic(tmp_path: Path) -> None:
+    proj = project(tmp_path / "p")
+    members = [("oci-layout", tmp_path / "missing-file")]
+    out = tmp_path / "out.tar"
+    with pytest.raises(FileNotFoundError):
+        bundle.write(out, bundle.Manifest("p", "1", [], {}, {}), members)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.tar*"))
+    assert proj
+
+
+def flip_blob(m: tarfile.TarInfo, data: bytes):  # noqa: ANN201
+    if m.name.startswith("blobs/") and len(data) > 4:
+        return m, bytes([data[0] ^ 1]) + data[1:]
+    return m, data
+
+
+def drop(name_part: str):  # noqa: ANN201
+    return lambda m, data: None if name_part in m.name else (m, data)
+
+
+def as_symlink(m: tarfile.TarInfo, data: bytes):  # noqa: ANN201
+    if m.name.startswith("files/"):
+        m.type = tarfile.SYMTYPE
+        m.linkname = "/etc/passwd"
+        return m, b""
+    return m, data
+
+
+def rename(old: str, new: str):  # noqa: ANN201
+    def change(m: tarfile.TarInfo, data: bytes):  # noqa: ANN202
+        if m.name.startswith(old):
+            m.name = new
+        return m, data
+    return change
+
+
+def newer_format(m: tarfile.TarInfo, data: bytes):  # noqa: ANN201
+    if m.name == "manifest.json":
+        doc = json.loads(data)
+        doc["format_version"] = 99
+        return m, json.dumps(doc).encode()
+    if m.name == "manifest.json.sha256":
+        return None
+    return m, data
+
+
+def setuid(m: tarfile.TarInfo, data: bytes):  # noqa: ANN201
+    if m.name.startswith("files/"):
+        m.mode = 0o4755
+    return m, data
+
+
+def tampered_manifest(m: tarfile.TarInfo, data: bytes):  # noqa: ANN201
+    if m.name == "manifest.json":
+        return m, data.replace(b'"version": "1"', b'"version": "2"')
+    return m, data
+
+
+BAD = {
+    "flipped byte in a blob": (flip_blob, "is damaged"),
+    "missing member": (drop("files/resources"), "is missing from the bundle"),
+    "symlink member": (as_symlink, "not a regular file"),
+    "absolute path": (rename("files/resources", "/etc/evil"), "unsafe path"),
+    "dot-dot path": (rename("files/resources", "files/resources/../../x"), "unsafe path"),
+    "unlisted member": (rename("files/resources", "files/resources/other.txt"), "not listed in the manifest"),
+    "unexpected member": (rename("files/resources", "README"), "unexpected member"),
+    "newer format": (newer_format, "newer than this tool reads"),
+    "setuid bit": (setuid, "setuid"),
+    "manifest edited": (tampered_manifest, "does not match its checksum"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_a_bad_bundle_is_refused_and_the_store_is_untouched(tmp_path: Path, case: str) -> None:
+    change, words = BAD[case]
+    archive = pack(project(tmp_path / "online"))
+    bad = tmp_path / "bad.tar"
+    rewrite(archive, bad, change)
+    offline = project(tmp_path / "offline")
+    oci.image(oci.new(offline.store), "cache-other", [b"already here"])
+    before = snapshot(offline.cache_dir)
+    with pytest.raises(bundle.BundleError, match=words):
+        unpack(offline, bad, Console(quiet=True))
+    assert snapshot(offline.cache_dir) == before
+
+
+def test_truncated_and_empty_and_folder_are_refused(tmp_path: Path) -> None:
+    archive = pack(project(tmp_path / "online"))
+    offline = project(tmp_path / "offline")
+    truncated = tmp_path / "truncated.tar"
+    truncated.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    empty = tmp_path / "empty.tar"
+    empty.write_bytes(b"")
+    for path in (truncated, empty, tmp_path):
+        with pytest.raises(bundle.BundleError):
+            unpack(offline, path, Console(quiet=True))
+    assert not offline.store.exists()
+
+
+def test_a_bundle_for_another_project_is_refused(tmp_path: Path) -> None:
+    archive = pack(project(tmp_path / "online", "shop"))
+    with pytest.raises(bundle.BundleError, match="for project 'shop', not 'demo'"):
+        unpack(project(tmp_path / "offline"), archive, Console(quiet=True))
+
+
+def test_find_bundle_takes_the_newest(tmp_path: Path) -> None:
+    for day in ("20260101", "20260301", "20260201"):
+        (tmp_path / f"build-cache-{day}.tar").write_bytes(b"x")
+    (tmp_path / ".build-cache-20260401.tar.partial").write_bytes(b"x")
+    assert bundle.find_bundle(tmp_path).name == "build-cache-20260301.tar"
+    with pytest.raises(bundle.BundleError, match="no bundle"):
+        bundle.find_bundle(tmp_path / "nothing")

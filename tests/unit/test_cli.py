@@ -1,0 +1,88 @@
+"""The console script and inv: same task tree, clean errors, dry runs that touch nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "examples" / "demo"
+SCRIPT = [sys.executable, "-c", "from offline_build.cli import main; main()"]
+
+
+def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    # An unreachable engine: a dry run must not need one.
+    environ = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock", **env}
+    return subprocess.run([*SCRIPT, *args], cwd=cwd, capture_output=True, text=True, env=environ, check=False)
+
+
+def task_names(listing: str) -> set[str]:
+    """Task names from --list output (wrapped help lines are indented deeper)."""
+    return {line.split()[0] for line in listing.splitlines()
+            if line.startswith("  ") and not line.startswith("   ")}
+
+
+def test_console_script_lists_the_same_tasks_as_inv() -> None:
+    ours = run(["--list"], DEMO)
+    assert ours.returncode == 0, ours.stderr
+    inv = subprocess.run([sys.executable, "-m", "invoke", "--list"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert task_names(ours.stdout) == task_names(inv.stdout) - {"dev.test", "dev.engines"}
+    assert {"offline.export", "backend.offline-build", "worker.offline-export"} <= task_names(ours.stdout)
+
+
+def test_dry_run_prints_the_exact_buildx_command() -> None:
+    out = run(["backend.offline-build", "--dry-run"], DEMO)
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip().splitlines()[-1]
+    assert line.startswith("docker buildx build --progress rawjson ")
+    assert "--network none" in line and "--tag demo/backend:1.0.0" in line
+
+
+def test_version_flag_and_environment_reach_the_tag() -> None:
+    assert "--tag demo/web:7.7" in run(["web.offline-build", "--dry-run"], DEMO, OFFLINE_VERSION="7.7").stdout
+    assert "--tag demo/web:8.8" in run(["web.offline-build", "--dry-run", "--version", "8.8"], DEMO,
+                                       OFFLINE_VERSION="7.7").stdout
+
+
+def test_config_flag_picks_another_project_file(tmp_path: Path) -> None:
+    shutil.copytree(DEMO, tmp_path / "demo")
+    (tmp_path / "demo" / "offline.yaml").rename(tmp_path / "demo" / "other.yaml")
+    out = run(["--config", "demo/other.yaml", "--list"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "web.offline-build" in out.stdout
+
+
+def test_broken_project_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "offline.yaml").write_text("project: x\nservices:\n  a:\n    contxt: .\n")
+    out = run(["--list"], tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"offline-build: {tmp_path / 'offline.yaml'}:4:5: services.a.contxt: "
+                                  "unknown key 'contxt'\n  fix: did you mean 'context'?")
+    assert "Traceback" not in out.stderr
+
+
+def test_no_project_file_says_what_to_do(tmp_path: Path) -> None:
+    out = run(["--list"], tmp_path)
+    assert out.returncode == 2
+    assert "no project file here" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_failing_task_exits_non_zero_with_one_message(tmp_path: Path) -> None:
+    out = run(["offline.setup", "--cache-dir", str(tmp_path / "empty")], DEMO)
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    assert "offline-build: error:" in out.stderr
+
+
+def test_every_task_and_flag_has_help() -> None:
+    listing = run(["--list"], DEMO).stdout
+    for name in sorted(task_names(listing)):
+        text = run(["--help", name], DEMO).stdout
+        assert "Docstring:" in text and "none" not in text.split("Docstring:")[1].split("\n")[1].lower()
+        options = text.split("Options:")[1] if "Options:" in text else ""
+        for line in options.splitlines():
+            if line.strip().startswith("--"):
+                assert len(line.split(None, 1)) == 2, f"{name}: flag without help: {line}"
