@@ -5,15 +5,19 @@
 OFFLINE_BUILD ?= inv
 export CACHE_DIR OFFLINE_VERSION
 
-.PHONY: offline-help offline-export offline-setup offline-build backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export
+.PHONY: offline-help offline-export offline-setup offline-diagnose offline-build offline-verify backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export
 offline-help:
-	@echo 'offline targets: offline-export offline-setup offline-build backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export'
+	@echo 'offline targets: offline-export offline-setup offline-diagnose offline-build offline-verify backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export'
 offline-export:
 	$(OFFLINE_BUILD) offline.export
 offline-setup:
 	$(OFFLINE_BUILD) offline.setup
+offline-diagnose:
+	$(OFFLINE_BUILD) offline.diagnose
 offline-build:
 	$(OFFLINE_BUILD) offline.build
+offline-verify:
+	$(OFFLINE_BUILD) offline.verify
 backend-offline-build:
 	$(OFFLINE_BUILD) backend.offline-build
 backend-offline-export:

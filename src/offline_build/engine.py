@@ -38,6 +38,7 @@ class Capabilities:
     buildx_version: str | None
     containerd_store: bool
     cache_export: bool
+    cache_import: bool
     oci_layout_context: bool
     named_contexts: bool
 
@@ -81,8 +82,17 @@ def probe(docker: DockerClient, work: Path) -> Capabilities:
         named = bx is not None and _try(docker, ctx, build_contexts={"extra": str(ctx)},
                                         dockerfile="FROM scratch\nCOPY --from=extra f /f\n")
         export = bx is not None and _try(docker, ctx, cache_to=f"type=local,dest={root / 'cache'},mode=max")
+        cache = _probe_cache(root) if not export else root / "cache"
+        imported = bx is not None and _try(docker, ctx, cache_from=f"type=local,src={cache}")
         oci = named and _oci_probe(docker, root, ctx)
-    return Capabilities(version, bx, store, export, oci, named)
+    return Capabilities(version, bx, store, export, imported, oci, named)
+
+
+def _probe_cache(root: Path) -> Path:
+    """An empty but valid local cache folder, for engines that cannot export one."""
+    cache = root / "empty-cache"
+    _empty_image_layout(cache)
+    return cache
 
 
 def _oci_probe(docker: DockerClient, root: Path, ctx: Path) -> bool:
@@ -93,14 +103,15 @@ def _oci_probe(docker: DockerClient, root: Path, ctx: Path) -> bool:
 
 
 def _try(docker: DockerClient, ctx: Path, *, dockerfile: str | None = None,
-         build_contexts: dict[str, str] | None = None, cache_to: str | None = None) -> bool:
+         build_contexts: dict[str, str] | None = None, cache_to: str | None = None,
+         cache_from: str | None = None) -> bool:
     file = ctx / "Dockerfile"
     if dockerfile:
         file = ctx / "Probe.Dockerfile"
         file.write_text(dockerfile)
     try:
         docker.buildx.build(ctx, file=file, build_contexts=build_contexts or {}, cache_to=cache_to,
-                            network="none", progress=False)
+                            cache_from=cache_from, network="none", progress=False)
         return True
     except DockerException:
         return False

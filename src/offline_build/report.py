@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .workflow import BuildOutcome, SetupReport
+from .workflow import BuildOutcome, SetupReport, VerifyOutcome
 
 
 def human_size(n: float) -> str:
@@ -57,4 +57,14 @@ def setup(console: Console, rep: SetupReport, seconds: float) -> None:
     for image, state in rep.loaded:
         table.add_row(f"  {image}", state)
     table.add_row("time", f"{seconds:.1f}s")
+    console.print(table)
+
+
+def verify(console: Console, outcomes: Iterable[VerifyOutcome]) -> None:
+    table = Table(title="offline.verify (--network none, empty build cache)", title_justify="left")
+    for col in ("service", "result", "steps", "cached", "detail"):
+        table.add_column(col, overflow="fold")
+    style = {"all cached": "green", "rebuilt offline": "yellow", "failed": "bold red"}
+    for o in outcomes:
+        table.add_row(o.service, f"[{style[o.status]}]{o.status}[/]", str(o.steps), str(o.cached), o.detail)
     console.print(table)

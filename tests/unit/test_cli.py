@@ -81,7 +81,8 @@ def test_every_task_and_flag_has_help() -> None:
     listing = run(["--list"], DEMO).stdout
     for name in sorted(task_names(listing)):
         text = run(["--help", name], DEMO).stdout
-        assert "Docstring:" in text and "none" not in text.split("Docstring:")[1].split("\n")[1].lower()
+        docstring = text.split("Docstring:")[1].split("\n")[1].strip() if "Docstring:" in text else ""
+        assert docstring and docstring.lower() != "none", f"{name} has no help line"
         options = text.split("Options:")[1] if "Options:" in text else ""
         for line in options.splitlines():
             if line.strip().startswith("--"):

@@ -7,6 +7,11 @@ from pathlib import Path
 
 from invoke import Collection, Context, task
 
+import json
+
+from invoke import Exit
+
+from .. import diagnose as diagnosis
 from .. import makefile, report, workflow
 from .common import BUILD_FLAGS, clean_exit, helps, console, docker, project
 
@@ -50,6 +55,46 @@ def build(c: Context, dry_run: bool = False, host: str | None = None, version: s
         report.builds(out, outcomes, "offline.build")
 
 
+@task(auto_shortflags=False, help=helps("host", "cache_dir",
+                                      json="print the checks as JSON instead of a table",
+                                      quick="skip re-hashing the bundle archive"))
+@clean_exit
+def diagnose(c: Context, host: str | None = None, cache_dir: str | None = None, json_: bool = False,
+             quick: bool = False) -> None:
+    """Check engine, store, base images, caches, resources, disk and bundle; exit 1 if a build would fail."""
+    proj = project(c, None, cache_dir)
+    checks = diagnosis.run(proj, docker(host), deep=not quick)
+    if json_:
+        print(json.dumps({"ok": not diagnosis.failed(checks), "checks": diagnosis.to_json(checks)}, indent=2))
+    else:
+        diagnosis.render(console(), checks)
+    if diagnosis.failed(checks):
+        raise Exit(code=1)
+
+
+@task(auto_shortflags=False, help=helps(
+    "cache_dir", bundle="bundle to verify (default: the newest build-cache-*.tar in the cache dir)",
+    host="engine to verify on: one holding none of this project's build cache (e.g. the offline machine's)",
+    prune_build_cache="use the --host (or default) engine after emptying its whole build cache"))
+@clean_exit
+def verify(c: Context, bundle: str | None = None, host: str | None = None, cache_dir: str | None = None,
+           prune_build_cache: bool = False) -> None:
+    """Prove the bundle: set it up in a scratch store and build every service with --network none."""
+    if not host and not prune_build_cache:
+        raise Exit("offline-build: error: verify needs an engine without this project's build cache\n"
+                   "  fix: pass --host unix://... (another engine), or --prune-build-cache to empty this one's",
+                   code=2)
+    proj = project(c, None, cache_dir)
+    engine = docker(host)
+    if prune_build_cache:
+        workflow.prune_build_cache(engine)
+    out = console()
+    outcomes = workflow.verify(proj, Path(bundle) if bundle else None, engine, out)
+    report.verify(out, outcomes)
+    if any(o.status == "failed" for o in outcomes):
+        raise Exit(code=1)
+
+
 @task(auto_shortflags=False, help={"output": "where to write the make targets (default: Makefile.offline.mk beside offline.yaml)",
             "runner": "the command the targets call: offline-build (default) or inv",
             "dry_run": "print the file instead of writing it"})
@@ -68,7 +113,8 @@ def makefile_(c: Context, output: str | None = None, runner: str = "offline-buil
 
 def collection() -> Collection:
     ns = Collection("offline")
-    for t in (export, setup, build):
+    for t in (export, setup, build, verify):
         ns.add_task(t)
+    ns.add_task(diagnose)
     ns.add_task(makefile_, name="makefile")
     return ns

@@ -1,0 +1,193 @@
+"""``offline.diagnose``: will an offline build work here, and if not, why and what to do.
+
+Every check is a row with a status: ``ok``, ``warn`` (works, with a cost or
+a risk), ``fail`` (a build would fail) or ``info``. The exit status is
+non-zero when any row fails, so CI and the make target can gate on it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+from rich.console import Console
+from rich.table import Table
+
+from . import bundle
+from .config import Project
+from .engine import Capabilities, image_present
+from .errors import OfflineBuildError
+from .plan import base_tag, cache_tag
+from .report import human_size
+from .store import Layout, StoreError
+from .workflow import probe_engine, service_bases
+
+STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "info": "dim"}
+
+
+@dataclass(frozen=True)
+class Check:
+    area: str
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+def run(project: Project, docker: DockerClient, *, deep: bool = True) -> list[Check]:
+    checks: list[Check] = []
+    caps = _engine(project, docker, checks)
+    checks += _store(project)
+    checks += _services(project, docker, caps)
+    checks += _bundle(project, deep)
+    return checks
+
+
+def _engine(project: Project, docker: DockerClient, checks: list[Check]) -> Capabilities | None:
+    try:
+        caps = probe_engine(docker, project)
+    except OfflineBuildError as exc:
+        checks.append(Check("engine", "reachable", "fail", exc.message, exc.hint or ""))
+        return None
+    checks.append(Check("engine", "reachable", "ok", f"Docker {caps.server_version}"))
+    if caps.buildx_version:
+        checks.append(Check("engine", "buildx", "ok", f"{caps.buildx_version} ({_driver(docker)} driver)"))
+    else:
+        checks.append(Check("engine", "buildx", "warn", "not installed: only the classic builder is available",
+                            "install the docker-buildx plugin"))
+    checks.append(Check("engine", "containerd image store", "info", "on" if caps.containerd_store else "off"))
+    checks.append(Check("engine", "export local caches", "ok" if caps.cache_export else "info",
+                        "yes" if caps.cache_export else "no (needed on the online machine only)",
+                        "" if caps.cache_export else "export on Docker 26+ with the containerd image store"))
+    checks.append(Check("engine", "import local caches", "ok" if caps.cache_import else "fail",
+                        "yes" if caps.cache_import else "no", "" if caps.cache_import else "install docker-buildx"))
+    checks.append(Check("engine", "oci-layout:// contexts", "ok" if caps.oci_layout_context else "info",
+                        "yes: base images are read from the store" if caps.oci_layout_context
+                        else "no: offline.setup loads base images into the engine"))
+    return caps
+
+
+def _driver(docker: DockerClient) -> str:
+    try:
+        return str(docker.buildx.inspect().driver)
+    except DockerException:
+        return "unknown"
+
+
+def _store(project: Project) -> list[Check]:
+    layout = Layout(project.store)
+    if not layout.exists():
+        return [Check("store", str(project.store), "fail", "no store: nothing has been set up here",
+                      "run offline.setup with the bundle (or offline.export on the online machine)")]
+    try:
+        reach = layout.reachable()
+    except StoreError as exc:
+        return [Check("store", str(project.store), "fail", exc.message, exc.hint or "")]
+    size = sum(d.size for d in reach.values())
+    return [Check("store", str(project.store), "ok", f"{len(layout.tags())} entries, {len(reach)} blobs, {human_size(size)}")]
+
+
+def _services(project: Project, docker: DockerClient, caps: Capabilities | None) -> list[Check]:
+    tags = Layout(project.store).tags() if Layout(project.store).exists() else {}
+    out: list[Check] = []
+    bases_seen: set[str] = set()
+    for service in project.services.values():
+        area = f"service {service.name}"
+        try:
+            bases = service_bases(project, service)
+        except OfflineBuildError as exc:
+            out.append(Check(area, "Dockerfile", "fail", exc.message, exc.hint or ""))
+            continue
+        out.append(Check(area, "Dockerfile", "ok", str(service.dockerfile.relative_to(project.root))))
+        has_cache = cache_tag(service.name) in tags
+        out.append(Check(area, "build cache", "ok" if has_cache else "fail",
+                         "in the store" if has_cache else "not in the store: every step would run offline",
+                         "" if has_cache else "run offline.setup with a bundle exported for this service"))
+        for base in bases:
+            if base not in bases_seen:
+                bases_seen.add(base)
+                out.append(_base(base, tags, docker, caps))
+    for res in project.resources:
+        present = (project.cache_dir / "resources" / res.dest).exists()
+        out.append(Check(f"resource {res.name}", res.dest, "ok" if present else "warn",
+                         "present" if present else "missing",
+                         "" if present else "run offline.setup (or offline.export online)"))
+    return out
+
+
+def _base(base: str, tags: dict[str, object], docker: DockerClient, caps: Capabilities | None) -> Check:
+    in_store = base_tag(base) in tags
+    in_engine = caps is not None and image_present(docker, base)
+    usable = in_engine or (in_store and caps is not None and caps.oci_layout_context)
+    where = ", ".join(w for w, yes in (("store", in_store), ("engine", in_engine)) if yes) or "nowhere"
+    fix = ""
+    if not usable:
+        fix = "run offline.setup" if in_store or not tags else "export a bundle that includes it"
+    return Check("base image", base, "ok" if usable else "fail", f"in {where}", fix)
+
+
+def _bundle(project: Project, deep: bool) -> list[Check]:
+    try:
+        path = bundle.find_bundle(project.cache_dir)
+    except bundle.BundleError:
+        return [Check("bundle", "archive", "info", f"no build-cache-*.tar in {project.cache_dir}")]
+    free = shutil.disk_usage(project.cache_dir).free
+    need = path.stat().st_size
+    out = [Check("disk", str(project.cache_dir), "ok" if free > need else "fail",
+                 f"{human_size(free)} free, setup needs up to {human_size(need)}",
+                 "" if free > need else "free disk space or set CACHE_DIR to a larger disk")]
+    try:
+        manifest = verify_archive(path) if deep else None
+        detail = f"{path.name}: {len(manifest.files)} files verified" if manifest else path.name
+        out.append(Check("bundle", "integrity", "ok", detail))
+    except bundle.BundleError as exc:
+        out.append(Check("bundle", "integrity", "fail", exc.message, exc.hint or ""))
+    return out
+
+
+def verify_archive(path: Path) -> bundle.Manifest:
+    """Check every member's checksum without extracting anything."""
+    import hashlib
+
+    where = str(path)
+    with bundle.open_archive(path) as tar:
+        members = bundle.check_members(tar.getmembers(), where)
+        manifest = bundle.read_manifest(tar, members, where)
+        expected = {f.path: f for f in manifest.files}
+        for m in members:
+            if m.name not in expected:
+                continue
+            fh = tar.extractfile(m)
+            digest = hashlib.sha256()
+            while fh and (chunk := fh.read(1 << 20)):
+                digest.update(chunk)
+            if digest.hexdigest() != expected[m.name].sha256:
+                raise bundle.BundleError(f"{where}: {m.name} is damaged (checksum mismatch)",
+                                         "copy the bundle again from the online machine")
+    return manifest
+
+
+def failed(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if c.status == "fail"]
+
+
+def render(console: Console, checks: list[Check]) -> None:
+    table = Table(title="offline.diagnose", title_justify="left")
+    for col in ("area", "check", "status", "detail", "fix"):
+        table.add_column(col, overflow="fold")
+    for c in checks:
+        table.add_row(c.area, c.name, f"[{STYLE[c.status]}]{c.status}[/]", c.detail, c.fix)
+    console.print(table)
+    bad = failed(checks)
+    if bad:
+        console.print(f"[bold red]{len(bad)} problem(s): an offline build would fail.[/] First: "
+                      f"{bad[0].area} / {bad[0].name}: {bad[0].detail}; fix: {bad[0].fix}")
+    else:
+        console.print("[green]ready: every service can build offline here.[/]")
+
+
+def to_json(checks: list[Check]) -> list[dict[str, str]]:
+    return [asdict(c) for c in checks]
