@@ -60,6 +60,7 @@ class Manifest:
     base_images: dict[str, str]
     files: list[FileEntry] = field(default_factory=list)
     engine: dict[str, str] = field(default_factory=dict)
+    network: str = ""  # the build network mode; part of every RUN step's cache key
     created: str = ""
     tool_version: str = __version__
     format_version: int = FORMAT_VERSION
@@ -73,6 +74,7 @@ class Manifest:
             "version": self.version,
             "platforms": self.platforms,
             "engine": self.engine,
+            "network": self.network,
             "services": self.services,
             "base_images": self.base_images,
             "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
@@ -97,6 +99,7 @@ class Manifest:
                        platforms=list(data.get("platforms") or []), services=dict(data["services"]),
                        base_images=dict(data.get("base_images") or {}), files=files,
                        engine=dict(data.get("engine") or {}), created=str(data.get("created", "")),
+                       network=str(data.get("network") or ""),
                        tool_version=str(data.get("tool_version", "")), format_version=version)
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{where}: {MANIFEST} is malformed ({exc})",

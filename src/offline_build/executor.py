@@ -136,16 +136,17 @@ class Executor:
                 stream_logs=True,
             )
             with self.console.status(f"{step.title}…") as status:
-                for _, raw in _lines(stream):
-                    report.feed(raw)
+                for chunk in stream:
+                    report.feed(chunk)
                     status.update(f"{step.title}: {len(report.cached)} cached, {len(report.ran)} run")
+            report.close()
         except DockerException as exc:
-            failed = report.failed
-            where = f" at {failed.name}" if failed else ""
-            tail = "".join(report.logs)[-1500:].strip()
-            raise StepError(step.title, f"build failed{where}: {engine_message(exc)}"
-                            + (f"\n{tail}" if tail else ""),
-                            "offline.lint names steps that need the network; offline.diagnose checks the store") from exc
+            report.close()
+            if _transient(exc):
+                raise
+            raise StepError(step.title, _build_failure(report, exc),
+                            "offline.lint names steps that need the network; "
+                            "offline.diagnose checks the store and engine") from None
         return report
 
     # --- export ----------------------------------------------------------
@@ -241,13 +242,21 @@ def _store_from(step: Build) -> Path | None:
     return None
 
 
-def _lines(stream: Any) -> Iterator[tuple[str, str]]:
-    for item in stream:
-        if isinstance(item, tuple):
-            source, data = item
-            yield source, data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
-        else:
-            yield "stderr", item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item)
+def _build_failure(report: BuildReport, exc: DockerException) -> str:
+    """The engine's own words: buildx's closing ERROR line, else the failed vertex."""
+    errors = [line for line in report.other if line.strip()]
+    failed = report.failed
+    parts = []
+    if failed:
+        parts.append(f"step {failed.name!r} failed: {failed.error}")
+    if errors:
+        parts.append("\n".join(errors[-4:]))
+    if not parts:
+        parts.append(engine_message(exc))
+    tail = "".join(report.logs).strip().splitlines()[-8:]
+    if tail:
+        parts.append("last output:\n  " + "\n  ".join(tail))
+    return "\n".join(parts)
 
 
 def _full_name(ref: str) -> str:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from .config import Project, Service
 
-OFFLINE_NETWORK = "none"
 
 
 def slug(ref: str) -> str:
@@ -172,11 +171,14 @@ def online_build(project: Project, service: Service, cache_dest: Path | None = N
 
 
 def offline_build(project: Project, service: Service, bases: tuple[str, ...],
-                  *, cache: bool, oci_contexts: bool) -> Build:
-    """A build on the offline machine: no network, cache and bases from the store.
+                  *, cache: bool, oci_contexts: bool, network: str | None) -> Build:
+    """A build on the offline machine, with cache and base images from the store.
 
-    *oci_contexts* says whether the engine can read base images straight from
-    the store (``oci-layout://``); otherwise they must already be loaded.
+    *network* must be the mode the export built with: BuildKit puts the
+    network mode into every ``RUN`` step's cache key, so any other mode
+    misses the whole imported cache. *oci_contexts* says whether the engine
+    can read base images straight from the store (``oci-layout://``);
+    otherwise they must already be loaded.
     """
     store = project.store
     contexts = tuple((b, f"oci-layout://{store}:{base_tag(b)}") for b in bases) if oci_contexts else ()
@@ -191,7 +193,7 @@ def offline_build(project: Project, service: Service, bases: tuple[str, ...],
         target=service.target,
         build_args=tuple(sorted(service.build_args.items())),
         platforms=project.platforms,
-        network=OFFLINE_NETWORK,
+        network=network,
         build_contexts=contexts,
         cache_from=cache_from,
         load=True,

@@ -1,8 +1,8 @@
 """Reading BuildKit's machine-readable progress (``--progress rawjson``).
 
-Each line buildx prints is one JSON object whose ``vertexes`` carry the
-build graph's nodes with ``cached``, ``started``, ``completed`` and
-``error``. A vertex is reported many times as it progresses; the last word
+buildx 0.13 prints a stream of pretty-printed JSON objects (one object spans
+many lines), whose ``vertexes`` carry the build graph's nodes with
+``cached``, ``started``, ``completed`` and ``error``. A vertex is reported many times as it progresses; the last word
 on each digest wins. We judge "every step was CACHED" from these flags, never
 from the human-readable log.
 """
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 # "[2/4] RUN ...", "[build 3/5] COPY ...": the Dockerfile's own steps. FROM
 # lines resolve a base (never "cached") and [internal] vertices load context.
+_DECODER = json.JSONDecoder()
 _STEP = re.compile(r"^\[(?:[^\]]*\s)?\d+/\d+\]\s+(?P<cmd>[A-Z]+)\b")
 
 
@@ -35,18 +36,34 @@ class BuildReport:
     vertexes: dict[str, Vertex] = field(default_factory=dict)
     logs: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
+    _buffer: str = ""
 
-    def feed(self, line: str) -> None:
-        text = line.strip()
-        if not text.startswith("{"):
-            if text:
-                self.other.append(text)
-            return
-        try:
-            event = json.loads(text)
-        except ValueError:
-            self.other.append(text)
-            return
+    def feed(self, chunk: str) -> None:
+        """Take any piece of the stream; complete objects are decoded as they close."""
+        self._buffer += chunk
+        while True:
+            text = self._buffer.lstrip()
+            if not text:
+                self._buffer = ""
+                return
+            if not text.startswith("{"):
+                # A line that is not JSON (a warning buildx printed): keep it.
+                line, _, rest = text.partition("\n")
+                if not _:
+                    self._buffer = text
+                    return
+                self.other.append(line)
+                self._buffer = rest
+                continue
+            try:
+                event, end = _DECODER.raw_decode(text)
+            except ValueError:
+                self._buffer = text  # incomplete: wait for more
+                return
+            self._buffer = text[end:]
+            self._event(event)
+
+    def _event(self, event: dict) -> None:  # type: ignore[type-arg]
         for raw in event.get("vertexes") or []:
             vertex = self.vertexes.setdefault(raw["digest"], Vertex(raw["digest"]))
             vertex.name = raw.get("name") or vertex.name
@@ -56,9 +73,17 @@ class BuildReport:
         for log in event.get("logs") or []:
             self.logs.append(_decode(log.get("data", "")))
 
-    def feed_all(self, lines: Iterable[str]) -> BuildReport:
-        for line in lines:
-            self.feed(line)
+    def feed_all(self, chunks: Iterable[str]) -> BuildReport:
+        for chunk in chunks:
+            self.feed(chunk)
+        return self.close()
+
+    def close(self) -> BuildReport:
+        """End of stream: whatever is left and not JSON is kept as text."""
+        rest = self._buffer.strip()
+        if rest:
+            self.other.append(rest)
+        self._buffer = ""
         return self
 
     @property

@@ -78,13 +78,29 @@ def plan_offline_builds(project: Project, services: list[Service], caps: Capabil
     """
     tags = Layout(project.store).tags()
     oci = caps.oci_layout_context if caps else True
+    network = bundle_network(project)
     steps = []
     for service in services:
         bases = service_bases(project, service)
         use_oci = oci and all(base_tag(b) in tags for b in bases)
         steps.append(offline_build(project, service, bases, cache=cache_tag(service.name) in tags,
-                                   oci_contexts=use_oci))
+                                   oci_contexts=use_oci, network=network))
     return Plan("build", tuple(steps))
+
+
+def bundle_network(project: Project) -> str | None:
+    """The network mode the restored bundle was exported with (else the project's).
+
+    Offline builds must use the same mode, or every ``RUN`` step misses the
+    cache (seen: ``--network host`` then ``--network none`` re-runs them all).
+    """
+    recorded = project.cache_dir / "bundle.json"
+    if recorded.is_file():
+        try:
+            return json.loads(recorded.read_text()).get("network") or None
+        except ValueError:
+            pass
+    return project.network
 
 
 def build(project: Project, names: list[str] | None, docker: DockerClient, console: Console,
@@ -182,6 +198,7 @@ def _manifest(project: Project, bases: tuple[str, ...], docker: DockerClient,
     base_images = {ref: base_tag(ref) for ref in bases if base_tag(ref) in tags}
     return bundle.Manifest(project=project.name, version=project.version, platforms=list(project.platforms),
                            services=services, base_images=base_images, created=bundle.now(),
+                           network=project.network or "",
                            engine={"server": caps.server_version, "buildx": caps.buildx_version or ""})
 
 
