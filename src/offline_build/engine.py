@@ -56,9 +56,12 @@ def server_version(docker: DockerClient) -> str:
 
 def buildx_version(docker: DockerClient) -> str | None:
     try:
-        return docker.buildx.version()["version"]
-    except (DockerException, KeyError, TypeError):
+        # python-on-whales returns buildx's own line: "github.com/docker/buildx 0.13.1 <commit>".
+        text = str(docker.buildx.version())
+    except DockerException:
         return None
+    parts = text.split()
+    return parts[1] if len(parts) >= 2 else text or None
 
 
 def containerd_store(docker: DockerClient) -> bool:

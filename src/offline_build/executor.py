@@ -130,7 +130,7 @@ class Executor:
             stream = self.docker.buildx.build(
                 step.context, file=step.dockerfile, tags=list(step.tags), target=step.target,
                 build_args=dict(step.build_args), build_contexts=dict(step.build_contexts),
-                cache_from=list(step.cache_from) or None, cache_to=step.cache_to,
+                cache_from=[_options(c) for c in step.cache_from] or None, cache_to=step.cache_to,
                 load=step.load, network=step.network, platforms=list(step.platforms) or None,
                 progress="rawjson",  # type: ignore[arg-type]  # passed through; not in the type hint
                 stream_logs=True,
@@ -240,6 +240,11 @@ def _store_from(step: Build) -> Path | None:
         if value.startswith("oci-layout://"):
             return Path(value.removeprefix("oci-layout://").rsplit(":", 1)[0])
     return None
+
+
+def _options(text: str) -> dict[str, str]:
+    """``type=local,src=DIR,tag=T`` as the mapping python-on-whales wants for a list entry."""
+    return dict(part.split("=", 1) for part in text.split(","))
 
 
 def _build_failure(report: BuildReport, exc: DockerException) -> str:
