@@ -122,11 +122,12 @@ def _base(base: str, tags: dict[str, object], docker: DockerClient, caps: Capabi
     in_store = base_tag(base) in tags
     in_engine = caps is not None and image_present(docker, base)
     usable = in_engine or (in_store and caps is not None and caps.oci_layout_context)
-    where = ", ".join(w for w, yes in (("store", in_store), ("engine", in_engine)) if yes) or "nowhere"
+    where = " and ".join(w for w, yes in (("the store", in_store), ("the engine", in_engine)) if yes)
     fix = ""
     if not usable:
         fix = "run offline.setup" if in_store or not tags else "export a bundle that includes it"
-    return Check("base image", base, "ok" if usable else "fail", f"in {where}", fix)
+    return Check("base image", base, "ok" if usable else "fail",
+                 f"in {where}" if where else "neither in the store nor in the engine", fix)
 
 
 def _bundle(project: Project, deep: bool) -> list[Check]:

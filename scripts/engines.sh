@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# The engine harness: four private Docker engines for tests, the demo and CI.
+#
+#   online   Docker 26, containerd image store      the build machine (has the network)
+#   offline  Docker 26, containerd image store      the air-gapped machine (starts empty)
+#   legacy   Docker 26, classic image store         a typical laptop engine
+#   old      Debian 12's Docker 20.10               an offline server's distribution Docker
+#
+# offline, legacy and old run inside a network namespace with nothing but
+# loopback: a real air gap, whatever --network a build asks for (BuildKit puts
+# the network mode in every RUN step's cache key, so offline builds must use
+# the mode the export used; the namespace is what keeps them offline).
+#
+# Usage: scripts/engines.sh COMMAND [ENGINE...]
+#   install          install the engine packages (idempotent)
+#   up [ENGINE...]   install if needed, start engines (default: all), make base images;
+#                    prints NAME=unix://... per engine
+#   images ENGINE... import the harness's base images (debian:bookworm-slim, busybox:local)
+#   reset ENGINE...  stop the engine, drop all its images and build cache, start it empty
+#   hosts            print NAME=unix://... for each running engine
+#   env ENGINE       print "export DOCKER_HOST=..." for ENGINE
+#   status           which engines run, their pid and version
+#   down [ENGINE...] stop engines this script started (and containerd when none is left)
+#
+# State lives in $OFFLINE_BUILD_ENGINES_DIR (default /var/tmp/offline-build-engines).
+set -euo pipefail
+
+STATE=${OFFLINE_BUILD_ENGINES_DIR:-/var/tmp/offline-build-engines}
+NETNS=offline-build-airgap
+ALL_ENGINES=(online offline legacy old)
+CTD_DIR=$STATE/containerd
+CTD_SOCK=$CTD_DIR/containerd.sock
+IMAGES_DIR=$STATE/images
+OLD_ROOT=$STATE/docker-20.10
+
+log() { printf 'engines: %s\n' "$*" >&2; }
+die() { printf 'engines: error: %s\n' "$*" >&2; exit 1; }
+
+engine_dir() { echo "$STATE/$1"; }
+engine_sock() { echo "$STATE/$1/docker.sock"; }
+engine_host() { echo "unix://$(engine_sock "$1")"; }
+dk() { local name=$1; shift; docker -H "$(engine_host "$name")" "$@"; }
+
+valid_engine() {
+    case $1 in online|offline|legacy|old) ;; *) die "unknown engine '$1' (one of: ${ALL_ENGINES[*]})" ;; esac
+}
+
+# --- install -----------------------------------------------------------------
+
+mirror() {
+    # The mirror this machine already uses: never a host name written here.
+    local m
+    m=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    [[ -n $m ]] || m=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+    [[ -n $m ]] || die "cannot find the Debian mirror in the apt sources"
+    echo "$m"
+}
+
+installed() { command -v dockerd >/dev/null && command -v containerd >/dev/null \
+    && docker buildx version >/dev/null 2>&1 && command -v debootstrap >/dev/null \
+    && [[ -x /bin/busybox ]] && command -v nsenter >/dev/null && command -v ip >/dev/null \
+    && [[ -x $OLD_ROOT/usr/sbin/dockerd ]]; }
+
+install() {
+    [[ $(id -u) == 0 ]] || die "the harness needs root (it installs packages and starts daemons)"
+    if installed; then return 0; fi
+    local m
+    m=$(mirror)
+    # Docker 26 comes from trixie, pinned low so nothing else is upgraded.
+    if [[ ! -f /etc/apt/sources.list.d/trixie.list ]]; then
+        echo "deb $m trixie main" > /etc/apt/sources.list.d/trixie.list
+    fi
+    if [[ ! -f /etc/apt/preferences.d/trixie ]]; then
+        printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/trixie
+    fi
+    log "installing Docker 26 (trixie), debootstrap, busybox-static"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        docker.io/trixie docker-buildx/trixie docker-cli/trixie \
+        debootstrap busybox-static iproute2 util-linux >/dev/null
+    # The docker.io package's own units must not start a system engine.
+    systemctl disable --now docker.service docker.socket containerd.service >/dev/null 2>&1 || true
+    if ! docker buildx version >/dev/null 2>&1; then
+        mkdir -p "$HOME/.docker/cli-plugins"
+        ln -sf /usr/libexec/docker/cli-plugins/docker-buildx "$HOME/.docker/cli-plugins/docker-buildx"
+    fi
+    if [[ ! -x $OLD_ROOT/usr/sbin/dockerd ]]; then
+        log "unpacking Debian 12's docker.io (20.10) for the 'old' engine"
+        local tmp
+        tmp=$(mktemp -d "$STATE/tmp.XXXXXX")
+        chmod 0755 "$tmp"  # apt downloads as _apt when it can
+        (cd "$tmp" && apt-get download -qq docker.io/bookworm 2>/dev/null >/dev/null)
+        rm -rf "$OLD_ROOT.partial"
+        compgen -G "$tmp/docker.io_20.10*.deb" >/dev/null \
+            || die "apt-get download docker.io/bookworm fetched nothing (is bookworm in the apt sources?)"
+        dpkg -x "$tmp"/docker.io_20.10*.deb "$OLD_ROOT.partial"
+        mv "$OLD_ROOT.partial" "$OLD_ROOT"
+        rm -rf "$tmp"
+    fi
+    installed || die "install finished but the engine tools are still missing"
+}
+
+# --- processes ---------------------------------------------------------------
+
+alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+wait_gone() {
+    local pid=$1 i
+    for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+}
+
+stop_pidfile() {
+    local pidfile=$1 pid
+    if alive "$pidfile"; then
+        pid=$(cat "$pidfile")
+        kill "$pid" 2>/dev/null || true
+        wait_gone "$pid"
+    fi
+    rm -f "$pidfile"
+}
+
+airgap() {
+    if ! ip netns list | grep -qw "$NETNS"; then
+        ip netns add "$NETNS"
+    fi
+    ip netns exec "$NETNS" ip link set lo up
+}
+
+start_containerd() {
+    mkdir -p "$CTD_DIR"
+    if alive "$CTD_DIR/containerd.pid" && [[ -S $CTD_SOCK ]]; then return 0; fi
+    stop_pidfile "$CTD_DIR/containerd.pid"
+    rm -f "$CTD_SOCK"
+    # Its own root, state and socket: never the system containerd's.
+    containerd --root "$CTD_DIR/root" --state "$CTD_DIR/state" --address "$CTD_SOCK" \
+        >"$CTD_DIR/containerd.log" 2>&1 &
+    echo $! > "$CTD_DIR/containerd.pid"
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ -S $CTD_SOCK ]] && return 0
+        alive "$CTD_DIR/containerd.pid" || break
+        sleep 0.1
+    done
+    tail -n 20 "$CTD_DIR/containerd.log" >&2 || true
+    die "containerd did not start (log: $CTD_DIR/containerd.log)"
+}
+
+answering() { dk "$1" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+generation() { cat "$(engine_dir "$1")/generation" 2>/dev/null || echo 0; }
+
+start_engine() {
+    local name=$1 dir
+    dir=$(engine_dir "$name")
+    mkdir -p "$dir"
+    if alive "$dir/docker.pid" && answering "$name"; then return 0; fi
+    # A stale pid file or socket from an earlier run (or a hung daemon).
+    stop_pidfile "$dir/docker.pid"
+    rm -f "$dir/docker.sock"
+    local dockerd=dockerd config='{}' ns=()
+    case $name in
+        online|offline) config='{"features": {"containerd-snapshotter": true}}' ;;
+        old) dockerd=$OLD_ROOT/usr/sbin/dockerd ;;
+    esac
+    [[ $name == online ]] || ns=(nsenter "--net=/run/netns/$NETNS")
+    echo "$config" > "$dir/daemon.json"
+    local cns
+    cns="obe-$name-$(generation "$name")"
+    # --bridge none keeps the engine off private address ranges.
+    "${ns[@]}" "$dockerd" --containerd "$CTD_SOCK" --config-file "$dir/daemon.json" \
+        --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" \
+        -H "unix://$dir/docker.sock" \
+        --containerd-namespace "$cns" --containerd-plugins-namespace "$cns-plugins" \
+        --bridge none --iptables=false --ip6tables=false >"$dir/dockerd.log" 2>&1 &
+    local pid=$! i
+    for ((i = 0; i < 300; i++)); do
+        answering "$name" && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    tail -n 20 "$dir/dockerd.log" >&2 || true
+    die "engine '$name' did not start (log: $dir/dockerd.log)"
+}
+
+stop_engine() { stop_pidfile "$(engine_dir "$1")/docker.pid"; rm -f "$(engine_sock "$1")"; }
+
+# --- base images -------------------------------------------------------------
+
+make_tarball() {
+    # $1 target tarball, $2 function that fills the rootfs folder given as $1
+    local target=$1 fill=$2 tmp
+    [[ -s $target ]] && return 0
+    mkdir -p "$IMAGES_DIR"
+    tmp=$(mktemp -d "$STATE/tmp.XXXXXX")
+    "$fill" "$tmp/rootfs"
+    tar -C "$tmp/rootfs" -cf "$target.partial" .
+    mv "$target.partial" "$target"   # atomic: never a half tarball under the final name
+    rm -rf "$tmp"
+}
+
+fill_debian() {
+    log "debootstrap bookworm (minbase), once; later runs only import the tarball"
+    debootstrap --variant=minbase bookworm "$1" "$(mirror)" >"$STATE/debootstrap.log" 2>&1 \
+        || { tail -n 20 "$STATE/debootstrap.log" >&2; die "debootstrap failed"; }
+    rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*_Packages
+}
+
+fill_busybox() {
+    mkdir -p "$1/bin" "$1/tmp" "$1/etc"
+    cp /bin/busybox "$1/bin/busybox"
+    local cmd
+    for cmd in $(/bin/busybox --list); do ln -sf busybox "$1/bin/$cmd"; done
+}
+
+images() {
+    local name
+    make_tarball "$IMAGES_DIR/debian-bookworm-slim.rootfs.tar" fill_debian
+    make_tarball "$IMAGES_DIR/busybox.rootfs.tar" fill_busybox
+    for name in "$@"; do
+        dk "$name" image inspect debian:bookworm-slim >/dev/null 2>&1 \
+            || dk "$name" import --change 'CMD ["bash"]' "$IMAGES_DIR/debian-bookworm-slim.rootfs.tar" debian:bookworm-slim >/dev/null
+        dk "$name" image inspect busybox:local >/dev/null 2>&1 \
+            || dk "$name" import --change 'CMD ["sh"]' "$IMAGES_DIR/busybox.rootfs.tar" busybox:local >/dev/null
+    done
+}
+
+# --- commands ----------------------------------------------------------------
+
+hosts() {
+    local name
+    for name in "${ALL_ENGINES[@]}"; do
+        if alive "$(engine_dir "$name")/docker.pid"; then echo "$name=$(engine_host "$name")"; fi
+    done
+}
+
+up() {
+    local names=("$@") name
+    ((${#names[@]})) || names=("${ALL_ENGINES[@]}")
+    for name in "${names[@]}"; do valid_engine "$name"; done
+    mkdir -p "$STATE"
+    install
+    airgap
+    start_containerd
+    for name in "${names[@]}"; do start_engine "$name"; done
+    # Only the build machine is seeded; the offline engine stays empty.
+    for name in "${names[@]}"; do [[ $name != online ]] || images online; done
+    for name in "${names[@]}"; do echo "$name=$(engine_host "$name")"; done
+}
+
+reset() {
+    local name dir
+    for name in "$@"; do
+        valid_engine "$name"
+        dir=$(engine_dir "$name")
+        if answering "$name"; then
+            dk "$name" buildx prune -af >/dev/null 2>&1 || true
+            dk "$name" image ls -aq | sort -u | xargs -r docker -H "$(engine_host "$name")" image rm -f >/dev/null 2>&1 || true
+        fi
+        stop_engine "$name"
+        rm -rf "$dir/data" "$dir/exec"
+        # A fresh containerd namespace: whatever the old one still holds is unreachable.
+        echo $(($(generation "$name") + 1)) > "$dir/generation"
+        start_containerd
+        airgap
+        start_engine "$name"
+    done
+}
+
+down() {
+    local names=("$@") name
+    ((${#names[@]})) || names=("${ALL_ENGINES[@]}")
+    for name in "${names[@]}"; do valid_engine "$name"; stop_engine "$name"; done
+    if [[ -z $(hosts) ]]; then
+        stop_pidfile "$CTD_DIR/containerd.pid"
+        rm -f "$CTD_SOCK"
+        if ip netns list 2>/dev/null | grep -qw "$NETNS"; then ip netns delete "$NETNS"; fi
+    fi
+}
+
+status() {
+    local name dir version store
+    printf '%-8s %-8s %-8s %-14s %s\n' ENGINE STATE PID VERSION IMAGE-STORE
+    for name in "${ALL_ENGINES[@]}"; do
+        dir=$(engine_dir "$name")
+        if alive "$dir/docker.pid" && answering "$name"; then
+            version=$(dk "$name" version --format '{{.Server.Version}}')
+            store=$(dk "$name" info --format '{{.DriverStatus}}' | grep -q snapshotter && echo containerd || echo classic)
+            printf '%-8s %-8s %-8s %-14s %s\n' "$name" running "$(cat "$dir/docker.pid")" "$version" "$store"
+        else
+            printf '%-8s %-8s %-8s %-14s %s\n' "$name" stopped - - -
+        fi
+    done
+}
+
+main() {
+    local cmd=${1:-help}
+    shift || true
+    case $cmd in
+        install) mkdir -p "$STATE"; install ;;
+        up) up "$@" ;;
+        images) (($#)) || die "images needs engine names"; for n in "$@"; do valid_engine "$n"; done; images "$@" ;;
+        reset) (($#)) || die "reset needs engine names"; reset "$@" ;;
+        hosts) hosts ;;
+        env) (($# == 1)) || die "env needs one engine name"; valid_engine "$1"; echo "export DOCKER_HOST=$(engine_host "$1")" ;;
+        status) status ;;
+        down) down "$@" ;;
+        help|-h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
+        *) die "unknown command '$cmd' (try: $0 help)" ;;
+    esac
+}
+
+main "$@"

@@ -1,0 +1,215 @@
+"""End to end on the harness's real engines: export online, carry, set up and build offline.
+
+The ``offline``, ``legacy`` and ``old`` engines run in a network namespace
+with nothing but loopback: a real air gap, whatever ``--network`` a build
+asks for. ``online`` reaches the Debian mirror.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from python_on_whales import DockerClient
+
+from offline_build.store import Layout
+from tests.integration.conftest import DEMO, reset
+
+pytestmark = pytest.mark.engine
+
+CLI = [sys.executable, "-m", "offline_build.cli"]
+
+
+def cli(project: Path, host: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("OFFLINE_VERSION", None)
+    env.pop("CACHE_DIR", None)
+    proc = subprocess.run([*CLI, *args, "--host", host], cwd=project, capture_output=True, text=True,
+                          env=env, check=False)
+    if check and proc.returncode != 0:
+        pytest.fail(f"offline-build {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def copy_demo(dest: Path) -> Path:
+    shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
+    return dest
+
+
+@pytest.fixture(scope="session")
+def exported(engines: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo exported once on the online engine; returns the bundle archive."""
+    project = copy_demo(tmp_path_factory.mktemp("online") / "demo")
+    out = cli(project, engines["online"], "offline.export")
+    assert "bundle size" in out.stdout
+    bundles = list((project / "build-cache").glob("build-cache-*.tar"))
+    assert len(bundles) == 1
+    return bundles[0]
+
+
+def offline_project(tmp_path: Path, archive: Path) -> Path:
+    """A fresh checkout on the 'offline machine' with the bundle copied in."""
+    project = copy_demo(tmp_path / "demo")
+    (project / "build-cache").mkdir()
+    shutil.copy2(archive, project / "build-cache" / archive.name)
+    return project
+
+
+def build_report(stdout: str) -> dict[str, tuple[int, int, str]]:
+    """service -> (steps, cached, status) from the closing table."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip("│┃ ").split("│")]
+        if len(cells) == 6 and cells[0] in ("backend", "worker", "web"):
+            rows[cells[0]] = (int(cells[2]), int(cells[3]), cells[4])
+    return rows
+
+
+def test_a_service_builds_on_the_online_engine_and_runs(engines: dict[str, str], tmp_path: Path) -> None:
+    project = copy_demo(tmp_path / "demo")
+    cli(project, engines["online"], "web.offline-build", "--version", "it-1")
+    docker = DockerClient(host=engines["online"])
+    assert docker.image.exists("demo/web:it-1")
+    out = docker.run("demo/web:it-1", remove=True, networks=["none"])
+    assert out.strip() == "web: serving 18 bytes"
+
+
+def test_round_trip_into_an_empty_offline_engine(engines: dict[str, str], exported: Path, tmp_path: Path) -> None:
+    reset("offline")
+    host = engines["offline"]
+    project = offline_project(tmp_path, exported)
+
+    before = cli(project, host, "offline.diagnose", check=False)
+    assert before.returncode == 1
+    assert "run offline.setup" in before.stdout
+
+    setup = cli(project, host, "offline.setup")
+    assert "oci-layout contexts" in setup.stdout  # nothing had to be docker-loaded
+    assert cli(project, host, "offline.diagnose").returncode == 0
+
+    built = cli(project, host, "offline.build")
+    rows = build_report(built.stdout)
+    assert set(rows) == {"backend", "worker", "web"}
+    for service, (steps, cached, status) in rows.items():
+        assert steps > 0 and cached == steps and status == "all cached", (service, rows)
+
+    docker = DockerClient(host=host)
+    assert docker.run("demo/backend:1.0.0", remove=True, networks=["none"]).strip() == '"demo backend"'
+    assert docker.run("demo/worker:1.0.0", remove=True, networks=["none"]).strip() == "worker: hello from the worker"
+    assert docker.run("demo/web:1.0.0", remove=True, networks=["none"]).strip() == "web: serving 18 bytes"
+
+
+def test_the_offline_engine_really_has_no_network(engines: dict[str, str], exported: Path, tmp_path: Path) -> None:
+    """A step that is not in the bundle's cache fails there: the round trip proves something."""
+    project = offline_project(tmp_path, exported)
+    cli(project, engines["offline"], "offline.setup")
+    dockerfile = project / "services" / "backend" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("jq", "jq curl"))
+    out = cli(project, engines["offline"], "backend.offline-build", check=False)
+    assert out.returncode != 0
+    assert "build backend (offline)" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_same_bundle_on_the_legacy_engine_loads_bases_and_builds_from_cache(
+        engines: dict[str, str], exported: Path, tmp_path: Path) -> None:
+    reset("legacy")
+    host = engines["legacy"]
+    project = offline_project(tmp_path, exported)
+    setup = cli(project, host, "offline.setup")
+    assert "loaded into the engine" in setup.stdout
+    assert "debian:bookworm-slim" in setup.stdout and "loaded" in setup.stdout
+    again = cli(project, host, "offline.setup")
+    assert "unchanged" in again.stdout
+    rows = build_report(cli(project, host, "offline.build").stdout)
+    assert rows and all(cached == steps and steps > 0 for steps, cached, _ in rows.values()), rows
+
+
+def test_the_bundle_holds_each_blob_once(exported: Path, tmp_path: Path) -> None:
+    with tarfile.open(exported) as tar:
+        names = [m.name for m in tar.getmembers() if m.name.startswith("blobs/")]
+        tar.extractall(tmp_path / "x", filter="data")
+    assert len(names) == len(set(names))
+    layout = Layout(tmp_path / "x")
+    referenced = layout.reachable()
+    assert {f"sha256:{n.rsplit('/', 1)[1]}" for n in names} == set(referenced)
+    # The base image's layer is referenced by the base image and by every
+    # service's cache, and stored once.
+    tags = layout.tags()
+    base = layout.read_json(tags["base-debian_bookworm-slim"].digest)
+    base_layer = base["layers"][0]["digest"]
+    for service in ("backend", "worker", "web"):
+        cache = layout.read_json(tags[f"cache-{service}"].digest)
+        assert base_layer in {d["digest"] for d in cache["manifests"]}, service
+    assert names.count(f"blobs/sha256/{base_layer.split(':')[1]}") == 1
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and ".work" not in p.parts and p.name != ".lock"}
+
+
+def test_a_corrupted_or_incomplete_bundle_is_refused_and_nothing_changes(
+        engines: dict[str, str], exported: Path, tmp_path: Path) -> None:
+    host = engines["offline"]
+    project = offline_project(tmp_path, exported)
+    cli(project, host, "offline.setup")
+    cache = project / "build-cache"
+    before = snapshot(cache / "store")
+    docker = DockerClient(host=host)
+    images_before = sorted(i.id for i in docker.image.list())
+
+    bad = cache / "damaged.tar"
+    flipped = ""
+    with tarfile.open(exported) as tin, tarfile.open(bad, "w") as tout:
+        for m in tin.getmembers():
+            data = tin.extractfile(m).read()  # type: ignore[union-attr]
+            if not flipped and m.name.startswith("blobs/") and m.size > 1000:
+                data = bytes([data[0] ^ 0xFF]) + data[1:]
+                flipped = m.name
+            tout.addfile(m, io.BytesIO(data))
+    out = cli(project, host, "offline.setup", "--bundle", str(bad), check=False)
+    assert out.returncode != 0
+    assert f"{flipped} is damaged" in out.stderr
+
+    missing = cache / "missing.tar"
+    with tarfile.open(exported) as tin, tarfile.open(missing, "w") as tout:
+        for m in tin.getmembers():
+            if m.name == "files/resources/models/model.txt":
+                continue
+            tout.addfile(m, tin.extractfile(m))
+    out = cli(project, host, "offline.setup", "--bundle", str(missing), check=False)
+    assert out.returncode != 0
+    assert "files/resources/models/model.txt is missing from the bundle" in out.stderr
+
+    assert snapshot(cache / "store") == before
+    assert sorted(i.id for i in docker.image.list()) == images_before
+
+
+def test_verify_proves_every_service_builds_offline(engines: dict[str, str], exported: Path, tmp_path: Path) -> None:
+    reset("offline")
+    project = offline_project(tmp_path, exported)
+    out = cli(project, engines["offline"], "offline.verify")
+    assert out.returncode == 0
+    assert out.stdout.count("all cached") == 3, out.stdout
+
+
+def test_manifest_describes_the_bundle(exported: Path) -> None:
+    with tarfile.open(exported) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert manifest["project"] == "demo" and manifest["version"] == "1.0.0"
+    assert manifest["network"] == "host"
+    assert set(manifest["services"]) == {"backend", "worker", "web"}
+    assert manifest["services"]["worker"]["base_images"] == ["debian:bookworm-slim"]
+    assert manifest["base_images"] == {"debian:bookworm-slim": "base-debian_bookworm-slim"}
+    assert manifest["engine"]["server"].startswith("26.")
+    paths = {f["path"] for f in manifest["files"]}
+    assert {"files/resources/models/model.txt", "files/resources/src/greeting.tar"} <= paths
