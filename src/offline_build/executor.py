@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-from . import bundle
+from . import bundle, cachekeys
 from .engine import engine_message, image_present
 from .errors import EngineError, StepError
 from .plan import Build, FetchResource, MergeCache, Pack, Plan, SaveImages, Step, base_tag
@@ -156,9 +156,12 @@ class Executor:
         if not source.exists():
             raise StepError(step.title, f"the build wrote no cache to {step.source}",
                             "the engine must export caches: use Docker with the containerd image store")
-        added = Layout(step.store).merge(source, move=True)
+        store = Layout(step.store)
+        added = store.merge(source, move=True)
         shutil.rmtree(step.source, ignore_errors=True)
-        return {"blobs_added": added}
+        tags = store.tags()
+        keys = cachekeys.normalize(store, step.tag, [tags[t] for t in step.bases if t in tags])
+        return {"blobs_added": added, "keys_added": keys}
 
     def save_images(self, step: SaveImages) -> dict[str, Any]:
         """``docker save`` into a temp layout, check it is complete, merge it in."""

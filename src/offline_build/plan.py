@@ -113,6 +113,7 @@ class MergeCache(Step):
     source: Path = Path(".")
     store: Path = Path("store")
     tag: str = ""
+    bases: tuple[str, ...] = ()  # store tags of this service's base images
 
 
 @dataclass(frozen=True)
@@ -208,27 +209,30 @@ def bundle_name(today: date | None = None, compression: str | None = None) -> st
     return f"build-cache-{stamp}.tar" + (f".{compression}" if compression else "")
 
 
-def export_plan(project: Project, services: list[Service], bases: tuple[str, ...],
+def export_plan(project: Project, services: list[tuple[Service, tuple[str, ...]]], bases: tuple[str, ...],
                 work: Path, today: date | None = None) -> Plan:
-    """Export: build every service with cache export, save bases, fetch, pack.
+    """Export: save bases, build every service with cache export, fetch, pack.
 
-    Each service exports into its own folder under *work* and is merged into
-    the store afterwards: two exports into one local cache folder race on its
-    temp files, and BuildKit never removes old blobs from it.
+    *services* pairs each service with its base images. Each service exports
+    into its own folder under *work* and is merged into the store afterwards:
+    two exports into one local cache folder race on its temp files, and
+    BuildKit never removes old blobs from it. Bases are saved first so the
+    merge can add the cache keys a classic-store engine looks for.
     """
     steps: list[Step] = []
-    for service in services:
+    if bases:
+        steps.append(SaveImages(title=f"save {len(bases)} base image(s)", images=bases, store=project.store))
+    for service, service_bases in services:
         dest = work / cache_tag(service.name)
         steps.append(online_build(project, service, cache_dest=dest))
         steps.append(MergeCache(title=f"merge {service.name} cache into the store",
-                                source=dest, store=project.store, tag=cache_tag(service.name)))
-    if bases:
-        steps.append(SaveImages(title=f"save {len(bases)} base image(s)", images=bases, store=project.store))
+                                source=dest, store=project.store, tag=cache_tag(service.name),
+                                bases=tuple(base_tag(b) for b in service_bases)))
     for res in project.resources:
         steps.append(FetchResource(title=f"fetch resource {res.name}", resource_name=res.name,
                                    kind=res.kind, source=res.source, ref=res.ref, sha256=res.sha256,
                                    dest=project.cache_dir / "resources" / res.dest))
     steps.append(Pack(title="pack the bundle", cache_dir=project.cache_dir,
                       output=project.cache_dir / bundle_name(today),
-                      services=tuple(s.name for s in services)))
+                      services=tuple(s.name for s, _ in services)))
     return Plan("export", tuple(steps))

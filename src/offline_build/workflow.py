@@ -153,7 +153,8 @@ def export(project: Project, names: list[str] | None, docker: DockerClient, cons
     services = pick(project, names)
     bases = all_bases(project, services if names else list(project.services.values()))
     work = project.cache_dir / ".work"
-    plan = export_plan(project, services, bases, work, today)
+    pairs = [(s, service_bases(project, s)) for s in services]
+    plan = export_plan(project, pairs, bases, work, today)
     if dry_run:
         Executor(docker, console, dry_run=True).run(plan)
         return {}
