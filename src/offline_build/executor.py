@@ -42,8 +42,9 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, DockerException):
         text = (exc.stderr or "") + (exc.stdout or "")
         return any(marker.lower() in text.lower() for marker in TRANSIENT) and "ERROR: failed to solve" not in text
-    return isinstance(exc, (ConnectionError, TimeoutError, urllib.error.URLError)) and not isinstance(
-        exc, urllib.error.HTTPError) or (isinstance(exc, urllib.error.HTTPError) and exc.code >= 500)
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code >= 500  # a server's bad moment; 4xx will not change
+    return isinstance(exc, (ConnectionError, TimeoutError, urllib.error.URLError))
 
 
 retrying = retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(3),
@@ -191,10 +192,17 @@ class Executor:
             added = Layout(step.store).merge(saved, retag=retag, move=True)
         return {"images": list(step.images), "blobs_added": added}
 
-    @retrying
-    def _download(self, url: str, dest: Path) -> None:
-        with urllib.request.urlopen(url, timeout=60) as resp, dest.open("wb") as out:  # noqa: S310 (http(s) checked in config)
-            shutil.copyfileobj(resp, out)
+    def _download(self, step: FetchResource, dest: Path) -> None:
+        try:
+            _get(step.source, dest)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            raise StepError(step.title, f"{step.source} answered {exc.code} {exc.reason}",
+                            "check the URL in offline.yaml") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise StepError(step.title, f"cannot download {step.source}: {reason}",
+                            "check the network on this (online) machine, then export again") from None
 
     def fetch_resource(self, step: FetchResource) -> dict[str, Any]:
         dest = step.dest
@@ -202,7 +210,7 @@ class Executor:
         tmp = dest.with_name(f".{dest.name}.partial")
         try:
             if step.kind == "url":
-                self._download(step.source, tmp)
+                self._download(step, tmp)
                 if step.sha256 and sha256_file(tmp) != step.sha256:
                     raise StepError(step.title, f"{step.source} does not match its expected sha256",
                                     "check the URL, or update sha256 in offline.yaml if the file changed on purpose")
@@ -243,6 +251,18 @@ def _store_from(step: Build) -> Path | None:
         if value.startswith("oci-layout://"):
             return Path(value.removeprefix("oci-layout://").rsplit(":", 1)[0])
     return None
+
+
+@retrying
+def _get(url: str, dest: Path) -> None:
+    try:
+        resp = urllib.request.urlopen(url, timeout=60)  # noqa: S310 (http(s) checked in config)
+    except urllib.error.HTTPError as exc:
+        if exc.code >= 500:
+            exc.close()  # retried: release the connection first
+        raise
+    with resp, dest.open("wb") as out:
+        shutil.copyfileobj(resp, out)
 
 
 def _options(text: str) -> dict[str, str]:
