@@ -61,7 +61,7 @@ def setup(console: Console, rep: SetupReport, seconds: float) -> None:
 
 
 def verify(console: Console, outcomes: Iterable[VerifyOutcome]) -> None:
-    table = Table(title="offline.verify (--network none, empty build cache)", title_justify="left")
+    table = Table(title="offline.verify (scratch store, engine without this project's cache)", title_justify="left")
     for col in ("service", "result", "steps", "cached", "detail"):
         table.add_column(col, overflow="fold")
     style = {"all cached": "green", "rebuilt offline": "yellow", "failed": "bold red"}
