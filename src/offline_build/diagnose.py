@@ -21,7 +21,7 @@ from .config import Project
 from .engine import Capabilities, image_present
 from .errors import OfflineBuildError
 from .plan import base_tag, cache_tag
-from .report import human_size
+from .report import human_size, shown
 from .store import Layout, StoreError
 from .workflow import probe_engine, service_bases
 
@@ -79,7 +79,7 @@ def _driver(docker: DockerClient) -> str:
 
 def _store(project: Project) -> list[Check]:
     layout = Layout(project.store)
-    where = _shown(project.store, project.root)
+    where = shown(project.store, project.root)
     if not layout.exists():
         return [Check("store", where, "fail", "no store: nothing has been set up here",
                       "run offline.setup with the bundle (or offline.export on the online machine)")]
@@ -138,7 +138,7 @@ def _bundle(project: Project, deep: bool) -> list[Check]:
         return [Check("bundle", "archive", "info", f"no build-cache-*.tar in {project.cache_dir}")]
     free = shutil.disk_usage(project.cache_dir).free
     need = path.stat().st_size
-    out = [Check("disk", _shown(project.cache_dir, project.root), "ok" if free > need else "fail",
+    out = [Check("disk", shown(project.cache_dir, project.root), "ok" if free > need else "fail",
                  f"{human_size(free)} free, setup needs up to {human_size(need)}",
                  "" if free > need else "free disk space or set CACHE_DIR to a larger disk")]
     if not deep:
@@ -171,14 +171,6 @@ def verify_archive(path: Path) -> bundle.Manifest:
                 raise bundle.BundleError(f"{where}: {m.name} is damaged (checksum mismatch)",
                                          "copy the bundle again from the online machine")
     return manifest
-
-
-def _shown(path: Path, root: Path) -> str:
-    """Paths inside the project are shown relative to it: the table stays narrow."""
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
 
 
 def failed(checks: list[Check]) -> list[Check]:

@@ -5,10 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 
 from .workflow import BuildOutcome, SetupReport, VerifyOutcome
+
+
+def shown(path: Path, root: Path | None = None) -> str:
+    """A path as people want it in a table: relative to the project when inside it."""
+    base = root or Path.cwd()
+    try:
+        return str(Path(path).resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def human_size(n: float) -> str:
@@ -35,7 +46,7 @@ def export(console: Console, summary: dict[str, Any], seconds: float) -> None:
     table.add_row("services", ", ".join(summary["services"]))
     table.add_row("blobs", str(summary["blobs"]))
     table.add_row("unique bytes", human_size(summary["unique_bytes"]))
-    table.add_row("bundle", str(summary["output"]))
+    table.add_row("bundle", shown(summary["output"]))
     table.add_row("bundle size", human_size(summary["size"]))
     table.add_row("time", f"{seconds:.1f}s")
     console.print(table)
@@ -45,7 +56,7 @@ def setup(console: Console, rep: SetupReport, seconds: float) -> None:
     table = Table(title="offline.setup", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
-    table.add_row("bundle", str(rep.bundle))
+    table.add_row("bundle", shown(rep.bundle))
     table.add_row("project / version", f"{rep.manifest.project} / {rep.manifest.version}")
     table.add_row("services", ", ".join(rep.manifest.services) or "none")
     table.add_row("verified files", str(len(rep.manifest.files)))
