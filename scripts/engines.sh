@@ -155,9 +155,8 @@ start_engine() {
     dir=$(engine_dir "$name")
     mkdir -p "$dir"
     if alive "$dir/docker.pid" && answering "$name"; then return 0; fi
-    # A stale pid file or socket from an earlier run (or a hung daemon).
-    stop_pidfile "$dir/docker.pid"
-    rm -f "$dir/docker.sock"
+    # A stale pid file, socket or mounts from an earlier run (or a hung daemon).
+    stop_engine "$name"
     local dockerd=dockerd config='{}' ns=()
     case $name in
         online|offline) config='{"features": {"containerd-snapshotter": true}}' ;;
@@ -183,7 +182,19 @@ start_engine() {
     die "engine '$name' did not start (log: $dir/dockerd.log)"
 }
 
-stop_engine() { stop_pidfile "$(engine_dir "$1")/docker.pid"; rm -f "$(engine_sock "$1")"; }
+unmount_under() {
+    # A daemon killed hard (as at the end of a CI session) leaves its mounts
+    # behind; unmount them, deepest first, before anything deletes the folder.
+    local dir=$1
+    findmnt -rn -o TARGET | awk -v d="$dir/" 'index($0, d) == 1' | sort -r \
+        | while read -r target; do umount -l "$target" 2>/dev/null || true; done
+}
+
+stop_engine() {
+    stop_pidfile "$(engine_dir "$1")/docker.pid"
+    rm -f "$(engine_sock "$1")"
+    unmount_under "$(engine_dir "$1")"
+}
 
 # --- base images -------------------------------------------------------------
 
