@@ -20,7 +20,8 @@
 #   hosts            print NAME=unix://... for each running engine
 #   env ENGINE       print "export DOCKER_HOST=..." for ENGINE
 #   status           which engines run, their pid and version
-#   down [ENGINE...] stop engines this script started (and containerd when none is left)
+#   down [ENGINE...] stop engines this script started (and containerd when none is left);
+#                    "stop" is the same
 #
 # State lives in $OFFLINE_BUILD_ENGINES_DIR (default /var/tmp/offline-build-engines).
 set -euo pipefail
@@ -315,7 +316,7 @@ main() {
         hosts) hosts ;;
         env) (($# == 1)) || die "env needs one engine name"; valid_engine "$1"; echo "export DOCKER_HOST=$(engine_host "$1")" ;;
         status) status ;;
-        down) down "$@" ;;
+        down|stop) down "$@" ;;
         help|-h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
         *) die "unknown command '$cmd' (try: $0 help)" ;;
     esac
