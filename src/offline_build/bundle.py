@@ -109,16 +109,19 @@ class Manifest:
 # --- packing -----------------------------------------------------------------
 
 
-def collect(cache_dir: Path) -> list[tuple[str, Path]]:
-    """(archive name, local path) of everything that goes in: reachable blobs and files."""
+def collect(cache_dir: Path, apt_dir: Path | None = None) -> list[tuple[str, Path]]:
+    """(archive name, local path) of everything that goes in: reachable blobs and files.
+
+    APT captures live in the project's apt folder (``apt-lists/`` by default).
+    """
     layout = Layout(cache_dir / "store")
     members = [("oci-layout", layout.root / "oci-layout"), ("index.json", layout.root / "index.json")]
     members += [(f"blobs/sha256/{d.hex}", layout.blob_path(d.digest))
                 for d in sorted(layout.reachable().values(), key=lambda d: d.digest)]
-    for sub in ("apt", "resources"):
-        base = cache_dir / sub
-        if base.is_dir():
-            for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.is_symlink()):
+    for sub, base in (("apt", apt_dir), ("resources", cache_dir / "resources")):
+        if base is not None and base.is_dir():
+            for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.is_symlink()
+                               and not any(part.startswith(".") for part in p.relative_to(base).parts)):
                 members.append((f"files/{sub}/{path.relative_to(base).as_posix()}", path))
     return members
 
@@ -289,6 +292,7 @@ def extract_verified(tar: tarfile.TarFile, members: list[tarfile.TarInfo], manif
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise BundleError(f"{where}: cannot read {member.name} ({exc})",
                               "the copy is damaged or truncated: copy it again") from None
+        target.chmod(0o644)  # captures are bind-mounted into builds: modes are part of the cache key
         if size != entry.size or digest.hexdigest() != entry.sha256:
             raise BundleError(f"{where}: {member.name} is damaged (checksum mismatch)",
                               "copy the bundle again from the online machine")

@@ -29,7 +29,8 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 from . import bundle, cachekeys
 from .engine import engine_message, image_present
 from .errors import EngineError, StepError
-from .plan import Build, FetchResource, MergeCache, Pack, Plan, SaveImages, Step, base_tag
+from .plan import (Build, CaptureApt, ClassicBuild, FetchResource, MergeCache, Pack, Plan, SaveImages, Step,
+                   WriteFile, base_tag)
 from .progress import BuildReport
 from .store import IMAGE_NAME, Layout, sha256_file
 
@@ -73,8 +74,10 @@ class Executor:
     """Runs steps against one engine; prints progress to *console*."""
 
     def __init__(self, docker: DockerClient, console: Console, *, dry_run: bool = False,
-                 manifest_factory: Callable[[Pack], bundle.Manifest] | None = None) -> None:
+                 manifest_factory: Callable[[Pack], bundle.Manifest] | None = None,
+                 apt_dir: Path | None = None) -> None:
         self.docker = docker
+        self.apt_dir = apt_dir
         self.console = console
         self.dry_run = dry_run
         self.manifest_factory = manifest_factory
@@ -84,6 +87,9 @@ class Executor:
             SaveImages: self.save_images,
             FetchResource: self.fetch_resource,
             Pack: self.pack,
+            CaptureApt: self.capture_apt,
+            WriteFile: self.write_file,
+            ClassicBuild: self.classic_build,
         }
 
     def run(self, plan: Plan) -> RunResult:
@@ -226,8 +232,51 @@ class Executor:
                 tmp.unlink(missing_ok=True)
         return {"dest": str(dest)}
 
+    def write_file(self, step: WriteFile) -> dict[str, Any]:
+        step.path.parent.mkdir(parents=True, exist_ok=True)
+        if not step.path.is_file() or step.path.read_text() != step.text:
+            step.path.write_text(step.text)
+        return {"path": step.path}
+
+    def capture_apt(self, step: CaptureApt) -> dict[str, Any]:
+        """Capture into a fresh folder, tidy it, then swap it in whole."""
+        fresh = step.dest.with_name(f".{step.dest.name}.partial")
+        shutil.rmtree(fresh, ignore_errors=True)
+        (fresh / "lists").mkdir(parents=True)
+        (fresh / "archives").mkdir()
+        try:
+            self.docker.run(step.base, ["sh", "-c", step.script()], remove=True, networks=[step.network],
+                            volumes=[(str(fresh / "lists"), "/var/lib/apt/lists"),
+                                     (str(fresh / "archives"), "/var/cache/apt/archives")])
+        except DockerException as exc:
+            shutil.rmtree(fresh, ignore_errors=True)
+            raise StepError(step.title, f"APT capture failed: {engine_message(exc)}",
+                            "check the package names and that this machine reaches the base image's APT mirror") from None
+        debs = _tidy_capture(fresh)
+        old = step.dest.with_name(f".{step.dest.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if step.dest.exists():
+            step.dest.replace(old)
+        fresh.replace(step.dest)
+        shutil.rmtree(old, ignore_errors=True)
+        return {"debs": debs}
+
+    def classic_build(self, step: ClassicBuild) -> dict[str, Any]:
+        for image in step.needs_images:
+            if not image_present(self.docker, image):
+                raise StepError(step.title, f"image {image} is not in the engine",
+                                "run offline.setup: it loads the preinstalled base images for the classic builder")
+        try:
+            with self.console.status(f"{step.title}…"):
+                self.docker.legacy_build(step.context, file=step.dockerfile, tags=list(step.tags),
+                                         target=step.target, build_args=dict(step.build_args),
+                                         network=step.network)
+        except DockerException as exc:
+            raise StepError(step.title, f"classic build failed: {engine_message(exc)}") from None
+        return {}
+
     def pack(self, step: Pack) -> dict[str, Any]:
-        members = bundle.collect(step.cache_dir)
+        members = bundle.collect(step.cache_dir, self.apt_dir)
         total = sum(p.stat().st_size for _, p in members)
         with _bar(self.console, "hash", total) as advance:
             entries = bundle.hash_members(members, advance)
@@ -240,6 +289,25 @@ class Executor:
         blobs = [e for e in entries if e.path.startswith("blobs/")]
         return {"output": step.output, "size": size, "blobs": len(blobs),
                 "unique_bytes": sum(e.size for e in blobs), "files": len(entries)}
+
+
+def _tidy_capture(folder: Path) -> int:
+    """Drop apt's locks and partial folders and fix modes.
+
+    The capture is bind-mounted into builds, and BuildKit's cache key covers
+    the mounted files and their modes: online and offline copies must match
+    bit for bit, and a bundle carries only plain 0644 files.
+    """
+    for sub in ("lists", "archives"):
+        for name in ("lock", "partial", "auxfiles"):
+            target = folder / sub / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return len(list((folder / "archives").glob("*.deb")))
 
 
 def _store_from(step: Build) -> Path | None:

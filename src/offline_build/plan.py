@@ -136,6 +136,74 @@ class Pack(Step):
 
 
 @dataclass(frozen=True)
+class CaptureApt(Step):
+    """``apt-get update`` and ``install --download-only`` in a throwaway container of *base*."""
+
+    base: str = ""
+    dest: Path = Path(".")
+    packages: tuple[str, ...] = ()
+    no_recommends: bool = True
+    source_edits: tuple[str, ...] = ()
+    network: str = "host"
+
+    def script(self) -> str:
+        recommends = " --no-install-recommends" if self.no_recommends else ""
+        return "\n".join([
+            "set -e",
+            *self.source_edits,
+            # Indexes stay gzip-compressed (apt reads them so) and without
+            # translations: 80 MB of lists become about 9 MB in the bundle.
+            "apt-get -o Acquire::GzipIndexes=true -o Acquire::CompressionTypes::Order::=gz"
+            " -o Acquire::Languages=none update",
+            f"apt-get install -y --download-only{recommends} {' '.join(shlex.quote(p) for p in self.packages)}",
+        ])
+
+    def argv(self) -> list[str]:
+        return ["docker", "run", "--rm", "--network", self.network,
+                "--volume", f"{self.dest}/lists:/var/lib/apt/lists",
+                "--volume", f"{self.dest}/archives:/var/cache/apt/archives",
+                self.base, "sh", "-c", self.script()]
+
+
+@dataclass(frozen=True)
+class WriteFile(Step):
+    """A generated file (a Dockerfile variant); ``--dry-run`` shows its text."""
+
+    path: Path = Path(".")
+    text: str = ""
+
+    def describe(self) -> str:
+        body = "\n".join(f"#   {line}" for line in self.text.splitlines())
+        return f"# write {self.path}:\n{body}"
+
+
+@dataclass(frozen=True)
+class ClassicBuild(Step):
+    """``DOCKER_BUILDKIT=0 docker build``: the fallback for engines BuildKit cannot serve."""
+
+    service: str = ""
+    context: Path = Path(".")
+    dockerfile: Path = Path("Dockerfile")
+    tags: tuple[str, ...] = ()
+    target: str | None = None
+    build_args: tuple[tuple[str, str], ...] = ()
+    network: str | None = "none"
+    needs_images: tuple[str, ...] = ()
+
+    def argv(self) -> list[str]:
+        cmd = ["env", "DOCKER_BUILDKIT=0", "docker", "build", "--file", str(self.dockerfile)]
+        for name, value in self.build_args:
+            cmd += ["--build-arg", f"{name}={value}"]
+        if self.network:
+            cmd += ["--network", self.network]
+        for tag in self.tags:
+            cmd += ["--tag", tag]
+        if self.target:
+            cmd += ["--target", self.target]
+        return [*cmd, str(self.context)]
+
+
+@dataclass(frozen=True)
 class Plan:
     """An ordered list of steps, and what the plan is for."""
 
@@ -153,14 +221,21 @@ def image_tag(project: Project, service: Service) -> str:
     return f"{service.image}:{project.version}"
 
 
-def online_build(project: Project, service: Service, cache_dest: Path | None = None) -> Build:
-    """A build on the online machine: network allowed; cache exported when asked."""
+def online_build(project: Project, service: Service, cache_dest: Path | None = None,
+                 dockerfile: Path | None = None, contexts: tuple[tuple[str, str], ...] = ()) -> Build:
+    """A build on the online machine; cache exported when asked.
+
+    *dockerfile* and *contexts* are the offline variant and its APT
+    captures, when the service has them: export and offline builds must
+    build the same file to share cache keys.
+    """
     cache_to = f"type=local,dest={cache_dest},mode=max,tag={cache_tag(service.name)}" if cache_dest else None
     return Build(
         title=f"build {service.name} (online)",
         service=service.name,
         context=service.context,
-        dockerfile=service.dockerfile,
+        dockerfile=dockerfile or service.dockerfile,
+        build_contexts=contexts,
         tags=(image_tag(project, service),),
         target=service.target,
         build_args=tuple(sorted(service.build_args.items())),
@@ -172,7 +247,8 @@ def online_build(project: Project, service: Service, cache_dest: Path | None = N
 
 
 def offline_build(project: Project, service: Service, bases: tuple[str, ...],
-                  *, cache: bool, oci_contexts: bool, network: str | None) -> Build:
+                  *, cache: bool, oci_contexts: bool, network: str | None,
+                  dockerfile: Path | None = None, contexts: tuple[tuple[str, str], ...] = ()) -> Build:
     """A build on the offline machine, with cache and base images from the store.
 
     *network* must be the mode the export built with: BuildKit puts the
@@ -182,14 +258,14 @@ def offline_build(project: Project, service: Service, bases: tuple[str, ...],
     otherwise they must already be loaded.
     """
     store = project.store
-    contexts = tuple((b, f"oci-layout://{store}:{base_tag(b)}") for b in bases) if oci_contexts else ()
+    contexts = contexts + (tuple((b, f"oci-layout://{store}:{base_tag(b)}") for b in bases) if oci_contexts else ())
     cache_from = (f"type=local,src={store},tag={cache_tag(service.name)}",) if cache else ()
     needs_tags = tuple(base_tag(b) for b in bases) if oci_contexts else ()
     return Build(
         title=f"build {service.name} (offline)",
         service=service.name,
         context=service.context,
-        dockerfile=service.dockerfile,
+        dockerfile=dockerfile or service.dockerfile,
         tags=(image_tag(project, service),),
         target=service.target,
         build_args=tuple(sorted(service.build_args.items())),
@@ -207,32 +283,3 @@ def bundle_name(today: date | None = None, compression: str | None = None) -> st
     """``build-cache-YYYYMMDD.tar[.<compression>]``, the seed's name."""
     stamp = (today or date.today()).strftime("%Y%m%d")
     return f"build-cache-{stamp}.tar" + (f".{compression}" if compression else "")
-
-
-def export_plan(project: Project, services: list[tuple[Service, tuple[str, ...]]], bases: tuple[str, ...],
-                work: Path, today: date | None = None) -> Plan:
-    """Export: save bases, build every service with cache export, fetch, pack.
-
-    *services* pairs each service with its base images. Each service exports
-    into its own folder under *work* and is merged into the store afterwards:
-    two exports into one local cache folder race on its temp files, and
-    BuildKit never removes old blobs from it. Bases are saved first so the
-    merge can add the cache keys a classic-store engine looks for.
-    """
-    steps: list[Step] = []
-    if bases:
-        steps.append(SaveImages(title=f"save {len(bases)} base image(s)", images=bases, store=project.store))
-    for service, service_bases in services:
-        dest = work / cache_tag(service.name)
-        steps.append(online_build(project, service, cache_dest=dest))
-        steps.append(MergeCache(title=f"merge {service.name} cache into the store",
-                                source=dest, store=project.store, tag=cache_tag(service.name),
-                                bases=tuple(base_tag(b) for b in service_bases)))
-    for res in project.resources:
-        steps.append(FetchResource(title=f"fetch resource {res.name}", resource_name=res.name,
-                                   kind=res.kind, source=res.source, ref=res.ref, sha256=res.sha256,
-                                   dest=project.cache_dir / "resources" / res.dest))
-    steps.append(Pack(title="pack the bundle", cache_dir=project.cache_dir,
-                      output=project.cache_dir / bundle_name(today),
-                      services=tuple(s.name for s, _ in services)))
-    return Plan("export", tuple(steps))

@@ -13,6 +13,7 @@ import json
 import shutil
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,12 +25,15 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from rich.console import Console
 
+from . import apt as apt_mod
 from . import bundle, dockerfile
+from . import variant as variant_mod
 from .config import Project, Service
 from .engine import Capabilities, buildx_version, engine_message, image_present, probe, server_version
-from .errors import EngineError, OfflineBuildError
+from .errors import EngineError, OfflineBuildError, StepError
 from .executor import Executor, RunResult, StepResult, check_engine
-from .plan import Pack, Plan, base_tag, cache_tag, export_plan, offline_build, online_build, slug
+from .plan import (Build, CaptureApt, ClassicBuild, FetchResource, MergeCache, Pack, Plan, SaveImages, Step, WriteFile, base_tag,
+                   bundle_name, cache_tag, offline_build, online_build, slug)
 from .store import REF_NAME, Layout, sha256_file
 
 
@@ -47,6 +51,120 @@ def all_bases(project: Project, services: list[Service]) -> tuple[str, ...]:
     return tuple(found)
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What one service builds from: its Dockerfile or the generated variants."""
+
+    service: Service
+    bases: tuple[str, ...]
+    apt: dict[str, apt_mod.BaseApt]
+    dockerfile: Path  # the offline variant when APT is captured, else the user's file
+    variant: variant_mod.Variant | None
+    contexts: tuple[tuple[str, str], ...]
+    classic_path: Path
+    classic: variant_mod.ClassicVariant
+
+
+def capture_dir(project: Project, base: str) -> Path:
+    return project.apt.dir / slug(base).lower()
+
+
+def preinstalled_image(project: Project, base: str) -> str:
+    """``<project>-<base slug>-apt:<version>``: the base with its APT packages installed."""
+    return f"{project.name}-{slug(base).lower().replace('.', '-')}-apt:{project.version}"
+
+
+def inputs(project: Project, service: Service, *, online: bool) -> Inputs:
+    """Work out the variants for *service*; pure apart from reading its Dockerfile.
+
+    Online, every base with APT installs is (about to be) captured; offline,
+    only those whose capture the bundle brought.
+    """
+    df = dockerfile.parse(service.dockerfile, service.build_args)
+    bases = tuple(df.base_images())
+    apts = apt_mod.analyse(df) if project.apt.enabled else {}
+    captured = {b for b in apts if online or (capture_dir(project, b) / "lists").is_dir()}
+    folder = project.cache_dir / "variants" / service.name
+    var = variant_mod.offline_variant(df, captured) if captured or "syntax" in df.directives else None
+    use_variant = var is not None and var.changed
+    contexts = tuple((name, str(capture_dir(project, base))) for name, base in (var.contexts.items() if var else ()))
+    classic = variant_mod.classic_variant(df, {b: preinstalled_image(project, b) for b in apts})
+    return Inputs(service, bases, apts, folder / "Dockerfile.offline" if use_variant else service.dockerfile,
+                  var if use_variant else None, contexts, folder / "Dockerfile.classic", classic)
+
+
+def variant_steps(all_inputs: list[Inputs]) -> list[Step]:
+    steps: list[Step] = []
+    for i in all_inputs:
+        if i.variant:
+            steps.append(WriteFile(title=f"write {i.service.name}'s offline Dockerfile", path=i.dockerfile,
+                                   text=i.variant.text))
+        if i.classic.text is not None:
+            steps.append(WriteFile(title=f"write {i.service.name}'s classic Dockerfile", path=i.classic_path,
+                                   text=i.classic.text))
+    return steps
+
+
+def apt_union(all_inputs: list[Inputs]) -> dict[str, apt_mod.BaseApt]:
+    """Per base image, every package any service installs on it."""
+    union: dict[str, apt_mod.BaseApt] = {}
+    for i in all_inputs:
+        for base, use in i.apt.items():
+            merged = union.setdefault(base, apt_mod.BaseApt(base))
+            merged.packages += [p for p in use.packages if p not in merged.packages]
+            merged.source_edits += [e for e in use.source_edits if e not in merged.source_edits]
+            merged.no_recommends = merged.no_recommends and use.no_recommends
+    return union
+
+
+def capture_steps(project: Project, union: dict[str, apt_mod.BaseApt]) -> list[Step]:
+    return [CaptureApt(title=f"capture APT for {base} ({len(use.packages)} packages)", base=base,
+                       dest=capture_dir(project, base), packages=tuple(use.packages),
+                       no_recommends=use.no_recommends,
+                       source_edits=tuple(apt_mod.shell_join(e) for e in use.source_edits))
+            for base, use in union.items()]
+
+
+def preinstall_steps(project: Project, union: dict[str, apt_mod.BaseApt]) -> list[Step]:
+    """Build ``<project>-<base>-apt`` per base: the classic builder's starting point."""
+    steps: list[Step] = []
+    for base, use in union.items():
+        name = variant_mod.context_name(base)
+        recommends = " --no-install-recommends" if use.no_recommends else ""
+        folder = project.cache_dir / "variants" / "_preinstalled" / slug(base).lower()
+        text = (f"FROM {base}\n"
+                f"RUN --mount=type=bind,from={name},source=lists,target={variant_mod.LISTS},rw "
+                f"--mount=type=bind,from={name},source=archives,target={variant_mod.ARCHIVES},rw "
+                f"mkdir -p {variant_mod.LISTS}/partial {variant_mod.ARCHIVES}/partial "
+                f"&& apt-get install -y{recommends} {' '.join(use.packages)}\n")
+        steps.append(WriteFile(title=f"write the Dockerfile of {preinstalled_image(project, base)}",
+                               path=folder / "Dockerfile", text=text))
+        steps.append(Build(title=f"build {preinstalled_image(project, base)}", service="",
+                           context=folder, dockerfile=folder / "Dockerfile",
+                           tags=(preinstalled_image(project, base),), network="none",
+                           build_contexts=((name, str(capture_dir(project, base))),), load=True,
+                           platforms=project.platforms))
+    if union:
+        images = tuple(preinstalled_image(project, b) for b in union)
+        steps.append(SaveImages(title=f"save {len(images)} preinstalled base image(s)", images=images,
+                                store=project.store))
+    return steps
+
+
+def apt_capture(project: Project, docker: DockerClient, console: Console, *, dry_run: bool = False) -> None:
+    """Capture APT for every base image the services install packages on."""
+    union = apt_union([inputs(project, s, online=True) for s in project.services.values()])
+    plan = Plan("apt-capture", tuple(capture_steps(project, union)))
+    if not plan.steps:
+        console.print("nothing to capture: no service installs APT packages")
+        return
+    if not dry_run:
+        check_engine(docker)
+    result = Executor(docker, console, dry_run=dry_run).run(plan)
+    for r in result.results:
+        console.print(f"  {r.step.dest}: {r.detail['debs']} .deb file(s)")  # type: ignore[attr-defined]
+
+
 def pick(project: Project, names: list[str] | None) -> list[Service]:
     return [project.service(n) for n in names] if names else list(project.services.values())
 
@@ -62,9 +180,12 @@ class BuildOutcome:
     cached: int
     seconds: float
     ran: tuple[str, ...]
+    builder: str = "buildkit"
 
     @property
     def status(self) -> str:
+        if self.builder != "buildkit":
+            return self.builder
         if self.steps and self.cached == self.steps:
             return "all cached"
         return "rebuilt offline" if self.ran else "built"
@@ -79,12 +200,13 @@ def plan_offline_builds(project: Project, services: list[Service], caps: Capabil
     tags = Layout(project.store).tags()
     oci = caps.oci_layout_context if caps else True
     network = bundle_network(project)
-    steps = []
-    for service in services:
-        bases = service_bases(project, service)
-        use_oci = oci and all(base_tag(b) in tags for b in bases)
-        steps.append(offline_build(project, service, bases, cache=cache_tag(service.name) in tags,
-                                   oci_contexts=use_oci, network=network))
+    everyone = [inputs(project, s, online=False) for s in services]
+    steps: list[Step] = list(variant_steps(everyone))
+    for i in everyone:
+        use_oci = oci and all(base_tag(b) in tags for b in i.bases)
+        steps.append(offline_build(project, i.service, i.bases, cache=cache_tag(i.service.name) in tags,
+                                   oci_contexts=use_oci, network=network, dockerfile=i.dockerfile,
+                                   contexts=i.contexts))
     return Plan("build", tuple(steps))
 
 
@@ -103,17 +225,75 @@ def bundle_network(project: Project) -> str | None:
     return project.network
 
 
+# BuildKit failures a classic build can get past, with the one-line reason
+# printed for the fallback. Anything else (a failing RUN, a syntax error, a
+# missing file) is the build's own and is not retried with another builder.
+BUILDKIT_ONLY = {
+    "moby.buildkit.frontend.contexts": "this engine's BuildKit has no named build contexts",
+    "unknown scheme oci-layout": "this engine cannot read oci-layout:// contexts",
+    "not supported for the docker driver": "this engine's build driver cannot import or export caches",
+    "failed to resolve source metadata": "BuildKit tried to resolve an image it cannot reach offline",
+    "pull access denied": "BuildKit tried to pull a base image",
+    "unknown flag: mount": "this engine's Dockerfile frontend has no RUN --mount",
+    "'buildx' is not a docker command": "buildx is not installed",
+    "unknown command: docker buildx": "buildx is not installed",
+    "no builder": "the buildx builder is unavailable",
+    "failed to find driver": "the buildx builder is unavailable",
+}
+
+
+def buildkit_reason(message: str) -> str | None:
+    lowered = message.lower()
+    return next((why for marker, why in BUILDKIT_ONLY.items() if marker.lower() in lowered), None)
+
+
+def classic_step(project: Project, i: Inputs) -> ClassicBuild | None:
+    """The classic-builder build of a service, or None when it has no classic variant."""
+    if i.classic.text is None:
+        return None
+    needs = tuple(dict.fromkeys(i.classic.bases.get(b, b) for b in i.bases))
+    return ClassicBuild(title=f"build {i.service.name} (classic builder)", service=i.service.name,
+                        context=i.service.context, dockerfile=i.classic_path,
+                        tags=(f"{i.service.image}:{project.version}",), target=i.service.target,
+                        build_args=tuple(sorted(i.service.build_args.items())), network="none",
+                        needs_images=needs)
+
+
 def build(project: Project, names: list[str] | None, docker: DockerClient, console: Console,
-          *, dry_run: bool = False) -> list[BuildOutcome]:
+          *, dry_run: bool = False, fallback: bool = True, classic_only: bool = False) -> list[BuildOutcome]:
+    """Build services offline: BuildKit with the imported cache, else the classic builder.
+
+    The classic builder is used only after a BuildKit-specific failure (or
+    with *classic_only*), only where a classic variant exists, and each
+    decision is printed with its reason.
+    """
     services = pick(project, names)
-    caps = None if dry_run else probe_engine(docker, project)
+    caps = None if dry_run or classic_only else probe_engine(docker, project)
     plan = plan_offline_builds(project, services, caps)
+    by_name = {i.service.name: i for i in (inputs(project, s, online=False) for s in services)}
+    executor = Executor(docker, console, dry_run=dry_run)
+    outcomes: list[BuildOutcome] = []
     for step in plan.steps:
-        if not step.cache_from and not dry_run:  # type: ignore[attr-defined]
-            console.print(f"[yellow]warning:[/] no cache for {step.service} in {project.store}: "  # type: ignore[attr-defined]
+        if not isinstance(step, Build):
+            executor.run(Plan("prepare", (step,)))
+            continue
+        i = by_name[step.service]
+        if classic_only:
+            outcomes.append(_run_classic(project, i, executor, console, reason=None))
+            continue
+        if not step.cache_from and not dry_run:
+            console.print(f"[yellow]warning:[/] no cache for {step.service} in the store: "
                           "every step will run offline (run offline.setup with a bundle that has it)")
-    result = Executor(docker, console, dry_run=dry_run).run(plan)
-    return [_outcome(project, r) for r in result.builds()]
+        try:
+            result = executor.run(Plan("build", (step,)))
+        except StepError as exc:
+            reason = buildkit_reason(exc.message)
+            if not fallback or reason is None:
+                raise
+            outcomes.append(_run_classic(project, i, executor, console, reason, exc))
+            continue
+        outcomes += [_outcome(project, r) for r in result.builds()]
+    return outcomes
 
 
 def _outcome(project: Project, r: StepResult) -> BuildOutcome:
@@ -121,6 +301,23 @@ def _outcome(project: Project, r: StepResult) -> BuildOutcome:
     service = project.service(r.step.service)  # type: ignore[attr-defined]
     return BuildOutcome(service.name, f"{service.image}:{project.version}", len(report.steps),
                         len(report.cached), r.seconds, tuple(v.name for v in report.ran))
+
+
+def _run_classic(project: Project, i: Inputs, executor: Executor, console: Console,
+                 reason: str | None, error: StepError | None = None) -> BuildOutcome:
+    step = classic_step(project, i)
+    if step is None:
+        why = i.classic.reason
+        if error is None:
+            raise StepError(f"build {i.service.name} (classic builder)", f"no classic variant: {why}")
+        raise StepError(error.step, f"{error.message}\nno classic fallback for {i.service.name}: {why}",
+                        "build on an engine whose BuildKit can run this Dockerfile "
+                        "(offline.diagnose shows what this one can do)")
+    if reason:
+        console.print(f"fallback: {i.service.name}: {reason}; building with the classic builder")
+    started = time.monotonic()
+    executor.run(Plan("classic", (step,)))
+    return BuildOutcome(i.service.name, step.tags[0], 0, 0, time.monotonic() - started, (), "classic builder")
 
 
 def build_online(project: Project, names: list[str] | None, docker: DockerClient, console: Console,
@@ -148,13 +345,44 @@ def probe_engine(docker: DockerClient, project: Project) -> Capabilities:
 # --- export ------------------------------------------------------------------
 
 
+def export_plan(project: Project, services: list[Service], today: date | None = None) -> Plan:
+    """Save bases, capture APT, write variants, build with cache export, preinstall, fetch, pack.
+
+    APT is captured for the union of every service's packages, even when
+    only one service is exported: the captures are shared per base image.
+    Each service exports into its own folder, merged into the store
+    afterwards (two exports into one folder race on its temp files).
+    """
+    everyone = [inputs(project, s, online=True) for s in project.services.values()]
+    chosen = [i for i in everyone if i.service in services]
+    union = apt_union(everyone)
+    bases = all_bases(project, list(project.services.values()))
+    work = project.cache_dir / ".work"
+    steps: list[Step] = []
+    if bases:
+        steps.append(SaveImages(title=f"save {len(bases)} base image(s)", images=bases, store=project.store))
+    steps += capture_steps(project, union)
+    steps += variant_steps(chosen)
+    for i in chosen:
+        dest = work / cache_tag(i.service.name)
+        steps.append(online_build(project, i.service, cache_dest=dest, dockerfile=i.dockerfile, contexts=i.contexts))
+        steps.append(MergeCache(title=f"merge {i.service.name} cache into the store", source=dest,
+                                store=project.store, tag=cache_tag(i.service.name),
+                                bases=tuple(base_tag(b) for b in i.bases)))
+    steps += preinstall_steps(project, union)
+    for res in project.resources:
+        steps.append(FetchResource(title=f"fetch resource {res.name}", resource_name=res.name, kind=res.kind,
+                                   source=res.source, ref=res.ref, sha256=res.sha256,
+                                   dest=project.cache_dir / "resources" / res.dest))
+    steps.append(Pack(title="pack the bundle", cache_dir=project.cache_dir,
+                      output=project.cache_dir / bundle_name(today), services=tuple(s.name for s in services)))
+    return Plan("export", tuple(steps))
+
+
 def export(project: Project, names: list[str] | None, docker: DockerClient, console: Console,
            *, dry_run: bool = False, today: date | None = None) -> dict[str, Any]:
     services = pick(project, names)
-    bases = all_bases(project, services if names else list(project.services.values()))
-    work = project.cache_dir / ".work"
-    pairs = [(s, service_bases(project, s)) for s in services]
-    plan = export_plan(project, pairs, bases, work, today)
+    plan = export_plan(project, services, today)
     if dry_run:
         Executor(docker, console, dry_run=True).run(plan)
         return {}
@@ -164,11 +392,13 @@ def export(project: Project, names: list[str] | None, docker: DockerClient, cons
             f"this engine (Docker {caps.server_version}) cannot export build caches",
             "export on Docker 26+ with the containerd image store on "
             '({"features": {"containerd-snapshotter": true}} in daemon.json)')
+    work = project.cache_dir / ".work"
     work.mkdir(parents=True, exist_ok=True)
+    bases = all_bases(project, list(project.services.values()))
     with lock(project.cache_dir):
         _clear_partials(work, services)
         factory = lambda step: _manifest(project, bases, docker, caps)  # noqa: E731
-        result = Executor(docker, console, manifest_factory=factory).run(plan)
+        result = Executor(docker, console, manifest_factory=factory, apt_dir=project.apt.dir).run(plan)
     packed = result.of(Pack)[0]
     return {"output": packed.detail["output"], "size": packed.detail["size"],
             "blobs": packed.detail["blobs"], "unique_bytes": packed.detail["unique_bytes"],
@@ -196,7 +426,10 @@ def _manifest(project: Project, bases: tuple[str, ...], docker: DockerClient,
             "cache_tag": cache_tag(service.name),
             "base_images": list(service_bases(project, service)),
         }
-    base_images = {ref: base_tag(ref) for ref in bases if base_tag(ref) in tags}
+    union = apt_union([inputs(project, s, online=True) for s in project.services.values()])
+    preinstalled = {b: preinstalled_image(project, b) for b in union if base_tag(preinstalled_image(project, b)) in tags}
+    refs = list(bases) + list(preinstalled.values())
+    base_images = {ref: base_tag(ref) for ref in refs if base_tag(ref) in tags}
     return bundle.Manifest(project=project.name, version=project.version, platforms=list(project.platforms),
                            services=services, base_images=base_images, created=bundle.now(),
                            network=project.network or "",
@@ -266,7 +499,8 @@ def unpack(project: Project, path: Path, console: Console) -> tuple[bundle.Manif
         with _bar(console, "verify", total) as advance:
             bundle.extract_verified(tar, members, manifest, Path(tmp), where, advance)
         added = Layout(project.store).merge(Layout(Path(tmp)), move=True)
-        files = _place_files(Path(tmp) / "files", project.cache_dir)
+        files = _place_files(Path(tmp) / "files" / "resources", project.cache_dir / "resources")
+        files += _place_captures(Path(tmp) / "files" / "apt", project.apt.dir)
     bundle_json = json.dumps({"bundle": path.name, **json.loads(manifest.to_json())}, indent=2)
     (project.cache_dir / "bundle.json").write_text(bundle_json + "\n")
     return manifest, added, files
@@ -282,12 +516,44 @@ def _check_project(project: Project, manifest: bundle.Manifest, where: str) -> N
                                  "export again with --platform for this machine")
 
 
-def _place_files(src: Path, cache_dir: Path) -> int:
+def _place_captures(src: Path, apt_dir: Path) -> int:
+    """Each base image's capture replaces the local one whole, or not at all.
+
+    Builds bind-mount the capture and BuildKit keys the step on its exact
+    contents: a leftover ``.deb`` from an older bundle would miss the cache.
+    """
+    if not src.is_dir():
+        return 0
+    changed = 0
+    for fresh in sorted(p for p in src.iterdir() if p.is_dir()):
+        target = apt_dir / fresh.name
+        if _tree_digest(target) == _tree_digest(fresh):
+            continue
+        for path in [fresh, *fresh.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        apt_dir.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target.replace(old)
+        fresh.replace(target)
+        shutil.rmtree(old, ignore_errors=True)
+        changed += 1
+    return changed
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    if not root.is_dir():
+        return {}
+    return {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _place_files(src: Path, dest_root: Path) -> int:
     count = 0
     if not src.is_dir():
         return 0
     for path in sorted(p for p in src.rglob("*") if p.is_file()):
-        target = cache_dir / path.relative_to(src)
+        target = dest_root / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.is_file() or sha256_file(target) != sha256_file(path):
             path.replace(target)

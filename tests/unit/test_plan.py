@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from offline_build import plan
+from offline_build import plan, workflow
 from offline_build.config import Overrides, load
-from offline_build.plan import Build, MergeCache, Pack, SaveImages
+from offline_build.plan import Build, CaptureApt, MergeCache, Pack, SaveImages
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo" / "offline.yaml"
 
@@ -49,19 +49,34 @@ def test_without_oci_layout_support_bases_must_be_loaded() -> None:
     assert "--network" not in step.argv()
 
 
-def test_export_saves_bases_first_and_gives_each_service_its_own_cache_folder(tmp_path: Path) -> None:
+def test_export_saves_bases_captures_apt_then_builds_each_service_into_its_own_folder() -> None:
     proj = project()
-    services = [(proj.services[n], ("debian:bookworm-slim",)) for n in ("backend", "web")]
-    steps = plan.export_plan(proj, services, ("debian:bookworm-slim",), tmp_path, date(2026, 1, 2)).steps
-    assert isinstance(steps[0], SaveImages)
-    builds = [s for s in steps if isinstance(s, Build)]
-    dests = [s.cache_to for s in builds]
+    steps = workflow.export_plan(proj, [proj.services["backend"], proj.services["web"]], date(2026, 1, 2)).steps
+    assert isinstance(steps[0], SaveImages) and steps[0].images == ("debian:bookworm-slim",)
+    capture = steps[1]
+    assert isinstance(capture, CaptureApt) and capture.packages == ("jq",) and capture.no_recommends
+    builds = [s for s in steps if isinstance(s, Build) and s.service]
+    work = proj.cache_dir / ".work"
     # Two exports into one local cache folder race on its temp files.
-    assert dests == [f"type=local,dest={tmp_path / 'cache-backend'},mode=max,tag=cache-backend",
-                     f"type=local,dest={tmp_path / 'cache-web'},mode=max,tag=cache-web"]
+    assert [s.cache_to for s in builds] == [
+        f"type=local,dest={work / 'cache-backend'},mode=max,tag=cache-backend",
+        f"type=local,dest={work / 'cache-web'},mode=max,tag=cache-web"]
+    # backend builds its offline variant, with the capture as a named context.
+    assert builds[0].dockerfile.name == "Dockerfile.offline"
+    assert builds[0].build_contexts == (("apt-debian_bookworm-slim", str(proj.apt.dir / "debian_bookworm-slim")),)
+    assert builds[1].dockerfile == proj.services["web"].dockerfile
     merges = [s for s in steps if isinstance(s, MergeCache)]
     assert [m.bases for m in merges] == [("base-debian_bookworm-slim",)] * 2
+    preinstalled = [s for s in steps if isinstance(s, Build) and not s.service]
+    assert preinstalled[0].tags == ("demo-debian_bookworm-slim-apt:1.0.0",)
     assert isinstance(steps[-1], Pack) and steps[-1].output.name == "build-cache-20260102.tar"
+
+
+def test_dry_run_shows_the_generated_variant() -> None:
+    proj = project()
+    text = workflow.export_plan(proj, [proj.services["backend"]]).describe()
+    assert "# write " in text and "Dockerfile.offline" in text
+    assert "#   RUN --mount=type=bind,from=apt-debian_bookworm-slim,source=lists" in text
 
 
 def test_slugs_are_tag_safe() -> None:
@@ -70,7 +85,7 @@ def test_slugs_are_tag_safe() -> None:
     assert plan.base_tag("python:3.12-slim") == "base-python_3.12-slim"
 
 
-def test_describe_shows_local_actions_as_comments(tmp_path: Path) -> None:
+def test_describe_shows_local_actions_as_comments() -> None:
     proj = project()
-    text = plan.export_plan(proj, [], (), tmp_path).describe()
+    text = workflow.export_plan(proj, []).describe()
     assert text.splitlines()[-1] == "# pack the bundle"

@@ -43,16 +43,37 @@ def setup(c: Context, bundle: str | None = None, dry_run: bool = False, host: st
         report.setup(out, rep, time.monotonic() - started)
 
 
-@task(auto_shortflags=False, help=helps(*BUILD_FLAGS))
+@task(auto_shortflags=False, help=helps(*BUILD_FLAGS, no_fallback="never fall back to the classic builder"))
 @clean_exit
 def build(c: Context, dry_run: bool = False, host: str | None = None, version: str | None = None,
-          cache_dir: str | None = None, platform: str | None = None) -> None:
-    """Build every service with the network cut off, from the restored store."""
+          cache_dir: str | None = None, platform: str | None = None, no_fallback: bool = False) -> None:
+    """Build every service from the restored store: BuildKit first, the classic builder as a fallback."""
     proj = project(c, version, cache_dir, platform)
     out = console()
-    outcomes = workflow.build(proj, None, docker(host), out, dry_run=dry_run)
+    outcomes = workflow.build(proj, None, docker(host), out, dry_run=dry_run, fallback=not no_fallback)
     if not dry_run:
         report.builds(out, outcomes, "offline.build")
+
+
+@task(name="build-classic", auto_shortflags=False, help=helps(*BUILD_FLAGS))
+@clean_exit
+def build_classic(c: Context, dry_run: bool = False, host: str | None = None, version: str | None = None,
+                  cache_dir: str | None = None, platform: str | None = None) -> None:
+    """Build every service with the classic builder, from the bases with APT packages preinstalled."""
+    proj = project(c, version, cache_dir, platform)
+    out = console()
+    outcomes = workflow.build(proj, None, docker(host), out, dry_run=dry_run, classic_only=True)
+    if not dry_run:
+        report.builds(out, outcomes, "offline.build-classic")
+
+
+@task(name="apt-capture", auto_shortflags=False, help=helps("dry_run", "host", "cache_dir"))
+@clean_exit
+def apt_capture(c: Context, dry_run: bool = False, host: str | None = None, cache_dir: str | None = None) -> None:
+    """Capture APT lists and .debs per base image (apt-lists/<base>/) for what the Dockerfiles install."""
+    proj = project(c, None, cache_dir)
+    out = console()
+    workflow.apt_capture(proj, docker(host), out, dry_run=dry_run)
 
 
 @task(auto_shortflags=False, help=helps("host", "cache_dir",
@@ -79,7 +100,7 @@ def diagnose(c: Context, host: str | None = None, cache_dir: str | None = None, 
 @clean_exit
 def verify(c: Context, bundle: str | None = None, host: str | None = None, cache_dir: str | None = None,
            prune_build_cache: bool = False) -> None:
-    """Prove the bundle: set it up in a scratch store and build every service with --network none."""
+    """Prove the bundle: set it up in a scratch store and build every service on a cache-less engine."""
     if not host and not prune_build_cache:
         raise Exit("offline-build: error: verify needs an engine without this project's build cache\n"
                    "  fix: pass --host unix://... (another engine), or --prune-build-cache to empty this one's",
@@ -113,7 +134,7 @@ def makefile_(c: Context, output: str | None = None, runner: str = "offline-buil
 
 def collection() -> Collection:
     ns = Collection("offline")
-    for t in (export, setup, build, verify):
+    for t in (export, setup, build, build_classic, apt_capture, verify):
         ns.add_task(t)
     ns.add_task(diagnose)
     ns.add_task(makefile_, name="makefile")

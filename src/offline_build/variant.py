@@ -1,0 +1,190 @@
+"""Generated Dockerfile variants; the user's Dockerfile is never touched.
+
+The *offline* variant gives every ``RUN`` that uses APT the captured lists
+and ``.deb`` files as bind mounts (``rw``: apt may write, the writes are
+thrown away) and turns ``apt-get update`` into ``true``. The export builds it
+too, so the cache it exports has the very keys the offline build looks up.
+
+The *classic* variant is for the classic builder (no ``RUN --mount``, no
+named contexts): stages start from the base image with the packages
+preinstalled, APT commands become ``true``, and BuildKit-only syntax is
+removed where that keeps the meaning (cache mounts, ``COPY --link``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .apt import external_base, uses_apt
+from .dockerfile import Dockerfile, Instruction
+from .plan import slug
+
+LISTS = "/var/lib/apt/lists"
+ARCHIVES = "/var/cache/apt/archives"
+# apt-get/apt with options, then a verb, up to the next shell operator.
+_APT_VERB = r"\b(?:apt-get|apt)\b(?:\s+(?:-o\s+\S+|-t\s+\S+|-\S+))*\s+{verb}\b[^;&|\n]*"
+_UPDATE = re.compile(_APT_VERB.format(verb="update"))
+_ANY_APT = re.compile(_APT_VERB.format(verb=r"(?:update|install|upgrade|dist-upgrade|reinstall)"))
+# BuildKit-only RUN flags the classic builder cannot take at all.
+_UNREMOVABLE = ("--mount=type=bind", "--mount=type=secret", "--mount=type=ssh", "--mount=type=tmpfs",
+                "--network", "--security")
+
+
+def context_name(base: str) -> str:
+    """The named build context holding one base image's APT capture."""
+    return f"apt-{slug(base).lower()}"
+
+
+@dataclass
+class Variant:
+    text: str
+    contexts: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    changed: bool = False
+
+
+@dataclass
+class ClassicVariant:
+    text: str | None  # None: no classic variant is possible
+    reason: str = ""
+    bases: dict[str, str] = field(default_factory=dict)  # original base -> preinstalled image
+
+
+def _raw_lines(df: Dockerfile) -> list[str]:
+    return df.path.read_text(encoding="utf-8").splitlines()
+
+
+def _replace(lines: list[str], edits: dict[int, tuple[int, str]]) -> str:
+    """Replace instruction line ranges (1-based start -> (end, new text))."""
+    out: list[str] = []
+    i = 1
+    while i <= len(lines):
+        if i in edits:
+            end, text = edits[i]
+            out.append(text)
+            i = end + 1
+        else:
+            out.append(lines[i - 1])
+            i += 1
+    return "\n".join(out) + "\n"
+
+
+def _drop_syntax(lines: list[str], df: Dockerfile, notes: list[str], keep: bool) -> None:
+    if "syntax" not in df.directives or keep:
+        return
+    for i, line in enumerate(lines):
+        if re.match(r"^#\s*syntax\s*=", line.strip(), re.I):
+            lines[i] = "# (offline-build: '# syntax=' dropped: the frontend image is not in the bundle)"
+            notes.append(f"{df.path.name}: dropped '# syntax={df.directives['syntax']}': with no network the "
+                         "frontend image cannot be fetched; the engine's built-in frontend is used")
+            return
+
+
+def _run_parts(ins: Instruction) -> tuple[list[str], str]:
+    """(flags, command text) of a RUN, from BuildKit's parse."""
+    text = ins.original.split(None, 1)[1] if " " in ins.original.strip() else ""
+    flags = list(ins.flags)
+    for flag in flags:
+        text = text.replace(flag, "", 1)
+    return flags, text.strip()
+
+
+def offline_variant(df: Dockerfile, captured: set[str], keep_syntax: bool = False) -> Variant:
+    """The offline variant of *df*, for the base images in *captured*."""
+    lines = _raw_lines(df)
+    notes: list[str] = []
+    _drop_syntax(lines, df, notes, keep_syntax)
+    edits: dict[int, tuple[int, str]] = {}
+    contexts: dict[str, str] = {}
+    for stage in df.stages:
+        base = external_base(df, stage)
+        if base not in captured:
+            continue
+        name = context_name(base)
+        for ins in stage.instructions:
+            if not uses_apt(ins):
+                continue
+            contexts[name] = base
+            flags, command = _run_parts(ins)
+            mounts = [f"--mount=type=bind,from={name},source=lists,target={LISTS},rw",
+                      f"--mount=type=bind,from={name},source=archives,target={ARCHIVES},rw"]
+            if ins.heredocs:
+                new = f"RUN {' '.join(mounts + flags)} {_UPDATE.sub('true ', command)}"
+            else:
+                # apt wants its partial/ folders; the capture leaves none (modes must match exactly).
+                prepared = f"mkdir -p {LISTS}/partial {ARCHIVES}/partial && {_UPDATE.sub('true ', command)}"
+                new = f"RUN {' '.join(mounts + flags)} {prepared}"
+            edits[ins.line] = (ins.end_line, new)
+    text = _replace(lines, edits)
+    changed = bool(edits) or bool(notes)
+    return Variant(text, contexts, notes, changed)
+
+
+def classic_variant(df: Dockerfile, preinstalled: dict[str, str]) -> ClassicVariant:
+    """The classic-builder variant, or why there can be none.
+
+    *preinstalled* maps a base image to the image with its APT packages
+    already installed (``offline.base-images``).
+    """
+    lines = _raw_lines(df)
+    _drop_syntax(lines, df, [], keep=False)
+    edits: dict[int, tuple[int, str]] = {}
+    used: dict[str, str] = {}
+    for stage in df.stages:
+        base = external_base(df, stage)
+        if not df.is_stage_ref(stage.base, stage.index) and base in preinstalled:
+            name = f" AS {stage.name}" if stage.name else ""
+            edits[stage.line] = (stage.line, f"FROM {preinstalled[base]}{name}")
+            used[base] = preinstalled[base]
+        for ins in stage.instructions:
+            new, reason = _classic_instruction(ins, base in preinstalled)
+            if reason:
+                return ClassicVariant(None, f"{df.path.name}:{ins.line}: {reason}")
+            if new is not None:
+                edits[ins.line] = (ins.end_line, new)
+    return ClassicVariant(_replace(lines, edits), "", used)
+
+
+def _classic_instruction(ins: Instruction, apt_preinstalled: bool) -> tuple[str | None, str]:
+    """(new text or None to keep, reason there can be no classic variant)."""
+    if ins.heredocs:
+        return None, "a heredoc needs BuildKit"
+    if ins.cmd in ("COPY", "ADD"):
+        flags = [f for f in ins.flags if not f.startswith("--link")]
+        if any(f.startswith(("--chmod", "--checksum", "--keep-git-dir", "--parents", "--exclude")) for f in flags):
+            return None, f"{ins.cmd} {flags[0]} needs BuildKit"
+        if len(flags) != len(ins.flags):
+            return _rebuild(ins, flags), ""
+        return None, ""
+    if ins.cmd != "RUN":
+        return None, ""
+    flags, command = _run_parts(ins)
+    blocking = [f for f in flags if f.startswith(_UNREMOVABLE)]
+    if blocking:
+        return None, f"RUN {blocking[0]} needs BuildKit"
+    kept = [f for f in flags if not f.startswith("--mount=type=cache")]
+    if apt_preinstalled and uses_apt(ins):
+        command = _ANY_APT.sub("true", command)
+    elif uses_apt(ins):
+        return None, "installs APT packages but its base has no preinstalled image"
+    if kept == flags and command == _run_parts(ins)[1]:
+        return None, ""
+    if ins.json:
+        return None, "an exec-form RUN with BuildKit-only flags"
+    return f"RUN {' '.join(kept + [command])}".replace("RUN  ", "RUN "), ""
+
+
+def _rebuild(ins: Instruction, flags: list[str]) -> str:
+    if ins.json:
+        import json
+
+        return f"{ins.cmd} {' '.join(flags)} {json.dumps(list(ins.value))}".replace("  ", " ")
+    return " ".join([ins.cmd, *flags, *ins.value])
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
