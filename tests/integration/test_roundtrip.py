@@ -213,7 +213,7 @@ def test_manifest_describes_the_bundle(exported: Path) -> None:
     with tarfile.open(exported) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
     assert manifest["project"] == "demo" and manifest["version"] == "1.0.0"
-    assert manifest["network"] == "host"
+    assert manifest["network"] == "none"
     assert set(manifest["services"]) == {"backend", "worker", "web"}
     assert manifest["services"]["worker"]["base_images"] == ["debian:bookworm-slim"]
     assert manifest["base_images"] == {"debian:bookworm-slim": "base-debian_bookworm-slim"}

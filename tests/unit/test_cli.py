@@ -38,7 +38,7 @@ def test_dry_run_prints_the_exact_buildx_command() -> None:
     assert out.returncode == 0, out.stderr
     line = out.stdout.strip().splitlines()[-1]
     assert line.startswith("docker buildx build --progress rawjson ")
-    assert "--network host" in line and "--tag demo/backend:1.0.0" in line
+    assert "--network none" in line and "--tag demo/backend:1.0.0" in line
 
 
 def test_version_flag_and_environment_reach_the_tag() -> None:

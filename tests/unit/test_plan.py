@@ -23,7 +23,7 @@ def test_online_build_command_is_exact() -> None:
         "docker", "buildx", "build", "--progress", "rawjson",
         "--build-arg", "GREETING=hello from the worker",
         "--file", str(proj.services["worker"].dockerfile), "--load",
-        "--network", "host", "--platform", "linux/amd64",
+        "--network", "none", "--platform", "linux/amd64",
         "--tag", "demo/worker:1.0.0", str(proj.services["worker"].context),
     ]
 
