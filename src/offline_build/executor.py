@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -24,7 +25,7 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from . import bundle, cachekeys
 from .engine import engine_message, image_present
@@ -35,21 +36,44 @@ from .progress import BuildReport
 from .store import IMAGE_NAME, Layout, sha256_file
 
 # Engine errors worth a second try: the connection, not the build, failed.
-TRANSIENT = ("connection reset", "broken pipe", "EOF", "connection refused",
-             "i/o timeout", "TLS handshake timeout", "context deadline exceeded")
+TRANSIENT = ("connection reset", "broken pipe", "unexpected eof", ": eof", "connection refused",
+             "cannot connect to the docker daemon", "i/o timeout", "tls handshake timeout",
+             "context deadline exceeded", "error reading from server", "transport is closing")
+# A step that ran and failed is the build's own failure, whatever else was said.
+DETERMINISTIC = ("did not complete successfully", "dockerfile parse error", "failed to compute cache key",
+                 "not found", "no such file")
+
+# Called with a one-line reason before each retry; tests use it to restart an engine.
+retry_listeners: list[Callable[[str], None]] = []
+
+
+class TransientError(StepError):
+    """A failure of the connection to the engine, not of the build: worth another try."""
+
+
+def is_transient(text: str) -> bool:
+    lowered = text.lower()
+    return any(m in lowered for m in TRANSIENT) and not any(m in lowered for m in DETERMINISTIC)
 
 
 def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, DockerException):
-        text = (exc.stderr or "") + (exc.stdout or "")
-        return any(marker.lower() in text.lower() for marker in TRANSIENT) and "ERROR: failed to solve" not in text
+    if isinstance(exc, TransientError):
+        return True
     if isinstance(exc, urllib.error.HTTPError):
         return exc.code >= 500  # a server's bad moment; 4xx will not change
     return isinstance(exc, (ConnectionError, TimeoutError, urllib.error.URLError))
 
 
+def _announce(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    line = f"retry {state.attempt_number}/2 in {state.next_action.sleep if state.next_action else 0:.0f}s: {exc}"
+    print(f"offline-build: {line.splitlines()[0]}", file=sys.stderr)
+    for listener in retry_listeners:
+        listener(line)
+
+
 retrying = retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(3),
-                 wait=wait_exponential(multiplier=1, min=1, max=8), reraise=True)
+                 wait=wait_exponential(multiplier=1, min=1, max=8), reraise=True, before_sleep=_announce)
 
 
 @dataclass
@@ -149,9 +173,10 @@ class Executor:
             report.close()
         except DockerException as exc:
             report.close()
-            if _transient(exc):
-                raise
-            raise StepError(step.title, _build_failure(report, exc),
+            message = _build_failure(report, exc)
+            if is_transient(message):
+                raise TransientError(step.title, message, "check the engine, then run the build again") from None
+            raise StepError(step.title, message,
                             "offline.lint names steps that need the network; "
                             "offline.diagnose checks the store and engine") from None
         return report

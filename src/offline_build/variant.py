@@ -32,6 +32,11 @@ _UNREMOVABLE = ("--mount=type=bind", "--mount=type=secret", "--mount=type=ssh", 
                 "--network", "--security")
 
 
+def _true(match: re.Match[str]) -> str:
+    """An APT command replaced by ``true``, keeping the space before what follows."""
+    return "true " if match.group(0).endswith((" ", "\t")) else "true"
+
+
 def context_name(base: str) -> str:
     """The named build context holding one base image's APT capture."""
     return f"apt-{slug(base).lower()}"
@@ -111,10 +116,10 @@ def offline_variant(df: Dockerfile, captured: set[str], keep_syntax: bool = Fals
             mounts = [f"--mount=type=bind,from={name},source=lists,target={LISTS},rw",
                       f"--mount=type=bind,from={name},source=archives,target={ARCHIVES},rw"]
             if ins.heredocs:
-                new = f"RUN {' '.join(mounts + flags)} {_UPDATE.sub('true ', command)}"
+                new = f"RUN {' '.join(mounts + flags)} {_UPDATE.sub(_true, command)}"
             else:
                 # apt wants its partial/ folders; the capture leaves none (modes must match exactly).
-                prepared = f"mkdir -p {LISTS}/partial {ARCHIVES}/partial && {_UPDATE.sub('true ', command)}"
+                prepared = f"mkdir -p {LISTS}/partial {ARCHIVES}/partial && {_UPDATE.sub(_true, command)}"
                 new = f"RUN {' '.join(mounts + flags)} {prepared}"
             edits[ins.line] = (ins.end_line, new)
     text = _replace(lines, edits)
@@ -166,7 +171,7 @@ def _classic_instruction(ins: Instruction, apt_preinstalled: bool) -> tuple[str 
         return None, f"RUN {blocking[0]} needs BuildKit"
     kept = [f for f in flags if not f.startswith("--mount=type=cache")]
     if apt_preinstalled and uses_apt(ins):
-        command = _ANY_APT.sub("true", command)
+        command = _ANY_APT.sub(_true, command)
     elif uses_apt(ins):
         return None, "installs APT packages but its base has no preinstalled image"
     if kept == flags and command == _run_parts(ins)[1]:
