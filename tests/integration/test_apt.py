@@ -1,0 +1,163 @@
+"""APT without a network, and the classic fallback, on the harness's real engines."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from python_on_whales import DockerClient
+from rich.console import Console
+
+from offline_build import executor as executor_mod
+from offline_build import workflow
+from offline_build.config import load
+from offline_build.executor import Executor
+from offline_build.plan import Build, Plan
+from tests.integration.conftest import HARNESS, reset
+from tests.integration.test_roundtrip import cli, copy_demo, offline_project
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="session")
+def apt_bundle(engines: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo, with a file copied before backend's APT step, exported online."""
+    project = copy_demo(tmp_path_factory.mktemp("apt-online") / "demo")
+    add_copy_before_apt(project)
+    cli(project, engines["online"], "offline.export")
+    return next((project / "build-cache").glob("build-cache-*.tar"))
+
+
+def add_copy_before_apt(project: Path) -> None:
+    dockerfile = project / "services" / "backend" / "Dockerfile"
+    text = dockerfile.read_text().replace("FROM debian:bookworm-slim\n",
+                                          "FROM debian:bookworm-slim\nCOPY before.txt /etc/before.txt\n")
+    dockerfile.write_text(text)
+    (project / "services" / "backend" / "before.txt").write_text("before v1\n")
+
+
+def restored(tmp_path: Path, bundle: Path, host: str) -> Path:
+    project = offline_project(tmp_path, bundle)
+    add_copy_before_apt(project)
+    cli(project, host, "offline.setup")
+    return project
+
+
+def build(project: Path, host: str, service: str) -> workflow.BuildOutcome:
+    (outcome,) = workflow.build(load(project / "offline.yaml", environ={}), [service],
+                                DockerClient(host=host), Console(quiet=True), fallback=False)
+    return outcome
+
+
+def apt_step(outcome: workflow.BuildOutcome) -> list[str]:
+    return [name for name in outcome.ran if "apt-get install" in name]
+
+
+def test_the_capture_travels_in_the_bundle(apt_bundle: Path) -> None:
+    with tarfile.open(apt_bundle) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    paths = [f["path"] for f in manifest["files"]]
+    assert any(p.startswith("files/apt/debian_bookworm-slim/archives/jq_") and p.endswith(".deb") for p in paths)
+    assert any(p.startswith("files/apt/debian_bookworm-slim/lists/") and "Packages" in p for p in paths)
+    assert manifest["network"] == "none"
+    assert "demo-debian_bookworm-slim-apt:1.0.0" in manifest["base_images"]
+
+
+def test_a_change_after_the_apt_step_keeps_it_cached(engines: dict[str, str], apt_bundle: Path,
+                                                      tmp_path: Path) -> None:
+    reset("offline")
+    host = engines["offline"]
+    project = restored(tmp_path, apt_bundle, host)
+    config = project / "services" / "backend" / "config.json"
+    config.write_text('{"name": "changed offline"}\n')
+    outcome = build(project, host, "backend")
+    assert apt_step(outcome) == []
+    assert len(outcome.ran) == 1 and outcome.ran[0].endswith("COPY config.json /etc/backend/config.json")
+    out = DockerClient(host=host).run("demo/backend:1.0.0", remove=True, networks=["none"])
+    assert out.strip() == '"changed offline"'
+
+
+def test_a_change_before_the_apt_step_reinstalls_from_the_captured_debs(
+        engines: dict[str, str], apt_bundle: Path, tmp_path: Path) -> None:
+    host = engines["offline"]
+    project = restored(tmp_path, apt_bundle, host)
+    (project / "services" / "backend" / "before.txt").write_text("before v2\n")
+    outcome = build(project, host, "backend")
+    assert len(apt_step(outcome)) == 1, outcome.ran  # it ran, with no network, and succeeded
+    docker = DockerClient(host=host)
+    version = docker.run("demo/backend:1.0.0", ["jq", "--version"], remove=True, networks=["none"])
+    assert version.strip().startswith("jq-1.")
+
+
+def test_the_old_engine_falls_back_to_the_classic_builder(engines: dict[str, str], apt_bundle: Path,
+                                                           tmp_path: Path) -> None:
+    reset("old")
+    host = engines["old"]
+    project = restored(tmp_path, apt_bundle, host)
+    out = cli(project, host, "offline.build")
+    assert "fallback: backend: this engine's BuildKit has no named build contexts; building with the classic" \
+           " builder" in " ".join(out.stdout.split())
+    docker = DockerClient(host=host)
+    assert docker.run("demo/backend:1.0.0", remove=True, networks=["none"]).strip() == '"demo backend"'
+    assert docker.run("demo/backend:1.0.0", ["jq", "--version"], remove=True, networks=["none"]).startswith("jq-1.")
+    assert docker.run("demo/web:1.0.0", remove=True, networks=["none"]).strip() == "web: serving 18 bytes"
+
+
+def test_the_legacy_engine_builds_the_apt_service_with_buildkit(engines: dict[str, str], apt_bundle: Path,
+                                                                 tmp_path: Path) -> None:
+    reset("legacy")
+    host = engines["legacy"]
+    project = restored(tmp_path, apt_bundle, host)
+    outcome = build(project, host, "backend")
+    assert outcome.builder == "buildkit" and outcome.status == "all cached", outcome
+
+
+def test_no_classic_variant_is_one_clear_error(engines: dict[str, str], tmp_path: Path) -> None:
+    project = tmp_path / "hd"
+    (project / "svc").mkdir(parents=True)
+    (project / "svc" / "Dockerfile").write_text(
+        "FROM debian:bookworm-slim\nRUN apt-get update && apt-get install -y --no-install-recommends jq\n"
+        "RUN <<EOT\necho built with a heredoc > /hd\nEOT\n")
+    (project / "offline.yaml").write_text("project: hd\nnetwork: none\nservices:\n  svc:\n    context: svc\n")
+    cli(project, engines["online"], "offline.export")
+    bundle = next((project / "build-cache").glob("build-cache-*.tar"))
+    offline = tmp_path / "hd-offline"
+    shutil.copytree(project, offline, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
+    (offline / "build-cache").mkdir()
+    shutil.copy2(bundle, offline / "build-cache")
+    reset("old")
+    cli(offline, engines["old"], "offline.setup")
+    out = cli(offline, engines["old"], "offline.build", check=False)
+    assert out.returncode != 0
+    assert "no classic fallback for svc: Dockerfile:3: a heredoc needs BuildKit" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_transient_engine_failure_is_retried(engines: dict[str, str], apt_bundle: Path, tmp_path: Path) -> None:
+    """The engine is down when the build starts and back before the retry: the build succeeds."""
+    host = engines["offline"]
+    project_dir = restored(tmp_path, apt_bundle, host)
+    project = load(project_dir / "offline.yaml", environ={})
+    docker = DockerClient(host=host)
+    caps = workflow.probe_engine(docker, project)
+    plan = workflow.plan_offline_builds(project, [project.service("web")], caps)
+    build_steps = tuple(s for s in plan.steps if isinstance(s, Build))
+    subprocess.run([str(HARNESS), "down", "offline"], check=True, capture_output=True)
+    restarts: list[str] = []
+
+    def restart(reason: str) -> None:
+        restarts.append(reason)
+        subprocess.run([str(HARNESS), "up", "offline"], check=True, capture_output=True)
+
+    executor_mod.retry_listeners.append(restart)
+    try:
+        result = Executor(docker, Console(quiet=True)).run(Plan("build", build_steps))
+    finally:
+        executor_mod.retry_listeners.remove(restart)
+        subprocess.run([str(HARNESS), "up", "offline"], check=True, capture_output=True)
+    assert len(restarts) == 1 and "Cannot connect to the Docker daemon" in restarts[0]
+    assert result.builds()[0].detail["report"].steps
