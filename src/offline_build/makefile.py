@@ -23,6 +23,8 @@ PROJECT_TARGETS = {
     "offline-build-classic": "offline.build-classic",
     "offline-lint": "offline.lint",
     "offline-verify": "offline.verify",
+    "offline-apt-capture": "offline.apt-capture",
+    "offline-base-images": "offline.base-images",
 }
 
 HEADER = """\

@@ -67,6 +67,18 @@ def build_classic(c: Context, dry_run: bool = False, host: str | None = None, ve
         report.builds(out, outcomes, "offline.build-classic")
 
 
+@task(name="base-images", auto_shortflags=False, help=helps("dry_run", "host", "cache_dir", "version"))
+@clean_exit
+def base_images(c: Context, dry_run: bool = False, host: str | None = None, cache_dir: str | None = None,
+                version: str | None = None) -> None:
+    """Build <project>-<base>-apt images: each base with every APT package the services install on it."""
+    proj = project(c, version, cache_dir)
+    out = console()
+    for image in workflow.base_images(proj, docker(host), out, dry_run=dry_run):
+        if not dry_run:
+            out.print(f"  built {image}")
+
+
 @task(name="apt-capture", auto_shortflags=False, help=helps("dry_run", "host", "cache_dir"))
 @clean_exit
 def apt_capture(c: Context, dry_run: bool = False, host: str | None = None, cache_dir: str | None = None) -> None:
@@ -134,7 +146,7 @@ def makefile_(c: Context, output: str | None = None, runner: str = "offline-buil
 
 def collection() -> Collection:
     ns = Collection("offline")
-    for t in (export, setup, build, build_classic, apt_capture, verify):
+    for t in (export, setup, build, build_classic, apt_capture, base_images, verify):
         ns.add_task(t)
     ns.add_task(diagnose)
     ns.add_task(makefile_, name="makefile")
