@@ -5,9 +5,9 @@
 OFFLINE_BUILD ?= inv
 export CACHE_DIR OFFLINE_VERSION
 
-.PHONY: offline-help offline-export offline-setup offline-diagnose offline-build offline-build-classic offline-verify offline-apt-capture offline-base-images backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export
+.PHONY: offline-help offline-export offline-setup offline-diagnose offline-build offline-build-classic offline-lint offline-verify offline-apt-capture offline-base-images backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export
 offline-help:
-	@echo 'offline targets: offline-export offline-setup offline-diagnose offline-build offline-build-classic offline-verify offline-apt-capture offline-base-images backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export'
+	@echo 'offline targets: offline-export offline-setup offline-diagnose offline-build offline-build-classic offline-lint offline-verify offline-apt-capture offline-base-images backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export'
 offline-export:
 	$(OFFLINE_BUILD) offline.export
 offline-setup:
@@ -18,6 +18,8 @@ offline-build:
 	$(OFFLINE_BUILD) offline.build
 offline-build-classic:
 	$(OFFLINE_BUILD) offline.build-classic
+offline-lint:
+	$(OFFLINE_BUILD) offline.lint
 offline-verify:
 	$(OFFLINE_BUILD) offline.verify
 offline-apt-capture:

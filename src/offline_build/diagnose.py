@@ -43,7 +43,24 @@ def run(project: Project, docker: DockerClient, *, deep: bool = True) -> list[Ch
     checks += _store(project)
     checks += _services(project, docker, caps)
     checks += _bundle(project, deep)
+    checks += _lint(project)
     return checks
+
+
+def _lint(project: Project) -> list[Check]:
+    from . import lint
+    from .workflow import lint_project
+
+    try:
+        found = lint_project(project)
+    except OfflineBuildError as exc:
+        return [Check("lint", "Dockerfiles", "warn", exc.message, exc.hint or "")]
+    c = lint.counts(found)
+    status = "warn" if c["error"] or c["warning"] else "ok"
+    detail = f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} note(s)"
+    fix = "offline.lint shows each with its fix; cached layers hide them until something above changes" \
+        if status == "warn" else ""
+    return [Check("lint", "Dockerfiles", status, detail, fix)]
 
 
 def _engine(project: Project, docker: DockerClient, checks: list[Check]) -> Capabilities | None:

@@ -170,15 +170,20 @@ def _classic_instruction(ins: Instruction, apt_preinstalled: bool) -> tuple[str 
     if blocking:
         return None, f"RUN {blocking[0]} needs BuildKit"
     kept = [f for f in flags if not f.startswith("--mount=type=cache")]
-    if apt_preinstalled and uses_apt(ins):
-        command = _ANY_APT.sub(_true, command)
-    elif uses_apt(ins):
+    if uses_apt(ins) and not apt_preinstalled:
         return None, "installs APT packages but its base has no preinstalled image"
+    if ins.json:
+        import json
+
+        values = [_ANY_APT.sub(_true, v) for v in ins.value] if uses_apt(ins) else list(ins.value)
+        if kept == flags and values == list(ins.value):
+            return None, ""
+        return " ".join(["RUN", *kept, json.dumps(values)]), ""
+    if uses_apt(ins):
+        command = _ANY_APT.sub(_true, command)
     if kept == flags and command == _run_parts(ins)[1]:
         return None, ""
-    if ins.json:
-        return None, "an exec-form RUN with BuildKit-only flags"
-    return f"RUN {' '.join(kept + [command])}".replace("RUN  ", "RUN "), ""
+    return " ".join(["RUN", *kept, command]), ""
 
 
 def _rebuild(ins: Instruction, flags: list[str]) -> str:

@@ -27,6 +27,7 @@ from rich.console import Console
 
 from . import apt as apt_mod
 from . import bundle, dockerfile
+from . import lint as lint_mod
 from . import variant as variant_mod
 from .config import Project, Service
 from .engine import Capabilities, buildx_version, engine_message, image_present, probe, server_version
@@ -177,6 +178,24 @@ def base_images(project: Project, docker: DockerClient, console: Console, *, dry
         check_engine(docker)
     Executor(docker, console, dry_run=dry_run).run(Plan("base-images", tuple(steps)))
     return [preinstalled_image(project, b) for b in union]
+
+
+def lint_project(project: Project, paths: list[Path] | None = None) -> list[lint_mod.Finding]:
+    """Lint the services' Dockerfiles (or *paths*) knowing what the project handles.
+
+    Every image a service's Dockerfile names travels in the bundle, and APT
+    is captured when enabled; a file given by path is compared with the
+    images the local store holds.
+    """
+    if paths:
+        tags = Layout(project.store).tags() if Layout(project.store).exists() else {}
+        recorded = project.cache_dir / "bundle.json"
+        bundled = set(json.loads(recorded.read_text()).get("base_images", {})) if recorded.is_file() else set()
+        ctx = lint_mod.Context(frozenset(bundled) if tags else None, project.apt.enabled, True)
+        return [f for p in paths for f in lint_mod.lint_path(p, ctx)]
+    bundled = frozenset(all_bases(project, list(project.services.values())))
+    ctx = lint_mod.Context(bundled, project.apt.enabled, True)
+    return [f for s in project.services.values() for f in lint_mod.lint_path(s.dockerfile, ctx, dict(s.build_args))]
 
 
 def pick(project: Project, names: list[str] | None) -> list[Service]:
@@ -394,9 +413,17 @@ def export_plan(project: Project, services: list[Service], today: date | None = 
 
 
 def export(project: Project, names: list[str] | None, docker: DockerClient, console: Console,
-           *, dry_run: bool = False, today: date | None = None) -> dict[str, Any]:
+           *, dry_run: bool = False, today: date | None = None, strict: bool = False) -> dict[str, Any]:
     services = pick(project, names)
     plan = export_plan(project, services, today)
+    findings = [f for f in lint_project(project) if f.severity != "info"]
+    if findings:
+        counts = lint_mod.counts(findings)
+        console.print(f"[yellow]lint:[/] {counts['error']} error(s), {counts['warning']} warning(s): steps that "
+                      "need the network work offline only while their layer stays cached (offline.lint shows them)")
+        if strict:
+            raise OfflineBuildError(f"offline.lint found {len(findings)} problem(s) and --strict is on",
+                                    "fix them or suppress them (# offline-build: ignore=<rule>), or drop --strict")
     if dry_run:
         Executor(docker, console, dry_run=True).run(plan)
         return {}

@@ -87,3 +87,17 @@ def test_every_task_and_flag_has_help() -> None:
         for line in options.splitlines():
             if line.strip().startswith("--"):
                 assert len(line.split(None, 1)) == 2, f"{name}: flag without help: {line}"
+
+
+def test_lint_exit_codes_and_json() -> None:
+    assert run(["offline.lint"], DEMO).returncode == 0  # one warning, on purpose (worker's cache mount)
+    strict = run(["offline.lint", "--strict"], DEMO)
+    assert strict.returncode == 1
+    assert "services/worker/Dockerfile:8:5: warning cache-mount" in strict.stdout
+    corpus = ROOT / "tests" / "lint-corpus" / "node-npm.Dockerfile"
+    errors = run(["offline.lint", "--path", str(corpus), "--format", "json"], DEMO)
+    assert errors.returncode == 1
+    data = __import__("json").loads(errors.stdout)
+    assert data["summary"]["error"] == 1 and data["findings"][0]["rule"] == "npm-install"
+    bad = run(["offline.lint", "--format", "yaml"], DEMO)
+    assert bad.returncode == 2 and "unknown --format 'yaml'" in bad.stderr

@@ -12,19 +12,20 @@ import json
 from invoke import Exit
 
 from .. import diagnose as diagnosis
+from .. import lint as lint_mod
 from .. import makefile, report, workflow
-from .common import BUILD_FLAGS, clean_exit, helps, console, docker, project
+from .common import BUILD_FLAGS, COMMON_HELP, clean_exit, helps, console, docker, project
 
 
-@task(auto_shortflags=False, help=helps(*BUILD_FLAGS))
+@task(auto_shortflags=False, help=helps(*BUILD_FLAGS, strict="stop when offline.lint finds errors or warnings"))
 @clean_exit
 def export(c: Context, dry_run: bool = False, host: str | None = None, version: str | None = None,
-           cache_dir: str | None = None, platform: str | None = None) -> None:
+           cache_dir: str | None = None, platform: str | None = None, strict: bool = False) -> None:
     """Build every service on the online engine with cache export; pack the bundle."""
     proj = project(c, version, cache_dir, platform)
     out = console()
     started = time.monotonic()
-    summary = workflow.export(proj, None, docker(host), out, dry_run=dry_run)
+    summary = workflow.export(proj, None, docker(host), out, dry_run=dry_run, strict=strict)
     if not dry_run:
         report.export(out, summary, time.monotonic() - started)
 
@@ -65,6 +66,25 @@ def build_classic(c: Context, dry_run: bool = False, host: str | None = None, ve
     outcomes = workflow.build(proj, None, docker(host), out, dry_run=dry_run, classic_only=True)
     if not dry_run:
         report.builds(out, outcomes, "offline.build-classic")
+
+
+@task(auto_shortflags=False, iterable=["path"], help={
+    "path": "lint this Dockerfile instead of the services' (repeatable)",
+    "format": "text (default) or json",
+    "strict": "exit non-zero on warnings too",
+    "cache_dir": COMMON_HELP["cache_dir"]})
+@clean_exit
+def lint(c: Context, path: list[str] | None = None, format: str = "text", strict: bool = False,  # noqa: A002
+         cache_dir: str | None = None) -> None:
+    """Find every network dependency in the Dockerfiles: rule, file:line:col, text and fix."""
+    if format not in ("text", "json"):
+        raise Exit(f"offline-build: error: unknown --format {format!r}\n  fix: use text or json", code=2)
+    proj = project(c, None, cache_dir)
+    findings = workflow.lint_project(proj, [Path(p) for p in path] if path else None)
+    print(lint_mod.render_json(findings) if format == "json" else lint_mod.render_text(findings), end="")
+    status = lint_mod.exit_status(findings, strict)
+    if status:
+        raise Exit(code=status)
 
 
 @task(name="base-images", auto_shortflags=False, help=helps("dry_run", "host", "cache_dir", "version"))
@@ -146,7 +166,7 @@ def makefile_(c: Context, output: str | None = None, runner: str = "offline-buil
 
 def collection() -> Collection:
     ns = Collection("offline")
-    for t in (export, setup, build, build_classic, apt_capture, base_images, verify):
+    for t in (export, setup, build, build_classic, apt_capture, base_images, lint, verify):
         ns.add_task(t)
     ns.add_task(diagnose)
     ns.add_task(makefile_, name="makefile")

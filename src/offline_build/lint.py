@@ -1,0 +1,353 @@
+"""``offline.lint``: every network dependency in the Dockerfiles, before the trip.
+
+A step that needs the network only works offline while its layer stays
+cached; the first change above it sends the offline machine looking for a
+registry it cannot reach. Each finding names the rule, where it is, and what
+offline-build offers instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .apt import edits_sources, parse_apt, pipelines, run_text, shell_join, simple_commands
+from .dockerfile import Dockerfile, Instruction, parse
+from .variant import classic_variant
+
+SEVERITIES = ("error", "warning", "info")
+
+
+@dataclass(frozen=True)
+class Rule:
+    severity: str
+    title: str
+    hint: str
+
+
+RULES: dict[str, Rule] = {
+    "apt-update": Rule("error", "APT index refresh needs the network",
+                       "offline-build captures lists and .debs per base image (offline.apt-capture) and "
+                       "mounts them into the build; keep apt.enabled on"),
+    "apk-add": Rule("error", "apk fetches from a remote repository",
+                    "install from a local repository (apk add --repository /path) carried as a resource, "
+                    "or use a base image with the packages preinstalled"),
+    "yum-dnf": Rule("error", "yum/dnf fetch from remote repositories",
+                    "use a base image with the packages preinstalled, listed under base_images"),
+    "download": Rule("error", "downloads a file at build time",
+                     "declare it under resources: in offline.yaml (url + sha256) and COPY it from the context"),
+    "add-url": Rule("error", "ADD of a URL fetches at build time",
+                    "declare it under resources: in offline.yaml (url + sha256) and COPY it"),
+    "git-clone": Rule("error", "git reaches a remote repository",
+                      "declare the repository under resources: (git + ref) and COPY the archive"),
+    "go-mod-download": Rule("error", "go fetches modules",
+                            "vendor the modules (go mod vendor) and build with -mod=vendor"),
+    "cargo-fetch": Rule("error", "cargo fetches crates",
+                        "vendor the crates (cargo vendor) and build with --offline"),
+    "pip-install": Rule("error", "pip reaches a package index",
+                        "carry wheels as a resource and install with --no-index --find-links; "
+                        "copy requirements files before the install so its layer stays cached"),
+    "pipx": Rule("error", "pipx reaches a package index", "carry wheels as a resource and install them offline"),
+    "poetry-install": Rule("error", "poetry reaches a package index",
+                           "export requirements and install from wheels carried as a resource"),
+    "uv-sync": Rule("error", "uv reaches a package index", "run uv with --offline and a pre-filled cache resource"),
+    "npm-install": Rule("error", "npm reaches the registry",
+                        "copy package*.json before the install so its layer stays cached, "
+                        "or install with --offline from a cache carried as a resource"),
+    "yarn": Rule("error", "yarn reaches the registry", "use yarn's offline mirror carried as a resource"),
+    "pnpm": Rule("error", "pnpm reaches the registry", "pnpm fetch into a store carried as a resource, then --offline"),
+    "mvn": Rule("error", "Maven reaches remote repositories",
+                "resolve into a repository carried as a resource and build with -o (offline)"),
+    "mvn-update": Rule("error", "mvn -U always goes to the network", "drop -U; build with -o from a carried repository"),
+    "gradle": Rule("error", "Gradle reaches remote repositories",
+                   "build with --offline from a dependency cache carried as a resource"),
+    "runtime-fetch": Rule("error", "a script downloads data at build time",
+                          "carry the data as a resource and point the library at it"),
+    "remote-image": Rule("warning", "image is not in the bundle",
+                         "list it under base_images: in offline.yaml so offline.export carries it"),
+    "mutable-tag": Rule("warning", "mutable image tag",
+                        "pin a version tag or a digest: ':latest' changes under you between trips"),
+    "copy-before-install": Rule("warning", "dependency install after a broad COPY",
+                                "copy only the lockfiles before the install, the rest after: any code change "
+                                "otherwise re-runs the install, which needs the network"),
+    "apt-sources-edit": Rule("warning", "APT sources edited in the Dockerfile",
+                             "offline-build replays the edit before capturing; the edited mirror must be "
+                             "reachable from the online machine"),
+    "buildkit-only": Rule("info", "BuildKit-only syntax: no classic fallback",
+                          "fine where BuildKit works; engines without it cannot build this file"),
+    "cache-mount": Rule("warning", "RUN --mount=type=cache contents are not exported",
+                        "nothing offline may depend on what the cache mount held online"),
+    "syntax-directive": Rule("warning", "# syntax= fetches the frontend image before the build starts",
+                             "offline-build drops it in the offline variant; remove it unless you need "
+                             "a newer frontend"),
+}
+
+_PY_FETCH = re.compile(r"nltk\.download|spacy\.cli\.download|snapshot_download|hf_hub_download|from_pretrained"
+                       r"|torch\.hub\.|urllib\.request\.urlretrieve|requests\.get\(")
+_SUPPRESS = re.compile(r"#\s*offline-build:\s*ignore=([a-z0-9,\- ]+)")
+_INSTALLS = {"pip-install", "poetry-install", "uv-sync", "npm-install", "yarn", "pnpm", "mvn", "gradle",
+             "go-mod-download", "cargo-fetch", "pipx"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: str
+    path: str
+    line: int
+    column: int
+    text: str
+    message: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the project already takes care of; lint of a bare file assumes nothing."""
+
+    bundled_images: frozenset[str] | None = None  # None: no bundle to compare with
+    apt_captured: bool = False
+    project: bool = False
+
+
+# --- command rules -------------------------------------------------------------
+
+
+def _flags(argv: list[str]) -> set[str]:
+    return {a for a in argv if a.startswith("-")}
+
+
+def command_rules(argv: list[str]) -> list[tuple[str, str]]:
+    """(rule, word to point at) for one simple command."""
+    if not argv:
+        return []
+    prog = argv[0].rsplit("/", 1)[-1].removesuffix(".exe")
+    args = argv[1:]
+    words = set(args)
+    flags = _flags(args)
+    sub = next((a for a in args if not a.startswith("-")), "")
+    apt = parse_apt(argv)
+    if apt and apt.verb == "update":
+        return [("apt-update", argv[0])]
+    if prog == "apk" and sub in ("add", "update", "upgrade"):
+        local = any(a.startswith(("--repository", "-X")) and "http" not in a for a in args) or "--no-network" in flags
+        return [] if local else [("apk-add", "apk")]
+    if prog in ("yum", "dnf", "microdnf") and sub in ("install", "update", "upgrade", "makecache", "groupinstall"):
+        return [("yum-dnf", prog)]
+    if prog in ("wget", "curl") and any(re.match(r"^(https?|ftp)://", a) for a in args):
+        return [("download", prog)]
+    if prog.lower() in ("powershell", "pwsh") and re.search(r"Invoke-WebRequest|\biwr\b|DownloadFile",
+                                                          " ".join(args), re.I):
+        return [("download", "Invoke-WebRequest")]
+    if prog == "git" and sub in ("clone", "fetch", "pull", "ls-remote") or (
+            prog == "git" and sub == "submodule" and "update" in words):
+        return [("git-clone", "git")]
+    if prog == "go" and (sub in ("get",) or args[:2] == ["mod", "download"] or (sub == "install" and any("@" in a for a in args))):
+        return [("go-mod-download", "go")]
+    if prog == "cargo" and (sub == "fetch" or (sub in ("build", "install") and not flags & {"--offline", "--frozen"})):
+        return [("cargo-fetch", "cargo")]
+    if _is_pip(prog, args):
+        if "--no-index" in flags or "install" not in args:
+            return []
+        return [("pip-install", prog)]
+    if prog == "pipx" and sub in ("install", "run", "inject"):
+        return [("pipx", "pipx")]
+    if prog == "poetry" and sub in ("install", "add", "lock", "update"):
+        return [("poetry-install", "poetry")]
+    if prog == "uv" and (sub == "sync" or args[:2] == ["pip", "install"] or sub in ("add", "lock")):
+        return [] if "--offline" in flags else [("uv-sync", "uv")]
+    if prog == "npm" and sub in ("ci", "install", "i", "add", "update"):
+        return [] if "--offline" in flags else [("npm-install", "npm")]
+    if prog == "yarn" and sub in ("", "install", "add", "upgrade"):
+        return [] if "--offline" in flags else [("yarn", "yarn")]
+    if prog == "pnpm" and sub in ("install", "i", "add", "fetch", "update"):
+        return [] if "--offline" in flags else [("pnpm", "pnpm")]
+    if prog in ("mvn", "mvnw", "./mvnw"):
+        out = [("mvn-update", prog)] if flags & {"-U", "--update-snapshots"} else []
+        if not flags & {"-o", "--offline"}:
+            out.append(("mvn", prog))
+        return out
+    if prog in ("gradle", "gradlew") and "--offline" not in flags:
+        return [("gradle", prog)]
+    if prog.startswith("python") and ("-c" in args and _PY_FETCH.search(" ".join(args))
+                                      or args[:3] == ["-m", "spacy", "download"]
+                                      or args[:2] == ["-m", "nltk.downloader"]):
+        return [("runtime-fetch", prog)]
+    return []
+
+
+def _is_pip(prog: str, args: list[str]) -> bool:
+    if prog in ("pip", "pip3") or re.match(r"^pip3\.\d+$", prog):
+        return True
+    return prog.startswith("python") and args[:2] == ["-m", "pip"]
+
+
+# --- the linter ------------------------------------------------------------------
+
+
+def lint_dockerfile(df: Dockerfile, context: Context = Context()) -> list[Finding]:
+    raw = df.path.read_text(encoding="utf-8").splitlines() if df.path.is_file() else []
+    found: list[Finding] = []
+    if "syntax" in df.directives:
+        line = next((i + 1 for i, text in enumerate(raw) if re.match(r"^#\s*syntax\s*=", text.strip(), re.I)), 1)
+        severity = "warning" if context.project else "error"
+        found.append(_finding(df, "syntax-directive", line, 1, raw, f"# syntax={df.directives['syntax']}",
+                              severity=severity))
+    for stage in df.stages:
+        found += _image_findings(df, stage.base, stage.line, stage.index, raw, context)
+        broad_copy: int | None = None
+        for ins in stage.instructions:
+            if ins.cmd in ("COPY", "ADD"):
+                ref = ins.flag("from")
+                if ref and not df.is_stage_ref(ref, len(df.stages)):
+                    found += _image_findings(df, ref, ins.line, None, raw, context)
+                if ins.cmd == "ADD" and any(re.match(r"^https?://", v) for v in ins.value):
+                    found.append(_at(df, ins, raw, "add-url", "http"))
+                if any(src in (".", "./") for src in ins.value[:-1]) and not ref:
+                    broad_copy = ins.line
+            if ins.cmd == "RUN":
+                found += _run_findings(df, ins, raw, context, broad_copy)
+    found += _classic_findings(df, raw)
+    return sorted(_unsuppressed(found, raw), key=lambda f: (f.path, f.line, f.column, f.rule))
+
+
+def _run_findings(df: Dockerfile, ins: Instruction, raw: list[str], context: Context,
+                  broad_copy: int | None) -> list[Finding]:
+    out = []
+    if any(m.startswith("type=cache") or ",type=cache" in m for m in ins.flag_values("mount")):
+        out.append(_at(df, ins, raw, "cache-mount", "--mount=type=cache"))
+    text = run_text(ins)
+    for pipeline in pipelines(text):
+        if edits_sources(pipeline):
+            severity = "info" if context.apt_captured else None
+            out.append(_at(df, ins, raw, "apt-sources-edit", pipeline[0], severity=severity))
+            continue
+        for argv in simple_commands(shell_join(pipeline)):
+            for rule, word in command_rules(argv):
+                handled = rule == "apt-update" and context.apt_captured
+                out.append(_at(df, ins, raw, rule, word, severity="info" if handled else None,
+                               message="apt-get update: served from the APT capture offline" if handled else None,
+                               needle=" ".join(argv[:2])))
+                if rule in _INSTALLS and broad_copy is not None:
+                    out.append(_at(df, ins, raw, "copy-before-install", word, needle=" ".join(argv[:2]),
+                                   message=f"{RULES['copy-before-install'].title} (line {broad_copy})"))
+    return out
+
+
+def _image_findings(df: Dockerfile, image: str, line: int, stage: int | None, raw: list[str],
+                    context: Context) -> list[Finding]:
+    if image == "scratch" or (stage is not None and df.is_stage_ref(image, stage)):
+        return []
+    out = []
+    last = image.rsplit("/", 1)[-1]
+    if "@" not in image and (":" not in last or last.endswith(":latest")):
+        out.append(_finding(df, "mutable-tag", line, _column(raw, line, image), raw, image))
+    if context.bundled_images is not None and image not in context.bundled_images:
+        out.append(_finding(df, "remote-image", line, _column(raw, line, image), raw, image))
+    return out
+
+
+def _classic_findings(df: Dockerfile, raw: list[str]) -> list[Finding]:
+    # APT is never the blocker here: offline-build preinstalls it for the classic builder.
+    classic = classic_variant(df, preinstalled={b: b for b in df.base_images()})
+    if classic.text is not None:
+        return []
+    _, _, rest = classic.reason.partition(":")
+    line = int(rest.split(":", 1)[0]) if rest.split(":", 1)[0].isdigit() else 1
+    return [_finding(df, "buildkit-only", line, 1, raw, raw[line - 1].strip() if line <= len(raw) else "",
+                     message=f"{RULES['buildkit-only'].title} ({classic.reason.split(': ', 1)[-1]})")]
+
+
+def _at(df: Dockerfile, ins: Instruction, raw: list[str], rule: str, word: str,
+        severity: str | None = None, message: str | None = None, needle: str | None = None) -> Finding:
+    """A finding located at *needle* (the command and its first word), else *word*."""
+    line, column = ins.line, 1
+    numbers = range(ins.line, min(ins.end_line, len(raw)) + 1)
+    for target in ([needle] if needle else []) + [word]:
+        hit = next(((n, raw[n - 1].find(target)) for n in numbers if raw[n - 1].find(target) >= 0), None)
+        if hit:
+            line, column = hit[0], hit[1] + 1
+            break
+    text = raw[line - 1].strip() if 0 < line <= len(raw) else ins.original
+    return _finding(df, rule, line, column, raw, text, severity=severity, message=message, exact_text=True)
+
+
+def _finding(df: Dockerfile, rule: str, line: int, column: int, raw: list[str], text: str,
+             severity: str | None = None, message: str | None = None, exact_text: bool = False) -> Finding:
+    spec = RULES[rule]
+    shown = text if exact_text else (raw[line - 1].strip() if 0 < line <= len(raw) else text)
+    return Finding(rule, severity or spec.severity, _display(df.path), line, column, shown,
+                   message or spec.title, spec.hint)
+
+
+def _display(path: Path) -> str:
+    """Relative to the current folder when inside it, as compilers print paths."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _column(raw: list[str], line: int, word: str) -> int:
+    if 0 < line <= len(raw):
+        index = raw[line - 1].find(word)
+        if index >= 0:
+            return index + 1
+    return 1
+
+
+def _unsuppressed(found: list[Finding], raw: list[str]) -> list[Finding]:
+    """Drop findings named in a ``# offline-build: ignore=<rule>`` comment right above their instruction."""
+    out = []
+    for f in found:
+        above = _comment_above(raw, f.line)
+        m = _SUPPRESS.search(above) if above else None
+        ignored = {r.strip() for r in m.group(1).split(",")} if m else set()
+        if f.rule not in ignored and "all" not in ignored:
+            out.append(f)
+    return out
+
+
+def _comment_above(raw: list[str], line: int) -> str:
+    # Walk up over continuation lines of the same instruction to the comment before it.
+    number = line - 1
+    while number >= 1 and raw[number - 1].rstrip().endswith("\\"):
+        number -= 1
+    return raw[number - 1] if number >= 1 and raw[number - 1].lstrip().startswith("#") else ""
+
+
+def lint_path(path: Path, context: Context = Context(), build_args: dict[str, str] | None = None) -> list[Finding]:
+    return lint_dockerfile(parse(path, build_args), context)
+
+
+# --- output ----------------------------------------------------------------------
+
+
+def counts(findings: Iterable[Finding]) -> dict[str, int]:
+    out = dict.fromkeys(SEVERITIES, 0)
+    for f in findings:
+        out[f.severity] += 1
+    return out
+
+
+def render_text(findings: list[Finding]) -> str:
+    lines = []
+    for f in findings:
+        lines.append(f"{f.path}:{f.line}:{f.column}: {f.severity} {f.rule}: {f.message}")
+        lines.append(f"    {f.text}")
+        lines.append(f"    fix: {f.hint}")
+    c = counts(findings)
+    lines.append(f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} note(s)")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(findings: list[Finding]) -> str:
+    return json.dumps({"findings": [asdict(f) for f in findings], "summary": counts(findings)}, indent=2) + "\n"
+
+
+def exit_status(findings: Collection[Finding], strict: bool = False) -> int:
+    c = counts(findings)
+    return 1 if c["error"] or (strict and c["warning"]) else 0
