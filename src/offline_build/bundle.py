@@ -17,6 +17,7 @@ README for the numbers).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -61,6 +62,7 @@ class Manifest:
     files: list[FileEntry] = field(default_factory=list)
     engine: dict[str, str] = field(default_factory=dict)
     network: str = ""  # the build network mode; part of every RUN step's cache key
+    extends: dict[str, str] = field(default_factory=dict)  # a delta: the bundle whose files it omits
     created: str = ""
     tool_version: str = __version__
     format_version: int = FORMAT_VERSION
@@ -75,6 +77,7 @@ class Manifest:
             "platforms": self.platforms,
             "engine": self.engine,
             "network": self.network,
+            "extends": self.extends,
             "services": self.services,
             "base_images": self.base_images,
             "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
@@ -100,6 +103,7 @@ class Manifest:
                        base_images=dict(data.get("base_images") or {}), files=files,
                        engine=dict(data.get("engine") or {}), created=str(data.get("created", "")),
                        network=str(data.get("network") or ""),
+                       extends=dict(data.get("extends") or {}),
                        tool_version=str(data.get("tool_version", "")), format_version=version)
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{where}: {MANIFEST} is malformed ({exc})",
@@ -178,6 +182,29 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+def load_manifest(path: Path) -> tuple[Manifest, str]:
+    """A bundle's manifest, from its ``.manifest.json`` or from the bundle itself; with its sha256."""
+    if path.is_file() and path.name.endswith(".json"):
+        raw = path.read_bytes()
+    else:
+        with open_archive(path) as tar:
+            members = check_members(tar.getmembers(), str(path))
+            member = next((m for m in members if m.name == MANIFEST), None)
+            if member is None:
+                raise BundleError(f"{path}: no {MANIFEST} inside", "this is not an offline-build bundle")
+            raw = _read_member(tar, member, str(path))
+    return Manifest.from_json(raw, str(path)), hashlib.sha256(raw).hexdigest()
+
+
+def delta_members(members: list[tuple[str, Path]], entries: list[FileEntry],
+                  base: Manifest) -> list[tuple[str, Path]]:
+    """Only what *base* lacks: a file is the same when its path and sha256 are."""
+    have = {(f.path, f.sha256) for f in base.files}
+    digest = {e.path: e.sha256 for e in entries}
+    always = {"oci-layout", "index.json"}  # small, and the local index may hold more entries
+    return [(name, path) for name, path in members if name in always or (name, digest[name]) not in have]
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -186,12 +213,130 @@ def now() -> str:
 
 
 def find_bundle(cache_dir: Path) -> Path:
-    """The newest ``build-cache-*.tar*`` in *cache_dir*."""
-    candidates = [p for p in cache_dir.glob("build-cache-*.tar*") if p.is_file() and not p.name.startswith(".")]
+    """The newest bundle in *cache_dir*: a ``build-cache-*.tar`` or a folder of its parts."""
+    candidates = [p for p in cache_dir.glob("build-cache-*") if not p.name.startswith(".")
+                  and ((p.is_file() and p.name.endswith(".tar")) or (p / PARTS).is_file())]
     if not candidates:
         raise BundleError(f"no bundle (build-cache-*.tar) in {cache_dir}",
                           "copy the bundle there, or pass --bundle PATH")
-    return max(candidates, key=lambda p: (p.name, p.stat().st_mtime))
+    # By the export date in the name, then by time on disk (a delta made the same day).
+    return max(candidates, key=lambda p: (re.findall(r"\d{8}", p.name)[:1], p.stat().st_mtime, p.name))
+
+
+# --- split parts -----------------------------------------------------------------
+
+PARTS = "parts.json"
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """``3900M`` -> bytes (K, M, G are binary units, as split(1) reads them)."""
+    m = re.fullmatch(r"\s*(\d+)\s*([KMG]?)i?B?\s*", text.upper())
+    if not m or int(m.group(1)) <= 0:
+        raise BundleError(f"--split-size {text!r} is not a size", "give a number with K, M or G, e.g. 3900M")
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+def split(archive: Path, size: int) -> Path:
+    """Cut *archive* into numbered parts in ``<name>.parts/`` with a parts manifest; remove the whole."""
+    folder = archive.with_name(archive.name.removesuffix(".tar") + ".parts")
+    tmp = folder.with_name(f".{folder.name}.partial")
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    parts = []
+    whole = hashlib.sha256()
+    with archive.open("rb") as src:
+        number = 0
+        while True:
+            number += 1
+            name = f"{archive.name}.{number:03d}"
+            digest, written = hashlib.sha256(), 0
+            with (tmp / name).open("wb") as out:
+                while written < size and (chunk := src.read(min(CHUNK, size - written))):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    whole.update(chunk)
+                    written += len(chunk)
+            if not written:
+                (tmp / name).unlink()
+                break
+            parts.append({"name": name, "size": written, "sha256": digest.hexdigest()})
+    (tmp / PARTS).write_text(json.dumps({"archive": archive.name, "sha256": whole.hexdigest(),
+                                         "parts": parts}, indent=2) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
+    archive.unlink()
+    return folder
+
+
+class _Concat(io.RawIOBase):
+    """The parts read back as one seekable file, for tarfile."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.files = [p.open("rb") for p in paths]
+        self.sizes = [p.stat().st_size for p in paths]
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: sum(self.sizes)}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        start = self.pos
+        for handle, size in zip(self.files, self.sizes):
+            if start < size:
+                handle.seek(start)
+                data = handle.read(min(len(buffer), size - start))
+                buffer[: len(data)] = data
+                self.pos += len(data)
+                return len(data)
+            start -= size
+        return 0
+
+    def close(self) -> None:
+        for handle in self.files:
+            handle.close()
+        super().close()
+
+
+def parts_folder(path: Path) -> Path | None:
+    """The parts folder for *path*: the folder itself or the folder of its first part."""
+    if path.is_dir() and (path / PARTS).is_file():
+        return path
+    if path.is_file() and re.search(r"\.\d{3}$", path.name) and (path.parent / PARTS).is_file():
+        return path.parent
+    return None
+
+
+def open_parts(folder: Path) -> tarfile.TarFile:
+    """Check every part against the parts manifest, naming a missing or damaged one, then open."""
+    try:
+        spec = json.loads((folder / PARTS).read_text())
+        parts = [(str(p["name"]), int(p["size"]), str(p["sha256"])) for p in spec["parts"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"{folder / PARTS}: not a parts manifest ({exc})", "copy the parts folder again") from None
+    paths = []
+    for name, size, digest in parts:
+        path = folder / Path(name).name
+        if not path.is_file():
+            raise BundleError(f"{folder}: part {name} is missing", f"copy {name} into {folder}")
+        if path.stat().st_size != size or sha256_file(path) != digest:
+            raise BundleError(f"{folder}: part {name} is damaged (size or checksum mismatch)",
+                              f"copy {name} again")
+        paths.append(path)
+    return tarfile.open(fileobj=io.BufferedReader(_Concat(paths), CHUNK), mode="r:")  # type: ignore[arg-type]
 
 
 def check_members(members: Iterable[tarfile.TarInfo], where: str) -> list[tarfile.TarInfo]:
@@ -221,6 +366,12 @@ def check_members(members: Iterable[tarfile.TarInfo], where: str) -> list[tarfil
 
 
 def open_archive(path: Path) -> tarfile.TarFile:
+    folder = parts_folder(path)
+    if folder is not None:
+        return open_parts(folder)
+    if path.is_dir():
+        raise BundleError(f"{path} is a folder but not a bundle (no {PARTS} in it)",
+                          "pass the build-cache-*.tar file, or the folder of its parts")
     try:
         return tarfile.open(path, "r:*")
     except FileNotFoundError:
@@ -248,7 +399,7 @@ def read_manifest(tar: tarfile.TarFile, members: list[tarfile.TarInfo], where: s
     present = set(by_name) - {MANIFEST, MANIFEST_SUM}
     if extra := sorted(present - listed):
         raise BundleError(f"{where}: {extra[0]} is not listed in the manifest", "the bundle was altered")
-    if missing := sorted(listed - present):
+    if (missing := sorted(listed - present)) and not manifest.extends:
         raise BundleError(f"{where}: {missing[0]} is missing from the bundle",
                           "the copy is incomplete: copy it again")
     return manifest

@@ -309,10 +309,20 @@ class Executor:
         if manifest is None:
             raise StepError(step.title, "no manifest for the bundle")
         manifest.files = entries
+        if step.since:
+            base, base_sha = bundle.load_manifest(step.since)
+            members = bundle.delta_members(members, entries, base)
+            manifest.extends = {"bundle": step.since.name.removesuffix(".manifest.json"),
+                                "manifest_sha256": base_sha}
+            total = sum(p.stat().st_size for _, p in members)
         with _bar(self.console, "pack", total) as advance:
             size = bundle.write(step.output, manifest, members, progress=advance)
+        step.output.with_name(step.output.name.removesuffix(".tar") + ".manifest.json").write_bytes(manifest.to_json())
+        output: Path = step.output
+        if step.split_size:
+            output = bundle.split(step.output, step.split_size)
         blobs = [e for e in entries if e.path.startswith("blobs/")]
-        return {"output": step.output, "size": size, "blobs": len(blobs),
+        return {"output": output, "size": size, "blobs": len(blobs), "packed_files": len(members),
                 "unique_bytes": sum(e.size for e in blobs), "files": len(entries)}
 
 

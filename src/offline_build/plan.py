@@ -133,6 +133,8 @@ class Pack(Step):
     cache_dir: Path = Path(".")
     output: Path = Path("bundle.tar")
     services: tuple[str, ...] = ()
+    since: Path | None = None  # a delta: omit what this earlier bundle (or its manifest) holds
+    split_size: int | None = None  # cut into numbered parts of at most this many bytes
 
 
 @dataclass(frozen=True)
@@ -279,7 +281,7 @@ def offline_build(project: Project, service: Service, bases: tuple[str, ...],
     )
 
 
-def bundle_name(today: date | None = None, compression: str | None = None) -> str:
-    """``build-cache-YYYYMMDD.tar[.<compression>]``, the seed's name."""
+def bundle_name(today: date | None = None, delta: bool = False) -> str:
+    """``build-cache-YYYYMMDD.tar`` (the seed's name), ``...-delta.tar`` for a delta."""
     stamp = (today or date.today()).strftime("%Y%m%d")
-    return f"build-cache-{stamp}.tar" + (f".{compression}" if compression else "")
+    return f"build-cache-{stamp}{'-delta' if delta else ''}.tar"

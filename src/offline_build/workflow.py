@@ -378,7 +378,8 @@ def probe_engine(docker: DockerClient, project: Project) -> Capabilities:
 # --- export ------------------------------------------------------------------
 
 
-def export_plan(project: Project, services: list[Service], today: date | None = None) -> Plan:
+def export_plan(project: Project, services: list[Service], today: date | None = None,
+                since: Path | None = None, split_size: int | None = None) -> Plan:
     """Save bases, capture APT, write variants, build with cache export, preinstall, fetch, pack.
 
     APT is captured for the union of every service's packages, even when
@@ -407,15 +408,19 @@ def export_plan(project: Project, services: list[Service], today: date | None = 
         steps.append(FetchResource(title=f"fetch resource {res.name}", resource_name=res.name, kind=res.kind,
                                    source=res.source, ref=res.ref, sha256=res.sha256,
                                    dest=project.cache_dir / "resources" / res.dest))
-    steps.append(Pack(title="pack the bundle", cache_dir=project.cache_dir,
-                      output=project.cache_dir / bundle_name(today), services=tuple(s.name for s in services)))
+    steps.append(Pack(title="pack the delta bundle" if since else "pack the bundle", cache_dir=project.cache_dir,
+                      output=project.cache_dir / bundle_name(today, delta=since is not None),
+                      services=tuple(s.name for s in services), since=since, split_size=split_size))
     return Plan("export", tuple(steps))
 
 
 def export(project: Project, names: list[str] | None, docker: DockerClient, console: Console,
-           *, dry_run: bool = False, today: date | None = None, strict: bool = False) -> dict[str, Any]:
+           *, dry_run: bool = False, today: date | None = None, strict: bool = False,
+           since: Path | None = None, split_size: int | None = None) -> dict[str, Any]:
     services = pick(project, names)
-    plan = export_plan(project, services, today)
+    if since is not None:
+        bundle.load_manifest(since)  # refuse a bad --since before any build starts
+    plan = export_plan(project, services, today, since, split_size)
     findings = [f for f in lint_project(project) if f.severity != "info"]
     if findings:
         counts = lint_mod.counts(findings)
@@ -534,6 +539,8 @@ def unpack(project: Project, path: Path, console: Console) -> tuple[bundle.Manif
                                      "the copy is damaged or truncated: copy it again") from None
         manifest = bundle.read_manifest(tar, members, where)
         _check_project(project, manifest, where)
+        if manifest.extends:
+            _materialize(project, manifest, {m.name for m in members}, Path(tmp), where)
         total = sum(f.size for f in manifest.files)
         from .executor import _bar
 
@@ -545,6 +552,36 @@ def unpack(project: Project, path: Path, console: Console) -> tuple[bundle.Manif
     bundle_json = json.dumps({"bundle": path.name, **json.loads(manifest.to_json())}, indent=2)
     (project.cache_dir / "bundle.json").write_text(bundle_json + "\n")
     return manifest, added, files
+
+
+def _materialize(project: Project, manifest: bundle.Manifest, present: set[str], dest: Path, where: str) -> None:
+    """A delta omits what its base bundle held: take those files from this machine, checked.
+
+    Afterwards the scratch folder holds exactly what the full bundle would,
+    so the rest of setup cannot tell the two apart.
+    """
+    base = manifest.extends.get("bundle", "its base bundle")
+    for entry in manifest.files:
+        if entry.path in present:
+            continue
+        local = _local_copy(project, entry.path)
+        if local is None or not local.is_file() or local.stat().st_size != entry.size \
+                or sha256_file(local) != entry.sha256:
+            raise bundle.BundleError(f"{where} is a delta of {base}, and {entry.path} from it is not here",
+                                     f"run offline.setup with {base} (or a full bundle) first")
+        target = dest / entry.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local, target)
+
+
+def _local_copy(project: Project, name: str) -> Path | None:
+    if name.startswith("blobs/sha256/"):
+        return project.store / name
+    if name.startswith("files/apt/"):
+        return project.apt.dir / name.removeprefix("files/apt/")
+    if name.startswith("files/resources/"):
+        return project.cache_dir / "resources" / name.removeprefix("files/resources/")
+    return None  # the index always travels: the local one may hold more entries
 
 
 def _check_project(project: Project, manifest: bundle.Manifest, where: str) -> None:

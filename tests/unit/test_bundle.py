@@ -207,3 +207,83 @@ def test_find_bundle_takes_the_newest(tmp_path: Path) -> None:
     assert bundle.find_bundle(tmp_path).name == "build-cache-20260301.tar"
     with pytest.raises(bundle.BundleError, match="no bundle"):
         bundle.find_bundle(tmp_path / "nothing")
+
+
+def add_image(proj: Project, tag: str, layers: list[bytes]) -> None:
+    oci.image(Layout(proj.store), tag, layers)
+
+
+def pack_full_or_delta(proj: Project, name: str, since: Path | None = None) -> Path:
+    members = bundle.collect(proj.cache_dir)
+    manifest = bundle.Manifest(project=proj.name, version="1", platforms=[], services={}, base_images={})
+    manifest.files = bundle.hash_members(members)
+    if since:
+        base, sha = bundle.load_manifest(since)
+        members = bundle.delta_members(members, manifest.files, base)
+        manifest.extends = {"bundle": since.name, "manifest_sha256": sha}
+    out = proj.cache_dir / name
+    bundle.write(out, manifest, members)
+    return out
+
+
+def test_a_delta_sets_up_exactly_like_the_full_bundle(tmp_path: Path) -> None:
+    online = project(tmp_path / "online")
+    first = pack(online)
+    add_image(online, "cache-svc", [b"base", b"svc layer, one line changed"])
+    delta = pack_full_or_delta(online, "build-cache-20260102-delta.tar", since=first)
+    full = pack_full_or_delta(online, "build-cache-20260102.tar")
+    with tarfile.open(delta) as d, tarfile.open(full) as f:
+        delta_blobs = [m for m in d.getnames() if m.startswith("blobs/")]
+        assert 0 < len(delta_blobs) < len([m for m in f.getnames() if m.startswith("blobs/")])
+        assert "files/resources/models/m.txt" not in d.getnames()
+    via_delta = project(tmp_path / "a")
+    unpack(via_delta, first, Console(quiet=True))
+    unpack(via_delta, delta, Console(quiet=True))
+    # The same machine state before, a full bundle instead of the delta.
+    via_full = project(tmp_path / "b")
+    unpack(via_full, first, Console(quiet=True))
+    unpack(via_full, full, Console(quiet=True))
+    assert snapshot(via_delta.store) == snapshot(via_full.store)
+    assert snapshot(via_delta.cache_dir / "resources") == snapshot(via_full.cache_dir / "resources")
+
+
+def test_a_delta_without_its_base_is_refused_naming_what_is_missing(tmp_path: Path) -> None:
+    online = project(tmp_path / "online")
+    first = pack(online)
+    add_image(online, "cache-svc", [b"base", b"changed"])
+    delta = pack_full_or_delta(online, "d.tar", since=first)
+    empty = project(tmp_path / "empty")
+    with pytest.raises(bundle.BundleError, match=r"is a delta of build-cache-20260101.tar, and blobs/sha256/\w+"
+                                                 r" from it is not here") as info:
+        unpack(empty, delta, Console(quiet=True))
+    assert "first" in str(info.value)
+    assert not empty.store.exists()
+
+
+def test_split_parts_round_trip_and_name_a_missing_or_damaged_part(tmp_path: Path) -> None:
+    online = project(tmp_path / "online")
+    archive = pack(online)
+    whole = archive.read_bytes()
+    folder = bundle.split(archive, 4096)
+    parts = sorted(folder.glob("*.tar.0*"))
+    assert len(parts) == -(-len(whole) // 4096) and not archive.exists()
+    assert b"".join(p.read_bytes() for p in parts) == whole
+    for given in (folder, parts[0]):
+        target = project(tmp_path / f"from-{given.name}")
+        manifest, _, _ = unpack(target, given, Console(quiet=True))
+        assert set(Layout(target.store).tags()) == {"cache-svc", "base-debian_bookworm-slim"}
+    good = parts[1].read_bytes()
+    parts[1].write_bytes(b"x" + good[1:])
+    with pytest.raises(bundle.BundleError, match=f"part {parts[1].name} is damaged"):
+        unpack(project(tmp_path / "c"), folder, Console(quiet=True))
+    parts[1].write_bytes(good)
+    parts[2].unlink()
+    with pytest.raises(bundle.BundleError, match=f"part {parts[2].name} is missing"):
+        unpack(project(tmp_path / "d"), folder, Console(quiet=True))
+
+
+def test_split_size_parsing() -> None:
+    assert bundle.parse_size("3900M") == 3900 * 2**20
+    assert bundle.parse_size("4g") == 4 * 2**30
+    with pytest.raises(bundle.BundleError, match="not a size"):
+        bundle.parse_size("big")

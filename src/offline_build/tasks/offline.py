@@ -12,26 +12,34 @@ import json
 from invoke import Exit
 
 from .. import diagnose as diagnosis
+from .. import bundle as bundle_mod
 from .. import lint as lint_mod
 from .. import makefile, report, workflow
 from .common import BUILD_FLAGS, COMMON_HELP, clean_exit, helps, console, docker, project
 
 
-@task(auto_shortflags=False, help=helps(*BUILD_FLAGS, strict="stop when offline.lint finds errors or warnings"))
+@task(auto_shortflags=False, help=helps(
+    *BUILD_FLAGS, strict="stop when offline.lint finds errors or warnings",
+    since="write a delta: only what this earlier bundle (or its .manifest.json) lacks",
+    split_size="cut the bundle into numbered parts of at most this size (e.g. 3900M for FAT32)"))
 @clean_exit
 def export(c: Context, dry_run: bool = False, host: str | None = None, version: str | None = None,
-           cache_dir: str | None = None, platform: str | None = None, strict: bool = False) -> None:
+           cache_dir: str | None = None, platform: str | None = None, strict: bool = False,
+           since: str | None = None, split_size: str | None = None) -> None:
     """Build every service on the online engine with cache export; pack the bundle."""
     proj = project(c, version, cache_dir, platform)
     out = console()
     started = time.monotonic()
-    summary = workflow.export(proj, None, docker(host), out, dry_run=dry_run, strict=strict)
+    size = bundle_mod.parse_size(split_size) if split_size else None
+    summary = workflow.export(proj, None, docker(host), out, dry_run=dry_run, strict=strict,
+                              since=Path(since) if since else None, split_size=size)
     if not dry_run:
         report.export(out, summary, time.monotonic() - started)
 
 
 @task(auto_shortflags=False, help=helps("dry_run", "host", "cache_dir",
-                 bundle="bundle archive to restore (default: the newest build-cache-*.tar in the cache dir)"))
+                 bundle="bundle to restore: a build-cache-*.tar, a folder of its parts, or the first part "
+                        "(default: the newest in the cache dir)"))
 @clean_exit
 def setup(c: Context, bundle: str | None = None, dry_run: bool = False, host: str | None = None,
           cache_dir: str | None = None) -> None:
