@@ -303,8 +303,10 @@ class Executor:
     def pack(self, step: Pack) -> dict[str, Any]:
         members = bundle.collect(step.cache_dir, self.apt_dir)
         total = sum(p.stat().st_size for _, p in members)
+        started = time.monotonic()
         with _bar(self.console, "hash", total) as advance:
             entries = bundle.hash_members(members, advance)
+        hashed = time.monotonic()
         manifest = self.manifest_factory(step) if self.manifest_factory else None
         if manifest is None:
             raise StepError(step.title, "no manifest for the bundle")
@@ -323,7 +325,8 @@ class Executor:
             output = bundle.split(step.output, step.split_size)
         blobs = [e for e in entries if e.path.startswith("blobs/")]
         return {"output": output, "size": size, "blobs": len(blobs), "packed_files": len(members),
-                "unique_bytes": sum(e.size for e in blobs), "files": len(entries)}
+                "unique_bytes": sum(e.size for e in blobs), "files": len(entries),
+                "hash_seconds": hashed - started, "write_seconds": time.monotonic() - hashed}
 
 
 def _tidy_capture(folder: Path) -> int:

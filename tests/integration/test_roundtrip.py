@@ -220,3 +220,34 @@ def test_manifest_describes_the_bundle(exported: Path) -> None:
     assert manifest["engine"]["server"].startswith("26.")
     paths = {f["path"] for f in manifest["files"]}
     assert {"files/resources/models/model.txt", "files/resources/src/greeting.tar"} <= paths
+
+
+def test_a_delta_after_a_one_line_change_and_split_parts(engines: dict[str, str], exported: Path,
+                                                          tmp_path: Path) -> None:
+    online = tmp_path / "online"
+    shutil.copytree(exported.parent.parent, online)  # the exported project, store included
+    (online / "services" / "web" / "index.html").write_text("<h1>demo web, one line changed</h1>\n")
+    manifest = exported.with_name(exported.name.removesuffix(".tar") + ".manifest.json")
+    cli(online, engines["online"], "offline.export", "--since", str(manifest))
+    delta = next((online / "build-cache").glob("build-cache-*-delta.tar"))
+    assert delta.stat().st_size < 0.05 * exported.stat().st_size
+
+    reset("offline")
+    offline = offline_project(tmp_path, exported)
+    (offline / "services" / "web" / "index.html").write_text("<h1>demo web, one line changed</h1>\n")
+    cli(offline, engines["offline"], "offline.setup")
+    shutil.copy2(delta, offline / "build-cache" / delta.name)
+    cli(offline, engines["offline"], "offline.setup", "--bundle", str(offline / "build-cache" / delta.name))
+    rows = build_report(cli(offline, engines["offline"], "offline.build").stdout)
+    assert all(cached == steps for steps, cached, _ in rows.values()), rows
+    out = DockerClient(host=engines["offline"]).run("demo/web:1.0.0", remove=True, networks=["none"])
+    assert out.strip() == "web: serving 36 bytes"
+
+    cli(online, engines["online"], "offline.export", "--split-size", "20M")
+    parts = next((online / "build-cache").glob("build-cache-*.parts"))
+    assert len(list(parts.glob("*.tar.0*"))) >= 2
+    empty = tmp_path / "from-parts"
+    shutil.copytree(DEMO, empty, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
+    reset("legacy")
+    setup = cli(empty, engines["legacy"], "offline.setup", "--bundle", str(sorted(parts.glob("*.tar.0*"))[0]))
+    assert "verified files" in setup.stdout
