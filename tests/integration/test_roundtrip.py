@@ -216,7 +216,10 @@ def test_manifest_describes_the_bundle(exported: Path) -> None:
     assert manifest["network"] == "none"
     assert set(manifest["services"]) == {"backend", "worker", "web"}
     assert manifest["services"]["worker"]["base_images"] == ["debian:bookworm-slim"]
-    assert manifest["base_images"] == {"debian:bookworm-slim": "base-debian_bookworm-slim"}
+    assert manifest["base_images"] == {
+        "debian:bookworm-slim": "base-debian_bookworm-slim",
+        # backend installs jq: the base with it preinstalled travels for the classic builder
+        "demo-debian_bookworm-slim-apt:1.0.0": "base-demo-debian_bookworm-slim-apt_1.0.0"}
     assert manifest["engine"]["server"].startswith("26.")
     paths = {f["path"] for f in manifest["files"]}
     assert {"files/resources/models/model.txt", "files/resources/src/greeting.tar"} <= paths
