@@ -222,18 +222,19 @@ fill_busybox() {
     mkdir -p "$1/bin" "$1/tmp" "$1/etc"
     cp /bin/busybox "$1/bin/busybox"
     local cmd
-    for cmd in $(/bin/busybox --list); do ln -sf busybox "$1/bin/$cmd"; done
+    # busybox --list names busybox itself: linking that would replace the binary with a loop.
+    for cmd in $(/bin/busybox --list); do [[ $cmd == busybox ]] || ln -sf busybox "$1/bin/$cmd"; done
 }
 
 images() {
     local name
     make_tarball "$IMAGES_DIR/debian-bookworm-slim.rootfs.tar" fill_debian
-    make_tarball "$IMAGES_DIR/busybox.rootfs.tar" fill_busybox
+    make_tarball "$IMAGES_DIR/busybox-v2.rootfs.tar" fill_busybox
     for name in "$@"; do
         dk "$name" image inspect debian:bookworm-slim >/dev/null 2>&1 \
             || dk "$name" import --change 'CMD ["bash"]' "$IMAGES_DIR/debian-bookworm-slim.rootfs.tar" debian:bookworm-slim >/dev/null
         dk "$name" image inspect busybox:local >/dev/null 2>&1 \
-            || dk "$name" import --change 'CMD ["sh"]' "$IMAGES_DIR/busybox.rootfs.tar" busybox:local >/dev/null
+            || dk "$name" import --change 'CMD ["sh"]' "$IMAGES_DIR/busybox-v2.rootfs.tar" busybox:local >/dev/null
     done
 }
 
