@@ -50,8 +50,8 @@ class Step:
 
 
 @dataclass(frozen=True)
-class Build(Step):
-    """``docker buildx build`` of one service."""
+class ImageBuild(Step):
+    """What every image build has, whichever builder runs it."""
 
     service: str = ""
     context: Path = Path(".")
@@ -59,6 +59,12 @@ class Build(Step):
     tags: tuple[str, ...] = ()
     target: str | None = None
     build_args: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Build(ImageBuild):
+    """``docker buildx build`` of one service."""
+
     platforms: tuple[str, ...] = ()
     network: str | None = None
     build_contexts: tuple[tuple[str, str], ...] = ()
@@ -180,15 +186,9 @@ class WriteFile(Step):
 
 
 @dataclass(frozen=True)
-class ClassicBuild(Step):
+class ClassicBuild(ImageBuild):
     """``DOCKER_BUILDKIT=0 docker build``: the fallback for engines BuildKit cannot serve."""
 
-    service: str = ""
-    context: Path = Path(".")
-    dockerfile: Path = Path("Dockerfile")
-    tags: tuple[str, ...] = ()
-    target: str | None = None
-    build_args: tuple[tuple[str, str], ...] = ()
     network: str | None = "none"
     needs_images: tuple[str, ...] = ()
 
