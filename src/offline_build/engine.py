@@ -71,38 +71,70 @@ def containerd_store(docker: DockerClient) -> bool:
     return any("containerd.snapshotter" in " ".join(map(str, pair)) for pair in status)
 
 
-def probe(docker: DockerClient, work: Path) -> Capabilities:
-    """Try each capability with a tiny build from ``scratch`` (no image, no network)."""
+PROBES = ("named_contexts", "cache_export", "cache_import", "oci_layout_context")
+
+
+def probe(docker: DockerClient, work: Path, need: tuple[str, ...] = PROBES,
+          known: dict[str, bool] | None = None) -> Capabilities:
+    """Try each needed capability with a tiny build from ``scratch`` (no image, no network).
+
+    Each probe is a build of about a second, so only *need* is tried;
+    *known* holds answers from earlier probes of the same engine. A
+    capability not asked for and not known reads as False.
+    """
     version = server_version(docker)
     bx = buildx_version(docker)
     store = containerd_store(docker)
+    found = dict(known or {})
     with tempfile.TemporaryDirectory(dir=work, prefix=".probe-") as tmp:
         root = Path(tmp)
         ctx = root / "ctx"
         ctx.mkdir()
         (ctx / "Dockerfile").write_text("FROM scratch\nCOPY f /f\n")
         (ctx / "f").write_text("probe\n")
-        named = bx is not None and _try(docker, ctx, build_contexts={"extra": str(ctx)},
-                                        dockerfile="FROM scratch\nCOPY --from=extra f /f\n")
-        export = bx is not None and _try(docker, ctx, cache_to=f"type=local,dest={root / 'cache'},mode=max")
-        cache = _probe_cache(root) if not export else root / "cache"
-        imported = bx is not None and _try(docker, ctx, cache_from=f"type=local,src={cache}")
-        oci = named and _oci_probe(docker, root, ctx)
-    return Capabilities(version, bx, store, export, imported, oci, named)
+        for name in need:
+            if name not in found:
+                found[name] = bx is not None and _PROBE_FNS[name](docker, root, ctx)
+    return Capabilities(version, bx, store, found.get("cache_export", False), found.get("cache_import", False),
+                        found.get("oci_layout_context", False), found.get("named_contexts", False))
+
+
+def _named(docker: DockerClient, root: Path, ctx: Path) -> bool:
+    return _try(docker, ctx, build_contexts={"extra": str(ctx)}, dockerfile="FROM scratch\nCOPY --from=extra f /f\n")
+
+
+def _export(docker: DockerClient, root: Path, ctx: Path) -> bool:
+    return _try(docker, ctx, cache_to=f"type=local,dest={root / 'cache'},mode=max")
+
+
+def _import(docker: DockerClient, root: Path, ctx: Path) -> bool:
+    return _try(docker, ctx, cache_from=f"type=local,src={_probe_cache(root)}")
 
 
 def _probe_cache(root: Path) -> Path:
-    """An empty but valid local cache folder, for engines that cannot export one."""
+    """A valid local cache folder made here, so the import probe needs no export."""
     cache = root / "empty-cache"
-    _empty_image_layout(cache)
+    if not cache.exists():
+        _empty_image_layout(cache)
     return cache
 
 
+def engine_id(docker: DockerClient) -> str:
+    """The daemon's own ID (kept in its data root) and version: what a probe result belongs to."""
+    info = docker.system.info()
+    return f"{info.id}@{info.server_version}"
+
+
 def _oci_probe(docker: DockerClient, root: Path, ctx: Path) -> bool:
+    # Needs named contexts too: on an engine without them this fails as well.
     layout = root / "layout"
     _empty_image_layout(layout)
     return _try(docker, ctx, build_contexts={"probe": f"oci-layout://{layout}:probe"},
                 dockerfile="FROM probe\n")
+
+
+_PROBE_FNS = {"named_contexts": _named, "cache_export": _export, "cache_import": _import,
+              "oci_layout_context": _oci_probe}
 
 
 def _try(docker: DockerClient, ctx: Path, *, dockerfile: str | None = None,

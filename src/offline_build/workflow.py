@@ -30,7 +30,8 @@ from . import bundle, dockerfile
 from . import lint as lint_mod
 from . import variant as variant_mod
 from .config import Project, Service
-from .engine import Capabilities, buildx_version, engine_message, image_present, probe, server_version
+from .engine import (PROBES, Capabilities, buildx_version, engine_id, engine_message, image_present, probe,
+                     server_version)
 from .errors import EngineError, OfflineBuildError, StepError
 from .executor import Executor, RunResult, StepResult, check_engine
 from .plan import (Build, CaptureApt, ClassicBuild, FetchResource, MergeCache, Pack, Plan, SaveImages, Step, WriteFile, base_tag,
@@ -301,7 +302,7 @@ def build(project: Project, names: list[str] | None, docker: DockerClient, conso
     decision is printed with its reason.
     """
     services = pick(project, names)
-    caps = None if dry_run or classic_only else probe_engine(docker, project)
+    caps = None if dry_run or classic_only else probe_engine(docker, project, ("oci_layout_context",))
     plan = plan_offline_builds(project, services, caps)
     by_name = {i.service.name: i for i in (inputs(project, s, online=False) for s in services)}
     executor = Executor(docker, console, dry_run=dry_run)
@@ -362,17 +363,28 @@ def build_online(project: Project, names: list[str] | None, docker: DockerClient
     return Executor(docker, console, dry_run=dry_run).run(plan)
 
 
-_caps_cache: dict[tuple[str, str], Capabilities] = {}
+def probe_engine(docker: DockerClient, project: Project, need: tuple[str, ...] = PROBES) -> Capabilities:
+    """What the engine can do: probed once per engine, remembered in ``<cache_dir>/engines.json``.
 
-
-def probe_engine(docker: DockerClient, project: Project) -> Capabilities:
-    """What the engine can do, probed once per engine per process."""
-    key = (str(docker.client_config.host), server_version(docker))
-    if key not in _caps_cache:
-        work = project.cache_dir / ".work"
-        work.mkdir(parents=True, exist_ok=True)
-        _caps_cache[key] = probe(docker, work)
-    return _caps_cache[key]
+    Results are keyed by the daemon's ID and version, so a reinstalled or
+    upgraded engine is probed afresh.
+    """
+    server_version(docker)  # a clear error first when the engine is unreachable
+    key = engine_id(docker)
+    path = project.cache_dir / "engines.json"
+    try:
+        remembered = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        remembered = {}
+    known = {k: bool(v) for k, v in (remembered.get(key) or {}).items() if k in PROBES}
+    work = project.cache_dir / ".work"
+    work.mkdir(parents=True, exist_ok=True)
+    caps = probe(docker, work, need, known)
+    learned = {**known, **{n: bool(getattr(caps, n)) for n in need}}
+    if learned != known:
+        remembered[key] = learned
+        path.write_text(json.dumps(remembered, indent=2, sort_keys=True) + "\n")
+    return caps
 
 
 # --- export ------------------------------------------------------------------
@@ -432,7 +444,7 @@ def export(project: Project, names: list[str] | None, docker: DockerClient, cons
     if dry_run:
         Executor(docker, console, dry_run=True).run(plan)
         return {}
-    caps = probe_engine(docker, project)
+    caps = probe_engine(docker, project, ("cache_export",))
     if not caps.cache_export:
         raise EngineError(
             f"this engine (Docker {caps.server_version}) cannot export build caches",
@@ -521,7 +533,7 @@ def setup(project: Project, bundle_path: Path | None, docker: DockerClient, cons
     check_engine(docker)
     with lock(project.cache_dir):
         manifest, added, files = unpack(project, path, console)
-        caps = probe_engine(docker, project)
+        caps = probe_engine(docker, project, ("oci_layout_context",))
         loaded = [] if caps.oci_layout_context else load_bases(project, manifest, docker, console)
     return SetupReport(path, manifest, added, files, loaded, caps)
 
@@ -757,7 +769,7 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
         scratch = replace(project, cache_dir=Path(tmp),
                           apt=replace(project.apt, dir=Path(tmp) / "apt-lists"))
         manifest, _, _ = unpack(scratch, path, console)
-        caps = probe_engine(docker, scratch)
+        caps = probe_engine(docker, scratch, ("oci_layout_context",))
         if not caps.oci_layout_context:
             load_bases(scratch, manifest, docker, console)
         for service in pick(scratch, None):
