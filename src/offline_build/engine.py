@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from python_on_whales import DockerClient
+from python_on_whales.components.system.models import SystemInfo
 from python_on_whales.exceptions import DockerException
 
 from .errors import EngineError
@@ -64,9 +65,17 @@ def buildx_version(docker: DockerClient) -> str | None:
     return parts[1] if len(parts) >= 2 else text or None
 
 
-def containerd_store(docker: DockerClient) -> bool:
+def engine_info(docker: DockerClient) -> SystemInfo:
+    """``docker info``, or one clear error when the engine cannot be reached."""
+    try:
+        return docker.system.info()
+    except DockerException as exc:
+        raise EngineError(f"cannot reach the Docker engine: {engine_message(exc)}",
+                          "start the engine, or point --host / DOCKER_HOST at one") from None
+
+
+def containerd_store(info: SystemInfo) -> bool:
     """Is the containerd image store on? (driver-type ``io.containerd.snapshotter.v1``)."""
-    info = docker.system.info()
     status = info.driver_status or []
     return any("containerd.snapshotter" in " ".join(map(str, pair)) for pair in status)
 
@@ -75,26 +84,28 @@ PROBES = ("named_contexts", "cache_export", "cache_import", "oci_layout_context"
 
 
 def probe(docker: DockerClient, work: Path, need: tuple[str, ...] = PROBES,
-          known: dict[str, bool] | None = None) -> Capabilities:
+          known: dict[str, bool] | None = None, info: SystemInfo | None = None,
+          buildx: str | None = None) -> Capabilities:
     """Try each needed capability with a tiny build from ``scratch`` (no image, no network).
 
     Each probe is a build of about a second, so only *need* is tried;
     *known* holds answers from earlier probes of the same engine. A
     capability not asked for and not known reads as False.
     """
-    version = server_version(docker)
-    bx = buildx_version(docker)
-    store = containerd_store(docker)
+    info = info or engine_info(docker)
+    version = info.server_version or "unknown"
     found = dict(known or {})
+    missing = [n for n in need if n not in found]
+    bx = buildx if buildx and not missing else buildx_version(docker)
+    store = containerd_store(info)
     with tempfile.TemporaryDirectory(dir=work, prefix=".probe-") as tmp:
         root = Path(tmp)
         ctx = root / "ctx"
         ctx.mkdir()
         (ctx / "Dockerfile").write_text("FROM scratch\nCOPY f /f\n")
         (ctx / "f").write_text("probe\n")
-        for name in need:
-            if name not in found:
-                found[name] = bx is not None and _PROBE_FNS[name](docker, root, ctx)
+        for name in missing:
+            found[name] = bx is not None and _PROBE_FNS[name](docker, root, ctx)
     return Capabilities(version, bx, store, found.get("cache_export", False), found.get("cache_import", False),
                         found.get("oci_layout_context", False), found.get("named_contexts", False))
 
@@ -119,9 +130,8 @@ def _probe_cache(root: Path) -> Path:
     return cache
 
 
-def engine_id(docker: DockerClient) -> str:
+def engine_id(info: SystemInfo) -> str:
     """The daemon's own ID (kept in its data root) and version: what a probe result belongs to."""
-    info = docker.system.info()
     return f"{info.id}@{info.server_version}"
 
 

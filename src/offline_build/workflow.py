@@ -30,8 +30,8 @@ from . import bundle, dockerfile
 from . import lint as lint_mod
 from . import variant as variant_mod
 from .config import Project, Service
-from .engine import (PROBES, Capabilities, buildx_version, engine_id, engine_message, image_present, probe,
-                     server_version)
+from .engine import (PROBES, Capabilities, buildx_version, engine_id, engine_info, engine_message, image_present,
+                     probe, server_version)
 from .errors import EngineError, OfflineBuildError, StepError
 from .executor import Executor, RunResult, StepResult, check_engine
 from .plan import (Build, CaptureApt, ClassicBuild, FetchResource, MergeCache, Pack, Plan, SaveImages, Step, WriteFile, base_tag,
@@ -369,19 +369,20 @@ def probe_engine(docker: DockerClient, project: Project, need: tuple[str, ...] =
     Results are keyed by the daemon's ID and version, so a reinstalled or
     upgraded engine is probed afresh.
     """
-    server_version(docker)  # a clear error first when the engine is unreachable
-    key = engine_id(docker)
+    info = engine_info(docker)  # one call: version, image store, ID
+    key = engine_id(info)
     path = project.cache_dir / "engines.json"
     try:
         remembered = json.loads(path.read_text()) if path.is_file() else {}
     except ValueError:
         remembered = {}
-    known = {k: bool(v) for k, v in (remembered.get(key) or {}).items() if k in PROBES}
+    entry = remembered.get(key) or {}
+    known = {k: bool(v) for k, v in entry.items() if k in PROBES}
     work = project.cache_dir / ".work"
     work.mkdir(parents=True, exist_ok=True)
-    caps = probe(docker, work, need, known)
-    learned = {**known, **{n: bool(getattr(caps, n)) for n in need}}
-    if learned != known:
+    caps = probe(docker, work, need, known, info=info, buildx=entry.get("buildx"))
+    learned = {**known, **{n: bool(getattr(caps, n)) for n in need}, "buildx": caps.buildx_version}
+    if learned != entry:
         remembered[key] = learned
         path.write_text(json.dumps(remembered, indent=2, sort_keys=True) + "\n")
     return caps
