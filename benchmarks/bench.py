@@ -1,5 +1,8 @@
 """offline-build against the seed's shell approach, on the harness's real engines.
 
+Two subjects: the demo project (examples/demo, with its APT capture) and a
+generated project of N services over two base images.
+
 The seed, done literally: one ``--cache-to type=local,dest=<service>-cache``
 folder per service, ``docker save`` of every base image into one tar,
 ``tar -czf`` of the lot; setup is ``tar -xzf`` and ``docker load``.
@@ -23,6 +26,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from python_on_whales import DockerClient
@@ -40,6 +44,29 @@ QUIET = Console(quiet=True)
 
 def harness(*args: str) -> str:
     return subprocess.run([str(HARNESS), *args], check=True, capture_output=True, text=True).stdout
+
+
+@dataclass(frozen=True)
+class Subject:
+    title: str
+    config: Path
+    bases: tuple[str, ...]
+    rebuild: str  # the unchanged service rebuilt offline
+    changed: tuple[str, str, str, str]  # service, file, old text, new text: the one-line change
+    seed_network: str  # what the seed's plain builds need (the demo's APT steps reach the mirror)
+
+
+def demo(root: Path) -> Subject:
+    shutil.copytree(ROOT / "examples" / "demo", root, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
+    return Subject("the demo (examples/demo: 3 services, 1 base image, APT capture)", root / "offline.yaml",
+                   ("debian:bookworm-slim",), "worker",
+                   ("web", "services/web/index.html", "demo web", "demo web, changed"), "host")
+
+
+def generated(root: Path, services: int) -> Subject:
+    return Subject(f"a generated project ({services} services over 2 base images, 4 MB incompressible layer each)",
+                   generate(root, services), BASES, "svc0", ("svc1", "svc1/main.txt", "line two", "line two, changed"),
+                   "none")
 
 
 def generate(root: Path, services: int) -> Path:
@@ -84,7 +111,8 @@ def ours_export(config: Path, online: DockerClient) -> dict[str, float]:
             "path": str(pack["output"])}  # type: ignore[dict-item]
 
 
-def ours_setup(config: Path, bundle: Path, offline: DockerClient, work: Path) -> dict[str, float]:
+def ours_setup(subject: Subject, bundle: Path, offline: DockerClient, work: Path) -> dict[str, float]:
+    config = subject.config
     project_dir = work / "ours-offline"
     shutil.rmtree(project_dir, ignore_errors=True)
     shutil.copytree(config.parent, project_dir, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
@@ -94,35 +122,46 @@ def ours_setup(config: Path, bundle: Path, offline: DockerClient, work: Path) ->
     local = project.cache_dir / bundle.name
     shutil.copy2(bundle, local)
     seconds, _ = timed(lambda: workflow.setup(project, local, offline, QUIET))
-    rebuild, outcomes = timed(lambda: workflow.build(project, ["svc0"], offline, QUIET))
+    rebuild, outcomes = timed(lambda: workflow.build(project, [subject.rebuild], offline, QUIET))
     assert outcomes[0].status == "all cached", outcomes  # type: ignore[index]
     return {"setup": seconds, "rebuild": rebuild}
 
 
-def ours_delta(config: Path, online: DockerClient, full: Path) -> float:
-    project = load(config, environ={})
-    main = config.parent / "svc1" / "main.txt"
-    main.write_text(main.read_text().replace("line two", "line two, changed"))
-    summary = workflow.export(project, ["svc1"], online, QUIET, since=full.with_name(
-        full.name.removesuffix(".tar") + ".manifest.json"))
-    main.write_text(main.read_text().replace("line two, changed", "line two"))
+def ours_delta(subject: Subject, online: DockerClient, full: Path) -> float:
+    project = load(subject.config, environ={})
+    service, name, old, new = subject.changed
+    path = subject.config.parent / name
+    original = path.read_text()
+    path.write_text(original.replace(old, new, 1))
+    try:
+        summary = workflow.export(project, [service], online, QUIET, since=full.with_name(
+            full.name.removesuffix(".tar") + ".manifest.json"))
+    finally:
+        path.write_text(original)
     return float(summary["size"])
 
 
 # --- the seed, literally ------------------------------------------------------------
 
 
-def seed_export(config: Path, online_host: str, work: Path) -> dict[str, float]:
+def seed_build(subject: Subject, name: str, cache: str) -> list[str]:
+    """The seed's plain build of one service, with the user's own Dockerfile."""
+    service = load(subject.config, environ={}).service(name)
+    args = [arg for k, v in service.build_args.items() for arg in ("--build-arg", f"{k}={v}")]
+    return ["docker", "buildx", "build", "--network", subject.seed_network, *args, cache,
+            "--file", str(service.dockerfile), str(service.context)]
+
+
+def seed_export(subject: Subject, online_host: str, work: Path) -> dict[str, float]:
     out = work / "seed"
     shutil.rmtree(out, ignore_errors=True)
     (out / "build-cache").mkdir(parents=True)
     env = {**os.environ, "DOCKER_HOST": online_host}
-    services = sorted(p.name for p in config.parent.iterdir() if (p / "Dockerfile").is_file())
     started = time.monotonic()
-    for name in services:
-        run(["docker", "buildx", "build", "--network", "none", "--cache-to",
-             f"type=local,dest={out / 'build-cache' / (name + '-cache')},mode=max", str(config.parent / name)], env=env)
-    run(["docker", "save", "-o", str(out / "build-cache" / "base-images.tar"), *BASES], env=env)
+    for name in load(subject.config, environ={}).services:
+        dest = out / "build-cache" / f"{name}-cache"
+        run(seed_build(subject, name, f"--cache-to=type=local,dest={dest},mode=max"), env=env)
+    run(["docker", "save", "-o", str(out / "build-cache" / "base-images.tar"), *subject.bases], env=env)
     packed = time.monotonic()
     run(["tar", "-czf", str(out / "build-cache-seed.tar.gz"), "-C", str(out), "build-cache"])
     done = time.monotonic()
@@ -130,7 +169,7 @@ def seed_export(config: Path, online_host: str, work: Path) -> dict[str, float]:
             "bytes": (out / "build-cache-seed.tar.gz").stat().st_size}
 
 
-def seed_setup(config: Path, work: Path, offline_host: str) -> dict[str, float]:
+def seed_setup(subject: Subject, work: Path, offline_host: str) -> dict[str, float]:
     archive = work / "seed" / "build-cache-seed.tar.gz"
     dest = work / "seed-offline"
     shutil.rmtree(dest, ignore_errors=True)
@@ -142,8 +181,8 @@ def seed_setup(config: Path, work: Path, offline_host: str) -> dict[str, float]:
     run(["docker", "load", "-i", str(dest / "build-cache" / "base-images.tar")], env=env)
     setup = time.monotonic() - started
     started = time.monotonic()
-    run(["docker", "buildx", "build", "--network", "none", "--cache-from",
-         f"type=local,src={dest / 'build-cache' / 'svc0-cache'}", str(config.parent / "svc0")], env=env)
+    cache = dest / "build-cache" / f"{subject.rebuild}-cache"
+    run(seed_build(subject, subject.rebuild, f"--cache-from=type=local,src={cache}"), env=env)
     return {"setup": setup, "rebuild": time.monotonic() - started}
 
 
@@ -174,6 +213,23 @@ def median(rows: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in rows)
 
 
+def measure(subject: Subject, online: DockerClient, offline: DockerClient, hosts: dict[str, str],
+            work: Path, runs: int) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    ours_export(subject.config, online)  # warm-up: both sides then export from a warm engine
+    ours, seed = [], []
+    for i in range(runs):
+        print(f"{subject.title}: run {i + 1}/{runs}", flush=True)
+        o = ours_export(subject.config, online)
+        full = Path(str(o.pop("path")))
+        o.update(ours_setup(subject, full, offline, work))
+        o["delta"] = ours_delta(subject, online, full)
+        ours.append(o)
+        s = seed_export(subject, hosts["online"], work)
+        s.update(seed_setup(subject, work, hosts["offline"]))
+        seed.append(s)
+    return ours, seed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -183,26 +239,15 @@ def main() -> None:
     hosts = dict(line.split("=", 1) for line in harness("up", "online", "offline").splitlines() if "=" in line)
     online, offline = DockerClient(host=hosts["online"]), DockerClient(host=hosts["offline"])
     work = Path(tempfile.mkdtemp(prefix="offline-build-bench-"))
-    config = generate(work / "project", args.services)
-    ours_export(config, online)  # warm-up: both sides then export from a warm engine
-    ours, seed = [], []
-    for i in range(args.runs):
-        print(f"run {i + 1}/{args.runs}", flush=True)
-        o = ours_export(config, online)
-        o.update(ours_setup(config, Path(str(o.pop("path"))), offline, work))
-        o["delta"] = ours_delta(config, online, Path(load(config, environ={}).cache_dir /
-                                                       f"build-cache-{time.strftime('%Y%m%d')}.tar"))
-        ours.append(o)
-        s = seed_export(config, hosts["online"], work)
-        s.update(seed_setup(config, work, hosts["offline"]))
-        seed.append(s)
+    sections = []
+    for subject in (demo(work / "demo"), generated(work / "generated", args.services)):
+        sections.append((subject, *measure(subject, online, offline, hosts, work, args.runs)))
     machine = disk_and_hash(work)
-    write_report(args, ours, seed, machine)
+    write_report(args, sections, machine)
     shutil.rmtree(work, ignore_errors=True)
 
 
-def write_report(args: argparse.Namespace, ours: list[dict[str, float]], seed: list[dict[str, float]],
-                 machine: dict[str, float]) -> None:
+def table(subject: Subject, ours: list[dict[str, float]], seed: list[dict[str, float]]) -> list[str]:
     mb = 1e6
     rows = [
         ("bundle bytes", median(ours, "bytes") / mb, median(seed, "bytes") / mb, "MB"),
@@ -210,40 +255,24 @@ def write_report(args: argparse.Namespace, ours: list[dict[str, float]], seed: l
         ("packing (ours: hash + write; seed: tar -czf)", median(ours, "pack"), median(seed, "pack"), "s"),
         ("setup (ours: verify + merge + probe; seed: tar -xzf + docker load)", median(ours, "setup"),
          median(seed, "setup"), "s"),
-        ("offline rebuild of an unchanged service", median(ours, "rebuild"), median(seed, "rebuild"), "s"),
+        (f"offline rebuild of an unchanged service ({subject.rebuild})", median(ours, "rebuild"),
+         median(seed, "rebuild"), "s"),
     ]
-    lines = [
-        "# Benchmarks",
-        "",
-        f"`.venv/bin/python benchmarks/bench.py --runs {args.runs} --services {args.services}` "
-        f"on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        "the harness's Docker 26 engines (online: warm build cache; offline: reset before each setup).",
-        f"Generated project: {args.services} services over 2 base images (debootstrapped Debian 12, busybox), "
-        "each adding a 4 MB incompressible layer and a small source file. Medians of "
-        f"{args.runs} runs; ratio = ours / seed, from the same run.",
-        "",
-        "| measure | ours | seed | ratio |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    for name, o, s, unit in rows:
-        lines.append(f"| {name} | {o:.2f} {unit} | {s:.2f} {unit} | {o / s:.2f} |")
     full = median(ours, "bytes")
+    lines = [f"## {subject.title}", "", "| measure | ours | seed | ratio |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {name} | {o:.2f} {unit} | {s:.2f} {unit} | {o / s:.2f} |" for name, o, s, unit in rows]
     lines += [
-        f"| delta after a one-line change in one service | {median(ours, 'delta') / mb:.2f} MB | "
+        f"| delta after a one-line change in {subject.changed[0]} | {median(ours, 'delta') / mb:.2f} MB | "
         f"{median(seed, 'bytes') / mb:.2f} MB (no deltas: the whole bundle again) | "
         f"{median(ours, 'delta') / median(seed, 'bytes'):.3f} |",
         "",
-        f"The delta is {100 * median(ours, 'delta') / full:.2f} % of our full bundle.",
+        f"The delta is {100 * median(ours, 'delta') / full:.2f} % of our full bundle. Where our export time "
+        f"goes: hashing {median(ours, 'hash'):.2f} s and writing {median(ours, 'write'):.2f} s for "
+        f"{full / mb:.1f} MB ({full / mb / max(median(ours, 'hash'), 1e-9):.0f} MB/s and "
+        f"{full / mb / max(median(ours, 'write'), 1e-9):.0f} MB/s); the rest is the engine "
+        "(builds, cache export, docker save, APT capture).",
         "",
-        "Where our time goes (medians): hashing "
-        f"{median(ours, 'hash'):.2f} s, writing the tar {median(ours, 'write'):.2f} s, for "
-        f"{full / mb:.1f} MB; the rest of the export is the engine (builds, cache export, docker save).",
-        f"This machine: sequential write with fsync {machine['disk_write_MBps']:.0f} MB/s, "
-        f"Python sha256 {machine['sha256_MBps']:.0f} MB/s; our hashing ran at "
-        f"{full / mb / max(median(ours, 'hash'), 1e-9):.0f} MB/s and writing at "
-        f"{full / mb / max(median(ours, 'write'), 1e-9):.0f} MB/s (from the page cache).",
-        "",
-        "Raw runs (ours, seed):",
+        "Raw runs:",
         "",
         "```",
         *[f"ours {r}" for r in ours],
@@ -251,6 +280,31 @@ def write_report(args: argparse.Namespace, ours: list[dict[str, float]], seed: l
         "```",
         "",
     ]
+    return lines
+
+
+def write_report(args: argparse.Namespace, sections: list[tuple[Subject, list[dict[str, float]],
+                                                                list[dict[str, float]]]],
+                 machine: dict[str, float]) -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"`.venv/bin/python benchmarks/bench.py --runs {args.runs} --services {args.services}` "
+        f"on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        "the harness's Docker 26 engines (online: warm build cache; offline: reset before each setup). "
+        f"Medians of {args.runs} runs; ratio = ours / seed, both measured in the same run.",
+        "",
+        "The seed, literally: one `--cache-to type=local,dest=<service>-cache` folder per service "
+        "(its own Dockerfile, the network its APT steps need), `docker save` of the base images into one "
+        "tar, `tar -czf` of the lot; setup is `tar -xzf` and `docker load`; its rebuild imports that "
+        "service's cache folder.",
+        "",
+        f"This machine: sequential write with fsync {machine['disk_write_MBps']:.0f} MB/s, "
+        f"Python's sha256 {machine['sha256_MBps']:.0f} MB/s (the bounds for our hashing and packing).",
+        "",
+    ]
+    for subject, ours, seed in sections:
+        lines += table(subject, ours, seed)
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))
 

@@ -123,10 +123,29 @@ def _import(docker: DockerClient, root: Path, ctx: Path) -> bool:
 
 
 def _probe_cache(root: Path) -> Path:
-    """A valid local cache folder made here, so the import probe needs no export."""
+    """An empty local cache folder (an OCI layout with no entries), so the import probe needs no export.
+
+    BuildKit reports a cache it cannot use as a warning, so this probe shows
+    whether the driver takes ``--cache-from type=local`` at all.
+    """
+    import hashlib
+
     cache = root / "empty-cache"
-    if not cache.exists():
-        _empty_image_layout(cache)
+    blobs = cache / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+
+    def put(data: bytes) -> dict[str, object]:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return {"digest": f"sha256:{digest}", "size": len(data)}
+
+    config = put(b'{"layers":[],"records":[]}')
+    index = put(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                            "manifests": [{"mediaType": "application/vnd.buildkit.cacheconfig.v0", **config}]}).encode())
+    (cache / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (cache / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.index.v1+json", **index,
+         "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}))
     return cache
 
 
