@@ -531,10 +531,10 @@ def setup(project: Project, bundle_path: Path | None, docker: DockerClient, cons
         console.print(f"# verify {path} against its manifest, merge it into {project.store}")
         console.print("# docker load <base images>   (only if the engine cannot read oci-layout:// contexts)")
         return None
-    check_engine(docker)
     with lock(project.cache_dir):
-        manifest, added, files = unpack(project, path, console)
+        # The probe also proves the engine answers, before the store is touched.
         caps = probe_engine(docker, project, ("oci_layout_context",))
+        manifest, added, files = unpack(project, path, console)
         loaded = [] if caps.oci_layout_context else load_bases(project, manifest, docker, console)
     return SetupReport(path, manifest, added, files, loaded, caps)
 
