@@ -142,10 +142,6 @@ def parse_apt(argv: list[str]) -> AptCommand | None:
     return AptCommand(verb, tuple(packages), no_recommends, release, tuple(argv))
 
 
-def strip_pin(package: str) -> str:
-    """``curl=7.88.1-10`` -> ``curl``; ``libc6:amd64`` -> ``libc6:amd64``; ``foo/bookworm`` -> ``foo``."""
-    return re.split(r"[=/]", package, maxsplit=1)[0]
-
 
 def edits_sources(argv: list[str]) -> bool:
     """Does this command change APT's sources or keys (a mirror switch, a new repository)?"""

@@ -73,9 +73,6 @@ class Dockerfile:
     stages: tuple[Stage, ...]
     meta_instructions: tuple[Instruction, ...] = field(default=())
 
-    def stage_names(self) -> set[str]:
-        return {s.name for s in self.stages if s.name}
-
     def is_stage_ref(self, ref: str, before: int) -> bool:
         """Is *ref* (from ``FROM`` or ``--from``) one of the first *before* stages?"""
         if ref.isdigit():

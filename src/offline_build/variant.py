@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .apt import external_base, uses_apt
 from .dockerfile import Dockerfile, Instruction
@@ -192,9 +191,3 @@ def _rebuild(ins: Instruction, flags: list[str]) -> str:
 
         return f"{ins.cmd} {' '.join(flags)} {json.dumps(list(ins.value))}".replace("  ", " ")
     return " ".join([ins.cmd, *flags, *ins.value])
-
-
-def write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.is_file() or path.read_text() != text:
-        path.write_text(text)

@@ -30,10 +30,9 @@ from . import bundle, dockerfile
 from . import lint as lint_mod
 from . import variant as variant_mod
 from .config import Project, Service
-from .engine import (PROBES, Capabilities, buildx_version, engine_id, engine_info, engine_message, image_present,
-                     probe, server_version)
+from .engine import (PROBES, Capabilities, engine_id, engine_info, engine_message, image_present, probe)
 from .errors import EngineError, OfflineBuildError, StepError
-from .executor import Executor, RunResult, StepResult, check_engine
+from .executor import Executor, StepResult, check_engine
 from .plan import (Build, CaptureApt, ClassicBuild, FetchResource, MergeCache, Pack, Plan, SaveImages, Step, WriteFile, base_tag,
                    bundle_name, cache_tag, offline_build, online_build, slug)
 from .store import REF_NAME, Layout, sha256_file
@@ -353,14 +352,6 @@ def _run_classic(project: Project, i: Inputs, executor: Executor, console: Conso
     executor.run(Plan("classic", (step,)))
     return BuildOutcome(i.service.name, step.tags[0], 0, 0, time.monotonic() - started, (), "classic builder")
 
-
-def build_online(project: Project, names: list[str] | None, docker: DockerClient, console: Console,
-                 *, dry_run: bool = False) -> RunResult:
-    """Plain builds on the online engine (network allowed), tagged with the version."""
-    plan = Plan("build-online", tuple(online_build(project, s) for s in pick(project, names)))
-    if not dry_run:
-        check_engine(docker)
-    return Executor(docker, console, dry_run=dry_run).run(plan)
 
 
 def probe_engine(docker: DockerClient, project: Project, need: tuple[str, ...] = PROBES) -> Capabilities:
@@ -731,12 +722,6 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 # --- engine facts for diagnose -------------------------------------------------
 
 
-def engine_facts(docker: DockerClient) -> dict[str, Any]:
-    return {"server": server_version(docker), "buildx": buildx_version(docker)}
-
-
-def slugs(images: tuple[str, ...]) -> list[str]:
-    return [slug(i) for i in images]
 
 
 # --- verify ------------------------------------------------------------------
