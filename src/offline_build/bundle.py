@@ -339,11 +339,17 @@ def open_parts(folder: Path) -> tarfile.TarFile:
     return tarfile.open(fileobj=io.BufferedReader(_Concat(paths), CHUNK), mode="r:")  # type: ignore[arg-type]
 
 
+# A real bundle holds a few thousand files; millions of tiny members are an attack on time and inodes.
+MAX_MEMBERS = 200_000
+
+
 def check_members(members: Iterable[tarfile.TarInfo], where: str) -> list[tarfile.TarInfo]:
     """The pre-pass: only regular files with expected, unique, safe names."""
     seen: dict[str, str] = {}
     out = []
-    for m in members:
+    for count, m in enumerate(members, 1):
+        if count > MAX_MEMBERS:
+            raise BundleError(f"{where}: more than {MAX_MEMBERS} members", "this is not an offline-build bundle")
         name = m.name
         if m.isdir():
             continue

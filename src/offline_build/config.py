@@ -336,11 +336,19 @@ def _image_name(image: str, node: _Node) -> str:
     return image
 
 
+SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|PRIVATE_KEY|API_KEY|CREDENTIAL", re.I)
+
+
 def _build_args(node: _Node | None) -> dict[str, str]:
     if node is None:
         return {}
     out = {}
-    for key, _, value in node.items():
+    for key, knode, value in node.items():
+        if SECRET_NAME.search(key):
+            # Build args end up in image metadata and in the exported cache, so
+            # a secret would travel in the bundle to the customer's site.
+            raise knode.error(f"build arg {key!r} looks like a secret; build args travel in the bundle",
+                              "pass it as a build secret (RUN --mount=type=secret) instead")
         scalar = value.scalar()
         if isinstance(scalar, (dict, list)) or scalar is None:
             raise value.error(f"expected a string, got {_kind_value(scalar)}")
@@ -387,6 +395,9 @@ def _resource(node: _Node, root: Path) -> Resource:
     if kind == "path" or (kind == "git" and (root / source).exists()):
         # Local sources are read relative to the project file, like contexts.
         source = str((root / source).resolve())
+        if _holds_credentials(Path(source)):
+            raise fields[kind].error(f"{fields[kind].string()!r} holds Docker or cloud credentials",
+                                     "never carry credential files in a bundle")
         if not Path(source).exists():
             raise fields[kind].error(f"{fields[kind].string()!r} does not exist",
                                      "paths are read relative to the folder holding offline.yaml")
@@ -394,6 +405,19 @@ def _resource(node: _Node, root: Path) -> Resource:
     if dest.startswith("/") or ".." in Path(dest).parts:
         raise fields["dest"].error(f"dest {dest!r} must stay inside the bundle", "use a relative path without '..'")
     return Resource(name, kind, source, dest, fields["ref"].string() if "ref" in fields else None, sha)
+
+
+_CREDENTIAL_DIRS = (".docker", ".aws", ".ssh", ".gnupg", ".kube", ".config/gcloud")
+
+
+def _holds_credentials(path: Path) -> bool:
+    """Is *path* (or something under it) a credential store, such as ``~/.docker/config.json``?"""
+    home = Path.home().resolve()
+    for sub in _CREDENTIAL_DIRS:
+        secret = home / sub
+        if path == secret or secret in path.parents or path in secret.parents:
+            return True
+    return path.name in (".dockercfg", ".netrc", ".git-credentials")
 
 
 def _apt(node: _Node | None, root: Path) -> AptOptions:

@@ -546,6 +546,10 @@ def unpack(project: Project, path: Path, console: Console) -> tuple[bundle.Manif
         if manifest.extends:
             _materialize(project, manifest, {m.name for m in members}, Path(tmp), where)
         total = sum(f.size for f in manifest.files)
+        free = shutil.disk_usage(tmp).free
+        if total > free:
+            raise bundle.BundleError(f"{where} needs {total >> 20} MiB to set up and {project.cache_dir} has "
+                                     f"{free >> 20} MiB free", "free disk space, or set CACHE_DIR to a larger disk")
         from .executor import _bar
 
         with _bar(console, "verify", total) as advance:
