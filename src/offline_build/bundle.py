@@ -16,6 +16,7 @@ README for the numbers).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -167,6 +168,12 @@ def write(output: Path, manifest: Manifest, members: list[tuple[str, Path]],
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, output)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise BundleError(f"no space left on {output.parent} while writing {output.name}",
+                              "free disk space or set CACHE_DIR to a larger disk; the store is intact") from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +46,11 @@ def clean_exit(body: F) -> F:
             raise Exit(f"offline-build: error: {exc}", code=exc.exit_code) from None
         except KeyboardInterrupt:
             raise Exit("offline-build: interrupted; nothing was left half-written", code=130) from None
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            raise Exit(f"offline-build: error: no space left on the device ({exc.filename or 'disk'})\n"
+                       "  fix: free disk space or set CACHE_DIR to a larger disk, then run it again", code=1) from None
 
     return wrapper  # type: ignore[return-value]
 
