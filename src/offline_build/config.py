@@ -223,7 +223,7 @@ def _compose(path: Path) -> yaml.Node:
 
 # --- building the Project ----------------------------------------------------
 
-TOP_KEYS = ("project", "version", "cache_dir", "platforms", "network", "services",
+TOP_KEYS = ("project", "version", "cache_dir", "platforms", "network", "services", "services_from",
             "base_images", "resources", "apt")
 SERVICE_KEYS = ("context", "dockerfile", "image", "target", "build_args")
 RESOURCE_KEYS = ("name", "url", "git", "path", "ref", "sha256", "dest")
@@ -236,7 +236,10 @@ def load(path: Path | str | None = None, overrides: Overrides | None = None,
     path = Path(path or os.environ.get("OFFLINE_BUILD_CONFIG") or DEFAULT_FILE).absolute()
     overrides = overrides or Overrides()
     env = os.environ if environ is None else environ
-    top = _Node(_compose(path), "", path).mapping(TOP_KEYS, required=("project", "services"))
+    top = _Node(_compose(path), "", path).mapping(TOP_KEYS, required=("project",))
+    if "services" not in top and "services_from" not in top:
+        raise top["project"].error("missing required key 'services'",
+                                   "list services, or read them from a compose file with services_from")
     root = path.parent
     name = top["project"].string(SERVICE_NAME, "project name (lowercase letters, digits, '-')")
     version = _pick(overrides.version, env.get("OFFLINE_VERSION"),
@@ -251,7 +254,7 @@ def load(path: Path | str | None = None, overrides: Overrides | None = None,
         cache_dir=(root / cache_dir).resolve(),
         platforms=overrides.platforms or _platforms(top.get("platforms")),
         network=_network(top.get("network")),
-        services=_services(top["services"], root),
+        services=_services(top.get("services"), root, _from_compose(top.get("services_from"), root)),
         base_images=_base_images(top.get("base_images")),
         resources=_resources(top.get("resources"), root),
         apt=_apt(top.get("apt"), root),
@@ -289,38 +292,112 @@ def _network(node: _Node | None) -> str | None:
     return None if value == "default" else value
 
 
-def _services(node: _Node, root: Path) -> dict[str, Service]:
-    items = node.items()
-    if not items:
+@dataclass(frozen=True)
+class ComposeBuild:
+    """A compose service's ``build`` and ``image``, as defaults for ``services.<name>``."""
+
+    node: _Node
+    context: Path
+    dockerfile: str | None
+    image: str | None
+    target: str | None
+    args: dict[str, str]
+
+
+COMPOSE_BUILD_KEYS = ("context", "dockerfile", "args", "target", "dockerfile_inline", "cache_from", "cache_to",
+                      "labels", "network", "shm_size", "extra_hosts", "isolation", "platforms", "ssh",
+                      "secrets", "tags", "ulimits", "additional_contexts", "no_cache", "pull", "privileged")
+
+
+def _from_compose(node: _Node | None, root: Path) -> dict[str, ComposeBuild]:
+    """The services a compose file builds; those with only ``image`` are run, not built, and skipped."""
+    if node is None:
+        return {}
+    path = (root / node.string()).resolve()
+    if not path.is_file():
+        raise node.error(f"no compose file at {_rel(path, root)}", "services_from is read relative to offline.yaml")
+    document = _Node(_compose(path), "", path)
+    top = document.mapping(())
+    if "services" not in top:
+        raise document.error("no 'services' in the compose file")
+    out: dict[str, ComposeBuild] = {}
+    for name, knode, vnode in top["services"].items():
+        fields = vnode.mapping(())
+        if "extends" in fields:
+            raise fields["extends"].error(f"compose service {name!r} uses extends, which offline-build does not follow",
+                                          f"give {name!r} its own build section, or describe it under services:")
+        if "build" not in fields:
+            continue
+        out[name.replace("_", "-")] = _compose_build(fields, path.parent)
+    return out
+
+
+def _compose_build(fields: dict[str, _Node], base: Path) -> ComposeBuild:
+    build = fields["build"]
+    image = fields["image"].string().rsplit("@", 1)[0] if "image" in fields else None
+    if image and ":" in image.rsplit("/", 1)[-1]:
+        image = image.rsplit(":", 1)[0]  # the tag is the project's version
+    if isinstance(build.node, yaml.ScalarNode):
+        return ComposeBuild(build, (base / build.string()).resolve(), None, image, None, {})
+    spec = build.mapping(COMPOSE_BUILD_KEYS)
+    args: dict[str, str] = {}
+    if "args" in spec and isinstance(spec["args"].node, yaml.SequenceNode):
+        for item in spec["args"].sequence():
+            key, _, value = item.string().partition("=")
+            args[key] = value
+    elif "args" in spec:
+        args = _build_args(spec["args"])
+    context = (base / (spec["context"].string() if "context" in spec else ".")).resolve()
+    return ComposeBuild(build, context, spec["dockerfile"].string() if "dockerfile" in spec else None, image,
+                        spec["target"].string() if "target" in spec else None, args)
+
+
+def _services(node: _Node | None, root: Path, composed: dict[str, ComposeBuild]) -> dict[str, Service]:
+    items = node.items() if node is not None else []
+    services = {name: _service(name, knode, vnode, root, composed.get(name)) for name, knode, vnode in items}
+    for name, build in composed.items():
+        if name not in services:
+            services[name] = _service(name, build.node, None, root, build)
+    if not services:
+        if node is None:
+            raise ConfigError("the compose file builds no service (none has a build section)", path=root,
+                              hint="add services under 'services' in offline.yaml")
         raise node.error("no services", "add at least one service under 'services'")
-    return {name: _service(name, knode, vnode, root) for name, knode, vnode in items}
+    return services
 
 
-def _service(name: str, knode: _Node, node: _Node, root: Path) -> Service:
+def _service(name: str, knode: _Node, node: _Node | None, root: Path, base: ComposeBuild | None = None) -> Service:
     if not SERVICE_NAME.match(name):
         raise knode.error(f"service name {name!r} cannot be a task name",
                           "use lowercase letters, digits and '-', starting with a letter or digit")
     if name in RESERVED_NAMES:
         raise knode.error(f"service name {name!r} is reserved for the tool's own tasks", "rename the service")
-    fields = node.mapping(SERVICE_KEYS) if node.node.tag != "tag:yaml.org,2002:null" else {}
-    context = (root / (fields["context"].string() if "context" in fields else ".")).resolve()
+    fields = node.mapping(SERVICE_KEYS) if node is not None and node.node.tag != "tag:yaml.org,2002:null" else {}
+    # offline.yaml wins field by field over the compose file's build section.
+    where = base.node if base else knode
+    if "context" in fields:
+        context = (root / fields["context"].string()).resolve()
+        where = fields["context"]
+    else:
+        context = base.context if base else root.resolve()
     if not context.is_dir():
-        where = fields.get("context", knode)
         raise where.error(f"build context {context.name!r} is not a folder",
-                          "context is read relative to the folder holding offline.yaml")
-    dockerfile = context / (fields["dockerfile"].string() if "dockerfile" in fields else "Dockerfile")
+                          "context is read relative to the file that names it")
+    name_of_file = fields["dockerfile"].string() if "dockerfile" in fields else (
+        base.dockerfile if base and base.dockerfile else "Dockerfile")
+    dockerfile = context / name_of_file
     if not dockerfile.is_file():
-        where = fields.get("dockerfile", knode)
-        raise where.error(f"no Dockerfile at {_rel(dockerfile, root)}",
-                          "dockerfile is read relative to the service's context, as in docker-compose")
-    image = fields["image"].string() if "image" in fields else name
+        raise fields.get("dockerfile", where).error(
+            f"no Dockerfile at {_rel(dockerfile, root)}",
+            "dockerfile is read relative to the service's context, as in docker-compose")
+    image = fields["image"].string() if "image" in fields else (base.image if base and base.image else name)
     return Service(
         name=name,
         context=context,
         dockerfile=dockerfile,
-        image=_image_name(image, fields.get("image") or knode),
-        target=fields["target"].string() if "target" in fields else None,
-        build_args=_build_args(fields.get("build_args")),
+        image=_image_name(image, fields.get("image") or where),
+        target=fields["target"].string() if "target" in fields else (base.target if base else None),
+        build_args={**(base.args if base else {}), **_build_args(fields.get("build_args"))},
     )
 
 
