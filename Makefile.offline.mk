@@ -5,9 +5,9 @@
 OFFLINE_BUILD ?= inv
 export CACHE_DIR OFFLINE_VERSION
 
-.PHONY: offline-help offline-export offline-setup offline-diagnose offline-build offline-build-classic offline-lint offline-verify offline-apt-capture offline-base-images backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export
+.PHONY: offline-help offline-export offline-setup offline-diagnose offline-build offline-build-classic offline-lint offline-verify offline-apt-capture offline-base-images offline-bake backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export
 offline-help:
-	@echo 'offline targets: offline-export offline-setup offline-diagnose offline-build offline-build-classic offline-lint offline-verify offline-apt-capture offline-base-images backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export'
+	@echo 'offline targets: offline-export offline-setup offline-diagnose offline-build offline-build-classic offline-lint offline-verify offline-apt-capture offline-base-images offline-bake backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export'
 offline-export:
 	$(OFFLINE_BUILD) offline.export
 offline-setup:
@@ -26,6 +26,8 @@ offline-apt-capture:
 	$(OFFLINE_BUILD) offline.apt-capture
 offline-base-images:
 	$(OFFLINE_BUILD) offline.base-images
+offline-bake:
+	$(OFFLINE_BUILD) offline.bake
 backend-offline-build:
 	$(OFFLINE_BUILD) backend.offline-build
 backend-offline-export:

@@ -25,6 +25,7 @@ PROJECT_TARGETS = {
     "offline-verify": "offline.verify",
     "offline-apt-capture": "offline.apt-capture",
     "offline-base-images": "offline.base-images",
+    "offline-bake": "offline.bake",
 }
 
 HEADER = """\

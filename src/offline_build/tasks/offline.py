@@ -156,6 +156,29 @@ def verify(c: Context, bundle: str | None = None, host: str | None = None, cache
         raise Exit(code=1)
 
 
+@task(auto_shortflags=False, help={
+    "output": "where to write it (default: docker-bake.json beside offline.yaml)",
+    "dry_run": "print the file instead of writing it",
+    "cache_dir": COMMON_HELP["cache_dir"], "version": COMMON_HELP["version"]})
+@clean_exit
+def bake(c: Context, output: str | None = None, dry_run: bool = False, cache_dir: str | None = None,
+         version: str | None = None) -> None:
+    """Write docker-bake.json: every service as a bake target with the same inputs offline-build uses."""
+    from .. import bake as bake_mod
+    from ..store import write_atomic
+
+    proj = project(c, version, cache_dir)
+    text = bake_mod.render(proj)
+    if dry_run:
+        print(text, end="")
+        return
+    path = Path(output) if output else proj.root / "docker-bake.json"
+    for variant, body in bake_mod.variant_files(proj):
+        write_atomic(variant, body.encode())
+    write_atomic(path, text.encode())
+    console().print(f"wrote {path}")
+
+
 @task(auto_shortflags=False, help={"output": "where to write the make targets (default: Makefile.offline.mk beside offline.yaml)",
             "runner": "the command the targets call: offline-build (default) or inv",
             "dry_run": "print the file instead of writing it"})
@@ -178,4 +201,5 @@ def collection() -> Collection:
         ns.add_task(t)
     ns.add_task(diagnose)
     ns.add_task(makefile_, name="makefile")
+    ns.add_task(bake)
     return ns
