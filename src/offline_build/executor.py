@@ -30,8 +30,19 @@ from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attem
 from . import bundle, cachekeys
 from .engine import engine_message, image_present
 from .errors import EngineError, StepError
-from .plan import (Build, CaptureApt, ClassicBuild, FetchResource, MergeCache, Pack, Plan, SaveImages, Step,
-                   WriteFile, base_tag)
+from .plan import (
+    Build,
+    CaptureApt,
+    ClassicBuild,
+    FetchResource,
+    MergeCache,
+    Pack,
+    Plan,
+    SaveImages,
+    Step,
+    WriteFile,
+    base_tag,
+)
 from .progress import BuildReport
 from .store import IMAGE_NAME, Layout, sha256_file
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from .config import Project, Service
 
 
-
 def slug(ref: str) -> str:
     """A file- and tag-safe name for an image reference (``debian:bookworm-slim`` -> ``debian_bookworm-slim``)."""
     ref = ref.removeprefix("docker.io/").removeprefix("library/")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table

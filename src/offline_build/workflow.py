@@ -30,11 +30,27 @@ from . import bundle, dockerfile
 from . import lint as lint_mod
 from . import variant as variant_mod
 from .config import Project, Service
-from .engine import (PROBES, Capabilities, engine_id, engine_info, engine_message, image_present, probe)
+from .engine import PROBES, Capabilities, engine_id, engine_info, engine_message, image_present, probe
 from .errors import EngineError, OfflineBuildError, StepError
 from .executor import Executor, StepResult, check_engine
-from .plan import (Build, CaptureApt, ClassicBuild, FetchResource, MergeCache, Pack, Plan, SaveImages, Step, WriteFile, base_tag,
-                   bundle_name, cache_tag, offline_build, online_build, slug)
+from .plan import (
+    Build,
+    CaptureApt,
+    ClassicBuild,
+    FetchResource,
+    MergeCache,
+    Pack,
+    Plan,
+    SaveImages,
+    Step,
+    WriteFile,
+    base_tag,
+    bundle_name,
+    cache_tag,
+    offline_build,
+    online_build,
+    slug,
+)
 from .store import REF_NAME, Layout, sha256_file
 
 
@@ -683,10 +699,10 @@ def docker_archive(layout: Layout, desc: Any, ref: str) -> bytes:
     """
     manifest_desc = _platform_manifest(layout, desc)
     doc = layout.read_json(manifest_desc.digest)
-    blobs = [manifest_desc.digest, doc["config"]["digest"], *(l["digest"] for l in doc["layers"])]
+    blobs = [manifest_desc.digest, doc["config"]["digest"], *(layer["digest"] for layer in doc["layers"])]
     classic = [{"Config": f"blobs/sha256/{doc['config']['digest'].split(':')[1]}",
                 "RepoTags": [ref],
-                "Layers": [f"blobs/sha256/{l['digest'].split(':')[1]}" for l in doc["layers"]]}]
+                "Layers": [f"blobs/sha256/{layer['digest'].split(':')[1]}" for layer in doc["layers"]]}]
     index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
              "manifests": [{**manifest_desc.to_json(), "annotations": {
                  "io.containerd.image.name": ref, REF_NAME: ref.rsplit(":", 1)[-1]}}]}

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
-from invoke import Collection, Context, task
+from invoke import Collection, Context, Exit, task
 
-import json
-
-from invoke import Exit
-
-from .. import diagnose as diagnosis
 from .. import bundle as bundle_mod
+from .. import diagnose as diagnosis
 from .. import lint as lint_mod
 from .. import makefile, report, workflow
-from .common import BUILD_FLAGS, COMMON_HELP, clean_exit, helps, console, docker, project
+from .common import BUILD_FLAGS, COMMON_HELP, clean_exit, console, docker, helps, project
 
 
 @task(auto_shortflags=False, help=helps(

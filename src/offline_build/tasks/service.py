@@ -7,7 +7,7 @@ import time
 from invoke import Collection, Context, Task
 
 from .. import report, workflow
-from .common import BUILD_FLAGS, clean_exit, helps, console, docker, project
+from .common import BUILD_FLAGS, clean_exit, console, docker, helps, project
 
 
 def collection(name: str) -> Collection:
