@@ -405,7 +405,11 @@ def _build_failure(report: BuildReport, exc: DockerException) -> str:
 
 
 def _full_name(ref: str) -> str:
-    """``debian:bookworm-slim`` -> ``docker.io/library/debian:bookworm-slim`` (as containerd names it)."""
+    """``debian:bookworm-slim`` -> ``docker.io/library/debian:bookworm-slim``.
+
+    The normalised reference containerd records in ``docker save`` output;
+    a name to match, not a host anything here contacts.
+    """
     name = ref
     first = name.split("/", 1)[0]
     if "/" not in name:

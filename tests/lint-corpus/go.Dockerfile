@@ -5,6 +5,6 @@ RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -o /out/app ./cmd/app
 
-FROM gcr.io/distroless/static
+FROM registry.example.invalid/distroless/static
 COPY --from=build /out/app /app
 ENTRYPOINT ["/app"]

@@ -70,12 +70,12 @@ def test_packages_are_grouped_by_the_stage_chain_base() -> None:
 
 def test_source_edits_are_kept_to_replay_before_the_capture() -> None:
     df = parse_text("FROM debian:bookworm-slim\n"
-                    "RUN sed -i 's/deb.debian.org/mirrors.aliyun.com/g' /etc/apt/sources.list.d/debian.sources"
+                    "RUN sed -i 's/deb.example.invalid/mirror.example.invalid/g' /etc/apt/sources.list.d/debian.sources"
                     " && echo 'deb http://example.invalid/debian bookworm main' > /etc/apt/sources.list.d/x.list"
                     " && apt-get update && apt-get install -y curl\n", "Dockerfile")
     use = apt.analyse(df)["debian:bookworm-slim"]
     replay = [shlex.split(apt.shell_join(e)) for e in use.source_edits]
-    assert replay == [shlex.split(line) for line in ["sed -i 's/deb.debian.org/mirrors.aliyun.com/g' /etc/apt/sources.list.d/debian.sources",
+    assert replay == [shlex.split(line) for line in ["sed -i 's/deb.example.invalid/mirror.example.invalid/g' /etc/apt/sources.list.d/debian.sources",
                       "echo 'deb http://example.invalid/debian bookworm main' > /etc/apt/sources.list.d/x.list"]]
 
 

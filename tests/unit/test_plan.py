@@ -81,7 +81,7 @@ def test_dry_run_shows_the_generated_variant() -> None:
 
 def test_slugs_are_tag_safe() -> None:
     assert plan.slug("docker.io/library/debian:bookworm-slim") == "debian_bookworm-slim"
-    assert plan.slug("ghcr.io/org/app@sha256:abc") == "ghcr.io_org_app_sha256_abc"
+    assert plan.slug("registry.example.invalid/org/app@sha256:abc") == "registry.example.invalid_org_app_sha256_abc"
     assert plan.base_tag("python:3.12-slim") == "base-python_3.12-slim"
 
 
