@@ -28,8 +28,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from . import bundle, cachekeys
-from .engine import engine_message, image_present
-from .errors import EngineError, StepError
+from .engine import engine_message, image_present, server_version
+from .errors import StepError
 from .plan import (
     Build,
     CaptureApt,
@@ -468,8 +468,5 @@ def _bar(console: Console, what: str, total: int) -> Iterator[Callable[[int], No
 
 
 def check_engine(docker: DockerClient) -> None:
-    try:
-        docker.version()
-    except DockerException as exc:
-        raise EngineError(f"cannot reach the Docker engine: {engine_message(exc)}",
-                          "start it, or point --host / DOCKER_HOST at a running engine") from None
+    """Fail with one clear message, before any work, when the engine does not answer."""
+    server_version(docker)

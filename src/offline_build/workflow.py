@@ -240,16 +240,18 @@ class BuildOutcome:
         return "rebuilt offline" if self.ran else "built"
 
 
-def plan_offline_builds(project: Project, services: list[Service], caps: Capabilities | None) -> Plan:
+def plan_offline_builds(project: Project, services: list[Service], caps: Capabilities | None,
+                        everyone: list[Inputs] | None = None) -> Plan:
     """One offline build per service, using what the store holds.
 
     With *caps* None (a dry run, which must not touch the engine) the plan
-    assumes an engine that reads ``oci-layout://`` contexts.
+    assumes an engine that reads ``oci-layout://`` contexts. *everyone* are
+    the services' inputs when the caller already worked them out.
     """
     tags = Layout(project.store).tags()
     oci = caps.oci_layout_context if caps else True
     network = bundle_network(project)
-    everyone = [inputs(project, s, online=False) for s in services]
+    everyone = everyone if everyone is not None else [inputs(project, s, online=False) for s in services]
     steps: list[Step] = list(variant_steps(everyone))
     for i in everyone:
         use_oci = oci and all(base_tag(b) in tags for b in i.bases)
@@ -318,8 +320,9 @@ def build(project: Project, names: list[str] | None, docker: DockerClient, conso
     """
     services = pick(project, names)
     caps = None if dry_run or classic_only else probe_engine(docker, project, ("oci_layout_context",))
-    plan = plan_offline_builds(project, services, caps)
-    by_name = {i.service.name: i for i in (inputs(project, s, online=False) for s in services)}
+    everyone = [inputs(project, s, online=False) for s in services]
+    plan = plan_offline_builds(project, services, caps, everyone)
+    by_name = {i.service.name: i for i in everyone}
     executor = Executor(docker, console, dry_run=dry_run)
     outcomes: list[BuildOutcome] = []
     for step in plan.steps:
