@@ -34,7 +34,8 @@ def mutated(draw: st.DrawFn) -> str:
     return text
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI must not pass or fail by luck; the 300 examples are the same every run.
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_mutated_project_files_never_crash(text: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
