@@ -20,8 +20,11 @@
 #   hosts            print NAME=unix://... for each running engine
 #   env ENGINE       print "export DOCKER_HOST=..." for ENGINE
 #   status           which engines run, their pid and version
-#   down [ENGINE...] stop engines this script started (and containerd when none is left);
-#                    "stop" is the same
+#   registries       start two registries (Debian's docker-registry) on 127.0.0.1:$PORT:
+#                    "team" beside the online engine, "site" inside the air gap;
+#                    prints team=HOST:PORT and site=HOST:PORT
+#   down [ENGINE...] stop engines this script started (and containerd when none is left;
+#                    the registries with it); "stop" is the same
 #
 # State lives in $OFFLINE_BUILD_ENGINES_DIR (default /var/tmp/offline-build-engines).
 set -euo pipefail
@@ -33,6 +36,7 @@ CTD_DIR=$STATE/containerd
 CTD_SOCK=$CTD_DIR/containerd.sock
 IMAGES_DIR=$STATE/images
 OLD_ROOT=$STATE/docker-20.10
+REGISTRY_PORT=${OFFLINE_BUILD_REGISTRY_PORT:-5050}
 
 log() { printf 'engines: %s\n' "$*" >&2; }
 die() { printf 'engines: error: %s\n' "$*" >&2; exit 1; }
@@ -60,7 +64,7 @@ mirror() {
 installed() { command -v dockerd >/dev/null && command -v containerd >/dev/null \
     && docker buildx version >/dev/null 2>&1 && command -v debootstrap >/dev/null \
     && [[ -x /bin/busybox ]] && command -v nsenter >/dev/null && command -v ip >/dev/null \
-    && [[ -x $OLD_ROOT/usr/sbin/dockerd ]]; }
+    && command -v docker-registry >/dev/null && [[ -x $OLD_ROOT/usr/sbin/dockerd ]]; }
 
 install() {
     [[ $(id -u) == 0 ]] || die "the harness needs root (it installs packages and starts daemons)"
@@ -78,9 +82,11 @@ install() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         docker.io/trixie docker-buildx/trixie docker-cli/trixie \
-        debootstrap busybox-static iproute2 util-linux >/dev/null
-    # The docker.io package's own units must not start a system engine.
-    systemctl disable --now docker.service docker.socket containerd.service >/dev/null 2>&1 || true
+        debootstrap busybox-static iproute2 util-linux docker-registry >/dev/null
+    # The packages' own units must not start a system engine or registry.
+    systemctl disable --now docker.service docker.socket containerd.service docker-registry.service \
+        >/dev/null 2>&1 || true
+    if [[ -x /etc/init.d/docker-registry ]]; then /etc/init.d/docker-registry stop >/dev/null 2>&1 || true; fi
     if ! docker buildx version >/dev/null 2>&1; then
         mkdir -p "$HOME/.docker/cli-plugins"
         ln -sf /usr/libexec/docker/cli-plugins/docker-buildx "$HOME/.docker/cli-plugins/docker-buildx"
@@ -238,6 +244,46 @@ images() {
     done
 }
 
+# --- registries --------------------------------------------------------------
+
+registry_answering() {
+    # $1 registry name; asks its /v2/ endpoint from inside the right namespace.
+    local ns=()
+    [[ $1 == team ]] || ns=(ip netns exec "$NETNS")
+    "${ns[@]}" busybox wget -q -O /dev/null "http://127.0.0.1:$REGISTRY_PORT/v2/" 2>/dev/null
+}
+
+start_registry() {
+    local name=$1 dir=$STATE/registry-$1 ns=()
+    [[ $name == team ]] || ns=(ip netns exec "$NETNS")
+    mkdir -p "$dir/data"
+    if alive "$dir/registry.pid" && registry_answering "$name"; then return 0; fi
+    stop_pidfile "$dir/registry.pid"
+    # Loopback only, no auth, deletes allowed: a test fixture, not a service.
+    printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' \
+        "$dir/data" "$REGISTRY_PORT" > "$dir/config.yml"
+    "${ns[@]}" docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+    echo $! > "$dir/registry.pid"
+    local i
+    for ((i = 0; i < 100; i++)); do
+        registry_answering "$name" && return 0
+        alive "$dir/registry.pid" || break
+        sleep 0.1
+    done
+    tail -n 20 "$dir/registry.log" >&2 || true
+    die "registry '$name' did not start (log: $dir/registry.log)"
+}
+
+registries() {
+    mkdir -p "$STATE"
+    install
+    airgap
+    start_registry team
+    start_registry site
+    echo "team=127.0.0.1:$REGISTRY_PORT"
+    echo "site=127.0.0.1:$REGISTRY_PORT"
+}
+
 # --- commands ----------------------------------------------------------------
 
 hosts() {
@@ -285,6 +331,8 @@ down() {
     ((${#names[@]})) || names=("${ALL_ENGINES[@]}")
     for name in "${names[@]}"; do valid_engine "$name"; stop_engine "$name"; done
     if [[ -z $(hosts) ]]; then
+        stop_pidfile "$STATE/registry-team/registry.pid"
+        stop_pidfile "$STATE/registry-site/registry.pid"
         stop_pidfile "$CTD_DIR/containerd.pid"
         rm -f "$CTD_SOCK"
         if ip netns list 2>/dev/null | grep -qw "$NETNS"; then ip netns delete "$NETNS"; fi
@@ -317,6 +365,7 @@ main() {
         hosts) hosts ;;
         env) (($# == 1)) || die "env needs one engine name"; valid_engine "$1"; echo "export DOCKER_HOST=$(engine_host "$1")" ;;
         status) status ;;
+        registries) registries ;;
         down|stop) down "$@" ;;
         help|-h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
         *) die "unknown command '$cmd' (try: $0 help)" ;;

@@ -62,6 +62,42 @@ class AptOptions:
     dir: Path
 
 
+CACHE_BACKENDS = ("local", "registry", "s3")
+BUILDER_DRIVERS = ("docker", "docker-container", "remote")
+# What buildx's docker-container driver runs unless told otherwise.
+DEFAULT_BUILDKIT_IMAGE = "moby/buildkit:buildx-stable-1"
+REGISTRY_REF = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$")
+
+
+@dataclass(frozen=True)
+class CacheOptions:
+    """Where caches live besides the store: a team registry or an S3 bucket.
+
+    The store (and so the bundle) always gets every service's cache; a remote
+    backend is read first and, with ``push``, written back.
+    """
+
+    backend: str = "local"
+    ref: str | None = None  # registry: a repository; each service's cache is <ref>:<service>
+    push: bool = True
+    bucket: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    use_path_style: bool = False
+    prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class BuilderOptions:
+    """The buildx builder to build with; ``None`` name means the engine's own (docker driver)."""
+
+    name: str | None = None
+    driver: str = "docker"
+    driver_opts: Mapping[str, str] = field(default_factory=dict)
+    endpoint: str | None = None  # remote driver
+    image: str | None = None  # docker-container driver: the BuildKit image, carried in the bundle
+
+
 @dataclass(frozen=True)
 class Project:
     path: Path
@@ -75,6 +111,8 @@ class Project:
     base_images: tuple[str, ...] | None
     resources: tuple[Resource, ...]
     apt: AptOptions
+    cache: CacheOptions = CacheOptions()
+    builder: BuilderOptions = BuilderOptions()
 
     @property
     def store(self) -> Path:
@@ -224,10 +262,13 @@ def _compose(path: Path) -> yaml.Node:
 # --- building the Project ----------------------------------------------------
 
 TOP_KEYS = ("project", "version", "cache_dir", "platforms", "network", "services", "services_from",
-            "base_images", "resources", "apt")
+            "base_images", "resources", "apt", "cache", "builder")
 SERVICE_KEYS = ("context", "dockerfile", "image", "target", "build_args")
 RESOURCE_KEYS = ("name", "url", "git", "path", "ref", "sha256", "dest")
 APT_KEYS = ("enabled", "dir")
+CACHE_KEYS = ("backend", "ref", "push", "bucket", "region", "endpoint_url", "use_path_style", "prefix")
+S3_KEYS = ("bucket", "region", "endpoint_url", "use_path_style", "prefix")
+BUILDER_KEYS = ("name", "driver", "driver_opts", "endpoint", "image")
 
 
 def load(path: Path | str | None = None, overrides: Overrides | None = None,
@@ -258,6 +299,8 @@ def load(path: Path | str | None = None, overrides: Overrides | None = None,
         base_images=_base_images(top.get("base_images")),
         resources=_resources(top.get("resources"), root),
         apt=_apt(top.get("apt"), root),
+        cache=_cache(top.get("cache"), env, path),
+        builder=_builder(top.get("builder")),
     )
 
 
@@ -502,6 +545,86 @@ def _apt(node: _Node | None, root: Path) -> AptOptions:
     enabled = fields["enabled"].boolean() if "enabled" in fields else True
     folder = fields["dir"].string() if "dir" in fields else DEFAULT_APT_DIR
     return AptOptions(enabled, (root / folder).resolve())
+
+
+def _cache(node: _Node | None, env: Mapping[str, str], path: Path) -> CacheOptions:
+    """``cache:``; ``OFFLINE_CACHE_BACKEND`` and ``OFFLINE_CACHE_REF`` override it.
+
+    The overrides exist for the far side: the same project file names the
+    team's registry, and a site with its own registry (or none) says so
+    without editing the file.
+    """
+    fields = node.mapping(CACHE_KEYS) if node is not None else {}
+    text = {k: fields[k].string() for k in ("ref", "bucket", "region", "endpoint_url", "prefix") if k in fields}
+    backend = fields["backend"].string() if "backend" in fields else "local"
+    if "backend" in fields and backend not in CACHE_BACKENDS:
+        raise fields["backend"].error(f"unknown cache backend {backend!r}", f"use one of: {', '.join(CACHE_BACKENDS)}")
+    backend = env.get("OFFLINE_CACHE_BACKEND") or backend
+    if backend not in CACHE_BACKENDS:
+        raise ConfigError(f"OFFLINE_CACHE_BACKEND={backend!r} is not a cache backend", path=path,
+                          hint=f"use one of: {', '.join(CACHE_BACKENDS)}")
+    ref = env.get("OFFLINE_CACHE_REF") or text.get("ref")
+    where = fields.get("backend") or node
+    if backend == "registry":
+        if not ref:
+            raise (where.error if where else _file_error(path))(
+                "the registry cache backend needs cache.ref", "e.g. ref: registry.example.invalid:5000/team/cache")
+        if not REGISTRY_REF.match(ref):
+            ref_node = fields.get("ref")
+            message, hint = (f"{ref!r} is not a registry repository",
+                             "host[:port]/path in lowercase, without a tag: the service name becomes the tag")
+            if ref_node is not None and ref_node.scalar() == ref:
+                raise ref_node.error(message, hint)
+            raise ConfigError(message + " (from OFFLINE_CACHE_REF)", path=path, hint=hint)
+    # Keys of another backend in the file are a mistake worth naming (an
+    # environment override of the backend is not: the file stays as it is).
+    file_backend = fields["backend"].string() if "backend" in fields else "local"
+    for key in S3_KEYS if file_backend != "s3" else ("ref",):
+        if key in fields and (key != "ref" or file_backend == "s3"):
+            raise fields[key].error(f"cache.{key} does not apply to the {file_backend} backend",
+                                    "set cache.backend, or drop the key")
+    if backend == "s3":
+        for key in ("bucket", "region"):
+            if key not in text:
+                raise (where.error if where else _file_error(path))(
+                    f"the s3 cache backend needs cache.{key}", "bucket, region; endpoint_url for a non-AWS store")
+    return CacheOptions(
+        backend=backend, ref=ref,
+        push=fields["push"].boolean() if "push" in fields else True,
+        bucket=text.get("bucket"), region=text.get("region"), endpoint_url=text.get("endpoint_url"),
+        use_path_style=fields["use_path_style"].boolean() if "use_path_style" in fields else False,
+        prefix=text.get("prefix"),
+    )
+
+
+def _file_error(path: Path) -> Callable[[str, str], ConfigError]:
+    return lambda message, hint: ConfigError(message, path=path, hint=hint)
+
+
+def _builder(node: _Node | None) -> BuilderOptions:
+    if node is None:
+        return BuilderOptions()
+    fields = node.mapping(BUILDER_KEYS)
+    driver = fields["driver"].string() if "driver" in fields else "docker-container"
+    if driver not in BUILDER_DRIVERS:
+        raise fields["driver"].error(f"unknown builder driver {driver!r}", f"use one of: {', '.join(BUILDER_DRIVERS)}")
+    name = fields["name"].string(SERVICE_NAME, "builder name (lowercase letters, digits, '-')") \
+        if "name" in fields else None
+    if driver != "docker" and not name:
+        raise node.error(f"a {driver} builder needs a name", "e.g. name: offline-build")
+    opts = {k: v.string() for k, _, v in fields["driver_opts"].items()} if "driver_opts" in fields else {}
+    endpoint = fields["endpoint"].string() if "endpoint" in fields else None
+    if driver == "remote" and not endpoint:
+        raise node.error("a remote builder needs an endpoint", "e.g. endpoint: tcp://buildkitd.example.invalid:1234")
+    if endpoint and driver != "remote":
+        raise fields["endpoint"].error(f"endpoint is for the remote driver, not {driver}")
+    image = fields["image"].string() if "image" in fields else None
+    if image and driver != "docker-container":
+        raise fields["image"].error(f"image is for the docker-container driver, not {driver}")
+    if driver == "docker-container":
+        image = image or opts.get("image") or DEFAULT_BUILDKIT_IMAGE
+        opts = {k: v for k, v in opts.items() if k != "image"}
+    return BuilderOptions(name=name, driver=driver, driver_opts=opts, endpoint=endpoint, image=image)
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
+from python_on_whales.utils import stream_stdout_and_stderr
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_exponential
@@ -169,14 +170,12 @@ class Executor:
     def _run_build(self, step: Build) -> BuildReport:
         report = BuildReport()
         try:
-            stream = self.docker.buildx.build(
-                step.context, file=step.dockerfile, tags=list(step.tags), target=step.target,
-                build_args=dict(step.build_args), build_contexts=dict(step.build_contexts),
-                cache_from=[_options(c) for c in step.cache_from] or None, cache_to=step.cache_to,
-                load=step.load, network=step.network, platforms=list(step.platforms) or None,
-                progress="rawjson",  # type: ignore[arg-type]  # passed through; not in the type hint
-                stream_logs=True,
-            )
+            # The step's own argv, run through python-on-whales' streaming
+            # helper with this client's connection flags: one definition of
+            # the command (``--dry-run`` prints the same), and several
+            # --cache-to (store and team registry), which its build() cannot pass.
+            argv = [*self.docker.client_config.docker_cmd, *step.argv()[1:]]
+            stream = (line.decode(errors="replace") for _, line in stream_stdout_and_stderr(argv))
             with self.console.status(f"{step.title}…") as status:
                 for chunk in stream:
                     report.feed(chunk)
@@ -185,6 +184,14 @@ class Executor:
         except DockerException as exc:
             report.close()
             message = _build_failure(report, exc)
+            remote = _remote_cache_failure(step, message)
+            if remote:
+                # Not retried: an unreachable cache registry stays unreachable,
+                # and the site may simply not have one.
+                raise StepError(step.title, message,
+                                f"the build itself finished; writing its cache to {remote} failed. Make that "
+                                "reachable from the engine, or build without it: OFFLINE_CACHE_BACKEND=local "
+                                "(or OFFLINE_CACHE_REF=<this site's registry>/<path>)") from None
             if is_transient(message):
                 raise TransientError(step.title, message, "check the engine, then run the build again") from None
             raise StepError(step.title, message,
@@ -382,9 +389,15 @@ def _get(url: str, dest: Path) -> None:
         shutil.copyfileobj(resp, out)
 
 
-def _options(text: str) -> dict[str, str]:
-    """``type=local,src=DIR,tag=T`` as the mapping python-on-whales wants for a list entry."""
-    return dict(part.split("=", 1) for part in text.split(","))
+def _remote_cache_failure(step: Build, message: str) -> str | None:
+    """The remote cache a failed build was writing to, when that is what failed."""
+    if "exporting cache to" not in message and "error writing" not in message:
+        return None
+    for dest in step.cache_to:
+        options = dict(part.split("=", 1) for part in dest.split(",") if "=" in part)
+        if options.get("type") in ("registry", "s3"):
+            return options.get("ref") or f"s3://{options.get('bucket')}"
+    return None
 
 
 def _build_failure(report: BuildReport, exc: DockerException) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from .config import Project, Service
+from .config import BuilderOptions, CacheOptions, Project, Service
 
 
 def slug(ref: str) -> str:
@@ -26,6 +26,50 @@ def slug(ref: str) -> str:
 def cache_tag(service: str) -> str:
     """The tag of a service's cache inside the store's OCI index."""
     return f"cache-{service}"
+
+
+def remote_cache(cache: CacheOptions, service: str) -> str | None:
+    """The ``type=...`` spec of a service's cache in the project's remote backend, if any.
+
+    One entry per service (registry tag, S3 manifest name) for the same
+    reason the store has one tag per service: builds run side by side and
+    mode=max caches of different Dockerfiles must not overwrite each other.
+    """
+    if cache.backend == "registry":
+        return f"type=registry,ref={cache.ref}:{service}"
+    if cache.backend == "s3":
+        parts = ["type=s3", f"region={cache.region}", f"bucket={cache.bucket}", f"name={service}"]
+        if cache.endpoint_url:
+            parts.append(f"endpoint_url={cache.endpoint_url}")
+        if cache.use_path_style:
+            parts.append("use_path_style=true")
+        if cache.prefix:
+            parts += [f"blobs_prefix={cache.prefix}blobs/", f"manifests_prefix={cache.prefix}manifests/"]
+        return ",".join(parts)
+    return None
+
+
+def remote_cache_to(cache: CacheOptions, service: str) -> tuple[str, ...]:
+    """Where a build writes its cache back, when the project asks for it."""
+    spec = remote_cache(cache, service)
+    return (f"{spec},mode=max",) if spec and cache.push else ()
+
+
+def builder_create(builder: BuilderOptions) -> list[str] | None:
+    """``docker buildx create`` for the project's builder, or None for the engine's own."""
+    if builder.driver == "docker" or builder.name is None:
+        return None
+    cmd = ["docker", "buildx", "create", "--name", builder.name, "--driver", builder.driver]
+    opts = dict(builder.driver_opts)
+    if builder.driver == "docker-container":
+        # network=host: engines without a bridge network (and air-gapped
+        # ones) have no other network to give the BuildKit container.
+        opts = {"image": builder.image or "", "network": "host", **opts}
+    for key, value in opts.items():
+        cmd += ["--driver-opt", f"{key}={value}"]
+    if builder.endpoint:
+        cmd.append(builder.endpoint)
+    return cmd
 
 
 def base_tag(image: str) -> str:
@@ -68,8 +112,9 @@ class Build(ImageBuild):
     network: str | None = None
     build_contexts: tuple[tuple[str, str], ...] = ()
     cache_from: tuple[str, ...] = ()
-    cache_to: str | None = None
+    cache_to: tuple[str, ...] = ()
     load: bool = True
+    builder: str | None = None
     # Base images this build needs from the store; checked before the build,
     # because BuildKit quietly falls back to the network when they are absent.
     needs_store_tags: tuple[str, ...] = ()
@@ -77,14 +122,16 @@ class Build(ImageBuild):
 
     def argv(self) -> list[str]:
         cmd = ["docker", "buildx", "build", "--progress", "rawjson"]
+        if self.builder:
+            cmd += ["--builder", self.builder]
         for name, value in self.build_args:
             cmd += ["--build-arg", f"{name}={value}"]
         for name, value in self.build_contexts:
             cmd += ["--build-context", f"{name}={value}"]
         for source in self.cache_from:
             cmd += ["--cache-from", source]
-        if self.cache_to:
-            cmd += ["--cache-to", self.cache_to]
+        for dest in self.cache_to:
+            cmd += ["--cache-to", dest]
         cmd += ["--file", str(self.dockerfile)]
         if self.load:
             cmd.append("--load")
@@ -230,7 +277,8 @@ def online_build(project: Project, service: Service, cache_dest: Path | None = N
     captures, when the service has them: export and offline builds must
     build the same file to share cache keys.
     """
-    cache_to = f"type=local,dest={cache_dest},mode=max,tag={cache_tag(service.name)}" if cache_dest else None
+    local = (f"type=local,dest={cache_dest},mode=max,tag={cache_tag(service.name)}",) if cache_dest else ()
+    remote = remote_cache(project.cache, service.name)
     return Build(
         title=f"build {service.name} (online)",
         service=service.name,
@@ -242,8 +290,12 @@ def online_build(project: Project, service: Service, cache_dest: Path | None = N
         build_args=tuple(sorted(service.build_args.items())),
         platforms=project.platforms,
         network=project.network,
-        cache_to=cache_to,
+        # A team cache makes a fresh export start warm; the store still gets
+        # everything, because the bundle is made from the store alone.
+        cache_from=(remote,) if remote else (),
+        cache_to=local + remote_cache_to(project.cache, service.name),
         load=cache_dest is None,
+        builder=project.builder.name if project.builder.driver != "docker" else None,
     )
 
 
@@ -261,6 +313,7 @@ def offline_build(project: Project, service: Service, bases: tuple[str, ...],
     store = project.store
     contexts = contexts + (tuple((b, f"oci-layout://{store}:{base_tag(b)}") for b in bases) if oci_contexts else ())
     cache_from = (f"type=local,src={store},tag={cache_tag(service.name)}",) if cache else ()
+    remote = remote_cache(project.cache, service.name)
     needs_tags = tuple(base_tag(b) for b in bases) if oci_contexts else ()
     return Build(
         title=f"build {service.name} (offline)",
@@ -273,8 +326,10 @@ def offline_build(project: Project, service: Service, bases: tuple[str, ...],
         platforms=project.platforms,
         network=network,
         build_contexts=contexts,
-        cache_from=cache_from,
+        cache_from=cache_from + ((remote,) if remote else ()),
+        cache_to=remote_cache_to(project.cache, service.name),
         load=True,
+        builder=project.builder.name if project.builder.driver != "docker" else None,
         needs_store_tags=needs_tags + ((cache_tag(service.name),) if cache else ()),
         needs_images=() if oci_contexts else bases,
     )

@@ -106,7 +106,11 @@ class BuildReport:
 
     @property
     def failed(self) -> Vertex | None:
-        return next((v for v in self.vertexes.values() if v.error), None)
+        # A cache that cannot be imported is an errored vertex too, but
+        # BuildKit goes on without it: the build's failure is elsewhere.
+        errored = [v for v in self.vertexes.values() if v.error]
+        return next((v for v in errored if not v.name.startswith("importing cache manifest")),
+                    errored[0] if errored else None)
 
     def all_cached(self) -> bool:
         return bool(self.steps) and not self.ran

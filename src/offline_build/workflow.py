@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+import dataclasses
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -49,6 +50,7 @@ from .plan import (
     cache_tag,
     offline_build,
     online_build,
+    remote_cache_to,
     slug,
 )
 from .store import REF_NAME, Layout, sha256_file
@@ -319,9 +321,19 @@ def build(project: Project, names: list[str] | None, docker: DockerClient, conso
     decision is printed with its reason.
     """
     services = pick(project, names)
-    caps = None if dry_run or classic_only else probe_engine(docker, project, ("oci_layout_context",))
+    check_backend(project)
+    pushes = bool(remote_cache_to(project.cache, "x"))
+    need = ("oci_layout_context", "cache_export") if pushes else ("oci_layout_context",)
+    caps = None if dry_run or classic_only else probe_engine(docker, project, need)
     everyone = [inputs(project, s, online=False) for s in services]
     plan = plan_offline_builds(project, services, caps, everyone)
+    if pushes and caps is not None and not caps.cache_export:
+        # Reading the team cache still helps; failing the build over the
+        # write-back would not.
+        console.print(f"note: this engine cannot export caches; builds read {project.cache.backend} "
+                      "cache but do not write it back")
+        plan = Plan(plan.name, tuple(dataclasses.replace(s, cache_to=()) if isinstance(s, Build) else s
+                                     for s in plan.steps))
     by_name = {i.service.name: i for i in everyone}
     executor = Executor(docker, console, dry_run=dry_run)
     outcomes: list[BuildOutcome] = []
@@ -333,7 +345,7 @@ def build(project: Project, names: list[str] | None, docker: DockerClient, conso
         if classic_only:
             outcomes.append(_run_classic(project, i, executor, console, reason=None))
             continue
-        if not step.cache_from and not dry_run:
+        if cache_tag(step.service) not in step.needs_store_tags and not dry_run:
             console.print(f"[yellow]warning:[/] no cache for {step.service} in the store: "
                           "every step will run offline (run offline.setup with a bundle that has it)")
         try:
@@ -371,6 +383,19 @@ def _run_classic(project: Project, i: Inputs, executor: Executor, console: Conso
     executor.run(Plan("classic", (step,)))
     return BuildOutcome(i.service.name, step.tags[0], 0, 0, time.monotonic() - started, (), "classic builder")
 
+
+
+def check_backend(project: Project) -> None:
+    """Refuse a cache backend the chosen builder cannot serve, before any work.
+
+    Docker's built-in BuildKit (the docker driver) has local and registry
+    caches but no S3 (seen on Docker 26: 'unknown cache exporter: "s3"').
+    """
+    if project.cache.backend == "s3" and project.builder.driver == "docker":
+        raise OfflineBuildError(
+            "the s3 cache backend needs a BuildKit builder; the engine's own (docker driver) has no S3 cache",
+            "add builder: {name: ..., driver: docker-container} (or a remote one) to offline.yaml, "
+            "or use cache.backend: registry")
 
 
 def probe_engine(docker: DockerClient, project: Project, need: tuple[str, ...] = PROBES) -> Capabilities:
@@ -441,6 +466,7 @@ def export(project: Project, names: list[str] | None, docker: DockerClient, cons
            *, dry_run: bool = False, today: date | None = None, strict: bool = False,
            since: Path | None = None, split_size: int | None = None) -> dict[str, Any]:
     services = pick(project, names)
+    check_backend(project)
     if since is not None:
         bundle.load_manifest(since)  # refuse a bad --since before any build starts
     plan = export_plan(project, services, today, since, split_size)

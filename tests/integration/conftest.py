@@ -71,3 +71,13 @@ def demo(tmp_path: Path) -> Iterator[Path]:
     dest = tmp_path / "demo"
     shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
     yield dest
+
+
+@pytest.fixture(scope="session")
+def registries(engines: dict[str, str]) -> dict[str, str]:
+    """NAME -> HOST:PORT: "team" beside the online engine, "site" inside the air gap."""
+    try:
+        out = _harness("registries")
+    except (RuntimeError, OSError) as exc:
+        _unavailable(str(exc))
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)

@@ -59,8 +59,8 @@ def test_export_saves_bases_captures_apt_then_builds_each_service_into_its_own_f
     work = proj.cache_dir / ".work"
     # Two exports into one local cache folder race on its temp files.
     assert [s.cache_to for s in builds] == [
-        f"type=local,dest={work / 'cache-backend'},mode=max,tag=cache-backend",
-        f"type=local,dest={work / 'cache-web'},mode=max,tag=cache-web"]
+        (f"type=local,dest={work / 'cache-backend'},mode=max,tag=cache-backend",),
+        (f"type=local,dest={work / 'cache-web'},mode=max,tag=cache-web",)]
     # backend builds its offline variant, with the capture as a named context.
     assert builds[0].dockerfile.name == "Dockerfile.offline"
     assert builds[0].build_contexts == (("apt-debian_bookworm-slim", str(proj.apt.dir / "debian_bookworm-slim")),)

@@ -1,0 +1,149 @@
+"""Cache backends (local, registry, s3) and named builders: what the project file accepts and what gets planned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from offline_build import workflow
+from offline_build.config import load
+from offline_build.errors import ConfigError, OfflineBuildError
+from offline_build.plan import Build, Plan, builder_create, remote_cache
+from offline_build.workflow import export_plan, plan_offline_builds
+
+
+def make(tmp_path: Path, extra: str) -> Path:
+    (tmp_path / "app").mkdir(exist_ok=True)
+    (tmp_path / "app" / "Dockerfile").write_text("FROM busybox:local\nRUN true\n")
+    path = tmp_path / "offline.yaml"
+    path.write_text(f"project: p\nnetwork: none\nservices:\n  app:\n    context: app\n{extra}")
+    return path
+
+
+def error(path: Path, environ: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load(path, environ=environ or {})
+    return str(info.value)
+
+
+REGISTRY = "cache:\n  backend: registry\n  ref: 127.0.0.1:5000/team/cache\n"
+S3 = ("cache:\n  backend: s3\n  bucket: team-cache\n  region: eu-west-1\n"
+      "  endpoint_url: http://127.0.0.1:9000\n  use_path_style: true\n  prefix: ob/\n"
+      "builder:\n  name: ob\n  driver: docker-container\n")
+
+
+def builds(plan: Plan) -> list[Build]:
+    return [s for s in plan.steps if isinstance(s, Build) and s.service]
+
+
+# --- the project file ----------------------------------------------------------
+
+
+def test_the_default_is_the_store_alone(tmp_path: Path) -> None:
+    project = load(make(tmp_path, ""), environ={})
+    assert project.cache.backend == "local" and remote_cache(project.cache, "app") is None
+    assert builder_create(project.builder) is None
+
+
+def test_a_registry_backend_needs_a_repository(tmp_path: Path) -> None:
+    message = error(make(tmp_path, "cache:\n  backend: registry\n"))
+    assert "offline.yaml:7:12" in message and "needs cache.ref" in message
+
+
+def test_a_registry_ref_with_a_tag_is_refused_where_it_is_written(tmp_path: Path) -> None:
+    message = error(make(tmp_path, "cache:\n  backend: registry\n  ref: 127.0.0.1:5000/team/cache:v1\n"))
+    assert "offline.yaml:8:8" in message and "not a registry repository" in message
+    assert "the service name becomes the tag" in message
+
+
+def test_an_unknown_backend_names_the_known_ones(tmp_path: Path) -> None:
+    message = error(make(tmp_path, "cache:\n  backend: gha\n"))
+    assert "unknown cache backend 'gha'" in message and "local, registry, s3" in message
+
+
+def test_s3_needs_bucket_and_region(tmp_path: Path) -> None:
+    assert "needs cache.region" in error(make(tmp_path, "cache:\n  backend: s3\n  bucket: b\n"))
+
+
+def test_keys_of_another_backend_are_named(tmp_path: Path) -> None:
+    message = error(make(tmp_path, REGISTRY + "  bucket: b\n"))
+    assert "cache.bucket does not apply to the registry backend" in message and ":9:" in message
+
+
+def test_the_environment_picks_the_site_registry(tmp_path: Path) -> None:
+    path = make(tmp_path, REGISTRY)
+    site = load(path, environ={"OFFLINE_CACHE_REF": "127.0.0.1:5050/site/cache"})
+    assert remote_cache(site.cache, "app") == "type=registry,ref=127.0.0.1:5050/site/cache:app"
+    assert load(path, environ={"OFFLINE_CACHE_BACKEND": "local"}).cache.backend == "local"
+    assert "OFFLINE_CACHE_BACKEND='nfs'" in error(path, {"OFFLINE_CACHE_BACKEND": "nfs"})
+    assert "from OFFLINE_CACHE_REF" in error(path, {"OFFLINE_CACHE_REF": "Not A Ref"})
+
+
+# --- what gets planned -----------------------------------------------------------
+
+
+def test_export_reads_the_registry_and_writes_store_and_registry(tmp_path: Path) -> None:
+    project = load(make(tmp_path, REGISTRY), environ={})
+    (build,) = builds(export_plan(project, list(project.services.values())))
+    assert build.cache_from == ("type=registry,ref=127.0.0.1:5000/team/cache:app",)
+    assert build.cache_to[0].startswith("type=local,") and build.cache_to[1:] == (
+        "type=registry,ref=127.0.0.1:5000/team/cache:app,mode=max",)
+    argv = build.argv()
+    assert argv.count("--cache-to") == 2  # the reason builds run their own argv
+
+
+def test_push_false_only_reads(tmp_path: Path) -> None:
+    project = load(make(tmp_path, REGISTRY + "  push: false\n"), environ={})
+    (build,) = builds(export_plan(project, list(project.services.values())))
+    assert len(build.cache_to) == 1 and build.cache_from
+
+
+def test_offline_builds_read_the_store_first_then_the_remote(tmp_path: Path) -> None:
+    project = load(make(tmp_path, REGISTRY), environ={})
+    (build,) = builds(plan_offline_builds(project, list(project.services.values()), None))
+    # No store yet: only the remote; the push goes to the registry only.
+    assert build.cache_from == ("type=registry,ref=127.0.0.1:5000/team/cache:app",)
+    assert build.cache_to == ("type=registry,ref=127.0.0.1:5000/team/cache:app,mode=max",)
+
+
+def test_s3_spec_carries_endpoint_path_style_and_prefix(tmp_path: Path) -> None:
+    project = load(make(tmp_path, S3), environ={})
+    assert remote_cache(project.cache, "app") == (
+        "type=s3,region=eu-west-1,bucket=team-cache,name=app,endpoint_url=http://127.0.0.1:9000,"
+        "use_path_style=true,blobs_prefix=ob/blobs/,manifests_prefix=ob/manifests/")
+    (build,) = builds(export_plan(project, list(project.services.values())))
+    assert build.builder == "ob" and build.argv()[5:7] == ["--builder", "ob"]
+
+
+def test_s3_on_the_engines_own_builder_is_refused_before_any_work(tmp_path: Path) -> None:
+    path = make(tmp_path, "cache:\n  backend: s3\n  bucket: b\n  region: r\n")
+    with pytest.raises(OfflineBuildError) as info:
+        workflow.export(load(path, environ={}), None, None, Console(quiet=True), dry_run=True)  # type: ignore[arg-type]
+    assert "no S3 cache" in str(info.value) and "driver: docker-container" in str(info.value)
+
+
+# --- builders ------------------------------------------------------------------
+
+
+def test_a_docker_container_builder_runs_the_bundled_buildkit_on_the_host_network(tmp_path: Path) -> None:
+    project = load(make(tmp_path, "builder:\n  name: big\n  driver_opts:\n    memory: 8g\n"), environ={})
+    assert project.builder.driver == "docker-container"
+    assert builder_create(project.builder) == [
+        "docker", "buildx", "create", "--name", "big", "--driver", "docker-container",
+        "--driver-opt", "image=moby/buildkit:buildx-stable-1", "--driver-opt", "network=host",
+        "--driver-opt", "memory=8g"]
+
+
+def test_a_remote_builder_needs_an_endpoint(tmp_path: Path) -> None:
+    assert "needs an endpoint" in error(make(tmp_path, "builder:\n  name: far\n  driver: remote\n"))
+    project = load(make(tmp_path, "builder:\n  name: far\n  driver: remote\n  endpoint: tcp://127.0.0.1:1234\n"),
+                   environ={})
+    assert builder_create(project.builder)[-1] == "tcp://127.0.0.1:1234"  # type: ignore[index]
+
+
+def test_builder_keys_that_do_not_fit_the_driver_are_named(tmp_path: Path) -> None:
+    message = error(make(tmp_path, "builder:\n  name: x\n  driver: remote\n  endpoint: tcp://h:1\n  image: bk\n"))
+    assert "image is for the docker-container driver, not remote" in message
+    assert "needs a name" in error(make(tmp_path, "builder:\n  driver: docker-container\n"))
