@@ -64,6 +64,7 @@ class Manifest:
     engine: dict[str, str] = field(default_factory=dict)
     network: str = ""  # the build network mode; part of every RUN step's cache key
     extends: dict[str, str] = field(default_factory=dict)  # a delta: the bundle whose files it omits
+    builder: dict[str, str] = field(default_factory=dict)  # a named builder: name, driver, image, tag
     created: str = ""
     tool_version: str = __version__
     format_version: int = FORMAT_VERSION
@@ -79,6 +80,7 @@ class Manifest:
             "engine": self.engine,
             "network": self.network,
             "extends": self.extends,
+            "builder": self.builder,
             "services": self.services,
             "base_images": self.base_images,
             "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
@@ -105,6 +107,7 @@ class Manifest:
                        engine=dict(data.get("engine") or {}), created=str(data.get("created", "")),
                        network=str(data.get("network") or ""),
                        extends=dict(data.get("extends") or {}),
+                       builder=dict(data.get("builder") or {}),
                        tool_version=str(data.get("tool_version", "")), format_version=version)
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{where}: {MANIFEST} is malformed ({exc})",

@@ -7,6 +7,7 @@ non-zero when any row fails, so CI and the make target can gate on it.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from rich.table import Table
 
 from . import bundle
 from .config import Project
-from .engine import Capabilities, image_present
+from .engine import Capabilities, engine_platforms, image_present, runs_platform
 from .errors import OfflineBuildError
 from .plan import base_tag, cache_tag
 from .report import human_size, shown
@@ -40,6 +41,10 @@ class Check:
 def run(project: Project, docker: DockerClient, *, deep: bool = True) -> list[Check]:
     checks: list[Check] = []
     caps = _engine(project, docker, checks)
+    if caps is not None:
+        checks += _platforms(project, docker)
+        checks += _builder(project, docker)
+    checks += _cache_backend(project, caps)
     checks += _store(project)
     checks += _services(project, docker, caps)
     checks += _bundle(project, deep)
@@ -85,6 +90,61 @@ def _engine(project: Project, docker: DockerClient, checks: list[Check]) -> Capa
                         "yes: base images are read from the store" if caps.oci_layout_context
                         else "no: offline.setup loads base images into the engine"))
     return caps
+
+
+def _platforms(project: Project, docker: DockerClient) -> list[Check]:
+    """The restored bundle's platforms (else the project's) against what the engine runs."""
+    available = engine_platforms(docker)
+    recorded = project.cache_dir / "bundle.json"
+    wanted: list[str] = list(project.platforms)
+    if recorded.is_file():
+        try:
+            wanted = json.loads(recorded.read_text()).get("platforms") or wanted
+        except ValueError:
+            pass
+    foreign = [p for p in wanted if not runs_platform(p, available)]
+    if foreign:
+        return [Check("engine", "platforms", "fail", f"needs {', '.join(foreign)}; runs {', '.join(available)}",
+                      f"export for {available[0]}, or add emulation (binfmt_misc, qemu-user-static)")]
+    return [Check("engine", "platforms", "ok" if wanted else "info",
+                  f"runs {', '.join(wanted) if wanted else ', '.join(available)}")]
+
+
+def _builder(project: Project, docker: DockerClient) -> list[Check]:
+    """A named builder: does this engine have it, and the BuildKit image it runs (no registry to pull from)?"""
+    b = project.builder
+    if b.driver == "docker" or not b.name:
+        return []
+    out = []
+    try:
+        docker.buildx.inspect(b.name)
+        out.append(Check("builder", b.name, "ok", f"{b.driver} builder exists"))
+    except DockerException:
+        out.append(Check("builder", b.name, "info", f"no {b.driver} builder by that name yet: builds create it"))
+    if b.image:
+        here = image_present(docker, b.image)
+        out.append(Check("builder", "BuildKit image", "ok" if here else "fail",
+                         f"{b.image} {'is' if here else 'is not'} in the engine",
+                         "" if here else "offline.setup loads it from a bundle exported with this builder "
+                         f"(online: docker pull {b.image})"))
+    return out
+
+
+def _cache_backend(project: Project, caps: Capabilities | None) -> list[Check]:
+    c = project.cache
+    if c.backend == "local":
+        return [Check("cache", "backend", "info", "local: the store only")]
+    where = c.ref if c.backend == "registry" else f"s3://{c.bucket} ({c.region})"
+    rows = [Check("cache", "backend", "info",
+                  f"{c.backend} {where}: read after the store" + ("; builds write it back" if c.push else ""),
+                  "at a site without it: OFFLINE_CACHE_BACKEND=local" if c.push else "")]
+    if c.push and caps is not None and not caps.cache_export:
+        rows.append(Check("cache", "write back", "warn", "this engine cannot export caches: builds only read it",
+                          "Docker 26+ with the containerd image store, or a docker-container builder"))
+    if c.backend == "s3" and project.builder.driver == "docker":
+        rows.append(Check("cache", "s3 on this builder", "fail", "the engine's own builder has no S3 cache",
+                          "add builder: {name: ..., driver: docker-container}, or use a registry"))
+    return rows
 
 
 def _driver(docker: DockerClient) -> str:

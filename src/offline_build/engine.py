@@ -234,3 +234,38 @@ def image_present(docker: DockerClient, ref: str) -> bool:
         return docker.image.exists(ref)
     except DockerException:
         return False
+
+
+ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le",
+          "s390x": "s390x", "riscv64": "riscv64"}
+
+
+def engine_platforms(docker: DockerClient, info: SystemInfo | None = None) -> tuple[str, ...]:
+    """The platforms this engine's builder can run steps for: native plus any emulated.
+
+    buildx lists emulated ones (binfmt/QEMU) too; without buildx, the
+    engine's own OS and architecture.
+    """
+    try:
+        nodes = docker.buildx.inspect().nodes
+        found = tuple(p for n in nodes for p in (n.platforms or []))
+        if found:
+            return found
+    except DockerException:
+        pass
+    info = info or engine_info(docker)
+    arch = ARCHES.get((info.architecture or "").lower(), (info.architecture or "").lower())
+    return (f"{info.os_type or 'linux'}/{arch}",)
+
+
+def runs_platform(wanted: str, available: tuple[str, ...]) -> bool:
+    """Can a builder listing *available* run *wanted*? ``linux/amd64/v2`` covers ``linux/amd64``.
+
+    A wanted variant needs that variant listed (``linux/arm/v7``); a wanted
+    plain ``os/arch`` is met by any variant of it.
+    """
+    wanted = wanted.lower()
+    for have in (p.lower() for p in available):
+        if have == wanted or (wanted.count("/") == 1 and have.startswith(wanted + "/")):
+            return True
+    return False

@@ -35,6 +35,7 @@ from .plan import (
     Build,
     CaptureApt,
     ClassicBuild,
+    EnsureBuilder,
     FetchResource,
     MergeCache,
     Pack,
@@ -121,6 +122,7 @@ class Executor:
             Build: self.build,
             MergeCache: self.merge_cache,
             SaveImages: self.save_images,
+            EnsureBuilder: self.ensure_builder,
             FetchResource: self.fetch_resource,
             Pack: self.pack,
             CaptureApt: self.capture_apt,
@@ -212,6 +214,29 @@ class Executor:
         tags = store.tags()
         keys = cachekeys.normalize(store, step.tag, [tags[t] for t in step.bases if t in tags])
         return {"blobs_added": added, "keys_added": keys}
+
+    def ensure_builder(self, step: EnsureBuilder) -> dict[str, Any]:
+        """Use the named builder if this engine has it, else create it (``buildx create`` does not boot it).
+
+        Its BuildKit image must already be in the engine: with no registry,
+        a missing image would only show later, as a pull that cannot work.
+        """
+        if step.image and not image_present(self.docker, step.image):
+            raise StepError(step.title, f"the builder's BuildKit image {step.image} is not in this engine",
+                            f"online: docker pull {step.image}; offline: run offline.setup with a bundle "
+                            "exported with this builder (it carries the image)")
+        try:
+            self.docker.buildx.inspect(step.name)
+            return {"created": False}
+        except DockerException:
+            pass
+        try:
+            subprocess.run([*map(str, self.docker.client_config.docker_cmd), *step.create[1:]],
+                           check=True, capture_output=True, text=True)
+        except subprocess.CalledProcessError as exc:
+            raise StepError(step.title, (exc.stderr or exc.stdout or "").strip() or "docker buildx create failed",
+                            "check builder: in offline.yaml (driver, driver_opts, endpoint)") from None
+        return {"created": True}
 
     def save_images(self, step: SaveImages) -> dict[str, Any]:
         """``docker save`` into a temp layout, check it is complete, merge it in."""

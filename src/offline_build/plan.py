@@ -55,6 +55,14 @@ def remote_cache_to(cache: CacheOptions, service: str) -> tuple[str, ...]:
     return (f"{spec},mode=max",) if spec and cache.push else ()
 
 
+def ensure_builder(builder: BuilderOptions) -> EnsureBuilder | None:
+    create = builder_create(builder)
+    if create is None:
+        return None
+    return EnsureBuilder(title=f"use builder {builder.name} ({builder.driver})", name=builder.name or "",
+                         create=tuple(create), image=builder.image)
+
+
 def builder_create(builder: BuilderOptions) -> list[str] | None:
     """``docker buildx create`` for the project's builder, or None for the engine's own."""
     if builder.driver == "docker" or builder.name is None:
@@ -145,6 +153,18 @@ class Build(ImageBuild):
             cmd += ["--target", self.target]
         cmd.append(str(self.context))
         return cmd
+
+
+@dataclass(frozen=True)
+class EnsureBuilder(Step):
+    """Use the project's buildx builder, creating it when this engine has none by that name."""
+
+    name: str = ""
+    create: tuple[str, ...] = ()  # the ``docker buildx create`` argv
+    image: str | None = None  # docker-container: the BuildKit image it runs, which must be here
+
+    def argv(self) -> list[str]:
+        return list(self.create)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,19 @@ from . import bundle, dockerfile
 from . import lint as lint_mod
 from . import variant as variant_mod
 from .config import Project, Service
-from .engine import PROBES, Capabilities, engine_id, engine_info, engine_message, image_present, probe
+from .engine import (
+    PROBES,
+    Capabilities,
+    buildx_version,
+    containerd_store,
+    engine_id,
+    engine_info,
+    engine_message,
+    engine_platforms,
+    image_present,
+    probe,
+    runs_platform,
+)
 from .errors import EngineError, OfflineBuildError, StepError
 from .executor import Executor, StepResult, check_engine
 from .plan import (
@@ -49,6 +61,7 @@ from .plan import (
     bundle_name,
     cache_tag,
     offline_build,
+    ensure_builder,
     online_build,
     remote_cache_to,
     slug,
@@ -255,6 +268,9 @@ def plan_offline_builds(project: Project, services: list[Service], caps: Capabil
     network = bundle_network(project)
     everyone = everyone if everyone is not None else [inputs(project, s, online=False) for s in services]
     steps: list[Step] = list(variant_steps(everyone))
+    use_builder = ensure_builder(project.builder)
+    if use_builder:
+        steps.insert(0, use_builder)
     for i in everyone:
         use_oci = oci and all(base_tag(b) in tags for b in i.bases)
         steps.append(offline_build(project, i.service, i.bases, cache=cache_tag(i.service.name) in tags,
@@ -405,6 +421,11 @@ def probe_engine(docker: DockerClient, project: Project, need: tuple[str, ...] =
     upgraded engine is probed afresh.
     """
     info = engine_info(docker)  # one call: version, image store, ID
+    if project.builder.driver != "docker":
+        # A docker-container or remote builder is a whole BuildKit, whatever
+        # the engine's own build driver lacks; its problems show on its first build.
+        return Capabilities(info.server_version or "unknown", buildx_version(docker), containerd_store(info),
+                            cache_export=True, cache_import=True, oci_layout_context=True, named_contexts=True)
     key = engine_id(info)
     path = project.cache_dir / "engines.json"
     try:
@@ -441,8 +462,15 @@ def export_plan(project: Project, services: list[Service], today: date | None = 
     bases = all_bases(project, list(project.services.values()))
     work = project.cache_dir / ".work"
     steps: list[Step] = []
+    use_builder = ensure_builder(project.builder)
+    if use_builder:
+        steps.append(use_builder)
     if bases:
         steps.append(SaveImages(title=f"save {len(bases)} base image(s)", images=bases, store=project.store))
+    if use_builder and use_builder.image:
+        # No registry at the site: the builder's BuildKit image travels too.
+        steps.append(SaveImages(title=f"save the BuildKit image {use_builder.image}", images=(use_builder.image,),
+                                store=project.store))
     steps += capture_steps(project, union)
     steps += variant_steps(chosen)
     for i in chosen:
@@ -525,9 +553,14 @@ def _manifest(project: Project, bases: tuple[str, ...], docker: DockerClient,
     preinstalled = {b: preinstalled_image(project, b) for b in union if base_tag(preinstalled_image(project, b)) in tags}
     refs = list(bases) + list(preinstalled.values())
     base_images = {ref: base_tag(ref) for ref in refs if base_tag(ref) in tags}
+    builder = {}
+    if project.builder.driver != "docker":
+        builder = {"name": project.builder.name or "", "driver": project.builder.driver}
+        if project.builder.image and base_tag(project.builder.image) in tags:
+            builder.update(image=project.builder.image, tag=base_tag(project.builder.image))
     return bundle.Manifest(project=project.name, version=project.version, platforms=list(project.platforms),
                            services=services, base_images=base_images, created=bundle.now(),
-                           network=project.network or "",
+                           network=project.network or "", builder=builder,
                            engine={"server": caps.server_version, "buildx": caps.buildx_version or ""})
 
 
@@ -570,13 +603,21 @@ def setup(project: Project, bundle_path: Path | None, docker: DockerClient, cons
     with lock(project.cache_dir):
         # The probe also proves the engine answers, before the store is touched.
         caps = probe_engine(docker, project, ("oci_layout_context",))
-        manifest, added, files = unpack(project, path, console)
+        manifest, added, files = unpack(project, path, console, engine_platforms(docker))
         loaded = [] if caps.oci_layout_context else load_bases(project, manifest, docker, console)
+        if manifest.builder.get("image"):
+            # The docker-container driver starts its BuildKit from this engine's images.
+            loaded += load_images(project, {manifest.builder["image"]: manifest.builder["tag"]}, docker, console)
     return SetupReport(path, manifest, added, files, loaded, caps)
 
 
-def unpack(project: Project, path: Path, console: Console) -> tuple[bundle.Manifest, int, int]:
-    """Verify the whole bundle in a scratch folder, then merge it into the store."""
+def unpack(project: Project, path: Path, console: Console,
+           platforms: tuple[str, ...] | None = None) -> tuple[bundle.Manifest, int, int]:
+    """Verify the whole bundle in a scratch folder, then merge it into the store.
+
+    *platforms* are what the engine can run; a bundle for others is refused
+    before anything is written (``None``: not checked, as for verify's own store).
+    """
     where = str(path)
     work = project.cache_dir / ".work"
     work.mkdir(parents=True, exist_ok=True)
@@ -588,6 +629,8 @@ def unpack(project: Project, path: Path, console: Console) -> tuple[bundle.Manif
                                      "the copy is damaged or truncated: copy it again") from None
         manifest = bundle.read_manifest(tar, members, where)
         _check_project(project, manifest, where)
+        if platforms is not None:
+            _check_platforms(manifest, platforms, where)
         if manifest.extends:
             _materialize(project, manifest, {m.name for m in members}, Path(tmp), where)
         total = sum(f.size for f in manifest.files)
@@ -647,6 +690,20 @@ def _check_project(project: Project, manifest: bundle.Manifest, where: str) -> N
                                  "export again with --platform for this machine")
 
 
+def _check_platforms(manifest: bundle.Manifest, available: tuple[str, ...], where: str) -> None:
+    """Refuse a bundle for platforms this engine cannot run.
+
+    A fully cached build would even succeed, but the first changed RUN step
+    would fail with "exec format error" at the site, where nobody can fix it.
+    """
+    foreign = [p for p in manifest.platforms if not runs_platform(p, available)]
+    if foreign:
+        raise bundle.BundleError(
+            f"{where} is for {', '.join(foreign)} and this engine runs {', '.join(available)}",
+            f"export again with --platform {available[0]}, or give this machine emulation for "
+            f"{', '.join(foreign)} (binfmt_misc with qemu-user-static) and run offline.setup again")
+
+
 def _place_captures(src: Path, apt_dir: Path) -> int:
     """Each base image's capture replaces the local one whole, or not at all.
 
@@ -695,10 +752,16 @@ def _place_files(src: Path, dest_root: Path) -> int:
 def load_bases(project: Project, manifest: bundle.Manifest, docker: DockerClient,
                console: Console) -> list[tuple[str, str]]:
     """``docker load`` each base image from the store, for engines that need them loaded."""
+    return load_images(project, manifest.base_images, docker, console)
+
+
+def load_images(project: Project, images: dict[str, str], docker: DockerClient,
+                console: Console) -> list[tuple[str, str]]:
+    """``docker load`` images (reference -> store tag) from the store; says what each did."""
     layout = Layout(project.store)
     tags = layout.tags()
     out = []
-    for ref, tag in manifest.base_images.items():
+    for ref, tag in images.items():
         before = _image_id(docker, ref)
         data = docker_archive(layout, tags[tag], ref)
         try:
@@ -803,7 +866,7 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
         # The APT captures go to the scratch folder too: the project's own stay as they are.
         scratch = replace(project, cache_dir=Path(tmp),
                           apt=replace(project.apt, dir=Path(tmp) / "apt-lists"))
-        manifest, _, _ = unpack(scratch, path, console)
+        manifest, _, _ = unpack(scratch, path, console, engine_platforms(docker))
         caps = probe_engine(docker, scratch, ("oci_layout_context",))
         if not caps.oci_layout_context:
             load_bases(scratch, manifest, docker, console)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from offline_build import workflow
+from offline_build import bundle, workflow
 from offline_build.config import load
 from offline_build.errors import ConfigError, OfflineBuildError
-from offline_build.plan import Build, Plan, builder_create, remote_cache
+from offline_build.plan import Build, EnsureBuilder, Plan, SaveImages, builder_create, remote_cache
 from offline_build.workflow import export_plan, plan_offline_builds
 
 
@@ -147,3 +147,21 @@ def test_builder_keys_that_do_not_fit_the_driver_are_named(tmp_path: Path) -> No
     message = error(make(tmp_path, "builder:\n  name: x\n  driver: remote\n  endpoint: tcp://h:1\n  image: bk\n"))
     assert "image is for the docker-container driver, not remote" in message
     assert "needs a name" in error(make(tmp_path, "builder:\n  driver: docker-container\n"))
+
+
+def test_a_named_builder_is_ensured_first_and_its_buildkit_image_travels(tmp_path: Path) -> None:
+    project = load(make(tmp_path, "builder:\n  name: big\n  image: moby/buildkit:v0.13.2\n"), environ={})
+    steps = export_plan(project, list(project.services.values())).steps
+    assert isinstance(steps[0], EnsureBuilder) and steps[0].image == "moby/buildkit:v0.13.2"
+    saves = [s for s in steps if isinstance(s, SaveImages)]
+    assert [s.images for s in saves] == [("busybox:local",), ("moby/buildkit:v0.13.2",)]
+    assert all(b.builder == "big" for b in builds(export_plan(project, list(project.services.values()))))
+    offline = plan_offline_builds(project, list(project.services.values()), None)
+    assert isinstance(offline.steps[0], EnsureBuilder) and builds(offline)[0].builder == "big"
+
+
+def test_the_manifest_keeps_the_builder() -> None:
+    manifest = bundle.Manifest(project="p", version="1", platforms=[], services={}, base_images={},
+                               builder={"name": "big", "driver": "docker-container",
+                                        "image": "moby/buildkit:v0.13.2", "tag": "base-moby_buildkit_v0.13.2"})
+    assert bundle.Manifest.from_json(manifest.to_json(), "m").builder == manifest.builder

@@ -1,0 +1,57 @@
+"""A named buildx builder on a real engine: created when missing, reused after, refused without its image.
+
+Booting a docker-container builder needs a BuildKit image, and no registry
+here can provide one, so these tests stop at what buildx does before boot:
+the builder is registered with the driver options the project asked for.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from python_on_whales import DockerClient
+from rich.console import Console
+
+from offline_build.config import BuilderOptions
+from offline_build.errors import StepError
+from offline_build.executor import Executor
+from offline_build.plan import Plan, ensure_builder
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture()
+def client(engines: dict[str, str], tmp_path: Path) -> DockerClient:
+    # Builders are recorded in the client's config folder: a private one per test.
+    return DockerClient(host=engines["online"], config=tmp_path / "docker-config")
+
+
+def test_a_missing_builder_is_created_with_its_driver_options_and_then_reused(client: DockerClient) -> None:
+    name = f"ob-{uuid.uuid4().hex[:8]}"
+    step = ensure_builder(BuilderOptions(name=name, driver="docker-container", driver_opts={"memory": "8g"},
+                                         image="busybox:local"))
+    assert step is not None
+    executor = Executor(client, Console(quiet=True))
+    first = executor.run(Plan("b", (step,))).results[0].detail
+    again = executor.run(Plan("b", (step,))).results[0].detail
+    assert first == {"created": True} and again == {"created": False}
+    assert client.buildx.inspect(name).driver == "docker-container"
+    shown = subprocess.run([*map(str, client.client_config.docker_cmd), "buildx", "inspect", name],
+                           capture_output=True, text=True, check=True).stdout
+    assert 'image="busybox:local" memory="8g" network="host"' in shown
+    client.buildx.remove(name)
+
+
+def test_a_builder_whose_buildkit_image_is_absent_stops_with_the_fix(client: DockerClient) -> None:
+    name = f"ob-{uuid.uuid4().hex[:8]}"
+    step = ensure_builder(BuilderOptions(name=name, driver="docker-container", image="moby/buildkit:absent"))
+    assert step is not None
+    with pytest.raises(StepError) as info:
+        Executor(client, Console(quiet=True)).run(Plan("b", (step,)))
+    assert "moby/buildkit:absent is not in this engine" in str(info.value)
+    assert "offline.setup" in str(info.value)
+    with pytest.raises(Exception):  # noqa: B017 (python-on-whales raises its own error type)
+        client.buildx.inspect(name)  # nothing was created

@@ -1,0 +1,40 @@
+"""Which bundle platforms an engine can run, and how a multi-platform export is planned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from offline_build.config import Overrides, load
+from offline_build.engine import runs_platform
+from offline_build.plan import Build
+from offline_build.workflow import export_plan
+
+AMD64 = ("linux/amd64", "linux/amd64/v2", "linux/amd64/v3", "linux/386")
+
+
+@pytest.mark.parametrize(("wanted", "available", "runs"), [
+    ("linux/amd64", AMD64, True),
+    ("linux/386", AMD64, True),
+    ("linux/arm64", AMD64, False),
+    ("linux/arm64", (*AMD64, "linux/arm64"), True),  # emulated (binfmt) platforms are listed too
+    ("linux/arm/v7", ("linux/arm/v6",), False),  # a wanted variant needs that variant
+    ("linux/arm", ("linux/arm/v7",), True),
+    ("LINUX/AMD64", AMD64, True),
+    ("linux/amd", AMD64, False),  # a prefix of a name is not the name
+])
+def test_runs_platform(wanted: str, available: tuple[str, ...], runs: bool) -> None:
+    assert runs_platform(wanted, available) is runs
+
+
+def test_a_multi_platform_export_builds_every_platform_into_one_cache(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM busybox:local\nRUN true\n")
+    (tmp_path / "offline.yaml").write_text("project: p\nservices:\n  app:\n    context: app\n")
+    project = load(tmp_path / "offline.yaml", Overrides(platforms=("linux/amd64", "linux/arm64")), environ={})
+    (build,) = [s for s in export_plan(project, list(project.services.values())).steps
+                if isinstance(s, Build) and s.service]
+    argv = build.argv()
+    assert argv[argv.index("--platform") + 1] == "linux/amd64,linux/arm64"
+    assert len(build.cache_to) == 1 and "tag=cache-app" in build.cache_to[0]
