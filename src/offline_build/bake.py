@@ -3,9 +3,11 @@
 Each service becomes a target with the same inputs offline-build uses:
 the Dockerfile (the offline variant where APT is captured), the APT
 captures and the store's base images as named contexts, the cache from the
-store, and a cache export into the service's own folder. One folder per
-target, because bake builds targets in parallel and two exports into one
-local cache folder race on its temp files; ``offline.export`` merges them.
+store (then the team's registry or bucket, when the project has one), and
+a cache export into the service's own folder (and back to the team cache).
+One folder per target, because bake builds targets in parallel and two
+exports into one local cache folder race on its temp files. The bundle is
+still made by ``offline.export``, which rebuilds from these caches.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Project
-from .plan import base_tag, cache_tag
+from .plan import base_tag, cache_tag, remote_cache, remote_cache_to
 from .store import Layout
 from .workflow import Inputs, inputs
 
@@ -28,9 +30,11 @@ def target(project: Project, i: Inputs, oci_bases: bool) -> dict[str, Any]:
         "context": str(i.service.context),
         "dockerfile": str(i.dockerfile),
         "tags": [f"{i.service.image}:{project.version}"],
-        "cache-from": [f"type=local,src={project.store},tag={cache_tag(i.service.name)}"],
-        "cache-to": [f"type=local,dest={project.cache_dir / '.work' / cache_tag(i.service.name)},"
-                     f"mode=max,tag={cache_tag(i.service.name)}"],
+        "cache-from": [f"type=local,src={project.store},tag={cache_tag(i.service.name)}",
+                       *filter(None, [remote_cache(project.cache, i.service.name)])],
+        "cache-to": [(f"type=local,dest={project.cache_dir / '.work' / cache_tag(i.service.name)},"
+                      f"mode=max,tag={cache_tag(i.service.name)}"),
+                     *remote_cache_to(project.cache, i.service.name)],
     }
     if contexts:
         spec["contexts"] = contexts
@@ -64,3 +68,24 @@ def render(project: Project, *, online: bool = True) -> str:
         targets[i.service.name] = target(project, i, oci)
     doc = {"group": {"default": {"targets": list(targets)}}, "target": targets}
     return json.dumps(doc, indent=2) + "\n"
+
+
+# The first buildx whose bake reads a target's ``network`` from a bake file
+# (docker/buildx#2671); older ones refuse it in --set and ignore it in files.
+BAKE_NETWORK_SINCE = (0, 17)
+
+
+def network_warning(project: Project, buildx: str | None) -> str | None:
+    """Why bake on this buildx would miss the cache the export wrote, if it would.
+
+    BuildKit puts the network mode in every RUN step's cache key; a bake
+    that drops ``network`` builds with the default mode and matches nothing.
+    """
+    if not project.network or buildx is None:
+        return None
+    parts = [int(p) for p in buildx.lstrip("v").split("+")[0].split("-")[0].split(".")[:2] if p.isdigit()]
+    if len(parts) == 2 and tuple(parts) < BAKE_NETWORK_SINCE:
+        return (f"buildx {buildx}'s bake ignores a target's network: its RUN steps will not match the cache "
+                f"offline.export wrote with --network {project.network}; build with offline.build, or use buildx "
+                f"{'.'.join(map(str, BAKE_NETWORK_SINCE))}+")
+    return None

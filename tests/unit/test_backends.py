@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from offline_build import bundle, workflow
+from offline_build import bake, bundle, workflow
 from offline_build.config import load
 from offline_build.errors import ConfigError, OfflineBuildError
-from offline_build.plan import Build, EnsureBuilder, Plan, SaveImages, builder_create, remote_cache
+from offline_build.plan import (
+    Build,
+    EnsureBuilder,
+    Plan,
+    SaveImages,
+    builder_create,
+    remote_cache,
+)
 from offline_build.workflow import export_plan, plan_offline_builds
 
 
@@ -165,3 +174,21 @@ def test_the_manifest_keeps_the_builder() -> None:
                                builder={"name": "big", "driver": "docker-container",
                                         "image": "moby/buildkit:v0.13.2", "tag": "base-moby_buildkit_v0.13.2"})
     assert bundle.Manifest.from_json(manifest.to_json(), "m").builder == manifest.builder
+
+
+def test_the_bake_file_reads_and_writes_the_team_cache_too(tmp_path: Path) -> None:
+    project = load(make(tmp_path, REGISTRY), environ={})
+    target = json.loads(bake.render(project))["target"]["app"]
+    assert target["cache-from"][1:] == ["type=registry,ref=127.0.0.1:5000/team/cache:app"]
+    assert target["cache-to"][1:] == ["type=registry,ref=127.0.0.1:5000/team/cache:app,mode=max"]
+
+
+@pytest.mark.parametrize(("buildx", "warns"), [
+    ("0.13.1+ds1", True), ("v0.16.2", True), ("0.17.0", False), ("v0.29.1-desktop.1", False), (None, False)])
+def test_bake_warns_when_its_buildx_would_drop_the_network(tmp_path: Path, buildx: str | None, warns: bool) -> None:
+    project = load(make(tmp_path, ""), environ={})
+    warning = bake.network_warning(project, buildx)
+    assert (warning is not None) is warns
+    if warning:
+        assert "--network none" in warning and "offline.build" in warning
+    assert bake.network_warning(replace(project, network=None), "0.13.1") is None

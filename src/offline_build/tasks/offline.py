@@ -12,7 +12,16 @@ from .. import bundle as bundle_mod
 from .. import diagnose as diagnosis
 from .. import lint as lint_mod
 from .. import makefile, report, workflow
-from .common import BUILD_FLAGS, COMMON_HELP, clean_exit, console, docker, helps, project
+from ..engine import buildx_version
+from .common import (
+    BUILD_FLAGS,
+    COMMON_HELP,
+    clean_exit,
+    console,
+    docker,
+    helps,
+    project,
+)
 
 
 @task(auto_shortflags=False, help=helps(
@@ -173,7 +182,11 @@ def bake(c: Context, output: str | None = None, dry_run: bool = False, cache_dir
     for variant, body in bake_mod.variant_files(proj):
         write_atomic(variant, body.encode())
     write_atomic(path, text.encode())
-    console().print(f"wrote {path}")
+    out = console()
+    out.print(f"wrote {path}")
+    warning = bake_mod.network_warning(proj, buildx_version(docker(None)))
+    if warning:
+        out.print(f"[yellow]warning:[/] {warning}")
 
 
 @task(auto_shortflags=False, help={"output": "where to write the make targets (default: Makefile.offline.mk beside offline.yaml)",
