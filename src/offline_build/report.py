@@ -43,6 +43,14 @@ def export(console: Console, summary: dict[str, Any], seconds: float) -> None:
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row("services", ", ".join(summary["services"]))
+    # Which steps BuildKit took from a cache: on a fresh machine, this is
+    # what a team cache (cache.backend) saved.
+    builds = [r for r in summary["result"].builds() if getattr(r.step, "service", "")] if "result" in summary else []
+    if builds:
+        table.add_row("steps cached", ", ".join(f"{r.step.service} {r.detail['cached']}/{r.detail['steps']}"
+                                                for r in builds))
+    if summary.get("cache"):
+        table.add_row("team cache", summary["cache"])
     table.add_row("blobs", str(summary["blobs"]))
     table.add_row("unique bytes", human_size(summary["unique_bytes"]))
     table.add_row("bundle", shown(summary["output"]))

@@ -525,7 +525,15 @@ def export(project: Project, names: list[str] | None, docker: DockerClient, cons
     packed = result.of(Pack)[0]
     return {"output": packed.detail["output"], "size": packed.detail["size"],
             "blobs": packed.detail["blobs"], "unique_bytes": packed.detail["unique_bytes"],
-            "services": [s.name for s in services], "result": result}
+            "services": [s.name for s in services], "result": result, "cache": _team_cache(project)}
+
+
+def _team_cache(project: Project) -> str | None:
+    c = project.cache
+    if c.backend == "local":
+        return None
+    where = c.ref if c.backend == "registry" else f"s3://{c.bucket}"
+    return f"{c.backend} {where} ({'read and written' if c.push else 'read'})"
 
 
 def _clear_partials(work: Path, services: list[Service]) -> None:
