@@ -432,6 +432,8 @@ def _build_failure(report: BuildReport, exc: DockerException) -> str:
     parts = []
     if failed:
         parts.append(f"step {failed.name!r} failed: {failed.error}")
+        # buildx's closing line often repeats the vertex's error: say it once.
+        errors = [line for line in errors if failed.error.strip() not in line]
     if errors:
         parts.append("\n".join(errors[-4:]))
     if not parts:
