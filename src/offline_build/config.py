@@ -86,6 +86,10 @@ class CacheOptions:
     use_path_style: bool = False
     prefix: str | None = None
 
+    @property
+    def writes_back(self) -> bool:
+        return self.backend != "local" and self.push
+
 
 @dataclass(frozen=True)
 class BuilderOptions:
@@ -556,38 +560,31 @@ def _cache(node: _Node | None, env: Mapping[str, str], path: Path) -> CacheOptio
     """
     fields = node.mapping(CACHE_KEYS) if node is not None else {}
     text = {k: fields[k].string() for k in ("ref", "bucket", "region", "endpoint_url", "prefix") if k in fields}
-    backend = fields["backend"].string() if "backend" in fields else "local"
-    if "backend" in fields and backend not in CACHE_BACKENDS:
-        raise fields["backend"].error(f"unknown cache backend {backend!r}", f"use one of: {', '.join(CACHE_BACKENDS)}")
-    backend = env.get("OFFLINE_CACHE_BACKEND") or backend
+    file_backend = fields["backend"].string() if "backend" in fields else "local"
+    if file_backend not in CACHE_BACKENDS:
+        raise fields["backend"].error(f"unknown cache backend {file_backend!r}",
+                                      f"use one of: {', '.join(CACHE_BACKENDS)}")
+    _no_foreign_keys(fields, file_backend)
+    backend = env.get("OFFLINE_CACHE_BACKEND") or file_backend
     if backend not in CACHE_BACKENDS:
         raise ConfigError(f"OFFLINE_CACHE_BACKEND={backend!r} is not a cache backend", path=path,
                           hint=f"use one of: {', '.join(CACHE_BACKENDS)}")
-    ref = env.get("OFFLINE_CACHE_REF") or text.get("ref")
     where = fields.get("backend") or node
+
+    def missing(message: str, hint: str) -> ConfigError:
+        return where.error(message, hint) if where else ConfigError(message, path=path, hint=hint)
+
+    ref = env.get("OFFLINE_CACHE_REF") or text.get("ref")
     if backend == "registry":
         if not ref:
-            raise (where.error if where else _file_error(path))(
-                "the registry cache backend needs cache.ref", "e.g. ref: registry.example.invalid:5000/team/cache")
-        if not REGISTRY_REF.match(ref):
-            ref_node = fields.get("ref")
-            message, hint = (f"{ref!r} is not a registry repository",
-                             "host[:port]/path in lowercase, without a tag: the service name becomes the tag")
-            if ref_node is not None and ref_node.scalar() == ref:
-                raise ref_node.error(message, hint)
-            raise ConfigError(message + " (from OFFLINE_CACHE_REF)", path=path, hint=hint)
-    # Keys of another backend in the file are a mistake worth naming (an
-    # environment override of the backend is not: the file stays as it is).
-    file_backend = fields["backend"].string() if "backend" in fields else "local"
-    for key in S3_KEYS if file_backend != "s3" else ("ref",):
-        if key in fields and (key != "ref" or file_backend == "s3"):
-            raise fields[key].error(f"cache.{key} does not apply to the {file_backend} backend",
-                                    "set cache.backend, or drop the key")
+            raise missing("the registry cache backend needs cache.ref",
+                          "e.g. ref: registry.example.invalid:5000/team/cache")
+        _check_registry_ref(ref, fields.get("ref"), path)
     if backend == "s3":
         for key in ("bucket", "region"):
             if key not in text:
-                raise (where.error if where else _file_error(path))(
-                    f"the s3 cache backend needs cache.{key}", "bucket, region; endpoint_url for a non-AWS store")
+                raise missing(f"the s3 cache backend needs cache.{key}",
+                              "bucket, region; endpoint_url for a non-AWS store")
     return CacheOptions(
         backend=backend, ref=ref,
         push=fields["push"].boolean() if "push" in fields else True,
@@ -597,8 +594,27 @@ def _cache(node: _Node | None, env: Mapping[str, str], path: Path) -> CacheOptio
     )
 
 
-def _file_error(path: Path) -> Callable[[str, str], ConfigError]:
-    return lambda message, hint: ConfigError(message, path=path, hint=hint)
+def _no_foreign_keys(fields: dict[str, _Node], backend: str) -> None:
+    """Keys of another backend in the file are a mistake worth naming.
+
+    ``ref`` beside ``backend: local`` is not: ``OFFLINE_CACHE_BACKEND`` may
+    switch the same file to its registry.
+    """
+    foreign = ("ref",) if backend == "s3" else S3_KEYS
+    for key in foreign:
+        if key in fields:
+            raise fields[key].error(f"cache.{key} does not apply to the {backend} backend",
+                                    "set cache.backend, or drop the key")
+
+
+def _check_registry_ref(ref: str, node: _Node | None, path: Path) -> None:
+    if REGISTRY_REF.match(ref):
+        return
+    message, hint = (f"{ref!r} is not a registry repository",
+                     "host[:port]/path in lowercase, without a tag: the service name becomes the tag")
+    if node is not None and node.scalar() == ref:
+        raise node.error(message, hint)
+    raise ConfigError(message + " (from OFFLINE_CACHE_REF)", path=path, hint=hint)
 
 
 def _builder(node: _Node | None) -> BuilderOptions:

@@ -14,7 +14,14 @@ from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .apt import edits_sources, parse_apt, pipelines, run_text, shell_join, simple_commands
+from .apt import (
+    edits_sources,
+    parse_apt,
+    pipelines,
+    run_text,
+    shell_join,
+    simple_commands,
+)
 from .dockerfile import Dockerfile, Instruction, parse
 from .variant import classic_variant
 

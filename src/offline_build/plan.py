@@ -52,7 +52,7 @@ def remote_cache(cache: CacheOptions, service: str) -> str | None:
 def remote_cache_to(cache: CacheOptions, service: str) -> tuple[str, ...]:
     """Where a build writes its cache back, when the project asks for it."""
     spec = remote_cache(cache, service)
-    return (f"{spec},mode=max",) if spec and cache.push else ()
+    return (f"{spec},mode=max",) if spec and cache.writes_back else ()
 
 
 def ensure_builder(builder: BuilderOptions) -> EnsureBuilder | None:

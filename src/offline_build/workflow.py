@@ -16,8 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from . import apt as apt_mod
 from . import bundle, dockerfile
 from . import lint as lint_mod
 from . import variant as variant_mod
-from .config import Project, Service
+from .config import CacheOptions, Project, Service
 from .engine import (
     PROBES,
     Capabilities,
@@ -60,10 +59,9 @@ from .plan import (
     base_tag,
     bundle_name,
     cache_tag,
-    offline_build,
     ensure_builder,
+    offline_build,
     online_build,
-    remote_cache_to,
     slug,
 )
 from .store import REF_NAME, Layout, sha256_file
@@ -338,7 +336,7 @@ def build(project: Project, names: list[str] | None, docker: DockerClient, conso
     """
     services = pick(project, names)
     check_backend(project)
-    pushes = bool(remote_cache_to(project.cache, "x"))
+    pushes = project.cache.writes_back
     need = ("oci_layout_context", "cache_export") if pushes else ("oci_layout_context",)
     caps = None if dry_run or classic_only else probe_engine(docker, project, need)
     everyone = [inputs(project, s, online=False) for s in services]
@@ -348,7 +346,7 @@ def build(project: Project, names: list[str] | None, docker: DockerClient, conso
         # write-back would not.
         console.print(f"note: this engine cannot export caches; builds read {project.cache.backend} "
                       "cache but do not write it back")
-        plan = Plan(plan.name, tuple(dataclasses.replace(s, cache_to=()) if isinstance(s, Build) else s
+        plan = Plan(plan.name, tuple(replace(s, cache_to=()) if isinstance(s, Build) else s
                                      for s in plan.steps))
     by_name = {i.service.name: i for i in everyone}
     executor = Executor(docker, console, dry_run=dry_run)
@@ -863,21 +861,22 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
     engine, or this one after ``docker builder prune``): otherwise a step
     could pass from a local cache the bundle does not carry.
     """
-    from dataclasses import replace
-
     path = bundle_path or bundle.find_bundle(project.cache_dir)
     check_engine(docker)
     work = project.cache_dir / ".work"
     work.mkdir(parents=True, exist_ok=True)
     outcomes = []
     with tempfile.TemporaryDirectory(dir=work, prefix="verify-") as tmp:
-        # The APT captures go to the scratch folder too: the project's own stay as they are.
-        scratch = replace(project, cache_dir=Path(tmp),
+        # The APT captures go to the scratch folder too: the project's own stay
+        # as they are. No team cache: the proof is of the bundle alone.
+        scratch = replace(project, cache_dir=Path(tmp), cache=CacheOptions(),
                           apt=replace(project.apt, dir=Path(tmp) / "apt-lists"))
         manifest, _, _ = unpack(scratch, path, console, engine_platforms(docker))
         caps = probe_engine(docker, scratch, ("oci_layout_context",))
         if not caps.oci_layout_context:
             load_bases(scratch, manifest, docker, console)
+        if manifest.builder.get("image"):
+            load_images(scratch, {manifest.builder["image"]: manifest.builder["tag"]}, docker, console)
         for service in pick(scratch, None):
             try:
                 (done,) = build(scratch, [service.name], docker, console)

@@ -130,3 +130,13 @@ def test_an_engine_that_cannot_export_caches_still_reads_the_registry(
     outcomes = workflow.build(project, None, legacy, console)
     assert [o.status for o in outcomes] == ["all cached"]
     assert "cannot export caches" in console.export_text()
+
+
+def test_verify_proves_the_bundle_alone_whatever_the_team_cache(
+        engines: dict[str, str], tmp_path: Path, restored: Path) -> None:
+    # A registry nothing answers, on an engine that can export caches: were
+    # verify to use it, writing the cache back would fail the build.
+    env = {"OFFLINE_CACHE_BACKEND": "registry", "OFFLINE_CACHE_REF": "127.0.0.1:5059/team/cache"}
+    outcomes = workflow.verify(load(restored, environ=env), bundle_of(restored),
+                               DockerClient(host=engines["offline"]), Console(quiet=True))
+    assert [(o.service, o.status) for o in outcomes] == [("app", "all cached")]
