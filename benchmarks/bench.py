@@ -272,12 +272,7 @@ def team_table(subject: Subject, rows: list[dict[str, float]]) -> list[str]:
         f"| build steps taken from a cache | {median(rows, 'warm_cached'):.0f} of {median(rows, 'steps'):.0f} | "
         f"{median(rows, 'cold_cached'):.0f} of {median(rows, 'steps'):.0f} | |",
         "",
-        "Raw runs:",
-        "",
-        "```",
-        *[f"team {r}" for r in rows],
-        "```",
-        "",
+        *raw_runs(("team", rows)),
     ]
 
 
@@ -329,15 +324,13 @@ def table(subject: Subject, ours: list[dict[str, float]], seed: list[dict[str, f
         "base image into the engine, which the seed's `docker load` does during its setup: hence the "
         "sum row.",
         "",
-        "Raw runs:",
-        "",
-        "```",
-        *[f"ours {r}" for r in ours],
-        *[f"seed {r}" for r in seed],
-        "```",
-        "",
+        *raw_runs(("ours", ours), ("seed", seed)),
     ]
     return lines
+
+
+def raw_runs(*groups: tuple[str, list[dict[str, float]]]) -> list[str]:
+    return ["Raw runs:", "", "```", *[f"{label} {r}" for label, rows in groups for r in rows], "```", ""]
 
 
 def write_report(args: argparse.Namespace, sections: list[tuple[Subject, list[dict[str, float]],

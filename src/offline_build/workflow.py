@@ -14,7 +14,7 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
@@ -609,7 +609,7 @@ def setup(project: Project, bundle_path: Path | None, docker: DockerClient, cons
     with lock(project.cache_dir):
         # The probe also proves the engine answers, before the store is touched.
         caps = probe_engine(docker, project, ("oci_layout_context",))
-        manifest, added, files = unpack(project, path, console, engine_platforms(docker))
+        manifest, added, files = unpack(project, path, console, lambda: engine_platforms(docker))
         loaded = [] if caps.oci_layout_context else load_bases(project, manifest, docker, console)
         if manifest.builder.get("image"):
             # The docker-container driver starts its BuildKit from this engine's images.
@@ -618,11 +618,12 @@ def setup(project: Project, bundle_path: Path | None, docker: DockerClient, cons
 
 
 def unpack(project: Project, path: Path, console: Console,
-           platforms: tuple[str, ...] | None = None) -> tuple[bundle.Manifest, int, int]:
+           platforms: Callable[[], tuple[str, ...]] | None = None) -> tuple[bundle.Manifest, int, int]:
     """Verify the whole bundle in a scratch folder, then merge it into the store.
 
-    *platforms* are what the engine can run; a bundle for others is refused
-    before anything is written (``None``: not checked, as for verify's own store).
+    *platforms* tells what the engine can run (asked only for a bundle that
+    names platforms: it costs a buildx call); a bundle for others is refused
+    before anything is written. ``None``: not checked.
     """
     where = str(path)
     work = project.cache_dir / ".work"
@@ -635,8 +636,8 @@ def unpack(project: Project, path: Path, console: Console,
                                      "the copy is damaged or truncated: copy it again") from None
         manifest = bundle.read_manifest(tar, members, where)
         _check_project(project, manifest, where)
-        if platforms is not None:
-            _check_platforms(manifest, platforms, where)
+        if platforms is not None and manifest.platforms:
+            _check_platforms(manifest, platforms(), where)
         if manifest.extends:
             _materialize(project, manifest, {m.name for m in members}, Path(tmp), where)
         total = sum(f.size for f in manifest.files)
@@ -871,7 +872,7 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
         # as they are. No team cache: the proof is of the bundle alone.
         scratch = replace(project, cache_dir=Path(tmp), cache=CacheOptions(),
                           apt=replace(project.apt, dir=Path(tmp) / "apt-lists"))
-        manifest, _, _ = unpack(scratch, path, console, engine_platforms(docker))
+        manifest, _, _ = unpack(scratch, path, console, lambda: engine_platforms(docker))
         caps = probe_engine(docker, scratch, ("oci_layout_context",))
         if not caps.oci_layout_context:
             load_bases(scratch, manifest, docker, console)
