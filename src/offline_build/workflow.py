@@ -10,11 +10,12 @@ from __future__ import annotations
 import fcntl
 import io
 import json
+import os
 import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
@@ -399,17 +400,29 @@ def _run_classic(project: Project, i: Inputs, executor: Executor, console: Conso
 
 
 
-def check_backend(project: Project) -> None:
+def check_backend(project: Project, environ: Mapping[str, str] | None = None) -> None:
     """Refuse a cache backend the chosen builder cannot serve, before any work.
 
     Docker's built-in BuildKit (the docker driver) has local and registry
     caches but no S3 (seen on Docker 26: 'unknown cache exporter: "s3"').
+    Without credentials in the environment, the AWS SDK inside buildx asks
+    the cloud instance-metadata address for some (seen): traffic an
+    air-gapped team does not expect, so it is refused too.
     """
-    if project.cache.backend == "s3" and project.builder.driver == "docker":
+    if project.cache.backend != "s3":
+        return
+    if project.builder.driver == "docker":
         raise OfflineBuildError(
             "the s3 cache backend needs a BuildKit builder; the engine's own (docker driver) has no S3 cache",
             "add builder: {name: ..., driver: docker-container} (or a remote one) to offline.yaml, "
             "or use cache.backend: registry")
+    env = os.environ if environ is None else environ
+    if not (env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_PROFILE")
+            or Path(env.get("AWS_SHARED_CREDENTIALS_FILE", Path.home() / ".aws" / "credentials")).is_file()):
+        raise OfflineBuildError(
+            "the s3 cache backend needs credentials, and none are set",
+            "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE); without them buildx "
+            "asks the cloud instance-metadata address")
 
 
 def probe_engine(docker: DockerClient, project: Project, need: tuple[str, ...] = PROBES) -> Capabilities:

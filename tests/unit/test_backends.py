@@ -192,3 +192,14 @@ def test_bake_warns_when_its_buildx_would_drop_the_network(tmp_path: Path, build
     if warning:
         assert "--network none" in warning and "offline.build" in warning
     assert bake.network_warning(replace(project, network=None), "0.13.1") is None
+
+
+def test_s3_without_credentials_is_refused_before_buildx_goes_looking(tmp_path: Path) -> None:
+    project = load(make(tmp_path, S3), environ={})
+    empty = {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    with pytest.raises(OfflineBuildError) as info:
+        workflow.check_backend(project, empty)
+    assert "needs credentials" in str(info.value) and "AWS_ACCESS_KEY_ID" in str(info.value)
+    workflow.check_backend(project, {**empty, "AWS_ACCESS_KEY_ID": "x"})  # no error
+    (tmp_path / "creds").write_text("[default]\n")
+    workflow.check_backend(project, {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "creds")})
