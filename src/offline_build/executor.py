@@ -41,7 +41,7 @@ from tenacity import (
 )
 
 from . import bundle, cachekeys
-from .engine import engine_message, image_present, server_version
+from .engine import engine_message, image_present, runs_platform, server_version
 from .errors import StepError
 from .plan import (
     Build,
@@ -58,7 +58,7 @@ from .plan import (
     base_tag,
 )
 from .progress import BuildReport
-from .store import IMAGE_NAME, Layout, sha256_file
+from .store import IMAGE_NAME, Layout, image_platforms, sha256_file
 
 # Engine errors worth a second try: the connection, not the build, failed.
 TRANSIENT = ("connection reset", "broken pipe", "unexpected eof", ": eof", "connection refused",
@@ -275,6 +275,7 @@ class Executor:
             # shared blobs: reachable() raises if any referenced blob is absent.
             retag = {_full_name(i): base_tag(i) for i in step.images}
             _check_names(saved, retag, step)
+            _check_platforms(saved, step)
             added = Layout(step.store).merge(saved, retag=retag, move=True)
         return {"images": list(step.images), "blobs_added": added}
 
@@ -471,6 +472,25 @@ def _full_name(ref: str) -> str:
     if ":" not in name.rsplit("/", 1)[-1] and "@" not in name:
         name += ":latest"
     return name
+
+
+def _check_platforms(saved: Layout, step: SaveImages) -> None:
+    """Every base image must carry each platform the project builds for.
+
+    Otherwise BuildKit looks the missing one up in a registry: online it
+    would quietly fetch it outside the store, offline the build fails.
+    """
+    if not step.platforms:
+        return
+    for desc in saved.index():
+        have = tuple(sorted(image_platforms(saved, desc)))
+        missing = [p for p in step.platforms if not runs_platform(p, have)]
+        if missing:
+            name = desc.annotations.get(IMAGE_NAME, desc.digest)
+            raise StepError(step.title, f"base image {name} has {', '.join(have) or 'no platform'} in this engine, "
+                                        f"not {', '.join(missing)}",
+                            f"pull it for those platforms first (docker pull --platform {missing[0]} {name}), "
+                            "or export for the platforms it has")
 
 
 def _check_names(saved: Layout, retag: dict[str, str], step: SaveImages) -> None:

@@ -173,6 +173,7 @@ class SaveImages(Step):
 
     images: tuple[str, ...] = ()
     store: Path = Path("store")
+    platforms: tuple[str, ...] = ()  # each image must have content for these (the project's platforms)
 
     def argv(self) -> list[str]:
         return ["docker", "save", "--output", "<tmp>.tar", *self.images]

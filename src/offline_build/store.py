@@ -233,3 +233,25 @@ def _retag(desc: Descriptor, retag: dict[str, str]) -> Descriptor:
             annotations = {**desc.annotations, REF_NAME: new}
             return Descriptor(desc.media_type, desc.digest, desc.size, annotations, desc.platform)
     return desc
+
+
+def image_platforms(layout: Layout, desc: Descriptor) -> set[str]:
+    """The ``os/arch[/variant]`` an image entry has content for in *layout*.
+
+    For an index, the children whose manifests are present (an index lists
+    every platform its registry has; a local engine holds few of them), not
+    counting attestation manifests (``unknown/unknown``).
+    """
+    if desc.media_type in INDEX_TYPES:
+        found = set()
+        for child in layout.read_json(desc.digest).get("manifests", []):
+            plat = child.get("platform") or {}
+            if plat.get("architecture") not in (None, "unknown") and layout.blob_path(child["digest"]).is_file():
+                found.add(_platform_name(plat))
+        return found
+    config = layout.read_json(layout.read_json(desc.digest)["config"]["digest"])
+    return {_platform_name(config)}
+
+
+def _platform_name(spec: dict[str, Any]) -> str:
+    return "/".join(str(spec[k]) for k in ("os", "architecture", "variant") if spec.get(k))

@@ -477,7 +477,8 @@ def export_plan(project: Project, services: list[Service], today: date | None = 
     if use_builder:
         steps.append(use_builder)
     if bases:
-        steps.append(SaveImages(title=f"save {len(bases)} base image(s)", images=bases, store=project.store))
+        steps.append(SaveImages(title=f"save {len(bases)} base image(s)", images=bases, store=project.store,
+                                platforms=project.platforms))
     if use_builder and use_builder.image:
         # No registry at the site: the builder's BuildKit image travels too.
         steps.append(SaveImages(title=f"save the BuildKit image {use_builder.image}", images=(use_builder.image,),

@@ -57,3 +57,19 @@ def test_an_arm64_bundle_is_exported_for_arm64_and_refused_by_an_amd64_engine(
     assert "is for linux/arm64 and this engine runs linux/amd64" in setup.stderr
     assert "export again with --platform linux/amd64" in setup.stderr and "Traceback" not in setup.stderr
     assert not (site / "store").exists() and not (site / "bundle.json").exists()  # nothing written
+
+
+def test_a_base_image_without_a_wanted_platform_stops_the_export_before_any_build(
+        engines: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM busybox:local\nCOPY f /f\n")
+    (tmp_path / "app" / "f").write_text("f\n")
+    (tmp_path / "offline.yaml").write_text("project: two\nnetwork: none\nservices:\n  app:\n    context: app\n")
+    out = subprocess.run([*CLI, "offline.export", "--platform", "linux/amd64,linux/arm64", "--host", engines["online"]],
+                         cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"},
+                         check=False)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "base image docker.io/library/busybox:local has linux/amd64 in this engine, not linux/arm64" in out.stderr
+    assert "docker pull --platform linux/arm64" in out.stderr and "Traceback" not in out.stderr
+    assert "==> build app" not in out.stdout  # stopped at the save, before any build
+    assert not list((tmp_path / "build-cache").glob("build-cache-*.tar"))

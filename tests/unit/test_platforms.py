@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,9 @@ import pytest
 from offline_build.config import Overrides, load
 from offline_build.engine import runs_platform
 from offline_build.plan import Build
+from offline_build.store import Descriptor, image_platforms
 from offline_build.workflow import export_plan
+from tests.unit import oci
 
 AMD64 = ("linux/amd64", "linux/amd64/v2", "linux/amd64/v3", "linux/386")
 
@@ -38,3 +41,21 @@ def test_a_multi_platform_export_builds_every_platform_into_one_cache(tmp_path: 
     argv = build.argv()
     assert argv[argv.index("--platform") + 1] == "linux/amd64,linux/arm64"
     assert len(build.cache_to) == 1 and "tag=cache-app" in build.cache_to[0]
+
+
+def test_image_platforms_counts_only_children_whose_manifests_are_here(tmp_path: Path) -> None:
+    layout = oci.new(tmp_path / "layout")
+    config = json.dumps({"os": "linux", "architecture": "arm", "variant": "v7"}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "config": {"digest": oci.put(layout, config), "size": len(config)},
+                           "layers": []}).encode()
+    single = Descriptor("application/vnd.oci.image.manifest.v1+json", oci.put(layout, manifest), len(manifest), {})
+    assert image_platforms(layout, single) == {"linux/arm/v7"}
+    absent = "sha256:" + "0" * 64  # listed by the registry's index, never pulled here
+    index = json.dumps({"schemaVersion": 2, "manifests": [
+        {"digest": single.digest, "size": single.size, "platform": {"os": "linux", "architecture": "arm",
+                                                                     "variant": "v7"}},
+        {"digest": absent, "size": 1, "platform": {"os": "linux", "architecture": "arm64"}},
+        {"digest": single.digest, "size": 1, "platform": {"os": "unknown", "architecture": "unknown"}},
+    ]}).encode()
+    multi = Descriptor("application/vnd.oci.image.index.v1+json", oci.put(layout, index), len(index), {})
+    assert image_platforms(layout, multi) == {"linux/arm/v7"}
