@@ -51,6 +51,8 @@ def export(console: Console, summary: dict[str, Any], seconds: float) -> None:
                                                 for r in builds))
     if summary.get("cache"):
         table.add_row("team cache", summary["cache"])
+    if summary.get("builder"):
+        table.add_row("builder", summary["builder"])
     table.add_row("blobs", str(summary["blobs"]))
     table.add_row("unique bytes", human_size(summary["unique_bytes"]))
     table.add_row("bundle", shown(summary["output"]))

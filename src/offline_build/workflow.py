@@ -537,7 +537,16 @@ def export(project: Project, names: list[str] | None, docker: DockerClient, cons
     packed = result.of(Pack)[0]
     return {"output": packed.detail["output"], "size": packed.detail["size"],
             "blobs": packed.detail["blobs"], "unique_bytes": packed.detail["unique_bytes"],
-            "services": [s.name for s in services], "result": result, "cache": _team_cache(project)}
+            "services": [s.name for s in services], "result": result, "cache": _team_cache(project),
+            "builder": _builder_line(project)}
+
+
+def _builder_line(project: Project) -> str | None:
+    b = project.builder
+    if b.driver == "docker" or not b.name:
+        return None
+    carried = f"; the bundle carries {b.image}, setup loads it" if b.image else ""
+    return f"{b.name} ({b.driver}{carried})"
 
 
 def _team_cache(project: Project) -> str | None:
