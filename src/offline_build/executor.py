@@ -238,10 +238,19 @@ class Executor:
                             f"online: docker pull {step.image}; offline: run offline.setup with a bundle "
                             "exported with this builder (it carries the image)")
         try:
-            self.docker.buildx.inspect(step.name)
-            return {"created": False}
+            existing = self.docker.buildx.inspect(step.name)
         except DockerException:
-            pass
+            existing = None
+        if existing is not None:
+            # Builders are the client's, not the engine's: one made for
+            # another engine would quietly build there.
+            host = self.docker.client_config.host
+            elsewhere = [n.endpoint for n in existing.nodes
+                         if host and "://" in (n.endpoint or "") and n.endpoint != host]
+            if step.driver != "remote" and elsewhere:
+                raise StepError(step.title, f"builder {step.name} drives {elsewhere[0]}, not {host}",
+                                f"remove it (docker buildx rm {step.name}) or name another builder in offline.yaml")
+            return {"created": False}
         try:
             subprocess.run([*map(str, self.docker.client_config.docker_cmd), *step.create[1:]],
                            check=True, capture_output=True, text=True)

@@ -60,7 +60,7 @@ def ensure_builder(builder: BuilderOptions) -> EnsureBuilder | None:
     if create is None:
         return None
     return EnsureBuilder(title=f"use builder {builder.name} ({builder.driver})", name=builder.name or "",
-                         create=tuple(create), image=builder.image)
+                         driver=builder.driver, create=tuple(create), image=builder.image)
 
 
 def builder_create(builder: BuilderOptions) -> list[str] | None:
@@ -160,6 +160,7 @@ class EnsureBuilder(Step):
     """Use the project's buildx builder, creating it when this engine has none by that name."""
 
     name: str = ""
+    driver: str = ""
     create: tuple[str, ...] = ()  # the ``docker buildx create`` argv
     image: str | None = None  # docker-container: the BuildKit image it runs, which must be here
 

@@ -7,6 +7,7 @@ the builder is registered with the driver options the project asked for.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -21,6 +22,8 @@ from offline_build.executor import Executor
 from offline_build.plan import Plan, ensure_builder
 
 pytestmark = pytest.mark.engine
+
+STATE = Path(os.environ.get("OFFLINE_BUILD_ENGINES_DIR", "/var/tmp/offline-build-engines"))
 
 
 @pytest.fixture()
@@ -41,7 +44,8 @@ def test_a_missing_builder_is_created_with_its_driver_options_and_then_reused(cl
     assert client.buildx.inspect(name).driver == "docker-container"
     shown = subprocess.run([*map(str, client.client_config.docker_cmd), "buildx", "inspect", name],
                            capture_output=True, text=True, check=True).stdout
-    assert 'image="busybox:local" memory="8g" network="host"' in shown
+    (options,) = [line.split(":", 1)[1].split() for line in shown.splitlines() if line.startswith("Driver Options:")]
+    assert sorted(options) == ['image="busybox:local"', 'memory="8g"', 'network="host"']  # buildx prints them unordered
     client.buildx.remove(name)
 
 
@@ -55,3 +59,19 @@ def test_a_builder_whose_buildkit_image_is_absent_stops_with_the_fix(client: Doc
     assert "offline.setup" in str(info.value)
     with pytest.raises(Exception):  # noqa: B017 (python-on-whales raises its own error type)
         client.buildx.inspect(name)  # nothing was created
+
+
+def test_a_builder_made_for_another_engine_is_refused(engines: dict[str, str], tmp_path: Path) -> None:
+    config = tmp_path / "docker-config"
+    online = DockerClient(host=engines["online"], config=config)
+    offline = DockerClient(host=engines["offline"], config=config)
+    name = f"ob-{uuid.uuid4().hex[:8]}"
+    step = ensure_builder(BuilderOptions(name=name, driver="docker-container", image="busybox:local"))
+    assert step is not None
+    Executor(online, Console(quiet=True)).run(Plan("b", (step,)))
+    subprocess.run(["docker", "-H", engines["offline"], "import", str(STATE / "images" / "busybox-v2.rootfs.tar"),
+                    "busybox:local"], check=True, capture_output=True)
+    with pytest.raises(StepError) as info:
+        Executor(offline, Console(quiet=True)).run(Plan("b", (step,)))
+    assert f"builder {name} drives {engines['online']}, not {engines['offline']}" in str(info.value)
+    online.buildx.remove(name)
