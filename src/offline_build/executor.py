@@ -437,13 +437,20 @@ def _get(url: str, dest: Path) -> None:
 
 
 def _remote_cache_failure(step: Build, message: str) -> str | None:
-    """The remote cache a failed build was writing to, when that is what failed."""
-    if "exporting cache to" not in message and "error writing" not in message:
-        return None
+    """The remote cache a failed build was writing to, when that is what failed.
+
+    BuildKit names the vertex after the exporter ("exporting cache to
+    registry"); a local export's failure ("... to client directory") is not
+    the team cache's.
+    """
+    lowered = message.lower()
     for dest in step.cache_to:
         options = dict(part.split("=", 1) for part in dest.split(",") if "=" in part)
-        if options.get("type") in ("registry", "s3"):
-            return options.get("ref") or f"s3://{options.get('bucket')}"
+        if options.get("type") == "registry" and "exporting cache to registry" in lowered:
+            return options.get("ref")
+        if options.get("type") == "s3" and "exporting cache to" in lowered and (
+                "s3" in lowered or options.get("bucket", "?") in message):
+            return f"s3://{options.get('bucket')}"
     return None
 
 

@@ -203,3 +203,15 @@ def test_s3_without_credentials_is_refused_before_buildx_goes_looking(tmp_path: 
     workflow.check_backend(project, {**empty, "AWS_ACCESS_KEY_ID": "x"})  # no error
     (tmp_path / "creds").write_text("[default]\n")
     workflow.check_backend(project, {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "creds")})
+
+
+def test_only_a_failed_write_to_the_team_cache_is_blamed_on_it(tmp_path: Path) -> None:
+    from offline_build.executor import _remote_cache_failure
+
+    project = load(make(tmp_path, REGISTRY), environ={})
+    (build,) = builds(export_plan(project, list(project.services.values())))
+    registry = "step 'exporting cache to registry' failed: error writing layer blob: connection refused"
+    local = "step 'exporting cache to client directory' failed: error writing layer blob: no space left"
+    assert _remote_cache_failure(build, registry) == "127.0.0.1:5000/team/cache:app"
+    assert _remote_cache_failure(build, local) is None
+    assert _remote_cache_failure(build, "step 'RUN make' failed: exit code 2") is None
