@@ -66,6 +66,8 @@ def test_a_fresh_export_starts_warm_from_the_team_registry(
     online.buildx.prune(all=True)
     warm = workflow.export(load(path, environ={"CACHE_DIR": str(tmp_path / "second")}), None, online, console)
     assert not [n for n in ran(warm) if "RUN" in n], ran(warm)
+    (detail,) = [r.detail for r in warm["result"].builds() if r.step.service == "app"]
+    assert detail["steps"] >= 3 and detail["cached"] == detail["steps"]  # RUN, RUN, COPY: all from the registry
 
     # The control: the same fresh start without the registry runs the steps.
     online.buildx.prune(all=True)
