@@ -34,7 +34,7 @@ def target(project: Project, i: Inputs, oci_bases: bool) -> dict[str, Any]:
                        *filter(None, [remote_cache(project.cache, i.service.name)])],
         "cache-to": [(f"type=local,dest={project.cache_dir / '.work' / cache_tag(i.service.name)},"
                       f"mode=max,tag={cache_tag(i.service.name)}"),
-                     *remote_cache_to(project.cache, i.service.name)],
+                     *remote_cache_to(project.cache, i.service.name, offline=True)],
     }
     if contexts:
         spec["contexts"] = contexts

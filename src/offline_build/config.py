@@ -85,10 +85,24 @@ class CacheOptions:
     endpoint_url: str | None = None
     use_path_style: bool = False
     prefix: str | None = None
+    # Named by OFFLINE_CACHE_BACKEND or OFFLINE_CACHE_REF: this machine's own
+    # choice, so offline builds may write to it too (see offline_writes_back).
+    from_environment: bool = False
 
     @property
     def writes_back(self) -> bool:
+        """Export writes every service's cache back to the remote."""
         return self.backend != "local" and self.push
+
+    @property
+    def offline_writes_back(self) -> bool:
+        """Offline builds write back only to a cache this machine named.
+
+        The file's team cache is usually out of reach at the site: reading
+        it fails softly (BuildKit warns), but a failed write fails a build
+        that had finished.
+        """
+        return self.writes_back and self.from_environment
 
 
 @dataclass(frozen=True)
@@ -219,6 +233,15 @@ class _Node:
         if pattern and not pattern.match(text):
             raise self.error(f"{text!r} is not a valid {what or 'value'}")
         return text
+
+    def option(self) -> str:
+        """A value passed on to a tool as text: ``true`` stays ``true``, not ``True``."""
+        value = self.scalar()
+        if isinstance(value, bool):
+            return str(value).lower()
+        if value is None or isinstance(value, (dict, list)):
+            raise self.error(f"expected a string, got {_kind_value(value)}")
+        return self.node.value if isinstance(value, (int, float)) else str(value)
 
     def boolean(self) -> bool:
         value = self.scalar()
@@ -473,10 +496,7 @@ def _build_args(node: _Node | None) -> dict[str, str]:
             # a secret would travel in the bundle to the customer's site.
             raise knode.error(f"build arg {key!r} looks like a secret; build args travel in the bundle",
                               "pass it as a build secret (RUN --mount=type=secret) instead")
-        scalar = value.scalar()
-        if isinstance(scalar, (dict, list)) or scalar is None:
-            raise value.error(f"expected a string, got {_kind_value(scalar)}")
-        out[key] = str(scalar).lower() if isinstance(scalar, bool) else str(scalar)
+        out[key] = value.option()
     return out
 
 
@@ -564,12 +584,17 @@ def _cache(node: _Node | None, env: Mapping[str, str], path: Path) -> CacheOptio
     if file_backend not in CACHE_BACKENDS:
         raise fields["backend"].error(f"unknown cache backend {file_backend!r}",
                                       f"use one of: {', '.join(CACHE_BACKENDS)}")
-    _no_foreign_keys(fields, file_backend)
-    backend = env.get("OFFLINE_CACHE_BACKEND") or file_backend
+    chosen = env.get("OFFLINE_CACHE_BACKEND")
+    backend = chosen or file_backend
     if backend not in CACHE_BACKENDS:
         raise ConfigError(f"OFFLINE_CACHE_BACKEND={backend!r} is not a cache backend", path=path,
                           hint=f"use one of: {', '.join(CACHE_BACKENDS)}")
+    if not chosen:
+        # With the backend switched by the environment, the file's keys for
+        # its own backend are expected and simply unused.
+        _no_foreign_keys(fields, backend)
     where = fields.get("backend") or node
+    source = f"OFFLINE_CACHE_BACKEND={backend}" if chosen else f"the {backend} cache backend"
 
     def missing(message: str, hint: str) -> ConfigError:
         return where.error(message, hint) if where else ConfigError(message, path=path, hint=hint)
@@ -577,30 +602,40 @@ def _cache(node: _Node | None, env: Mapping[str, str], path: Path) -> CacheOptio
     ref = env.get("OFFLINE_CACHE_REF") or text.get("ref")
     if backend == "registry":
         if not ref:
-            raise missing("the registry cache backend needs cache.ref",
-                          "e.g. ref: registry.example.invalid:5000/team/cache")
+            raise missing(f"{source} needs a registry repository",
+                          "set cache.ref in the project file or OFFLINE_CACHE_REF, "
+                          "e.g. registry.example.invalid:5000/team/cache")
         _check_registry_ref(ref, fields.get("ref"), path)
     if backend == "s3":
         for key in ("bucket", "region"):
             if key not in text:
-                raise missing(f"the s3 cache backend needs cache.{key}",
-                              "bucket, region; endpoint_url for a non-AWS store")
+                raise missing(f"{source} needs cache.{key}",
+                              "set cache.bucket and cache.region in the project file "
+                              "(endpoint_url for a non-AWS store)")
     return CacheOptions(
         backend=backend, ref=ref,
         push=fields["push"].boolean() if "push" in fields else True,
         bucket=text.get("bucket"), region=text.get("region"), endpoint_url=text.get("endpoint_url"),
         use_path_style=fields["use_path_style"].boolean() if "use_path_style" in fields else False,
-        prefix=text.get("prefix"),
+        prefix=_prefix(text.get("prefix")),
+        from_environment=bool(chosen or env.get("OFFLINE_CACHE_REF")),
     )
+
+
+def _prefix(prefix: str | None) -> str | None:
+    """BuildKit joins prefix and blob name as is: ``team`` and ``team/`` are different keys."""
+    if not prefix:
+        return None
+    return prefix.rstrip("/") + "/"
 
 
 def _no_foreign_keys(fields: dict[str, _Node], backend: str) -> None:
     """Keys of another backend in the file are a mistake worth naming.
 
-    ``ref`` beside ``backend: local`` is not: ``OFFLINE_CACHE_BACKEND`` may
-    switch the same file to its registry.
+    Beside ``backend: local`` nothing is: ``OFFLINE_CACHE_BACKEND`` may
+    switch the same file to its registry or its bucket.
     """
-    foreign = ("ref",) if backend == "s3" else S3_KEYS
+    foreign = {"local": (), "registry": S3_KEYS, "s3": ("ref",)}[backend]
     for key in foreign:
         if key in fields:
             raise fields[key].error(f"cache.{key} does not apply to the {backend} backend",
@@ -626,9 +661,12 @@ def _builder(node: _Node | None) -> BuilderOptions:
         raise fields["driver"].error(f"unknown builder driver {driver!r}", f"use one of: {', '.join(BUILDER_DRIVERS)}")
     name = fields["name"].string(SERVICE_NAME, "builder name (lowercase letters, digits, '-')") \
         if "name" in fields else None
+    if name == "default":
+        raise fields["name"].error("'default' is the engine's own builder",
+                                   "leave builder: out to use it, or give this builder another name")
     if driver != "docker" and not name:
         raise node.error(f"a {driver} builder needs a name", "e.g. name: offline-build")
-    opts = {k: v.string() for k, _, v in fields["driver_opts"].items()} if "driver_opts" in fields else {}
+    opts = {k: v.option() for k, _, v in fields["driver_opts"].items()} if "driver_opts" in fields else {}
     endpoint = fields["endpoint"].string() if "endpoint" in fields else None
     if driver == "remote" and not endpoint:
         raise node.error("a remote builder needs an endpoint", "e.g. endpoint: tcp://buildkitd.example.invalid:1234")

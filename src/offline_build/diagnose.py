@@ -135,10 +135,11 @@ def _cache_backend(project: Project, caps: Capabilities | None) -> list[Check]:
     if c.backend == "local":
         return [Check("cache", "backend", "info", "local: the store only")]
     where = c.ref if c.backend == "registry" else f"s3://{c.bucket} ({c.region})"
-    rows = [Check("cache", "backend", "info",
-                  f"{c.backend} {where}: read after the store" + ("; builds write it back" if c.push else ""),
-                  "at a site without it: OFFLINE_CACHE_BACKEND=local" if c.push else "")]
-    if c.push and caps is not None and not caps.cache_export:
+    export = "export reads and writes it" if c.writes_back else "export reads it"
+    offline = "offline builds read it after the store" + (" and write it back" if c.offline_writes_back else "")
+    rows = [Check("cache", "backend", "info", f"{c.backend} {where}: {export}; {offline}",
+                  "at a site without it: OFFLINE_CACHE_BACKEND=local" if c.offline_writes_back else "")]
+    if c.offline_writes_back and caps is not None and not caps.cache_export:
         rows.append(Check("cache", "write back", "warn", "this engine cannot export caches: builds only read it",
                           "Docker 26+ with the containerd image store, or a docker-container builder"))
     if c.backend == "s3" and project.builder.driver == "docker":

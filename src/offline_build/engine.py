@@ -236,7 +236,7 @@ def image_present(docker: DockerClient, ref: str) -> bool:
         return False
 
 
-ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le",
+ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7", "i686": "386", "ppc64le": "ppc64le",
           "s390x": "s390x", "riscv64": "riscv64"}
 
 
@@ -262,10 +262,16 @@ def runs_platform(wanted: str, available: tuple[str, ...]) -> bool:
     """Can a builder listing *available* run *wanted*? ``linux/amd64/v2`` covers ``linux/amd64``.
 
     A wanted variant needs that variant listed (``linux/arm/v7``); a wanted
-    plain ``os/arch`` is met by any variant of it.
+    plain ``os/arch`` is met by any variant of it. ``arm64/v8`` is plain
+    ``arm64``: the OCI spec makes v8 arm64's only variant, and engines write it either way.
     """
-    wanted = wanted.lower()
-    for have in (p.lower() for p in available):
+    wanted = _platform(wanted)
+    for have in map(_platform, available):
         if have == wanted or (wanted.count("/") == 1 and have.startswith(wanted + "/")):
             return True
     return False
+
+
+def _platform(text: str) -> str:
+    text = text.strip().lower()
+    return text.removesuffix("/v8") if text.endswith("arm64/v8") else text

@@ -242,6 +242,11 @@ class Executor:
         except DockerException:
             existing = None
         if existing is not None:
+            if existing.driver != step.driver:
+                # Reusing it would build with other limits (or none) than the project file says.
+                raise StepError(step.title, f"builder {step.name} exists with the {existing.driver} driver, "
+                                f"not {step.driver}",
+                                f"remove it (docker buildx rm {step.name}) or name another builder in offline.yaml")
             # Builders are the client's, not the engine's: one made for
             # another engine would quietly build there.
             host = self.docker.client_config.host
@@ -440,7 +445,7 @@ def _remote_cache_failure(step: Build, message: str) -> str | None:
     """The remote cache a failed build was writing to, when that is what failed.
 
     BuildKit names the vertex after the exporter ("exporting cache to
-    registry"); a local export's failure ("... to client directory") is not
+    registry", "exporting cache to Amazon S3"); a local export's failure ("... to client directory") is not
     the team cache's.
     """
     lowered = message.lower()
@@ -448,8 +453,7 @@ def _remote_cache_failure(step: Build, message: str) -> str | None:
         options = dict(part.split("=", 1) for part in dest.split(",") if "=" in part)
         if options.get("type") == "registry" and "exporting cache to registry" in lowered:
             return options.get("ref")
-        if options.get("type") == "s3" and "exporting cache to" in lowered and (
-                "s3" in lowered or options.get("bucket", "?") in message):
+        if options.get("type") == "s3" and "exporting cache to amazon s3" in lowered:
             return f"s3://{options.get('bucket')}"
     return None
 

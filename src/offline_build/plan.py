@@ -49,10 +49,11 @@ def remote_cache(cache: CacheOptions, service: str) -> str | None:
     return None
 
 
-def remote_cache_to(cache: CacheOptions, service: str) -> tuple[str, ...]:
+def remote_cache_to(cache: CacheOptions, service: str, *, offline: bool = False) -> tuple[str, ...]:
     """Where a build writes its cache back, when the project asks for it."""
     spec = remote_cache(cache, service)
-    return (f"{spec},mode=max",) if spec and cache.writes_back else ()
+    writes = cache.offline_writes_back if offline else cache.writes_back
+    return (f"{spec},mode=max",) if spec and writes else ()
 
 
 def ensure_builder(builder: BuilderOptions) -> EnsureBuilder | None:
@@ -349,7 +350,7 @@ def offline_build(project: Project, service: Service, bases: tuple[str, ...],
         network=network,
         build_contexts=contexts,
         cache_from=cache_from + ((remote,) if remote else ()),
-        cache_to=remote_cache_to(project.cache, service.name),
+        cache_to=remote_cache_to(project.cache, service.name, offline=True),
         load=True,
         builder=project.builder.name if project.builder.driver != "docker" else None,
         needs_store_tags=needs_tags + ((cache_tag(service.name),) if cache else ()),

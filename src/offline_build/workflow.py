@@ -337,7 +337,7 @@ def build(project: Project, names: list[str] | None, docker: DockerClient, conso
     """
     services = pick(project, names)
     check_backend(project)
-    pushes = project.cache.writes_back
+    pushes = project.cache.offline_writes_back
     need = ("oci_layout_context", "cache_export") if pushes else ("oci_layout_context",)
     caps = None if dry_run or classic_only else probe_engine(docker, project, need)
     everyone = [inputs(project, s, online=False) for s in services]
@@ -416,13 +416,25 @@ def check_backend(project: Project, environ: Mapping[str, str] | None = None) ->
             "the s3 cache backend needs a BuildKit builder; the engine's own (docker driver) has no S3 cache",
             "add builder: {name: ..., driver: docker-container} (or a remote one) to offline.yaml, "
             "or use cache.backend: registry")
-    env = os.environ if environ is None else environ
-    if not (env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_PROFILE")
-            or Path(env.get("AWS_SHARED_CREDENTIALS_FILE", Path.home() / ".aws" / "credentials")).is_file()):
+    if not aws_credentials_set(os.environ if environ is None else environ):
         raise OfflineBuildError(
             "the s3 cache backend needs credentials, and none are set",
             "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE); without them buildx "
             "asks the cloud instance-metadata address")
+
+
+# Every source the AWS SDK's default chain reads before it falls back to the
+# instance-metadata address: set explicitly, each is the user's choice.
+AWS_CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+
+
+def aws_credentials_set(env: Mapping[str, str]) -> bool:
+    if any(env.get(name) for name in AWS_CREDENTIAL_VARIABLES):
+        return True
+    files = (env.get("AWS_SHARED_CREDENTIALS_FILE") or Path.home() / ".aws" / "credentials",
+             env.get("AWS_CONFIG_FILE") or Path.home() / ".aws" / "config")
+    return any(Path(f).is_file() for f in files)
 
 
 def probe_engine(docker: DockerClient, project: Project, need: tuple[str, ...] = PROBES) -> Capabilities:

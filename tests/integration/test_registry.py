@@ -124,14 +124,43 @@ def test_an_engine_that_cannot_export_caches_still_reads_the_registry(
         engines: dict[str, str], registries: dict[str, str], tmp_path: Path, restored: Path) -> None:
     env = {"CACHE_DIR": str(tmp_path / "site"), "OFFLINE_CACHE_BACKEND": "registry",
            "OFFLINE_CACHE_REF": f"{registries['site']}/l{uuid.uuid4().hex[:8]}/cache"}
+    quiet = Console(quiet=True)
+    # Another machine at the site, one whose engine exports caches, fills the site registry.
+    workflow.build(load(restored, environ=env), None, DockerClient(host=engines["offline"]), quiet)
+    assert tags(registries["site"], env["OFFLINE_CACHE_REF"].split("/", 1)[1], airgap=True) == ["app"]
+
     legacy = DockerClient(host=engines["legacy"])
-    project = load(restored, environ=env)
+    reset("legacy")
+    # Setup loads the base image into this classic-store engine; the builds
+    # then use an empty store, so only the registry can make them cached.
+    workflow.setup(load(restored, environ={**env, "CACHE_DIR": str(tmp_path / "legacy")}), bundle_of(restored),
+                   legacy, quiet)
+    bare = {**env, "CACHE_DIR": str(tmp_path / "empty")}
     console = Console(record=True, width=200)
-    reset("legacy")  # setup itself loads the base image into this classic-store engine
-    workflow.setup(project, bundle_of(restored), legacy, Console(quiet=True))
-    outcomes = workflow.build(project, None, legacy, console)
+    outcomes = workflow.build(load(restored, environ=bare), None, legacy, console)
     assert [o.status for o in outcomes] == ["all cached"]
     assert "cannot export caches" in console.export_text()
+
+    # The control: without the registry, the same engine and empty store run the steps.
+    legacy.buildx.prune(all=True)
+    cold = workflow.build(load(restored, environ={**bare, "OFFLINE_CACHE_BACKEND": "local"}), None, legacy, quiet)
+    assert [o.status for o in cold] != ["all cached"]
+
+
+def test_the_files_team_registry_out_of_reach_at_the_site_is_only_read(
+        engines: dict[str, str], tmp_path: Path, restored: Path) -> None:
+    # The project file names the team's registry; inside the air gap nothing
+    # answers there. Reading it fails softly; the build writes nothing to it.
+    text = restored.read_text().replace("services:", "cache:\n  backend: registry\n"
+                                        "  ref: 127.0.0.1:5059/team/cache\nservices:")
+    restored.write_text(text)
+    env = {**os.environ, "CACHE_DIR": str(tmp_path / "site")}
+    env.pop("OFFLINE_CACHE_BACKEND", None)
+    env.pop("OFFLINE_CACHE_REF", None)
+    out = subprocess.run([*CLI, "offline.build", "--host", engines["offline"]], cwd=restored.parent,
+                         capture_output=True, text=True, env=env, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "all cached" in out.stdout
 
 
 def test_verify_proves_the_bundle_alone_whatever_the_team_cache(

@@ -58,7 +58,8 @@ def test_the_default_is_the_store_alone(tmp_path: Path) -> None:
 
 def test_a_registry_backend_needs_a_repository(tmp_path: Path) -> None:
     message = error(make(tmp_path, "cache:\n  backend: registry\n"))
-    assert "offline.yaml:7:12" in message and "needs cache.ref" in message
+    assert "offline.yaml:7:12" in message and "needs a registry repository" in message
+    assert "cache.ref" in message and "OFFLINE_CACHE_REF" in message
 
 
 def test_a_registry_ref_with_a_tag_is_refused_where_it_is_written(tmp_path: Path) -> None:
@@ -90,6 +91,24 @@ def test_the_environment_picks_the_site_registry(tmp_path: Path) -> None:
     assert "from OFFLINE_CACHE_REF" in error(path, {"OFFLINE_CACHE_REF": "Not A Ref"})
 
 
+def test_the_environment_may_switch_a_local_file_to_its_bucket(tmp_path: Path) -> None:
+    # A file kept local for laptops names the bucket a CI runner switches to.
+    path = make(tmp_path, "cache:\n  bucket: b\n  region: r\n  prefix: team\n")
+    assert load(path, environ={}).cache.backend == "local"
+    s3 = load(path, environ={"OFFLINE_CACHE_BACKEND": "s3"}).cache
+    assert (s3.backend, s3.bucket, s3.prefix) == ("s3", "b", "team/")
+    message = error(make(tmp_path, ""), {"OFFLINE_CACHE_BACKEND": "s3"})
+    assert "OFFLINE_CACHE_BACKEND=s3 needs cache.bucket" in message
+
+
+def test_the_environment_may_switch_an_s3_file_to_a_registry(tmp_path: Path) -> None:
+    path = make(tmp_path, "cache:\n  backend: s3\n  bucket: b\n  region: r\n")
+    site = load(path, environ={"OFFLINE_CACHE_BACKEND": "registry", "OFFLINE_CACHE_REF": "127.0.0.1:5050/site/c"})
+    assert site.cache.backend == "registry" and site.cache.ref == "127.0.0.1:5050/site/c"
+    message = error(path, {"OFFLINE_CACHE_BACKEND": "registry"})
+    assert "OFFLINE_CACHE_BACKEND=registry needs a registry repository" in message and "OFFLINE_CACHE_REF" in message
+
+
 # --- what gets planned -----------------------------------------------------------
 
 
@@ -112,9 +131,19 @@ def test_push_false_only_reads(tmp_path: Path) -> None:
 def test_offline_builds_read_the_store_first_then_the_remote(tmp_path: Path) -> None:
     project = load(make(tmp_path, REGISTRY), environ={})
     (build,) = builds(plan_offline_builds(project, list(project.services.values()), None))
-    # No store yet: only the remote; the push goes to the registry only.
+    # No store yet: only the remote. The file's team cache is only read: at
+    # the site it is usually out of reach, and a failed write fails the build.
     assert build.cache_from == ("type=registry,ref=127.0.0.1:5000/team/cache:app",)
-    assert build.cache_to == ("type=registry,ref=127.0.0.1:5000/team/cache:app,mode=max",)
+    assert build.cache_to == ()
+    assert json.loads(bake.render(project))["target"]["app"]["cache-to"][1:] == []
+
+
+def test_offline_builds_write_back_to_a_cache_this_machine_names(tmp_path: Path) -> None:
+    site = load(make(tmp_path, REGISTRY), environ={"OFFLINE_CACHE_REF": "127.0.0.1:5050/site/cache"})
+    (build,) = builds(plan_offline_builds(site, list(site.services.values()), None))
+    assert build.cache_to == ("type=registry,ref=127.0.0.1:5050/site/cache:app,mode=max",)
+    quiet = load(make(tmp_path, REGISTRY + "  push: false\n"), environ={"OFFLINE_CACHE_REF": "127.0.0.1:5050/s/c"})
+    assert builds(plan_offline_builds(quiet, list(quiet.services.values()), None))[0].cache_to == ()
 
 
 def test_s3_spec_carries_endpoint_path_style_and_prefix(tmp_path: Path) -> None:
@@ -156,6 +185,13 @@ def test_builder_keys_that_do_not_fit_the_driver_are_named(tmp_path: Path) -> No
     message = error(make(tmp_path, "builder:\n  name: x\n  driver: remote\n  endpoint: tcp://h:1\n  image: bk\n"))
     assert "image is for the docker-container driver, not remote" in message
     assert "needs a name" in error(make(tmp_path, "builder:\n  driver: docker-container\n"))
+    assert "engine's own builder" in error(make(tmp_path, "builder:\n  name: default\n"))
+
+
+def test_boolean_driver_options_reach_buildx_as_buildx_spells_them(tmp_path: Path) -> None:
+    project = load(make(tmp_path, "builder:\n  name: b\n  driver_opts:\n    memory-swap: 1g\n"
+                                   "    default-load: true\n"), environ={})
+    assert dict(project.builder.driver_opts) == {"memory-swap": "1g", "default-load": "true"}
 
 
 def test_a_named_builder_is_ensured_first_and_its_buildkit_image_travels(tmp_path: Path) -> None:
@@ -177,7 +213,7 @@ def test_the_manifest_keeps_the_builder() -> None:
 
 
 def test_the_bake_file_reads_and_writes_the_team_cache_too(tmp_path: Path) -> None:
-    project = load(make(tmp_path, REGISTRY), environ={})
+    project = load(make(tmp_path, REGISTRY), environ={"OFFLINE_CACHE_BACKEND": "registry"})
     target = json.loads(bake.render(project))["target"]["app"]
     assert target["cache-from"][1:] == ["type=registry,ref=127.0.0.1:5000/team/cache:app"]
     assert target["cache-to"][1:] == ["type=registry,ref=127.0.0.1:5000/team/cache:app,mode=max"]
@@ -196,13 +232,15 @@ def test_bake_warns_when_its_buildx_would_drop_the_network(tmp_path: Path, build
 
 def test_s3_without_credentials_is_refused_before_buildx_goes_looking(tmp_path: Path) -> None:
     project = load(make(tmp_path, S3), environ={})
-    empty = {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    empty = {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none")}
     with pytest.raises(OfflineBuildError) as info:
         workflow.check_backend(project, empty)
     assert "needs credentials" in str(info.value) and "AWS_ACCESS_KEY_ID" in str(info.value)
     workflow.check_backend(project, {**empty, "AWS_ACCESS_KEY_ID": "x"})  # no error
     (tmp_path / "creds").write_text("[default]\n")
-    workflow.check_backend(project, {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "creds")})
+    workflow.check_backend(project, {**empty, "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "creds")})
+    workflow.check_backend(project, {**empty, "AWS_CONFIG_FILE": str(tmp_path / "creds")})  # sso, credential_process
+    workflow.check_backend(project, {**empty, "AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/token"})  # CI's OIDC
 
 
 def test_only_a_failed_write_to_the_team_cache_is_blamed_on_it(tmp_path: Path) -> None:
@@ -215,3 +253,8 @@ def test_only_a_failed_write_to_the_team_cache_is_blamed_on_it(tmp_path: Path) -
     assert _remote_cache_failure(build, registry) == "127.0.0.1:5000/team/cache:app"
     assert _remote_cache_failure(build, local) is None
     assert _remote_cache_failure(build, "step 'RUN make' failed: exit code 2") is None
+    s3_project = load(make(tmp_path, S3), environ={})
+    (s3,) = builds(export_plan(s3_project, list(s3_project.services.values())))
+    assert _remote_cache_failure(s3, "step 'exporting cache to Amazon S3' failed: AccessDenied") == "s3://team-cache"
+    # A RUN step that mentions s3 is the build's own failure, not the team cache's.
+    assert _remote_cache_failure(s3, "step 'RUN aws s3 cp model.bin .' failed: exit code 1") is None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from offline_build.config import Overrides, load
-from offline_build.engine import runs_platform
+from offline_build.engine import ARCHES, runs_platform
 from offline_build.plan import Build
 from offline_build.store import Descriptor, image_platforms
 from offline_build.workflow import export_plan
@@ -26,9 +26,15 @@ AMD64 = ("linux/amd64", "linux/amd64/v2", "linux/amd64/v3", "linux/386")
     ("linux/arm", ("linux/arm/v7",), True),
     ("LINUX/AMD64", AMD64, True),
     ("linux/amd", AMD64, False),  # a prefix of a name is not the name
+    ("linux/arm64", ("linux/arm64/v8",), True),  # v8 is arm64's only variant: written or not
+    ("linux/arm64/v8", ("linux/arm64",), True),
 ])
 def test_runs_platform(wanted: str, available: tuple[str, ...], runs: bool) -> None:
     assert runs_platform(wanted, available) is runs
+
+
+def test_a_32_bit_arm_engine_names_its_variant() -> None:
+    assert f"linux/{ARCHES['armv7l']}" == "linux/arm/v7" and runs_platform("linux/arm/v7", ("linux/arm/v7",))
 
 
 def test_a_multi_platform_export_builds_every_platform_into_one_cache(tmp_path: Path) -> None:
