@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from python_on_whales import DockerClient
+from python_on_whales.client_config import ClientNotFoundError
 from python_on_whales.components.system.models import SystemInfo
 from python_on_whales.exceptions import DockerException
 
@@ -59,7 +60,7 @@ def buildx_version(docker: DockerClient) -> str | None:
     try:
         # python-on-whales returns buildx's own line: "github.com/docker/buildx 0.13.1 <commit>".
         text = str(docker.buildx.version())
-    except DockerException:
+    except (DockerException, ClientNotFoundError):
         return None
     parts = text.split()
     return parts[1] if len(parts) >= 2 else text or None

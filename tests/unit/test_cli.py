@@ -101,3 +101,14 @@ def test_lint_exit_codes_and_json() -> None:
     assert data["summary"]["error"] == 1 and data["findings"][0]["rule"] == "npm-install"
     bad = run(["offline.lint", "--format", "yaml"], DEMO)
     assert bad.returncode == 2 and "unknown --format 'yaml'" in bad.stderr
+
+
+def test_without_the_docker_command_tasks_say_so_and_bake_still_writes(tmp_path: Path) -> None:
+    shutil.copytree(DEMO, tmp_path / "demo")
+    bare = {"PATH": str(tmp_path / "empty")}  # sys.executable is absolute: Python needs no PATH
+    out = run(["offline.build"], tmp_path / "demo", **bare)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "the docker command is not on PATH" in out.stderr and "docker.io" in out.stderr
+    baked = run(["offline.bake", "--output", str(tmp_path / "bake.json")], tmp_path / "demo", **bare)
+    assert baked.returncode == 0, baked.stderr
+    assert (tmp_path / "bake.json").is_file()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from invoke import Context, Exit
+from python_on_whales.client_config import ClientNotFoundError
 from rich.console import Console
 
 from ..config import Overrides, Project, load
@@ -46,6 +47,11 @@ def clean_exit(body: F) -> F:
             raise Exit(f"offline-build: error: {exc}", code=exc.exit_code) from None
         except KeyboardInterrupt:
             raise Exit("offline-build: interrupted; nothing was left half-written", code=130) from None
+        except ClientNotFoundError:
+            # python-on-whales looks for the binary only on first use, wherever that is.
+            raise Exit("offline-build: error: the docker command is not on PATH\n"
+                       "  fix: install the Docker CLI with its buildx plugin (Debian: docker.io and docker-buildx), "
+                       "or add its folder to PATH", code=1) from None
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise

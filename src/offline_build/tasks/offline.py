@@ -184,7 +184,8 @@ def bake(c: Context, output: str | None = None, dry_run: bool = False, cache_dir
     write_atomic(path, text.encode())
     out = console()
     out.print(f"wrote {path}")
-    warning = bake_mod.network_warning(proj, buildx_version(docker(None)))
+    # Only a network mode can be dropped; without one, no need to ask for buildx at all.
+    warning = bake_mod.network_warning(proj, buildx_version(docker(None))) if proj.network else None
     if warning:
         out.print(f"[yellow]warning:[/] {warning}")
 
