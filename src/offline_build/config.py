@@ -115,6 +115,11 @@ class BuilderOptions:
     endpoint: str | None = None  # remote driver
     image: str | None = None  # docker-container driver: the BuildKit image, carried in the bundle
 
+    @property
+    def named(self) -> str | None:
+        """The builder to pass as ``--builder``: None for the engine's own."""
+        return self.name if self.driver != "docker" else None
+
 
 @dataclass(frozen=True)
 class Project:

@@ -113,7 +113,7 @@ def _platforms(project: Project, docker: DockerClient) -> list[Check]:
 def _builder(project: Project, docker: DockerClient) -> list[Check]:
     """A named builder: does this engine have it, and the BuildKit image it runs (no registry to pull from)?"""
     b = project.builder
-    if b.driver == "docker" or not b.name:
+    if b.named is None:
         return []
     out = []
     try:

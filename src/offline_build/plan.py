@@ -66,9 +66,9 @@ def ensure_builder(builder: BuilderOptions) -> EnsureBuilder | None:
 
 def builder_create(builder: BuilderOptions) -> list[str] | None:
     """``docker buildx create`` for the project's builder, or None for the engine's own."""
-    if builder.driver == "docker" or builder.name is None:
+    if builder.named is None:
         return None
-    cmd = ["docker", "buildx", "create", "--name", builder.name, "--driver", builder.driver]
+    cmd = ["docker", "buildx", "create", "--name", builder.named, "--driver", builder.driver]
     opts = dict(builder.driver_opts)
     if builder.driver == "docker-container":
         # network=host: engines without a bridge network (and air-gapped
@@ -293,13 +293,19 @@ def image_tag(project: Project, service: Service) -> str:
 
 
 def online_build(project: Project, service: Service, cache_dest: Path | None = None,
-                 dockerfile: Path | None = None, contexts: tuple[tuple[str, str], ...] = ()) -> Build:
+                 dockerfile: Path | None = None, contexts: tuple[tuple[str, str], ...] = (),
+                 bases: tuple[str, ...] = ()) -> Build:
     """A build on the online machine; cache exported when asked.
 
     *dockerfile* and *contexts* are the offline variant and its APT
     captures, when the service has them: export and offline builds must
-    build the same file to share cache keys.
+    build the same file to share cache keys. A named builder (its own
+    BuildKit, in a container or elsewhere) cannot see the engine's images
+    and would pull each ``FROM`` from its registry: it gets *bases* from the
+    store instead, saved there by the plan's first steps.
     """
+    if project.builder.named:
+        contexts = contexts + tuple((b, f"oci-layout://{project.store}:{base_tag(b)}") for b in bases)
     local = (f"type=local,dest={cache_dest},mode=max,tag={cache_tag(service.name)}",) if cache_dest else ()
     remote = remote_cache(project.cache, service.name)
     return Build(
@@ -318,7 +324,7 @@ def online_build(project: Project, service: Service, cache_dest: Path | None = N
         cache_from=(remote,) if remote else (),
         cache_to=local + remote_cache_to(project.cache, service.name),
         load=cache_dest is None,
-        builder=project.builder.name if project.builder.driver != "docker" else None,
+        builder=project.builder.named,
     )
 
 
@@ -352,7 +358,7 @@ def offline_build(project: Project, service: Service, bases: tuple[str, ...],
         cache_from=cache_from + ((remote,) if remote else ()),
         cache_to=remote_cache_to(project.cache, service.name, offline=True),
         load=True,
-        builder=project.builder.name if project.builder.driver != "docker" else None,
+        builder=project.builder.named,
         needs_store_tags=needs_tags + ((cache_tag(service.name),) if cache else ()),
         needs_images=() if oci_contexts else bases,
     )

@@ -50,6 +50,7 @@ from .plan import (
     Build,
     CaptureApt,
     ClassicBuild,
+    EnsureBuilder,
     FetchResource,
     MergeCache,
     Pack,
@@ -354,7 +355,8 @@ def build(project: Project, names: list[str] | None, docker: DockerClient, conso
     outcomes: list[BuildOutcome] = []
     for step in plan.steps:
         if not isinstance(step, Build):
-            executor.run(Plan("prepare", (step,)))
+            if not (classic_only and isinstance(step, EnsureBuilder)):  # the classic builder is the engine's
+                executor.run(Plan("prepare", (step,)))
             continue
         i = by_name[step.service]
         if classic_only:
@@ -444,7 +446,7 @@ def probe_engine(docker: DockerClient, project: Project, need: tuple[str, ...] =
     upgraded engine is probed afresh.
     """
     info = engine_info(docker)  # one call: version, image store, ID
-    if project.builder.driver != "docker":
+    if project.builder.named:
         # A docker-container or remote builder is a whole BuildKit, whatever
         # the engine's own build driver lacks; its problems show on its first build.
         return Capabilities(info.server_version or "unknown", buildx_version(docker), containerd_store(info),
@@ -499,7 +501,8 @@ def export_plan(project: Project, services: list[Service], today: date | None = 
     steps += variant_steps(chosen)
     for i in chosen:
         dest = work / cache_tag(i.service.name)
-        steps.append(online_build(project, i.service, cache_dest=dest, dockerfile=i.dockerfile, contexts=i.contexts))
+        steps.append(online_build(project, i.service, cache_dest=dest, dockerfile=i.dockerfile, contexts=i.contexts,
+                                  bases=i.bases))
         steps.append(MergeCache(title=f"merge {i.service.name} cache into the store", source=dest,
                                 store=project.store, tag=cache_tag(i.service.name),
                                 bases=tuple(base_tag(b) for b in i.bases)))
@@ -555,7 +558,7 @@ def export(project: Project, names: list[str] | None, docker: DockerClient, cons
 
 def _builder_line(project: Project) -> str | None:
     b = project.builder
-    if b.driver == "docker" or not b.name:
+    if b.named is None:
         return None
     carried = f"; the bundle carries {b.image}, setup loads it" if b.image else ""
     return f"{b.name} ({b.driver}{carried})"
@@ -595,8 +598,8 @@ def _manifest(project: Project, bases: tuple[str, ...], docker: DockerClient,
     refs = list(bases) + list(preinstalled.values())
     base_images = {ref: base_tag(ref) for ref in refs if base_tag(ref) in tags}
     builder = {}
-    if project.builder.driver != "docker":
-        builder = {"name": project.builder.name or "", "driver": project.builder.driver}
+    if project.builder.named:
+        builder = {"name": project.builder.named, "driver": project.builder.driver}
         if project.builder.image and base_tag(project.builder.image) in tags:
             builder.update(image=project.builder.image, tag=base_tag(project.builder.image))
     return bundle.Manifest(project=project.name, version=project.version, platforms=list(project.platforms),

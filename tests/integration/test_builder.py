@@ -75,3 +75,17 @@ def test_a_builder_made_for_another_engine_is_refused(engines: dict[str, str], t
         Executor(offline, Console(quiet=True)).run(Plan("b", (step,)))
     assert f"builder {name} drives {engines['online']}, not {engines['offline']}" in str(info.value)
     online.buildx.remove(name)
+
+
+def test_a_builder_of_the_same_name_with_another_driver_is_refused(client: DockerClient) -> None:
+    name = f"ob-{uuid.uuid4().hex[:8]}"
+    # Registered only: buildx create does not connect to a remote endpoint until it boots.
+    subprocess.run([*map(str, client.client_config.docker_cmd), "buildx", "create", "--name", name,
+                    "--driver", "remote", "tcp://127.0.0.1:1"], check=True, capture_output=True)
+    step = ensure_builder(BuilderOptions(name=name, driver="docker-container", image="busybox:local"))
+    assert step is not None
+    with pytest.raises(StepError) as info:
+        Executor(client, Console(quiet=True)).run(Plan("b", (step,)))
+    assert f"builder {name} exists with the remote driver, not docker-container" in str(info.value)
+    assert client.buildx.inspect(name).driver == "remote"  # left as it was
+    client.buildx.remove(name)

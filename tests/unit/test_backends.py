@@ -205,6 +205,27 @@ def test_a_named_builder_is_ensured_first_and_its_buildkit_image_travels(tmp_pat
     assert isinstance(offline.steps[0], EnsureBuilder) and builds(offline)[0].builder == "big"
 
 
+def test_a_named_builder_reads_base_images_from_the_store_online_too(tmp_path: Path) -> None:
+    # Its BuildKit cannot see the engine's images: a bare FROM would be a registry pull.
+    project = load(make(tmp_path, "builder:\n  name: big\n"), environ={})
+    (build,) = builds(export_plan(project, list(project.services.values())))
+    assert build.build_contexts == (("busybox:local", f"oci-layout://{project.store}:base-busybox_local"),)
+    own = load(make(tmp_path, ""), environ={})
+    assert builds(export_plan(own, list(own.services.values())))[0].build_contexts == ()
+
+
+def test_a_classic_only_build_does_not_touch_the_named_builder(tmp_path: Path) -> None:
+    project = load(make(tmp_path, "builder:\n  name: big\n"), environ={})
+
+    def printed(**flags: bool) -> str:
+        console = Console(record=True, width=300)
+        workflow.build(project, None, None, console, dry_run=True, **flags)  # type: ignore[arg-type]
+        return console.export_text()
+
+    assert "buildx create" not in printed(classic_only=True)
+    assert "buildx create --name big" in printed()
+
+
 def test_the_manifest_keeps_the_builder() -> None:
     manifest = bundle.Manifest(project="p", version="1", platforms=[], services={}, base_images={},
                                builder={"name": "big", "driver": "docker-container",
