@@ -4,7 +4,8 @@ Each service becomes a target with the same inputs offline-build uses:
 the Dockerfile (the offline variant where APT is captured), the APT
 captures and the store's base images as named contexts, the cache from the
 store (then the team's registry or bucket, when the project has one), and
-a cache export into the service's own folder (and back to the team cache).
+a cache export into the service's own folder (and back to the team cache
+when the environment names it, as for offline builds).
 One folder per target, because bake builds targets in parallel and two
 exports into one local cache folder race on its temp files. The bundle is
 still made by ``offline.export``, which rebuilds from these caches.

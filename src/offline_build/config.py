@@ -594,17 +594,19 @@ def _cache(node: _Node | None, env: Mapping[str, str], path: Path) -> CacheOptio
     if backend not in CACHE_BACKENDS:
         raise ConfigError(f"OFFLINE_CACHE_BACKEND={backend!r} is not a cache backend", path=path,
                           hint=f"use one of: {', '.join(CACHE_BACKENDS)}")
-    if not chosen:
-        # With the backend switched by the environment, the file's keys for
-        # its own backend are expected and simply unused.
-        _no_foreign_keys(fields, backend)
+    _no_foreign_keys(fields, file_backend)
+    env_ref = env.get("OFFLINE_CACHE_REF")
+    if env_ref and backend != "registry" and chosen != "local":
+        # Silently ignored, it would leave the user thinking builds share a registry.
+        raise ConfigError(f"OFFLINE_CACHE_REF applies to the registry cache backend; this project uses {backend}",
+                          path=path, hint="also set OFFLINE_CACHE_BACKEND=registry, or unset OFFLINE_CACHE_REF")
     where = fields.get("backend") or node
     source = f"OFFLINE_CACHE_BACKEND={backend}" if chosen else f"the {backend} cache backend"
 
     def missing(message: str, hint: str) -> ConfigError:
         return where.error(message, hint) if where else ConfigError(message, path=path, hint=hint)
 
-    ref = env.get("OFFLINE_CACHE_REF") or text.get("ref")
+    ref = (env_ref or text.get("ref")) if backend == "registry" else None
     if backend == "registry":
         if not ref:
             raise missing(f"{source} needs a registry repository",
@@ -623,15 +625,14 @@ def _cache(node: _Node | None, env: Mapping[str, str], path: Path) -> CacheOptio
         bucket=text.get("bucket"), region=text.get("region"), endpoint_url=text.get("endpoint_url"),
         use_path_style=fields["use_path_style"].boolean() if "use_path_style" in fields else False,
         prefix=_prefix(text.get("prefix")),
-        from_environment=bool(chosen or env.get("OFFLINE_CACHE_REF")),
+        from_environment=bool(chosen or (env_ref and backend == "registry")),
     )
 
 
 def _prefix(prefix: str | None) -> str | None:
     """BuildKit joins prefix and blob name as is: ``team`` and ``team/`` are different keys."""
-    if not prefix:
-        return None
-    return prefix.rstrip("/") + "/"
+    folder = (prefix or "").strip("/")
+    return folder + "/" if folder else None
 
 
 def _no_foreign_keys(fields: dict[str, _Node], backend: str) -> None:

@@ -117,10 +117,15 @@ def _builder(project: Project, docker: DockerClient) -> list[Check]:
         return []
     out = []
     try:
-        docker.buildx.inspect(b.name)
-        out.append(Check("builder", b.name, "ok", f"{b.driver} builder exists"))
+        driver = docker.buildx.inspect(b.name).driver
     except DockerException:
         out.append(Check("builder", b.name, "info", f"no {b.driver} builder by that name yet: builds create it"))
+    else:
+        if driver == b.driver:
+            out.append(Check("builder", b.name, "ok", f"{b.driver} builder exists"))
+        else:
+            out.append(Check("builder", b.name, "fail", f"exists with the {driver} driver, not {b.driver}",
+                             f"docker buildx rm {b.name}, or name another builder in offline.yaml"))
     if b.image:
         here = image_present(docker, b.image)
         out.append(Check("builder", "BuildKit image", "ok" if here else "fail",
@@ -138,11 +143,12 @@ def _cache_backend(project: Project, caps: Capabilities | None) -> list[Check]:
     export = "export reads and writes it" if c.writes_back else "export reads it"
     offline = "offline builds read it after the store" + (" and write it back" if c.offline_writes_back else "")
     rows = [Check("cache", "backend", "info", f"{c.backend} {where}: {export}; {offline}",
-                  "at a site without it: OFFLINE_CACHE_BACKEND=local" if c.offline_writes_back else "")]
+                  f"if this engine cannot reach {where}: unset OFFLINE_CACHE_BACKEND and OFFLINE_CACHE_REF, "
+                  "or OFFLINE_CACHE_BACKEND=local" if c.offline_writes_back else "")]
     if c.offline_writes_back and caps is not None and not caps.cache_export:
         rows.append(Check("cache", "write back", "warn", "this engine cannot export caches: builds only read it",
                           "Docker 26+ with the containerd image store, or a docker-container builder"))
-    if c.backend == "s3" and project.builder.driver == "docker":
+    if c.backend == "s3" and project.builder.named is None:
         rows.append(Check("cache", "s3 on this builder", "fail", "the engine's own builder has no S3 cache",
                           "add builder: {name: ..., driver: docker-container}, or use a registry"))
     return rows

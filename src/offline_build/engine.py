@@ -227,7 +227,7 @@ def _arch() -> str:
     import platform
 
     machine = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+    return ARCHES.get(machine, machine).split("/")[0]  # the OCI architecture, without a variant
 
 
 def image_present(docker: DockerClient, ref: str) -> bool:

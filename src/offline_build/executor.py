@@ -203,9 +203,8 @@ class Executor:
                 # Not retried: an unreachable cache registry stays unreachable,
                 # and the site may simply not have one.
                 raise StepError(step.title, message,
-                                f"the build itself finished; writing its cache to {remote} failed. Make that "
-                                "reachable from the engine, or build without it: OFFLINE_CACHE_BACKEND=local "
-                                "(or OFFLINE_CACHE_REF=<this site's registry>/<path>)") from None
+                                f"the build itself finished; writing its cache to {remote} failed: "
+                                + (step.cache_write_fix or "make it reachable from the engine")) from None
             if is_transient(message):
                 raise TransientError(step.title, message, "check the engine, then run the build again") from None
             raise StepError(step.title, message,
@@ -233,28 +232,20 @@ class Executor:
         Its BuildKit image must already be in the engine: with no registry,
         a missing image would only show later, as a pull that cannot work.
         """
-        if step.image and not image_present(self.docker, step.image):
-            raise StepError(step.title, f"the builder's BuildKit image {step.image} is not in this engine",
-                            f"online: docker pull {step.image}; offline: run offline.setup with a bundle "
-                            "exported with this builder (it carries the image)")
         try:
             existing = self.docker.buildx.inspect(step.name)
         except DockerException:
             existing = None
         if existing is not None:
-            if existing.driver != step.driver:
-                # Reusing it would build with other limits (or none) than the project file says.
-                raise StepError(step.title, f"builder {step.name} exists with the {existing.driver} driver, "
-                                f"not {step.driver}",
+            problem = _foreign_builder(step, existing, self.docker.client_config.host)
+            if problem:
+                raise StepError(step.title, problem,
                                 f"remove it (docker buildx rm {step.name}) or name another builder in offline.yaml")
-            # Builders are the client's, not the engine's: one made for
-            # another engine would quietly build there.
-            host = self.docker.client_config.host
-            elsewhere = [n.endpoint for n in existing.nodes
-                         if host and "://" in (n.endpoint or "") and n.endpoint != host]
-            if step.driver != "remote" and elsewhere:
-                raise StepError(step.title, f"builder {step.name} drives {elsewhere[0]}, not {host}",
-                                f"remove it (docker buildx rm {step.name}) or name another builder in offline.yaml")
+        if step.image and not image_present(self.docker, step.image):
+            raise StepError(step.title, f"the builder's BuildKit image {step.image} is not in this engine",
+                            f"online: docker pull {step.image}; offline: run offline.setup with a bundle "
+                            "exported with this builder (it carries the image)")
+        if existing is not None:
             return {"created": False}
         try:
             subprocess.run([*map(str, self.docker.client_config.docker_cmd), *step.create[1:]],
@@ -439,6 +430,23 @@ def _get(url: str, dest: Path) -> None:
         raise
     with resp, dest.open("wb") as out:
         shutil.copyfileobj(resp, out)
+
+
+def _foreign_builder(step: EnsureBuilder, existing: Any, host: str | None) -> str | None:
+    """Why an existing builder of that name is not the one the project file describes, if it is not.
+
+    Reusing another driver would build with other limits (or none); builders
+    are the client's, not the engine's, so one made for another engine (or
+    another remote endpoint) would quietly build there.
+    """
+    if existing.driver != step.driver:
+        return f"builder {step.name} exists with the {existing.driver} driver, not {step.driver}"
+    endpoints = [n.endpoint for n in existing.nodes if "://" in (n.endpoint or "")]
+    wanted = step.create[-1] if step.driver == "remote" else host
+    elsewhere = [e for e in endpoints if wanted and e != wanted]
+    if elsewhere:
+        return f"builder {step.name} drives {elsewhere[0]}, not {wanted}"
+    return None
 
 
 def _remote_cache_failure(step: Build, message: str) -> str | None:

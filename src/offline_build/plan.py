@@ -128,6 +128,9 @@ class Build(ImageBuild):
     # because BuildKit quietly falls back to the network when they are absent.
     needs_store_tags: tuple[str, ...] = ()
     needs_images: tuple[str, ...] = ()
+    # What to do when writing to the team cache fails: export and offline
+    # builds have different ways out.
+    cache_write_fix: str = ""
 
     def argv(self) -> list[str]:
         cmd = ["docker", "buildx", "build", "--progress", "rawjson"]
@@ -325,6 +328,8 @@ def online_build(project: Project, service: Service, cache_dest: Path | None = N
         cache_to=local + remote_cache_to(project.cache, service.name),
         load=cache_dest is None,
         builder=project.builder.named,
+        cache_write_fix="make it reachable from the engine, or only read it (cache.push: false), "
+                        "or export without it (OFFLINE_CACHE_BACKEND=local)",
     )
 
 
@@ -361,6 +366,8 @@ def offline_build(project: Project, service: Service, bases: tuple[str, ...],
         builder=project.builder.named,
         needs_store_tags=needs_tags + ((cache_tag(service.name),) if cache else ()),
         needs_images=() if oci_contexts else bases,
+        cache_write_fix="make it reachable from the engine, or build without it: unset OFFLINE_CACHE_BACKEND "
+                        "and OFFLINE_CACHE_REF (the project file's cache is only read), or OFFLINE_CACHE_BACKEND=local",
     )
 
 

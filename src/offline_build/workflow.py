@@ -337,7 +337,8 @@ def build(project: Project, names: list[str] | None, docker: DockerClient, conso
     decision is printed with its reason.
     """
     services = pick(project, names)
-    check_backend(project)
+    if not classic_only:  # the classic builder uses no remote cache
+        check_backend(project)
     pushes = project.cache.offline_writes_back
     need = ("oci_layout_context", "cache_export") if pushes else ("oci_layout_context",)
     caps = None if dry_run or classic_only else probe_engine(docker, project, need)
@@ -413,7 +414,7 @@ def check_backend(project: Project, environ: Mapping[str, str] | None = None) ->
     """
     if project.cache.backend != "s3":
         return
-    if project.builder.driver == "docker":
+    if project.builder.named is None:
         raise OfflineBuildError(
             "the s3 cache backend needs a BuildKit builder; the engine's own (docker driver) has no S3 cache",
             "add builder: {name: ..., driver: docker-container} (or a remote one) to offline.yaml, "
@@ -421,8 +422,8 @@ def check_backend(project: Project, environ: Mapping[str, str] | None = None) ->
     if not aws_credentials_set(os.environ if environ is None else environ):
         raise OfflineBuildError(
             "the s3 cache backend needs credentials, and none are set",
-            "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE); without them buildx "
-            "asks the cloud instance-metadata address")
+            "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or build without the bucket: "
+            "OFFLINE_CACHE_BACKEND=local; without credentials buildx asks the cloud instance-metadata address")
 
 
 # Every source the AWS SDK's default chain reads before it falls back to the

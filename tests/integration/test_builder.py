@@ -77,15 +77,26 @@ def test_a_builder_made_for_another_engine_is_refused(engines: dict[str, str], t
     online.buildx.remove(name)
 
 
-def test_a_builder_of_the_same_name_with_another_driver_is_refused(client: DockerClient) -> None:
+def test_a_builder_of_the_same_name_with_another_driver_or_endpoint_is_refused(client: DockerClient) -> None:
     name = f"ob-{uuid.uuid4().hex[:8]}"
     # Registered only: buildx create does not connect to a remote endpoint until it boots.
     subprocess.run([*map(str, client.client_config.docker_cmd), "buildx", "create", "--name", name,
                     "--driver", "remote", "tcp://127.0.0.1:1"], check=True, capture_output=True)
-    step = ensure_builder(BuilderOptions(name=name, driver="docker-container", image="busybox:local"))
-    assert step is not None
-    with pytest.raises(StepError) as info:
-        Executor(client, Console(quiet=True)).run(Plan("b", (step,)))
-    assert f"builder {name} exists with the remote driver, not docker-container" in str(info.value)
-    assert client.buildx.inspect(name).driver == "remote"  # left as it was
-    client.buildx.remove(name)
+    try:
+        for options, problem in [
+            (BuilderOptions(name=name, driver="docker-container", image="moby/buildkit:absent"),
+             f"builder {name} exists with the remote driver, not docker-container"),  # named before the image
+            (BuilderOptions(name=name, driver="remote", endpoint="tcp://127.0.0.1:2"),
+             f"builder {name} drives tcp://127.0.0.1:1, not tcp://127.0.0.1:2"),
+        ]:
+            step = ensure_builder(options)
+            assert step is not None
+            with pytest.raises(StepError) as info:
+                Executor(client, Console(quiet=True)).run(Plan("b", (step,)))
+            assert problem in str(info.value) and f"docker buildx rm {name}" in str(info.value)
+        same = ensure_builder(BuilderOptions(name=name, driver="remote", endpoint="tcp://127.0.0.1:1"))
+        assert same is not None
+        assert Executor(client, Console(quiet=True)).run(Plan("b", (same,))).results[0].detail == {"created": False}
+        assert client.buildx.inspect(name).driver == "remote"  # left as it was
+    finally:
+        client.buildx.remove(name)

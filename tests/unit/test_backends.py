@@ -101,6 +101,37 @@ def test_the_environment_may_switch_a_local_file_to_its_bucket(tmp_path: Path) -
     assert "OFFLINE_CACHE_BACKEND=s3 needs cache.bucket" in message
 
 
+def test_a_registry_ref_from_the_environment_needs_the_registry_backend(tmp_path: Path) -> None:
+    bucket = make(tmp_path, "cache:\n  backend: s3\n  bucket: team\n  region: r\n")
+    message = error(bucket, {"OFFLINE_CACHE_REF": "127.0.0.1:5050/site/cache"})
+    assert "OFFLINE_CACHE_REF applies to the registry cache backend; this project uses s3" in message
+    assert "OFFLINE_CACHE_BACKEND=registry" in message
+    assert "this project uses local" in error(make(tmp_path, ""), {"OFFLINE_CACHE_REF": "127.0.0.1:5050/s/c"})
+    # Switching the cache off keeps working whatever else the environment says.
+    off = load(bucket, environ={"OFFLINE_CACHE_BACKEND": "local", "OFFLINE_CACHE_REF": "127.0.0.1:5050/s/c"})
+    assert (off.cache.backend, off.cache.ref) == ("local", None)
+
+
+def test_the_files_own_bucket_is_never_written_by_offline_builds(tmp_path: Path) -> None:
+    project = load(make(tmp_path, S3), environ={})
+    assert builds(plan_offline_builds(project, list(project.services.values()), None))[0].cache_to == ()
+
+
+def test_keys_of_another_backend_are_named_whatever_the_environment(tmp_path: Path) -> None:
+    message = error(make(tmp_path, REGISTRY + "  bucket: b\n"), {"OFFLINE_CACHE_BACKEND": "registry"})
+    assert "cache.bucket does not apply to the registry backend" in message
+
+
+@pytest.mark.parametrize(("prefix", "spec"), [
+    ("team", "blobs_prefix=team/blobs/"), ("team/", "blobs_prefix=team/blobs/"),
+    ("/team/x/", "blobs_prefix=team/x/blobs/"), ("/", None)])
+def test_the_s3_prefix_is_a_folder(tmp_path: Path, prefix: str, spec: str | None) -> None:
+    project = load(make(tmp_path, f"cache:\n  backend: s3\n  bucket: b\n  region: r\n  prefix: '{prefix}'\n"),
+                   environ={})
+    remote = remote_cache(project.cache, "app") or ""
+    assert (spec in remote) if spec else "prefix" not in remote
+
+
 def test_the_environment_may_switch_an_s3_file_to_a_registry(tmp_path: Path) -> None:
     path = make(tmp_path, "cache:\n  backend: s3\n  bucket: b\n  region: r\n")
     site = load(path, environ={"OFFLINE_CACHE_BACKEND": "registry", "OFFLINE_CACHE_REF": "127.0.0.1:5050/site/c"})
@@ -192,6 +223,8 @@ def test_boolean_driver_options_reach_buildx_as_buildx_spells_them(tmp_path: Pat
     project = load(make(tmp_path, "builder:\n  name: b\n  driver_opts:\n    memory-swap: 1g\n"
                                    "    default-load: true\n"), environ={})
     assert dict(project.builder.driver_opts) == {"memory-swap": "1g", "default-load": "true"}
+    typed = load(make(tmp_path, "builder:\n  name: b\n  driver_opts:\n    cpu-quota: 1.10\n"), environ={})
+    assert typed.builder.driver_opts["cpu-quota"] == "1.10"  # as typed, not the float 1.1
 
 
 def test_a_named_builder_is_ensured_first_and_its_buildkit_image_travels(tmp_path: Path) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from python_on_whales.exceptions import DockerException
 
 from offline_build.config import Overrides, load
-from offline_build.engine import ARCHES, runs_platform
+from offline_build.engine import engine_platforms, runs_platform
 from offline_build.plan import Build
 from offline_build.store import Descriptor, image_platforms
 from offline_build.workflow import export_plan
@@ -33,8 +35,14 @@ def test_runs_platform(wanted: str, available: tuple[str, ...], runs: bool) -> N
     assert runs_platform(wanted, available) is runs
 
 
-def test_a_32_bit_arm_engine_names_its_variant() -> None:
-    assert f"linux/{ARCHES['armv7l']}" == "linux/arm/v7" and runs_platform("linux/arm/v7", ("linux/arm/v7",))
+def test_a_32_bit_arm_engine_without_buildx_names_its_variant() -> None:
+    def no_buildx(*_: object) -> None:
+        raise DockerException(["docker", "buildx", "inspect"], 1)
+
+    docker = SimpleNamespace(buildx=SimpleNamespace(inspect=no_buildx))
+    info = SimpleNamespace(architecture="armv7l", os_type="linux")
+    platforms = engine_platforms(docker, info)  # type: ignore[arg-type]
+    assert platforms == ("linux/arm/v7",) and runs_platform("linux/arm/v7", platforms)
 
 
 def test_a_multi_platform_export_builds_every_platform_into_one_cache(tmp_path: Path) -> None:
