@@ -7,7 +7,6 @@ non-zero when any row fails, so CI and the make target can gate on it.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from .errors import OfflineBuildError
 from .plan import base_tag, cache_tag
 from .report import human_size, shown
 from .store import Layout, StoreError
-from .workflow import probe_engine, service_bases
+from .workflow import probe_engine, restored_bundle, service_bases
 
 STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "info": "dim"}
 
@@ -95,13 +94,7 @@ def _engine(project: Project, docker: DockerClient, checks: list[Check]) -> Capa
 def _platforms(project: Project, docker: DockerClient) -> list[Check]:
     """The restored bundle's platforms (else the project's) against what the engine runs."""
     available = engine_platforms(docker)
-    recorded = project.cache_dir / "bundle.json"
-    wanted: list[str] = list(project.platforms)
-    if recorded.is_file():
-        try:
-            wanted = json.loads(recorded.read_text()).get("platforms") or wanted
-        except ValueError:
-            pass
+    wanted: list[str] = (restored_bundle(project) or {}).get("platforms") or list(project.platforms)
     foreign = [p for p in wanted if not runs_platform(p, available)]
     if foreign:
         return [Check("engine", "platforms", "fail", f"needs {', '.join(foreign)}; runs {', '.join(available)}",

@@ -285,13 +285,20 @@ def bundle_network(project: Project) -> str | None:
     Offline builds must use the same mode, or every ``RUN`` step misses the
     cache (seen: ``--network host`` then ``--network none`` re-runs them all).
     """
+    recorded = restored_bundle(project)
+    return (recorded.get("network") or None) if recorded is not None else project.network
+
+
+def restored_bundle(project: Project) -> dict[str, Any] | None:
+    """What setup recorded of the bundle it restored (``bundle.json``); None when none, or unreadable."""
     recorded = project.cache_dir / "bundle.json"
     if recorded.is_file():
         try:
-            return json.loads(recorded.read_text()).get("network") or None
+            data = json.loads(recorded.read_text())
         except ValueError:
-            pass
-    return project.network
+            return None
+        return data if isinstance(data, dict) else None
+    return None
 
 
 # BuildKit failures a classic build can get past, with the one-line reason
