@@ -95,6 +95,11 @@ class CacheOptions:
         return self.backend != "local" and self.push
 
     @property
+    def location(self) -> str | None:
+        """Where the remote cache is, for messages: the registry repository or ``s3://bucket``."""
+        return {"registry": self.ref, "s3": f"s3://{self.bucket}"}.get(self.backend)
+
+    @property
     def offline_writes_back(self) -> bool:
         """Offline builds write back only to a cache this machine named.
 

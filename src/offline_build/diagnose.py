@@ -132,7 +132,7 @@ def _cache_backend(project: Project, caps: Capabilities | None) -> list[Check]:
     c = project.cache
     if c.backend == "local":
         return [Check("cache", "backend", "info", "local: the store only")]
-    where = c.ref if c.backend == "registry" else f"s3://{c.bucket} ({c.region})"
+    where = f"{c.location} ({c.region})" if c.backend == "s3" else c.location
     export = "export reads and writes it" if c.writes_back else "export reads it"
     offline = "offline builds read it after the store" + (" and write it back" if c.offline_writes_back else "")
     rows = [Check("cache", "backend", "info", f"{c.backend} {where}: {export}; {offline}",

@@ -574,10 +574,9 @@ def _builder_line(project: Project) -> str | None:
 
 def _team_cache(project: Project) -> str | None:
     c = project.cache
-    if c.backend == "local":
+    if c.location is None:
         return None
-    where = c.ref if c.backend == "registry" else f"s3://{c.bucket}"
-    return f"{c.backend} {where} ({'read and written' if c.push else 'read'})"
+    return f"{c.backend} {c.location} ({'read and written' if c.push else 'read'})"
 
 
 def _clear_partials(work: Path, services: list[Service]) -> None:
@@ -657,9 +656,7 @@ def setup(project: Project, bundle_path: Path | None, docker: DockerClient, cons
         caps = probe_engine(docker, project, ("oci_layout_context",))
         manifest, added, files = unpack(project, path, console, lambda: engine_platforms(docker))
         loaded = [] if caps.oci_layout_context else load_bases(project, manifest, docker, console)
-        if manifest.builder.get("image"):
-            # The docker-container driver starts its BuildKit from this engine's images.
-            loaded += load_images(project, {manifest.builder["image"]: manifest.builder["tag"]}, docker, console)
+        loaded += load_builder_image(project, manifest, docker, console)
     return SetupReport(path, manifest, added, files, loaded, caps)
 
 
@@ -808,6 +805,13 @@ def load_bases(project: Project, manifest: bundle.Manifest, docker: DockerClient
     return load_images(project, manifest.base_images, docker, console)
 
 
+def load_builder_image(project: Project, manifest: bundle.Manifest, docker: DockerClient,
+                       console: Console) -> list[tuple[str, str]]:
+    """The bundled BuildKit image: the docker-container driver starts its BuildKit from this engine's images."""
+    image = manifest.builder.get("image")
+    return load_images(project, {image: manifest.builder["tag"]}, docker, console) if image else []
+
+
 def load_images(project: Project, images: dict[str, str], docker: DockerClient,
                 console: Console) -> list[tuple[str, str]]:
     """``docker load`` images (reference -> store tag) from the store; says what each did."""
@@ -922,8 +926,7 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
         caps = probe_engine(docker, scratch, ("oci_layout_context",))
         if not caps.oci_layout_context:
             load_bases(scratch, manifest, docker, console)
-        if manifest.builder.get("image"):
-            load_images(scratch, {manifest.builder["image"]: manifest.builder["tag"]}, docker, console)
+        load_builder_image(scratch, manifest, docker, console)
         for service in pick(scratch, None):
             try:
                 (done,) = build(scratch, [service.name], docker, console)
