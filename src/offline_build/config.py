@@ -74,7 +74,8 @@ class CacheOptions:
     """Where caches live besides the store: a team registry or an S3 bucket.
 
     The store (and so the bundle) always gets every service's cache; a remote
-    backend is read first and, with ``push``, written back.
+    backend is read too and, with ``push``, written back by export (and by
+    offline builds when the environment names it: see offline_writes_back).
     """
 
     backend: str = "local"

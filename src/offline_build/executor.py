@@ -442,7 +442,7 @@ def _foreign_builder(step: EnsureBuilder, existing: Any, host: str | None) -> st
     if existing.driver != step.driver:
         return f"builder {step.name} exists with the {existing.driver} driver, not {step.driver}"
     endpoints = [n.endpoint for n in existing.nodes if "://" in (n.endpoint or "")]
-    wanted = step.create[-1] if step.driver == "remote" else host
+    wanted = step.endpoint if step.driver == "remote" else host
     elsewhere = [e for e in endpoints if wanted and e != wanted]
     if elsewhere:
         return f"builder {step.name} drives {elsewhere[0]}, not {wanted}"

@@ -60,8 +60,8 @@ def ensure_builder(builder: BuilderOptions) -> EnsureBuilder | None:
     create = builder_create(builder)
     if create is None:
         return None
-    return EnsureBuilder(title=f"use builder {builder.name} ({builder.driver})", name=builder.name or "",
-                         driver=builder.driver, create=tuple(create), image=builder.image)
+    return EnsureBuilder(title=f"use builder {builder.named} ({builder.driver})", name=builder.named or "",
+                         driver=builder.driver, create=tuple(create), image=builder.image, endpoint=builder.endpoint)
 
 
 def builder_create(builder: BuilderOptions) -> list[str] | None:
@@ -167,6 +167,7 @@ class EnsureBuilder(Step):
     driver: str = ""
     create: tuple[str, ...] = ()  # the ``docker buildx create`` argv
     image: str | None = None  # docker-container: the BuildKit image it runs, which must be here
+    endpoint: str | None = None  # remote: the BuildKit it drives
 
     def argv(self) -> list[str]:
         return list(self.create)
