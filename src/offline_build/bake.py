@@ -20,7 +20,7 @@ from typing import Any
 from .config import Project
 from .plan import base_tag, cache_tag, remote_cache, remote_cache_to
 from .store import Layout
-from .workflow import Inputs, inputs
+from .inputs import Inputs, inputs
 
 
 def target(project: Project, i: Inputs, oci_bases: bool) -> dict[str, Any]:

@@ -23,7 +23,9 @@ from .errors import OfflineBuildError
 from .plan import base_tag, cache_tag
 from .report import human_size, shown
 from .store import Layout, StoreError
-from .workflow import probe_engine, restored_bundle, service_bases
+from .engine import probe_engine
+from .inputs import service_bases
+from .state import restored_bundle
 
 STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "info": "dim"}
 
@@ -53,7 +55,7 @@ def run(project: Project, docker: DockerClient, *, deep: bool = True) -> list[Ch
 
 def _lint(project: Project) -> list[Check]:
     from . import lint
-    from .workflow import lint_project
+    from .inputs import lint_project
 
     try:
         found = lint_project(project)

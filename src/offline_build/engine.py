@@ -11,6 +11,7 @@ import json
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from python_on_whales import DockerClient
 from python_on_whales.client_config import ClientNotFoundError
@@ -18,6 +19,9 @@ from python_on_whales.components.system.models import SystemInfo
 from python_on_whales.exceptions import DockerException
 
 from .errors import EngineError
+
+if TYPE_CHECKING:
+    from .config import Project
 
 
 def client(host: str | None = None) -> DockerClient:
@@ -203,7 +207,7 @@ def _empty_image_layout(root: Path) -> None:
         tar.addfile(info, io.BytesIO(b""))
     layer = buf.getvalue()
     layer_digest, layer_size = put(layer)
-    config = json.dumps({"architecture": _arch(), "os": "linux",
+    config = json.dumps({"architecture": arch(), "os": "linux",
                          "rootfs": {"type": "layers", "diff_ids": [layer_digest]}}).encode()
     config_digest, config_size = put(config)
     manifest = json.dumps({
@@ -223,7 +227,7 @@ def _empty_image_layout(root: Path) -> None:
     }))
 
 
-def _arch() -> str:
+def arch() -> str:
     import platform
 
     machine = platform.machine().lower()
@@ -276,3 +280,36 @@ def runs_platform(wanted: str, available: tuple[str, ...]) -> bool:
 def _platform(text: str) -> str:
     text = text.strip().lower()
     return text.removesuffix("/v8") if text.endswith("arm64/v8") else text
+
+
+# --- the probe cache: what each engine can do, remembered per engine -------------
+
+
+def probe_engine(docker: DockerClient, project: Project, need: tuple[str, ...] = PROBES) -> Capabilities:
+    """What the engine can do: probed once per engine, remembered in ``<cache_dir>/engines.json``.
+
+    Results are keyed by the daemon's ID and version, so a reinstalled or
+    upgraded engine is probed afresh.
+    """
+    info = engine_info(docker)  # one call: version, image store, ID
+    if project.builder.named:
+        # A docker-container or remote builder is a whole BuildKit, whatever
+        # the engine's own build driver lacks; its problems show on its first build.
+        return Capabilities(info.server_version or "unknown", buildx_version(docker), containerd_store(info),
+                            cache_export=True, cache_import=True, oci_layout_context=True, named_contexts=True)
+    key = engine_id(info)
+    path = project.cache_dir / "engines.json"
+    try:
+        remembered = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        remembered = {}
+    entry = remembered.get(key) or {}
+    known = {k: bool(v) for k, v in entry.items() if k in PROBES}
+    work = project.cache_dir / ".work"
+    work.mkdir(parents=True, exist_ok=True)
+    caps = probe(docker, work, need, known, info=info, buildx=entry.get("buildx"))
+    learned = {**known, **{n: bool(getattr(caps, n)) for n in need}, "buildx": caps.buildx_version}
+    if learned != entry:
+        remembered[key] = learned
+        path.write_text(json.dumps(remembered, indent=2, sort_keys=True) + "\n")
+    return caps

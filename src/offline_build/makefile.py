@@ -38,21 +38,18 @@ export CACHE_DIR OFFLINE_VERSION
 """
 
 
-def targets(project: Project, tasks: set[str]) -> dict[str, str]:
-    """Every make target and the task it runs, limited to tasks that exist."""
-    out = {target: name for target, name in PROJECT_TARGETS.items() if name in tasks}
+def targets(project: Project, tasks: set[str] | None = None) -> dict[str, str]:
+    """Every make target and the task it runs, limited to *tasks* when given (None: the whole tree)."""
+    out = {target: name for target, name in PROJECT_TARGETS.items() if tasks is None or name in tasks}
     for service in project.services:
         for verb in ("offline-build", "offline-export"):
-            if f"{service}.{verb}" in tasks:
+            if tasks is None or f"{service}.{verb}" in tasks:
                 out[f"{service}-{verb}"] = f"{service}.{verb}"
     return out
 
 
 def render(project: Project, runner: str = "offline-build", tasks: set[str] | None = None) -> str:
-    from .tasks import namespace_for
-
-    names = tasks if tasks is not None else set(namespace_for(project).task_names)
-    mapping = targets(project, names)
+    mapping = targets(project, tasks)
     config = project.path.name
     lines = [HEADER.format(runner=runner, config=config)]
     lines.append(f".PHONY: offline-help {' '.join(mapping)}")

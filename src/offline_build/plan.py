@@ -1,20 +1,19 @@
-"""Planning: project file + options in, a list of frozen steps out.
+"""Planning's vocabulary: names in the store, cache specs, and the build steps shared by workflows.
 
-Planning does no I/O beyond what the project already read, so ``--dry-run``
-and the unit tests see exactly what a real run would do. Each step knows the
-docker command it amounts to (``argv``); the executor runs the step itself,
-never a second, hand-written copy of that command.
+The tags a store gives base images and caches, the team cache's ``type=...``
+specs, the builder's ``buildx create``, and the online and offline
+:class:`~offline_build.steps.Build` of a service. Pure: no I/O, so
+``--dry-run`` and the unit tests see exactly what a real run would do.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from .config import BuilderOptions, CacheOptions, Project, Service
+from .steps import Build, EnsureBuilder
 
 
 def slug(ref: str) -> str:
@@ -84,209 +83,6 @@ def builder_create(builder: BuilderOptions) -> list[str] | None:
 def base_tag(image: str) -> str:
     """The tag of a base image inside the store's OCI index."""
     return f"base-{slug(image)}"
-
-
-@dataclass(frozen=True)
-class Step:
-    """One unit of work. ``title`` is what progress output and errors call it."""
-
-    title: str
-
-    def argv(self) -> list[str] | None:
-        """The docker command this step amounts to, or None for a local action."""
-        return None
-
-    def describe(self) -> str:
-        argv = self.argv()
-        return shlex.join(argv) if argv else f"# {self.title}"
-
-
-@dataclass(frozen=True)
-class ImageBuild(Step):
-    """What every image build has, whichever builder runs it."""
-
-    service: str = ""
-    context: Path = Path(".")
-    dockerfile: Path = Path("Dockerfile")
-    tags: tuple[str, ...] = ()
-    target: str | None = None
-    build_args: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class Build(ImageBuild):
-    """``docker buildx build`` of one service."""
-
-    platforms: tuple[str, ...] = ()
-    network: str | None = None
-    build_contexts: tuple[tuple[str, str], ...] = ()
-    cache_from: tuple[str, ...] = ()
-    cache_to: tuple[str, ...] = ()
-    load: bool = True
-    builder: str | None = None
-    # Base images this build needs from the store; checked before the build,
-    # because BuildKit quietly falls back to the network when they are absent.
-    needs_store_tags: tuple[str, ...] = ()
-    needs_images: tuple[str, ...] = ()
-    # What to do when writing to the team cache fails: export and offline
-    # builds have different ways out.
-    cache_write_fix: str = ""
-
-    def argv(self) -> list[str]:
-        cmd = ["docker", "buildx", "build", "--progress", "rawjson"]
-        if self.builder:
-            cmd += ["--builder", self.builder]
-        for name, value in self.build_args:
-            cmd += ["--build-arg", f"{name}={value}"]
-        for name, value in self.build_contexts:
-            cmd += ["--build-context", f"{name}={value}"]
-        for source in self.cache_from:
-            cmd += ["--cache-from", source]
-        for dest in self.cache_to:
-            cmd += ["--cache-to", dest]
-        cmd += ["--file", str(self.dockerfile)]
-        if self.load:
-            cmd.append("--load")
-        if self.network:
-            cmd += ["--network", self.network]
-        if self.platforms:
-            cmd += ["--platform", ",".join(self.platforms)]
-        for tag in self.tags:
-            cmd += ["--tag", tag]
-        if self.target:
-            cmd += ["--target", self.target]
-        cmd.append(str(self.context))
-        return cmd
-
-
-@dataclass(frozen=True)
-class EnsureBuilder(Step):
-    """Use the project's buildx builder, creating it when this engine has none by that name."""
-
-    name: str = ""
-    driver: str = ""
-    create: tuple[str, ...] = ()  # the ``docker buildx create`` argv
-    image: str | None = None  # docker-container: the BuildKit image it runs, which must be here
-    endpoint: str | None = None  # remote: the BuildKit it drives
-
-    def argv(self) -> list[str]:
-        return list(self.create)
-
-
-@dataclass(frozen=True)
-class SaveImages(Step):
-    """``docker save`` base images, then merge them into the store."""
-
-    images: tuple[str, ...] = ()
-    store: Path = Path("store")
-    platforms: tuple[str, ...] = ()  # each image must have content for these (the project's platforms)
-
-    def argv(self) -> list[str]:
-        return ["docker", "save", "--output", "<tmp>.tar", *self.images]
-
-
-@dataclass(frozen=True)
-class MergeCache(Step):
-    """Move one service's freshly exported cache folder into the shared store."""
-
-    source: Path = Path(".")
-    store: Path = Path("store")
-    tag: str = ""
-    bases: tuple[str, ...] = ()  # store tags of this service's base images
-
-
-@dataclass(frozen=True)
-class FetchResource(Step):
-    resource_name: str = ""
-    kind: str = ""
-    source: str = ""
-    ref: str | None = None
-    sha256: str | None = None
-    dest: Path = Path(".")
-
-
-@dataclass(frozen=True)
-class Pack(Step):
-    """Write the bundle: reachable blobs, files, manifest; atomically."""
-
-    cache_dir: Path = Path(".")
-    output: Path = Path("bundle.tar")
-    services: tuple[str, ...] = ()
-    since: Path | None = None  # a delta: omit what this earlier bundle (or its manifest) holds
-    split_size: int | None = None  # cut into numbered parts of at most this many bytes
-
-
-@dataclass(frozen=True)
-class CaptureApt(Step):
-    """``apt-get update`` and ``install --download-only`` in a throwaway container of *base*."""
-
-    base: str = ""
-    dest: Path = Path(".")
-    packages: tuple[str, ...] = ()
-    no_recommends: bool = True
-    source_edits: tuple[str, ...] = ()
-    network: str = "host"
-
-    def script(self) -> str:
-        recommends = " --no-install-recommends" if self.no_recommends else ""
-        return "\n".join([
-            "set -e",
-            *self.source_edits,
-            # Indexes stay gzip-compressed (apt reads them so) and without
-            # translations: 80 MB of lists become about 9 MB in the bundle.
-            "apt-get -o Acquire::GzipIndexes=true -o Acquire::CompressionTypes::Order::=gz"
-            " -o Acquire::Languages=none update",
-            f"apt-get install -y --download-only{recommends} {' '.join(shlex.quote(p) for p in self.packages)}",
-        ])
-
-    def argv(self) -> list[str]:
-        return ["docker", "run", "--rm", "--network", self.network,
-                "--volume", f"{self.dest}/lists:/var/lib/apt/lists",
-                "--volume", f"{self.dest}/archives:/var/cache/apt/archives",
-                self.base, "sh", "-c", self.script()]
-
-
-@dataclass(frozen=True)
-class WriteFile(Step):
-    """A generated file (a Dockerfile variant); ``--dry-run`` shows its text."""
-
-    path: Path = Path(".")
-    text: str = ""
-
-    def describe(self) -> str:
-        body = "\n".join(f"#   {line}" for line in self.text.splitlines())
-        return f"# write {self.path}:\n{body}"
-
-
-@dataclass(frozen=True)
-class ClassicBuild(ImageBuild):
-    """``DOCKER_BUILDKIT=0 docker build``: the fallback for engines BuildKit cannot serve."""
-
-    network: str | None = "none"
-    needs_images: tuple[str, ...] = ()
-
-    def argv(self) -> list[str]:
-        cmd = ["env", "DOCKER_BUILDKIT=0", "docker", "build", "--file", str(self.dockerfile)]
-        for name, value in self.build_args:
-            cmd += ["--build-arg", f"{name}={value}"]
-        if self.network:
-            cmd += ["--network", self.network]
-        for tag in self.tags:
-            cmd += ["--tag", tag]
-        if self.target:
-            cmd += ["--target", self.target]
-        return [*cmd, str(self.context)]
-
-
-@dataclass(frozen=True)
-class Plan:
-    """An ordered list of steps, and what the plan is for."""
-
-    name: str
-    steps: tuple[Step, ...] = field(default_factory=tuple)
-
-    def describe(self) -> str:
-        return "\n".join(step.describe() for step in self.steps)
 
 
 # --- builders ----------------------------------------------------------------

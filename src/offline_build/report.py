@@ -9,7 +9,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .workflow import BuildOutcome, SetupReport, VerifyOutcome
+from .build import BuildOutcome
+from .setup import SetupReport
+from .verify import VerifyOutcome
 
 
 def shown(path: Path, root: Path | None = None) -> str:

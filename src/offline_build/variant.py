@@ -1,9 +1,10 @@
 """Generated Dockerfile variants; the user's Dockerfile is never touched.
 
-The *offline* variant gives every ``RUN`` that uses APT the captured lists
-and ``.deb`` files as bind mounts (``rw``: apt may write, the writes are
-thrown away) and turns ``apt-get update`` into ``true``. The export builds it
-too, so the cache it exports has the very keys the offline build looks up.
+The *offline* variant lets each capture (``captures/``) serve the ``RUN``
+steps it knows: APT gets the captured lists and ``.deb`` files as bind
+mounts (``rw``: apt may write, the writes are thrown away) and
+``apt-get update`` becomes ``true``. The export builds it too, so the cache
+it exports has the very keys the offline build looks up.
 
 The *classic* variant is for the classic builder (no ``RUN --mount``, no
 named contexts): stages start from the base image with the packages
@@ -16,35 +17,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .apt import external_base, uses_apt
-from .dockerfile import Dockerfile, Instruction
-from .plan import slug
+from typing import TYPE_CHECKING
 
-LISTS = "/var/lib/apt/lists"
-ARCHIVES = "/var/cache/apt/archives"
-# apt-get/apt with options, then a verb, up to the next shell operator.
-_APT_VERB = r"\b(?:apt-get|apt)\b(?:\s+(?:-o\s+\S+|-t\s+\S+|-\S+))*\s+{verb}\b[^;&|\n]*"
-_UPDATE = re.compile(_APT_VERB.format(verb="update"))
-_ANY_APT = re.compile(_APT_VERB.format(verb=r"(?:update|install|upgrade|dist-upgrade|reinstall)"))
+from .apt import external_base, uses_apt
+from .captures.apt import ANY_APT, to_true
+from .dockerfile import Dockerfile, Instruction
+
+if TYPE_CHECKING:
+    from .captures import Capture
+
 # BuildKit-only RUN flags the classic builder cannot take at all.
 _UNREMOVABLE = ("--mount=type=bind", "--mount=type=secret", "--mount=type=ssh", "--mount=type=tmpfs",
                 "--network", "--security")
 
 
-def _true(match: re.Match[str]) -> str:
-    """An APT command replaced by ``true``, keeping the space before what follows."""
-    return "true " if match.group(0).endswith((" ", "\t")) else "true"
-
-
-def context_name(base: str) -> str:
-    """The named build context holding one base image's APT capture."""
-    return f"apt-{slug(base).lower()}"
-
-
 @dataclass
 class Variant:
     text: str
-    contexts: dict[str, str] = field(default_factory=dict)
+    contexts: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (capture, key)
     notes: list[str] = field(default_factory=list)
     changed: bool = False
 
@@ -95,32 +85,28 @@ def _run_parts(ins: Instruction) -> tuple[list[str], str]:
     return flags, text.strip()
 
 
-def offline_variant(df: Dockerfile, captured: set[str], keep_syntax: bool = False) -> Variant:
-    """The offline variant of *df*, for the base images in *captured*."""
+def offline_variant(df: Dockerfile, served: list[tuple[Capture, set[str]]], keep_syntax: bool = False) -> Variant:
+    """The offline variant of *df*: each capture serves the ``RUN`` steps it can, for its keys in *served*."""
     lines = _raw_lines(df)
     notes: list[str] = []
     _drop_syntax(lines, df, notes, keep_syntax)
     edits: dict[int, tuple[int, str]] = {}
-    contexts: dict[str, str] = {}
+    contexts: dict[str, tuple[str, str]] = {}
     for stage in df.stages:
-        base = external_base(df, stage)
-        if base not in captured:
-            continue
-        name = context_name(base)
         for ins in stage.instructions:
-            if not uses_apt(ins):
+            if ins.cmd != "RUN":
                 continue
-            contexts[name] = base
             flags, command = _run_parts(ins)
-            mounts = [f"--mount=type=bind,from={name},source=lists,target={LISTS},rw",
-                      f"--mount=type=bind,from={name},source=archives,target={ARCHIVES},rw"]
-            if ins.heredocs:
-                new = f"RUN {' '.join(mounts + flags)} {_UPDATE.sub(_true, command)}"
-            else:
-                # apt wants its partial/ folders; the capture leaves none (modes must match exactly).
-                prepared = f"mkdir -p {LISTS}/partial {ARCHIVES}/partial && {_UPDATE.sub(_true, command)}"
-                new = f"RUN {' '.join(mounts + flags)} {prepared}"
-            edits[ins.line] = (ins.end_line, new)
+            mounts: list[str] = []
+            for capture, keys in served:
+                serving = capture.serve(df, stage, ins, command, keys)
+                if serving is None:
+                    continue
+                mounts += serving.mounts
+                command = serving.command
+                contexts.update({name: (capture.name, key) for name, key in serving.contexts.items()})
+            if mounts:
+                edits[ins.line] = (ins.end_line, f"RUN {' '.join(mounts + flags)} {command}")
     text = _replace(lines, edits)
     changed = bool(edits) or bool(notes)
     return Variant(text, contexts, notes, changed)
@@ -174,12 +160,12 @@ def _classic_instruction(ins: Instruction, apt_preinstalled: bool) -> tuple[str 
     if ins.json:
         import json
 
-        values = [_ANY_APT.sub(_true, v) for v in ins.value] if uses_apt(ins) else list(ins.value)
+        values = [ANY_APT.sub(to_true, v) for v in ins.value] if uses_apt(ins) else list(ins.value)
         if kept == flags and values == list(ins.value):
             return None, ""
         return " ".join(["RUN", *kept, json.dumps(values)]), ""
     if uses_apt(ins):
-        command = _ANY_APT.sub(_true, command)
+        command = ANY_APT.sub(to_true, command)
     if kept == flags and command == _run_parts(ins)[1]:
         return None, ""
     return " ".join(["RUN", *kept, command]), ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -81,3 +81,23 @@ def registries(engines: dict[str, str]) -> dict[str, str]:
     except (RuntimeError, OSError) as exc:
         _unavailable(str(exc))
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+class RetryWatcher:
+    """Stands in for stderr: passes everything through, and calls *on_retry* with each retry line.
+
+    Retries announce themselves on stderr (``offline-build: retry 1/2 ...``);
+    a test watches for that line, as a user would, to act between two tries.
+    """
+
+    def __init__(self, inner: object, on_retry: Callable[[str], None]) -> None:
+        self.inner = inner
+        self.on_retry = on_retry
+
+    def write(self, text: str) -> int:
+        if text.startswith("offline-build: retry "):
+            self.on_retry(text)
+        return self.inner.write(text)  # type: ignore[attr-defined, no-any-return]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)

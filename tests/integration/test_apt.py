@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -12,12 +13,12 @@ import pytest
 from python_on_whales import DockerClient
 from rich.console import Console
 
-from offline_build import executor as executor_mod
-from offline_build import workflow
+from offline_build import build as building
 from offline_build.config import load
+from offline_build.engine import probe_engine
 from offline_build.executor import Executor
-from offline_build.plan import Build, Plan
-from tests.integration.conftest import HARNESS, reset
+from offline_build.steps import Build, OfflineBuild, Plan
+from tests.integration.conftest import HARNESS, RetryWatcher, reset
 from tests.integration.test_roundtrip import cli, copy_demo, offline_project
 
 pytestmark = pytest.mark.engine
@@ -47,13 +48,13 @@ def restored(tmp_path: Path, bundle: Path, host: str) -> Path:
     return project
 
 
-def build(project: Path, host: str, service: str) -> workflow.BuildOutcome:
-    (outcome,) = workflow.build(load(project / "offline.yaml", environ={}), [service],
+def build(project: Path, host: str, service: str) -> building.BuildOutcome:
+    (outcome,) = building.build(load(project / "offline.yaml", environ={}), [service],
                                 DockerClient(host=host), Console(quiet=True), fallback=False)
     return outcome
 
 
-def apt_step(outcome: workflow.BuildOutcome) -> list[str]:
+def apt_step(outcome: building.BuildOutcome) -> list[str]:
     return [name for name in outcome.ran if "apt-get install" in name]
 
 
@@ -137,15 +138,16 @@ def test_no_classic_variant_is_one_clear_error(engines: dict[str, str], tmp_path
     assert "Traceback" not in out.stderr
 
 
-def test_a_transient_engine_failure_is_retried(engines: dict[str, str], apt_bundle: Path, tmp_path: Path) -> None:
+def test_a_transient_engine_failure_is_retried(engines: dict[str, str], apt_bundle: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The engine is down when the build starts and back before the retry: the build succeeds."""
     host = engines["offline"]
     project_dir = restored(tmp_path, apt_bundle, host)
     project = load(project_dir / "offline.yaml", environ={})
     docker = DockerClient(host=host)
-    caps = workflow.probe_engine(docker, project)
-    plan = workflow.plan_offline_builds(project, [project.service("web")], caps)
-    build_steps = tuple(s for s in plan.steps if isinstance(s, Build))
+    caps = probe_engine(docker, project)
+    plan = building.plan_offline_builds(project, [project.service("web")], caps)
+    build_steps = tuple(s.buildkit for s in plan.steps if isinstance(s, OfflineBuild) and s.buildkit)
     subprocess.run([str(HARNESS), "down", "offline"], check=True, capture_output=True)
     restarts: list[str] = []
 
@@ -153,11 +155,10 @@ def test_a_transient_engine_failure_is_retried(engines: dict[str, str], apt_bund
         restarts.append(reason)
         subprocess.run([str(HARNESS), "up", "offline"], check=True, capture_output=True)
 
-    executor_mod.retry_listeners.append(restart)
+    monkeypatch.setattr(sys, "stderr", RetryWatcher(sys.stderr, restart))
     try:
         result = Executor(docker, Console(quiet=True)).run(Plan("build", build_steps))
     finally:
-        executor_mod.retry_listeners.remove(restart)
         subprocess.run([str(HARNESS), "up", "offline"], check=True, capture_output=True)
     assert len(restarts) == 1 and "Cannot connect to the Docker daemon" in restarts[0]
     assert result.builds()[0].detail["report"].steps

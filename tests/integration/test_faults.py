@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -12,11 +13,11 @@ import pytest
 from python_on_whales import DockerClient
 from rich.console import Console
 
-from offline_build import executor as executor_mod
-from offline_build import progress, workflow
+from offline_build import build as building
+from offline_build import progress
 from offline_build.config import load
 from offline_build.store import Layout
-from tests.integration.conftest import HARNESS, seed
+from tests.integration.conftest import HARNESS, RetryWatcher, seed
 from tests.integration.test_roundtrip import CLI, copy_demo
 
 pytestmark = pytest.mark.engine
@@ -91,7 +92,7 @@ def test_the_engine_killed_mid_build_is_restarted_and_the_build_retried(
         restarts.append(reason)
         subprocess.run([str(HARNESS), "up", "offline"], check=True, capture_output=True)
 
-    executor_mod.retry_listeners.append(restart)
+    monkeypatch.setattr(sys, "stderr", RetryWatcher(sys.stderr, restart))
     result: list[object] = []
     worker = threading.Thread(target=lambda: result.append(_build(project, docker)), daemon=True)
     try:
@@ -101,7 +102,6 @@ def test_the_engine_killed_mid_build_is_restarted_and_the_build_retried(
         os.kill(pid, signal.SIGKILL)
         worker.join(timeout=300)
     finally:
-        executor_mod.retry_listeners.remove(restart)
         subprocess.run([str(HARNESS), "up", "offline"], check=True, capture_output=True)
     assert len(restarts) == 1, restarts
     (outcome,) = result[0]  # type: ignore[misc]
@@ -110,7 +110,7 @@ def test_the_engine_killed_mid_build_is_restarted_and_the_build_retried(
 
 def _build(project, docker):  # noqa: ANN001, ANN202
     try:
-        return workflow.build(project, ["slow"], docker, Console(quiet=True), fallback=False)
+        return building.build(project, ["slow"], docker, Console(quiet=True), fallback=False)
     except Exception as exc:  # noqa: BLE001 (handed to the test thread to fail with)
         return [exc]
 

@@ -17,9 +17,12 @@ import pytest
 from python_on_whales import DockerClient
 from rich.console import Console
 
-from offline_build import workflow
+from offline_build import build as building
+from offline_build import export as exporting
+from offline_build import setup as restoring
+from offline_build import verify as verifying
 from offline_build.config import load
-from offline_build.plan import Build
+from offline_build.steps import Build
 from tests.integration.conftest import reset
 from tests.integration.test_roundtrip import CLI
 
@@ -58,20 +61,20 @@ def test_a_fresh_export_starts_warm_from_the_team_registry(
     console = Console(quiet=True)
 
     online.buildx.prune(all=True)
-    first = workflow.export(load(path, environ={}), None, online, console)
+    first = exporting.export(load(path, environ={}), None, online, console)
     assert len([n for n in ran(first) if "RUN" in n]) == 2, ran(first)
     assert tags(registries["team"], repo) == ["app"]  # pushed beside the store
 
     # A new CI runner: no BuildKit cache, no store. Only the registry remembers.
     online.buildx.prune(all=True)
-    warm = workflow.export(load(path, environ={"CACHE_DIR": str(tmp_path / "second")}), None, online, console)
+    warm = exporting.export(load(path, environ={"CACHE_DIR": str(tmp_path / "second")}), None, online, console)
     assert not [n for n in ran(warm) if "RUN" in n], ran(warm)
     (detail,) = [r.detail for r in warm["result"].builds() if r.step.service == "app"]
     assert detail["steps"] >= 3 and detail["cached"] == detail["steps"]  # RUN, RUN, COPY: all from the registry
 
     # The control: the same fresh start without the registry runs the steps.
     online.buildx.prune(all=True)
-    cold = workflow.export(load(path, environ={"CACHE_DIR": str(tmp_path / "third"),
+    cold = exporting.export(load(path, environ={"CACHE_DIR": str(tmp_path / "third"),
                                                 "OFFLINE_CACHE_BACKEND": "local"}), None, online, console)
     assert len([n for n in ran(cold) if "RUN" in n]) == 2, ran(cold)
     # The bundle holds the cache either way: the registry is never a dependency of setup.
@@ -84,9 +87,9 @@ def restored(engines: dict[str, str], tmp_path: Path) -> Path:
     path = make_project(tmp_path / "project")
     online = DockerClient(host=engines["online"])
     console = Console(quiet=True)
-    out = workflow.export(load(path, environ={}), None, online, console)
+    out = exporting.export(load(path, environ={}), None, online, console)
     reset("offline")
-    workflow.setup(load(path, environ={"CACHE_DIR": str(tmp_path / "site")}), Path(out["output"]),
+    restoring.setup(load(path, environ={"CACHE_DIR": str(tmp_path / "site")}), Path(out["output"]),
                    DockerClient(host=engines["offline"]), console)
     return path
 
@@ -100,7 +103,7 @@ def test_builds_at_the_site_push_their_cache_to_the_site_registry(
     repo = f"s{uuid.uuid4().hex[:8]}/cache"
     env = {"CACHE_DIR": str(tmp_path / "site"), "OFFLINE_CACHE_BACKEND": "registry",
            "OFFLINE_CACHE_REF": f"{registries['site']}/{repo}"}
-    outcomes = workflow.build(load(restored, environ=env), None, DockerClient(host=engines["offline"]),
+    outcomes = building.build(load(restored, environ=env), None, DockerClient(host=engines["offline"]),
                               Console(quiet=True))
     assert [o.status for o in outcomes] == ["all cached"]
     assert tags(registries["site"], repo, airgap=True) == ["app"]
@@ -126,24 +129,24 @@ def test_an_engine_that_cannot_export_caches_still_reads_the_registry(
            "OFFLINE_CACHE_REF": f"{registries['site']}/l{uuid.uuid4().hex[:8]}/cache"}
     quiet = Console(quiet=True)
     # Another machine at the site, one whose engine exports caches, fills the site registry.
-    workflow.build(load(restored, environ=env), None, DockerClient(host=engines["offline"]), quiet)
+    building.build(load(restored, environ=env), None, DockerClient(host=engines["offline"]), quiet)
     assert tags(registries["site"], env["OFFLINE_CACHE_REF"].split("/", 1)[1], airgap=True) == ["app"]
 
     legacy = DockerClient(host=engines["legacy"])
     reset("legacy")
     # Setup loads the base image into this classic-store engine; the builds
     # then use an empty store, so only the registry can make them cached.
-    workflow.setup(load(restored, environ={**env, "CACHE_DIR": str(tmp_path / "legacy")}), bundle_of(restored),
+    restoring.setup(load(restored, environ={**env, "CACHE_DIR": str(tmp_path / "legacy")}), bundle_of(restored),
                    legacy, quiet)
     bare = {**env, "CACHE_DIR": str(tmp_path / "empty")}
     console = Console(record=True, width=200)
-    outcomes = workflow.build(load(restored, environ=bare), None, legacy, console)
+    outcomes = building.build(load(restored, environ=bare), None, legacy, console)
     assert [o.status for o in outcomes] == ["all cached"]
     assert "cannot export caches" in console.export_text()
 
     # The control: without the registry, the same engine and empty store run the steps.
     legacy.buildx.prune(all=True)
-    (cold,) = workflow.build(load(restored, environ={**bare, "OFFLINE_CACHE_BACKEND": "local"}), None, legacy, quiet)
+    (cold,) = building.build(load(restored, environ={**bare, "OFFLINE_CACHE_BACKEND": "local"}), None, legacy, quiet)
     assert cold.builder == "buildkit" and len([n for n in cold.ran if "RUN" in n]) == 2, cold
 
 
@@ -168,6 +171,6 @@ def test_verify_proves_the_bundle_alone_whatever_the_team_cache(
     # A registry nothing answers, on an engine that can export caches: were
     # verify to use it, writing the cache back would fail the build.
     env = {"OFFLINE_CACHE_BACKEND": "registry", "OFFLINE_CACHE_REF": "127.0.0.1:5059/team/cache"}
-    outcomes = workflow.verify(load(restored, environ=env), bundle_of(restored),
+    outcomes = verifying.verify(load(restored, environ=env), bundle_of(restored),
                                DockerClient(host=engines["offline"]), Console(quiet=True))
     assert [(o.service, o.status) for o in outcomes] == [("app", "all cached")]

@@ -9,8 +9,9 @@ import pytest
 
 from offline_build import apt, variant
 from offline_build.dockerfile import parse_text
-from offline_build.executor import is_transient
-from offline_build.workflow import buildkit_reason
+from offline_build.captures.apt import APT
+from offline_build.retry import is_transient
+from offline_build.runners.build import buildkit_reason
 
 # (RUN text, packages installed, --no-install-recommends everywhere?)
 SHAPES = [
@@ -94,7 +95,7 @@ def test_offline_variant_mounts_the_capture_and_neutralises_update(tmp_path: Pat
                            "RUN apt-get update \\\n && apt-get install -y jq\nCOPY a /a\n")
     from offline_build.dockerfile import parse
 
-    v = variant.offline_variant(parse(path), {"debian:bookworm-slim"})
+    v = variant.offline_variant(parse(path), [(APT, {"debian:bookworm-slim"})])
     lines = v.text.splitlines()
     assert lines[0].startswith("# (offline-build: '# syntax=' dropped")
     assert lines[2].startswith("RUN --mount=type=bind,from=apt-debian_bookworm-slim,source=lists,"
@@ -102,7 +103,7 @@ def test_offline_variant_mounts_the_capture_and_neutralises_update(tmp_path: Pat
                                "source=archives,target=/var/cache/apt/archives,rw ")
     assert "apt-get update" not in lines[2] and "apt-get install -y jq" in lines[2]
     assert lines[3] == "COPY a /a"
-    assert v.contexts == {"apt-debian_bookworm-slim": "debian:bookworm-slim"}
+    assert v.contexts == {"apt-debian_bookworm-slim": ("apt", "debian:bookworm-slim")}
     assert any("syntax" in n for n in v.notes)
 
 

@@ -9,18 +9,16 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from offline_build import bake, bundle, workflow
+from offline_build import bake, bundle
+from offline_build import build as building
+from offline_build import export as exporting
+from offline_build.backends import check_backend
 from offline_build.config import load
 from offline_build.errors import ConfigError, OfflineBuildError
-from offline_build.plan import (
-    Build,
-    EnsureBuilder,
-    Plan,
-    SaveImages,
-    builder_create,
-    remote_cache,
-)
-from offline_build.workflow import export_plan, plan_offline_builds
+from offline_build.build import plan_offline_builds
+from offline_build.export import export_plan
+from offline_build.plan import builder_create, remote_cache
+from offline_build.steps import Build, EnsureBuilder, OfflineBuild, Plan, SaveImages
 
 
 def make(tmp_path: Path, extra: str) -> Path:
@@ -44,7 +42,8 @@ S3 = ("cache:\n  backend: s3\n  bucket: team-cache\n  region: eu-west-1\n"
 
 
 def builds(plan: Plan) -> list[Build]:
-    return [s for s in plan.steps if isinstance(s, Build) and s.service]
+    steps = [s.buildkit if isinstance(s, OfflineBuild) else s for s in plan.steps]
+    return [s for s in steps if isinstance(s, Build) and s.service]
 
 
 # --- the project file ----------------------------------------------------------
@@ -189,7 +188,7 @@ def test_s3_spec_carries_endpoint_path_style_and_prefix(tmp_path: Path) -> None:
 def test_s3_on_the_engines_own_builder_is_refused_before_any_work(tmp_path: Path) -> None:
     path = make(tmp_path, "cache:\n  backend: s3\n  bucket: b\n  region: r\n")
     with pytest.raises(OfflineBuildError) as info:
-        workflow.export(load(path, environ={}), None, None, Console(quiet=True), dry_run=True)  # type: ignore[arg-type]
+        exporting.export(load(path, environ={}), None, None, Console(quiet=True), dry_run=True)  # type: ignore[arg-type]
     assert "no S3 cache" in str(info.value) and "driver: docker-container" in str(info.value)
 
 
@@ -252,7 +251,7 @@ def test_a_classic_only_build_does_not_touch_the_named_builder(tmp_path: Path) -
 
     def printed(**flags: bool) -> str:
         console = Console(record=True, width=300)
-        workflow.build(project, None, None, console, dry_run=True, **flags)  # type: ignore[arg-type]
+        building.build(project, None, None, console, dry_run=True, **flags)  # type: ignore[arg-type]
         return console.export_text()
 
     assert "buildx create" not in printed(classic_only=True)
@@ -288,17 +287,17 @@ def test_s3_without_credentials_is_refused_before_buildx_goes_looking(tmp_path: 
     project = load(make(tmp_path, S3), environ={})
     empty = {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none")}
     with pytest.raises(OfflineBuildError) as info:
-        workflow.check_backend(project, empty)
+        check_backend(project, empty)
     assert "needs credentials" in str(info.value) and "AWS_ACCESS_KEY_ID" in str(info.value)
-    workflow.check_backend(project, {**empty, "AWS_ACCESS_KEY_ID": "x"})  # no error
+    check_backend(project, {**empty, "AWS_ACCESS_KEY_ID": "x"})  # no error
     (tmp_path / "creds").write_text("[default]\n")
-    workflow.check_backend(project, {**empty, "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "creds")})
-    workflow.check_backend(project, {**empty, "AWS_CONFIG_FILE": str(tmp_path / "creds")})  # sso, credential_process
-    workflow.check_backend(project, {**empty, "AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/token"})  # CI's OIDC
+    check_backend(project, {**empty, "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "creds")})
+    check_backend(project, {**empty, "AWS_CONFIG_FILE": str(tmp_path / "creds")})  # sso, credential_process
+    check_backend(project, {**empty, "AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/token"})  # CI's OIDC
 
 
 def test_only_a_failed_write_to_the_team_cache_is_blamed_on_it(tmp_path: Path) -> None:
-    from offline_build.executor import _remote_cache_failure
+    from offline_build.runners.build import _remote_cache_failure
 
     project = load(make(tmp_path, REGISTRY), environ={})
     (build,) = builds(export_plan(project, list(project.services.values())))

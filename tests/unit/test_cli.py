@@ -36,9 +36,20 @@ def test_console_script_lists_the_same_tasks_as_inv() -> None:
 def test_dry_run_prints_the_exact_buildx_command() -> None:
     out = run(["backend.offline-build", "--dry-run"], DEMO)
     assert out.returncode == 0, out.stderr
-    line = out.stdout.strip().splitlines()[-1]
-    assert line.startswith("docker buildx build --progress rawjson ")
+    lines = out.stdout.strip().splitlines()
+    (line,) = [x for x in lines if x.startswith("docker buildx build --progress rawjson ")]
     assert "--network none" in line and "--tag demo/backend:1.0.0" in line
+    # The classic fallback is planned too, and shown after the BuildKit build it stands in for.
+    assert lines[-2] == "# only if this engine's BuildKit cannot build backend, the classic builder:"
+    assert lines[-1].startswith("env DOCKER_BUILDKIT=0 docker build --file ")
+    assert lines.index(line) < len(lines) - 2
+
+
+def test_dry_run_with_no_fallback_shows_only_buildkit() -> None:
+    out = run(["backend.offline-build", "--dry-run", "--no-fallback"], DEMO)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1].startswith("docker buildx build --progress rawjson ")
+    assert "DOCKER_BUILDKIT=0" not in out.stdout
 
 
 def test_version_flag_and_environment_reach_the_tag() -> None:

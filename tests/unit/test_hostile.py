@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from offline_build import bundle, workflow
+from offline_build import bundle
+from offline_build.setup import unpack
+from offline_build.state import lock
 from offline_build.config import load
 from offline_build.errors import ConfigError, OfflineBuildError
 from tests.unit import oci
@@ -37,7 +39,7 @@ def test_links_fifos_and_devices_are_refused(tmp_path: Path, kind: str) -> None:
     rewrite(archive, bad, with_member(kind))
     offline = project(tmp_path / "offline")
     with pytest.raises(bundle.BundleError, match="is not a regular file"):
-        workflow.unpack(offline, bad, Console(quiet=True))
+        unpack(offline, bad, Console(quiet=True))
     assert not offline.store.exists()
 
 
@@ -49,7 +51,7 @@ def test_a_flood_of_tiny_members_is_refused(tmp_path: Path, monkeypatch: pytest.
             info = tarfile.TarInfo(f"files/resources/{i}")
             tar.addfile(info, io.BytesIO(b""))
     with pytest.raises(bundle.BundleError, match="more than 50 members"):
-        workflow.unpack(project(tmp_path / "offline"), flood, Console(quiet=True))
+        unpack(project(tmp_path / "offline"), flood, Console(quiet=True))
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
@@ -64,7 +66,7 @@ def test_a_bundle_larger_than_the_free_space_is_refused_before_extracting(tmp_pa
     try:
         before = snapshot(offline.cache_dir)
         with pytest.raises(bundle.BundleError, match=r"needs \d+ MiB to set up .* MiB free"):
-            workflow.unpack(offline, archive, Console(quiet=True))
+            unpack(offline, archive, Console(quiet=True))
         assert snapshot(offline.cache_dir) == before
         assert list((offline.cache_dir / ".work").iterdir()) == []
     finally:
@@ -77,9 +79,9 @@ def test_two_setups_at_once_the_second_is_told(tmp_path: Path) -> None:
     with (cache / ".lock").open("w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(OfflineBuildError, match="another offline-build is working on"):
-            with workflow.lock(cache):
+            with lock(cache):
                 pass
-    with workflow.lock(cache):
+    with lock(cache):
         pass  # free again once the first is done
 
 
@@ -96,7 +98,7 @@ def test_ctrl_c_during_setup_leaves_the_store_as_it_was(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(bundle, "extract_verified", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        workflow.unpack(offline, archive, Console(quiet=True))
+        unpack(offline, archive, Console(quiet=True))
     assert snapshot(offline.cache_dir) == before
     assert list((offline.cache_dir / ".work").iterdir()) == []
 
@@ -149,4 +151,4 @@ def test_a_bundle_for_another_platform_is_refused(tmp_path: Path) -> None:
     (offline.path).write_text(offline.path.read_text() + "platforms: [linux/arm64]\n")
     arm = load(offline.path, environ={})
     with pytest.raises(bundle.BundleError, match="was built for linux/amd64, not linux/arm64"):
-        workflow.unpack(arm, archive, Console(quiet=True))
+        unpack(arm, archive, Console(quiet=True))

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from offline_build import plan, workflow
+from offline_build import plan
+from offline_build.export import export_plan
 from offline_build.config import Overrides, load
-from offline_build.plan import Build, CaptureApt, MergeCache, Pack, SaveImages
+from offline_build.captures.apt import CaptureApt
+from offline_build.steps import Build, MergeCache, Pack, SaveImages
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo" / "offline.yaml"
 
@@ -51,7 +53,7 @@ def test_without_oci_layout_support_bases_must_be_loaded() -> None:
 
 def test_export_saves_bases_captures_apt_then_builds_each_service_into_its_own_folder() -> None:
     proj = project()
-    steps = workflow.export_plan(proj, [proj.services["backend"], proj.services["web"]], date(2026, 1, 2)).steps
+    steps = export_plan(proj, [proj.services["backend"], proj.services["web"]], date(2026, 1, 2)).steps
     assert isinstance(steps[0], SaveImages) and steps[0].images == ("debian:bookworm-slim",)
     capture = steps[1]
     assert isinstance(capture, CaptureApt) and capture.packages == ("jq",) and capture.no_recommends
@@ -74,7 +76,7 @@ def test_export_saves_bases_captures_apt_then_builds_each_service_into_its_own_f
 
 def test_dry_run_shows_the_generated_variant() -> None:
     proj = project()
-    text = workflow.export_plan(proj, [proj.services["backend"]]).describe()
+    text = export_plan(proj, [proj.services["backend"]]).describe()
     assert "# write " in text and "Dockerfile.offline" in text
     assert "#   RUN --mount=type=bind,from=apt-debian_bookworm-slim,source=lists" in text
 
@@ -87,5 +89,5 @@ def test_slugs_are_tag_safe() -> None:
 
 def test_describe_shows_local_actions_as_comments() -> None:
     proj = project()
-    text = workflow.export_plan(proj, []).describe()
+    text = export_plan(proj, []).describe()
     assert text.splitlines()[-1] == "# pack the bundle"

@@ -16,7 +16,8 @@ from rich.console import Console
 
 from offline_build.errors import StepError
 from offline_build.executor import Executor
-from offline_build.plan import FetchResource
+from offline_build.steps import Plan
+from offline_build.steps import FetchResource
 
 BODY = b"model weights\n" * 100
 
@@ -56,7 +57,7 @@ def server() -> Iterator[str]:
 
 
 def fetch(step: FetchResource) -> None:
-    Executor(DockerClient(), Console(quiet=True)).fetch_resource(step)
+    Executor(DockerClient(), Console(quiet=True)).run(Plan("fetch", (step,)))
 
 
 def step(tmp_path: Path, kind: str, source: str, **kw: object) -> FetchResource:

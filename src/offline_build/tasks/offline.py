@@ -11,8 +11,14 @@ from invoke import Collection, Context, Exit, task
 from .. import bundle as bundle_mod
 from .. import diagnose as diagnosis
 from .. import lint as lint_mod
-from .. import makefile, report, workflow
+from .. import build as building
+from .. import export as exporting
+from .. import makefile, preinstall, report
+from .. import setup as restoring
+from .. import verify as verifying
+from ..inputs import lint_project
 from ..engine import buildx_version
+from . import service
 from .common import (
     BUILD_FLAGS,
     COMMON_HELP,
@@ -37,7 +43,7 @@ def export(c: Context, dry_run: bool = False, host: str | None = None, version: 
     out = console()
     started = time.monotonic()
     size = bundle_mod.parse_size(split_size) if split_size else None
-    summary = workflow.export(proj, None, docker(host), out, dry_run=dry_run, strict=strict,
+    summary = exporting.export(proj, None, docker(host), out, dry_run=dry_run, strict=strict,
                               since=Path(since) if since else None, split_size=size)
     if not dry_run:
         report.export(out, summary, time.monotonic() - started)
@@ -53,7 +59,7 @@ def setup(c: Context, bundle: str | None = None, dry_run: bool = False, host: st
     proj = project(c, None, cache_dir)
     out = console()
     started = time.monotonic()
-    rep = workflow.setup(proj, Path(bundle) if bundle else None, docker(host), out, dry_run=dry_run)
+    rep = restoring.setup(proj, Path(bundle) if bundle else None, docker(host), out, dry_run=dry_run)
     if rep:
         report.setup(out, rep, time.monotonic() - started)
 
@@ -65,7 +71,7 @@ def build(c: Context, dry_run: bool = False, host: str | None = None, version: s
     """Build every service from the restored store: BuildKit first, the classic builder as a fallback."""
     proj = project(c, version, cache_dir, platform)
     out = console()
-    outcomes = workflow.build(proj, None, docker(host), out, dry_run=dry_run, fallback=not no_fallback)
+    outcomes = building.build(proj, None, docker(host), out, dry_run=dry_run, fallback=not no_fallback)
     if not dry_run:
         report.builds(out, outcomes, "offline.build")
 
@@ -77,7 +83,7 @@ def build_classic(c: Context, dry_run: bool = False, host: str | None = None, ve
     """Build every service with the classic builder, from the bases with APT packages preinstalled."""
     proj = project(c, version, cache_dir, platform)
     out = console()
-    outcomes = workflow.build(proj, None, docker(host), out, dry_run=dry_run, classic_only=True)
+    outcomes = building.build(proj, None, docker(host), out, dry_run=dry_run, classic_only=True)
     if not dry_run:
         report.builds(out, outcomes, "offline.build-classic")
 
@@ -94,7 +100,7 @@ def lint(c: Context, path: list[str] | None = None, format: str = "text", strict
     if format not in ("text", "json"):
         raise Exit(f"offline-build: error: unknown --format {format!r}\n  fix: use text or json", code=2)
     proj = project(c, None, cache_dir)
-    findings = workflow.lint_project(proj, [Path(p) for p in path] if path else None)
+    findings = lint_project(proj, [Path(p) for p in path] if path else None)
     print(lint_mod.render_json(findings) if format == "json" else lint_mod.render_text(findings), end="")
     status = lint_mod.exit_status(findings, strict)
     if status:
@@ -108,7 +114,7 @@ def base_images(c: Context, dry_run: bool = False, host: str | None = None, cach
     """Build <project>-<base>-apt images: each base with every APT package the services install on it."""
     proj = project(c, version, cache_dir)
     out = console()
-    for image in workflow.base_images(proj, docker(host), out, dry_run=dry_run):
+    for image in preinstall.base_images(proj, docker(host), out, dry_run=dry_run):
         if not dry_run:
             out.print(f"  built {image}")
 
@@ -119,7 +125,7 @@ def apt_capture(c: Context, dry_run: bool = False, host: str | None = None, cach
     """Capture APT lists and .debs per base image (apt-lists/<base>/) for what the Dockerfiles install."""
     proj = project(c, None, cache_dir)
     out = console()
-    workflow.apt_capture(proj, docker(host), out, dry_run=dry_run)
+    preinstall.apt_capture(proj, docker(host), out, dry_run=dry_run)
 
 
 @task(auto_shortflags=False, help=helps("host", "cache_dir",
@@ -154,9 +160,9 @@ def verify(c: Context, bundle: str | None = None, host: str | None = None, cache
     proj = project(c, None, cache_dir)
     engine = docker(host)
     if prune_build_cache:
-        workflow.prune_build_cache(engine)
+        verifying.prune_build_cache(engine)
     out = console()
-    outcomes = workflow.verify(proj, Path(bundle) if bundle else None, engine, out)
+    outcomes = verifying.verify(proj, Path(bundle) if bundle else None, engine, out)
     report.verify(out, outcomes)
     if any(o.status == "failed" for o in outcomes):
         raise Exit(code=1)
@@ -197,7 +203,9 @@ def bake(c: Context, output: str | None = None, dry_run: bool = False, cache_dir
 def makefile_(c: Context, output: str | None = None, runner: str = "offline-build", dry_run: bool = False) -> None:
     """Write Makefile.offline.mk: the seed's make targets, each delegating to its task."""
     proj = project(c)
-    text = makefile.render(proj, runner)
+    names = {f"offline.{n}" for n in collection().task_names}
+    names |= {f"{s}.{n}" for s in proj.services for n in service.collection(s).task_names}
+    text = makefile.render(proj, runner, names)
     if dry_run:
         console().print(text, markup=False, highlight=False, end="")
         return

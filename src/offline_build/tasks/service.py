@@ -6,7 +6,9 @@ import time
 
 from invoke import Collection, Context, Task
 
-from .. import report, workflow
+from .. import build as building
+from .. import export as exporting
+from .. import report
 from .common import BUILD_FLAGS, clean_exit, console, docker, helps, project
 
 
@@ -19,7 +21,7 @@ def collection(name: str) -> Collection:
                       platform: str | None = None, no_fallback: bool = False) -> None:
         proj = project(c, version, cache_dir, platform)
         out = console()
-        outcomes = workflow.build(proj, [name], docker(host), out, dry_run=dry_run, fallback=not no_fallback)
+        outcomes = building.build(proj, [name], docker(host), out, dry_run=dry_run, fallback=not no_fallback)
         if not dry_run:
             report.builds(out, outcomes, f"{name}.offline-build")
 
@@ -30,7 +32,7 @@ def collection(name: str) -> Collection:
         proj = project(c, version, cache_dir, platform)
         out = console()
         started = time.monotonic()
-        summary = workflow.export(proj, [name], docker(host), out, dry_run=dry_run)
+        summary = exporting.export(proj, [name], docker(host), out, dry_run=dry_run)
         if not dry_run:
             report.export(out, summary, time.monotonic() - started)
 

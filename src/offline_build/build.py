@@ -1,0 +1,124 @@
+"""``offline.build``: plan each service's offline build, BuildKit first with the classic fallback planned.
+
+The plan is complete before anything runs: ``--dry-run`` prints each
+service's buildx command and, where a classic variant exists, the classic
+build it would fall back to. Running is the executor's (``runners/build.py``
+decides, per service, whether the fallback is needed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from python_on_whales import DockerClient
+from rich.console import Console
+
+from .backends import check_backend
+from .config import Project, Service
+from .engine import Capabilities, probe_engine
+from .executor import Executor, StepResult
+from .inputs import Inputs, inputs, pick, variant_steps
+from .plan import base_tag, cache_tag, ensure_builder, image_tag, offline_build
+from .state import bundle_network
+from .steps import Build, ClassicBuild, EnsureBuilder, OfflineBuild, Plan, Step
+from .store import Layout
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    service: str
+    image: str
+    steps: int
+    cached: int
+    seconds: float
+    ran: tuple[str, ...]
+    builder: str = "buildkit"
+
+    @property
+    def status(self) -> str:
+        if self.builder != "buildkit":
+            return self.builder
+        if self.steps and self.cached == self.steps:
+            return "all cached"
+        return "rebuilt offline" if self.ran else "built"
+
+
+def classic_step(project: Project, i: Inputs) -> ClassicBuild | None:
+    """The classic-builder build of a service, or None when it has no classic variant."""
+    if i.classic.text is None:
+        return None
+    needs = tuple(dict.fromkeys(i.classic.bases.get(b, b) for b in i.bases))
+    return ClassicBuild(title=f"build {i.service.name} (classic builder)", service=i.service.name,
+                        context=i.service.context, dockerfile=i.classic_path,
+                        tags=(image_tag(project, i.service),), target=i.service.target,
+                        build_args=tuple(sorted(i.service.build_args.items())), network="none",
+                        needs_images=needs)
+
+
+def plan_offline_builds(project: Project, services: list[Service], caps: Capabilities | None,
+                        everyone: list[Inputs] | None = None, *, fallback: bool = True,
+                        classic_only: bool = False) -> Plan:
+    """One offline build per service, using what the store holds, each with its classic fallback.
+
+    With *caps* None (a dry run, which must not touch the engine) the plan
+    assumes an engine that reads ``oci-layout://`` contexts. *everyone* are
+    the services' inputs when the caller already worked them out.
+    """
+    everyone = everyone if everyone is not None else [inputs(project, s, online=False) for s in services]
+    steps: list[Step] = list(variant_steps(everyone))
+    use_builder = ensure_builder(project.builder)
+    if use_builder and not classic_only:  # the classic builder is the engine's own
+        steps.insert(0, use_builder)
+    for i in everyone:
+        buildkit = None if classic_only else _buildkit_step(project, i, caps)
+        classic = classic_step(project, i)
+        steps.append(OfflineBuild(title=buildkit.title if buildkit else f"build {i.service.name} (classic builder)",
+                                  service=i.service.name, buildkit=buildkit, classic=classic,
+                                  no_classic=i.classic.reason, fallback=fallback))
+    return Plan("build", tuple(steps))
+
+
+def _buildkit_step(project: Project, i: Inputs, caps: Capabilities | None) -> Build:
+    tags = Layout(project.store).tags()
+    use_oci = (caps.oci_layout_context if caps else True) and all(base_tag(b) in tags for b in i.bases)
+    step = offline_build(project, i.service, i.bases, cache=cache_tag(i.service.name) in tags,
+                         oci_contexts=use_oci, network=bundle_network(project), dockerfile=i.dockerfile,
+                         contexts=i.contexts)
+    if project.cache.offline_writes_back and caps is not None and not caps.cache_export:
+        step = replace(step, cache_to=())  # reading the team cache still helps; failing over the write would not
+    return step
+
+
+def build(project: Project, names: list[str] | None, docker: DockerClient, console: Console,
+          *, dry_run: bool = False, fallback: bool = True, classic_only: bool = False) -> list[BuildOutcome]:
+    """Build services offline: BuildKit with the imported cache, else the classic builder.
+
+    The classic builder is used only after a BuildKit-specific failure (or
+    with *classic_only*), only where a classic variant exists, and each
+    decision is printed with its reason.
+    """
+    services = pick(project, names)
+    if not classic_only:  # the classic builder uses no remote cache
+        check_backend(project)
+    pushes = project.cache.offline_writes_back
+    need = ("oci_layout_context", "cache_export") if pushes else ("oci_layout_context",)
+    caps = None if dry_run or classic_only else probe_engine(docker, project, need)
+    plan = plan_offline_builds(project, services, caps, fallback=fallback, classic_only=classic_only)
+    if pushes and caps is not None and not caps.cache_export:
+        console.print(f"note: this engine cannot export caches; builds read {project.cache.backend} "
+                      "cache but do not write it back")
+    result = Executor(docker, console, dry_run=dry_run).run(plan)
+    return [_outcome(project, r) for r in result.of(OfflineBuild)]
+
+
+def _outcome(project: Project, r: StepResult) -> BuildOutcome:
+    step: OfflineBuild = r.step  # type: ignore[assignment]
+    service = project.service(step.service)
+    if r.detail["builder"] != "buildkit":
+        return BuildOutcome(service.name, r.detail["tag"], 0, 0, r.detail["seconds"], (), r.detail["builder"])
+    report = r.detail["report"]
+    return BuildOutcome(service.name, image_tag(project, service), len(report.steps),
+                        len(report.cached), r.seconds, tuple(v.name for v in report.ran))
+
+
+__all__ = ["BuildOutcome", "EnsureBuilder", "build", "classic_step", "plan_offline_builds"]

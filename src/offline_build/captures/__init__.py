@@ -1,0 +1,32 @@
+"""Captures: what a build step needs from the network, taken online and served offline.
+
+A capture is one package ecosystem (APT today). Each follows the same life:
+
+1. *needs*: parse a Dockerfile for the steps it serves (per key: a base
+   image for APT);
+2. *capture_steps*: online, planned steps that fetch what those steps need
+   into the capture's folder (``apt-lists/<base>/``);
+3. *serve*: the offline variant of a ``RUN`` it serves: bind mounts from a
+   named build context and the command rewritten to use them; export builds
+   the same variant, so the cache keys online and offline are equal;
+4. *context_dir*: the folder behind each named context;
+5. the folder travels in the bundle as ``files/<name>/`` and setup puts each
+   key's capture in place whole (``place``);
+6. *rows*: what ``offline.diagnose`` says of it.
+
+A new ecosystem is one module here implementing :class:`Capture`, added to
+:data:`CAPTURES`; nothing else needs to know its name.
+"""
+
+from __future__ import annotations
+
+from .apt import APT
+from .base import Capture, Row, Served, place, swap_in, tree_digest
+
+
+def all_captures() -> tuple[Capture, ...]:
+    """Every capture offline-build knows, in the order their steps run."""
+    return (APT,)
+
+
+__all__ = ["Capture", "Row", "Served", "all_captures", "place", "swap_in", "tree_digest"]

@@ -1,0 +1,180 @@
+"""The APT capture: lists and ``.deb`` files per base image, served by bind mounts.
+
+``apt-get update`` needs the network even when ``/var/cache/apt`` is a cache
+mount, because the package index lives in ``/var/lib/apt/lists``. Online,
+a throwaway container of each base image runs ``apt-get update`` and
+``install --download-only`` for every package any service installs on it
+(``apt-lists/<base>/``); offline, the variant bind-mounts that folder's
+``lists`` and ``archives`` into each ``RUN`` that uses APT and turns
+``apt-get update`` into ``true``. The Dockerfile side (what a RUN installs)
+is parsed in :mod:`offline_build.apt`.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from python_on_whales.exceptions import DockerException
+
+from .. import apt as parse
+from ..config import Project
+from ..dockerfile import Dockerfile, Instruction, Stage
+from ..engine import engine_message
+from ..errors import StepError
+from ..plan import slug
+from ..steps import Step
+from .base import Row, Served, swap_in
+
+LISTS = "/var/lib/apt/lists"
+ARCHIVES = "/var/cache/apt/archives"
+# apt-get/apt with options, then a verb, up to the next shell operator.
+_APT_VERB = r"\b(?:apt-get|apt)\b(?:\s+(?:-o\s+\S+|-t\s+\S+|-\S+))*\s+{verb}\b[^;&|\n]*"
+UPDATE = re.compile(_APT_VERB.format(verb="update"))
+ANY_APT = re.compile(_APT_VERB.format(verb=r"(?:update|install|upgrade|dist-upgrade|reinstall)"))
+
+
+def to_true(match: re.Match[str]) -> str:
+    """An APT command replaced by ``true``, keeping the space before what follows."""
+    return "true " if match.group(0).endswith((" ", "\t")) else "true"
+
+
+def context_name(base: str) -> str:
+    """The named build context holding one base image's APT capture."""
+    return f"apt-{slug(base).lower()}"
+
+
+@dataclass(frozen=True)
+class CaptureApt(Step):
+    """``apt-get update`` and ``install --download-only`` in a throwaway container of *base*."""
+
+    base: str = ""
+    dest: Path = Path(".")
+    packages: tuple[str, ...] = ()
+    no_recommends: bool = True
+    source_edits: tuple[str, ...] = ()
+    network: str = "host"
+
+    def script(self) -> str:
+        recommends = " --no-install-recommends" if self.no_recommends else ""
+        return "\n".join([
+            "set -e",
+            *self.source_edits,
+            # Indexes stay gzip-compressed (apt reads them so) and without
+            # translations: 80 MB of lists become about 9 MB in the bundle.
+            "apt-get -o Acquire::GzipIndexes=true -o Acquire::CompressionTypes::Order::=gz"
+            " -o Acquire::Languages=none update",
+            f"apt-get install -y --download-only{recommends} {' '.join(shlex.quote(p) for p in self.packages)}",
+        ])
+
+    def argv(self) -> list[str]:
+        return ["docker", "run", "--rm", "--network", self.network,
+                "--volume", f"{self.dest}/lists:/var/lib/apt/lists",
+                "--volume", f"{self.dest}/archives:/var/cache/apt/archives",
+                self.base, "sh", "-c", self.script()]
+
+
+class AptCapture:
+    """The :class:`~offline_build.captures.Capture` for APT; keys are base images."""
+
+    name = "apt"
+
+    def folder(self, project: Project) -> Path:
+        return project.apt.dir
+
+    def needs(self, project: Project, df: Dockerfile) -> dict[str, parse.BaseApt]:
+        return parse.analyse(df) if project.apt.enabled else {}
+
+    def captured(self, project: Project, key: str) -> bool:
+        return (self.context_dir(project, key) / "lists").is_dir()
+
+    def context_dir(self, project: Project, key: str) -> Path:
+        return project.apt.dir / slug(key).lower()
+
+    def serve(self, df: Dockerfile, stage: Stage, ins: Instruction, command: str, keys: set[str]) -> Served | None:
+        base = parse.external_base(df, stage)
+        if base not in keys or not parse.uses_apt(ins):
+            return None
+        name = context_name(base)
+        mounts = (f"--mount=type=bind,from={name},source=lists,target={LISTS},rw",
+                  f"--mount=type=bind,from={name},source=archives,target={ARCHIVES},rw")
+        command = UPDATE.sub(to_true, command)
+        if not ins.heredocs:
+            # apt wants its partial/ folders; the capture leaves none (modes must match exactly).
+            command = f"mkdir -p {LISTS}/partial {ARCHIVES}/partial && {command}"
+        return Served(mounts, command, {name: base})
+
+    def capture_steps(self, project: Project, needs: list[Mapping[str, Any]]) -> list[Step]:
+        return [CaptureApt(title=f"capture APT for {base} ({len(use.packages)} packages)", base=base,
+                           dest=self.context_dir(project, base), packages=tuple(use.packages),
+                           no_recommends=use.no_recommends,
+                           source_edits=tuple(parse.shell_join(e) for e in use.source_edits))
+                for base, use in union(needs).items()]
+
+    def handlers(self) -> Mapping[type, Callable[..., dict[str, Any]]]:
+        return {CaptureApt: capture_apt}
+
+    def rows(self, project: Project) -> list[Row]:
+        root = self.folder(project)
+        bases = sorted(p for p in root.iterdir() if (p / "lists").is_dir()) if root.is_dir() else []
+        if not bases:
+            return []
+        debs = sum(len(list((p / "archives").glob("*.deb"))) for p in bases)
+        return [Row("apt", "info", f"{len(bases)} base image(s), {debs} .deb file(s) in {root}")]
+
+
+APT = AptCapture()
+
+
+def union(needs: list[Mapping[str, Any]]) -> dict[str, parse.BaseApt]:
+    """Per base image, every package any service installs on it."""
+    merged_all: dict[str, parse.BaseApt] = {}
+    for need in needs:
+        for base, use in need.items():
+            merged = merged_all.setdefault(base, parse.BaseApt(base))
+            merged.packages += [p for p in use.packages if p not in merged.packages]
+            merged.source_edits += [e for e in use.source_edits if e not in merged.source_edits]
+            merged.no_recommends = merged.no_recommends and use.no_recommends
+    return merged_all
+
+
+def capture_apt(rt: Any, step: CaptureApt) -> dict[str, Any]:
+    """Capture into a fresh folder, tidy it, then swap it in whole."""
+    fresh = step.dest.with_name(f".{step.dest.name}.partial")
+    shutil.rmtree(fresh, ignore_errors=True)
+    (fresh / "lists").mkdir(parents=True)
+    (fresh / "archives").mkdir()
+    try:
+        rt.docker.run(step.base, ["sh", "-c", step.script()], remove=True, networks=[step.network],
+                      volumes=[(str(fresh / "lists"), LISTS), (str(fresh / "archives"), ARCHIVES)])
+    except DockerException as exc:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise StepError(step.title, f"APT capture failed: {engine_message(exc)}",
+                        "check the package names and that this machine reaches the base image's APT mirror") from None
+    debs = _tidy(fresh)
+    swap_in(fresh, step.dest)
+    return {"debs": debs}
+
+
+def _tidy(folder: Path) -> int:
+    """Drop apt's locks and partial folders and fix modes.
+
+    The capture is bind-mounted into builds, and BuildKit's cache key covers
+    the mounted files and their modes: online and offline copies must match
+    bit for bit, and a bundle carries only plain 0644 files.
+    """
+    for sub in ("lists", "archives"):
+        for name in ("lock", "partial", "auxfiles"):
+            target = folder / sub / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return len(list((folder / "archives").glob("*.deb")))

@@ -1,0 +1,93 @@
+"""The capture protocol and what every capture shares (see the package docstring)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..config import Project
+from ..dockerfile import Dockerfile, Instruction, Stage
+from ..steps import Step
+from ..store import sha256_file
+
+
+@dataclass(frozen=True)
+class Served:
+    """How the offline variant serves one ``RUN``: mounts to add and the new command text."""
+
+    mounts: tuple[str, ...]
+    command: str
+    contexts: dict[str, str] = field(default_factory=dict)  # build context name -> the capture's key
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of ``offline.diagnose`` about a capture."""
+
+    name: str
+    status: str  # ok | warn | fail | info
+    detail: str
+    fix: str = ""
+
+
+class Capture(Protocol):
+    """One package ecosystem's capture; see the module docstring for the life of one."""
+
+    name: str  # the bundle folder (files/<name>/) and the name in reports
+
+    def folder(self, project: Project) -> Path: ...
+
+    def needs(self, project: Project, df: Dockerfile) -> Mapping[str, Any]: ...
+
+    def captured(self, project: Project, key: str) -> bool: ...
+
+    def serve(self, df: Dockerfile, stage: Stage, ins: Instruction, command: str, keys: set[str]) -> Served | None: ...
+
+    def context_dir(self, project: Project, key: str) -> Path: ...
+
+    def capture_steps(self, project: Project, needs: list[Mapping[str, Any]]) -> list[Step]: ...
+
+    def handlers(self) -> Mapping[type, Callable[..., dict[str, Any]]]: ...
+
+    def rows(self, project: Project) -> list[Row]: ...
+
+
+def place(src: Path, dest: Path) -> int:
+    """Put each key's fresh capture (a folder under *src*) in *dest*, replacing the old one whole.
+
+    Builds bind-mount a capture and BuildKit keys the step on its exact
+    contents: a leftover file from an older bundle would miss the cache.
+    Returns how many keys changed.
+    """
+    if not src.is_dir():
+        return 0
+    changed = 0
+    for fresh in sorted(p for p in src.iterdir() if p.is_dir()):
+        target = dest / fresh.name
+        if tree_digest(target) == tree_digest(fresh):
+            continue
+        for path in [fresh, *fresh.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        swap_in(fresh, target)
+        changed += 1
+    return changed
+
+
+def swap_in(fresh: Path, target: Path) -> None:
+    """Replace *target* by *fresh* with two renames, so a reader sees the old or the new, never a mix."""
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        target.replace(old)
+    fresh.replace(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    if not root.is_dir():
+        return {}
+    return {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}

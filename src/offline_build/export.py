@@ -1,0 +1,174 @@
+"""``offline.export``: plan everything a bundle needs on the online machine, run it, pack it.
+
+Order: the builder, base images into the store, every capture (shared per
+key across services), the offline variants, each service's build with cache
+export and its merge into the store, the classic builder's preinstalled
+bases, resources, and last the bundle.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from python_on_whales import DockerClient
+from rich.console import Console
+
+from . import bundle
+from . import lint as lint_mod
+from .backends import check_backend
+from .captures import all_captures
+from .config import Project, Service
+from .engine import probe_engine
+from .errors import EngineError, OfflineBuildError
+from .executor import Executor
+from .inputs import Inputs, all_bases, capture_steps, inputs, lint_project, pick, preinstalled_image, variant_steps
+from .plan import base_tag, bundle_name, cache_tag, ensure_builder, online_build
+from .preinstall import apt_union, preinstall_steps
+from .state import lock
+from .steps import FetchResource, ManifestDraft, MergeCache, Pack, Plan, SaveImages, Step
+from .store import sha256_file
+
+
+def export_plan(project: Project, services: list[Service], today: date | None = None,
+                since: Path | None = None, split_size: int | None = None,
+                engine: dict[str, str] | None = None) -> Plan:
+    """Save bases, capture, write variants, build with cache export, preinstall, fetch, pack.
+
+    Captures are made for the union of every service's needs, even when
+    only one service is exported: they are shared per key (a base image).
+    Each service exports into its own folder, merged into the store
+    afterwards (two exports into one folder race on its temp files).
+    """
+    everyone = [inputs(project, s, online=True) for s in project.services.values()]
+    chosen = [i for i in everyone if i.service in services]
+    steps: list[Step] = _image_steps(project)
+    steps += capture_steps(project, everyone)
+    steps += variant_steps(chosen)
+    work = project.cache_dir / ".work"
+    for i in chosen:
+        dest = work / cache_tag(i.service.name)
+        steps.append(online_build(project, i.service, cache_dest=dest, dockerfile=i.dockerfile, contexts=i.contexts,
+                                  bases=i.bases))
+        steps.append(MergeCache(title=f"merge {i.service.name} cache into the store", source=dest,
+                                store=project.store, tag=cache_tag(i.service.name),
+                                bases=tuple(base_tag(b) for b in i.bases)))
+    steps += preinstall_steps(project, everyone)
+    for res in project.resources:
+        steps.append(FetchResource(title=f"fetch resource {res.name}", resource_name=res.name, kind=res.kind,
+                                   source=res.source, ref=res.ref, sha256=res.sha256,
+                                   dest=project.cache_dir / "resources" / res.dest))
+    steps.append(Pack(title="pack the delta bundle" if since else "pack the bundle", cache_dir=project.cache_dir,
+                      store=project.store, output=project.cache_dir / bundle_name(today, delta=since is not None),
+                      services=tuple(s.name for s in services), since=since, split_size=split_size,
+                      folders=bundle_folders(project), manifest=manifest_draft(project, everyone, engine or {})))
+    return Plan("export", tuple(steps))
+
+
+def _image_steps(project: Project) -> list[Step]:
+    """The named builder, then the base images (and the builder's BuildKit image) saved into the store."""
+    steps: list[Step] = []
+    use_builder = ensure_builder(project.builder)
+    if use_builder:
+        steps.append(use_builder)
+    bases = all_bases(project, list(project.services.values()))
+    if bases:
+        steps.append(SaveImages(title=f"save {len(bases)} base image(s)", images=bases, store=project.store,
+                                platforms=project.platforms))
+    if use_builder and use_builder.image:
+        # No registry at the site: the builder's BuildKit image travels too.
+        steps.append(SaveImages(title=f"save the BuildKit image {use_builder.image}", images=(use_builder.image,),
+                                store=project.store))
+    return steps
+
+
+def bundle_folders(project: Project) -> tuple[tuple[str, Path], ...]:
+    """The local folders that travel as ``files/<name>/``: resources and each capture's."""
+    return (("resources", project.cache_dir / "resources"),
+            *((c.name, c.folder(project)) for c in all_captures()))
+
+
+def manifest_draft(project: Project, everyone: list[Inputs], engine: dict[str, str]) -> ManifestDraft:
+    """The manifest's view of the project; ``services`` covers every cache the store will hold."""
+    services = tuple((i.service.name, (
+        ("image", f"{i.service.image}:{project.version}"),
+        ("dockerfile", str(i.service.dockerfile.relative_to(project.root))),
+        ("dockerfile_sha256", sha256_file(i.service.dockerfile)),
+        ("cache_tag", cache_tag(i.service.name)),
+        ("base_images", i.bases))) for i in everyone)
+    refs = [*all_bases(project, list(project.services.values())),
+            *(preinstalled_image(project, b) for b in apt_union(everyone))]
+    builder: tuple[tuple[str, str], ...] = ()
+    if project.builder.named:
+        builder = (("name", project.builder.named), ("driver", project.builder.driver))
+        if project.builder.image:
+            builder += (("image", project.builder.image), ("tag", base_tag(project.builder.image)))
+    return ManifestDraft(project=project.name, version=project.version, platforms=project.platforms,
+                         network=project.network or "", engine=tuple(engine.items()),
+                         services=services, base_images=tuple((r, base_tag(r)) for r in dict.fromkeys(refs)),
+                         builder=builder)
+
+
+def _lint_first(project: Project, console: Console, strict: bool) -> None:
+    findings = [f for f in lint_project(project) if f.severity != "info"]
+    if not findings:
+        return
+    counts = lint_mod.counts(findings)
+    console.print(f"[yellow]lint:[/] {counts['error']} error(s), {counts['warning']} warning(s): steps that "
+                  "need the network work offline only while their layer stays cached (offline.lint shows them)")
+    if strict:
+        raise OfflineBuildError(f"offline.lint found {len(findings)} problem(s) and --strict is on",
+                                "fix them or suppress them (# offline-build: ignore=<rule>), or drop --strict")
+
+
+def export(project: Project, names: list[str] | None, docker: DockerClient, console: Console,
+           *, dry_run: bool = False, today: date | None = None, strict: bool = False,
+           since: Path | None = None, split_size: int | None = None) -> dict[str, Any]:
+    services = pick(project, names)
+    check_backend(project)
+    if since is not None:
+        bundle.load_manifest(since)  # refuse a bad --since before any build starts
+    _lint_first(project, console, strict)
+    if dry_run:
+        Executor(docker, console, dry_run=True).run(export_plan(project, services, today, since, split_size))
+        return {}
+    caps = probe_engine(docker, project, ("cache_export",))
+    if not caps.cache_export:
+        raise EngineError(
+            f"this engine (Docker {caps.server_version}) cannot export build caches",
+            "export on Docker 26+ with the containerd image store on "
+            '({"features": {"containerd-snapshotter": true}} in daemon.json)')
+    engine = {"server": caps.server_version, "buildx": caps.buildx_version or ""}
+    plan = export_plan(project, services, today, since, split_size, engine)
+    with lock(project.cache_dir):
+        _clear_partials(project.cache_dir / ".work", services)
+        result = Executor(docker, console).run(plan)
+    packed = result.of(Pack)[0]
+    return {"output": packed.detail["output"], "size": packed.detail["size"],
+            "blobs": packed.detail["blobs"], "unique_bytes": packed.detail["unique_bytes"],
+            "services": [s.name for s in services], "result": result, "cache": _team_cache(project),
+            "builder": _builder_line(project)}
+
+
+def _builder_line(project: Project) -> str | None:
+    b = project.builder
+    if b.named is None:
+        return None
+    carried = f"; the bundle carries {b.image}, setup loads it" if b.image else ""
+    return f"{b.name} ({b.driver}{carried})"
+
+
+def _team_cache(project: Project) -> str | None:
+    c = project.cache
+    if c.location is None:
+        return None
+    return f"{c.backend} {c.location} ({'read and written' if c.push else 'read'})"
+
+
+def _clear_partials(work: Path, services: list[Service]) -> None:
+    """A crashed export may have left a half-written cache folder: start clean."""
+    work.mkdir(parents=True, exist_ok=True)
+    for service in services:
+        shutil.rmtree(work / cache_tag(service.name), ignore_errors=True)

@@ -1,0 +1,123 @@
+"""What each service builds from: base images, captures, and the generated Dockerfile variants.
+
+Export, build, verify, bake and lint all start here, so they agree on the
+file and the named contexts a build uses (equal inputs, equal cache keys).
+Pure apart from reading the Dockerfiles and, offline, which captures exist.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import dockerfile
+from . import lint as lint_mod
+from . import variant as variant_mod
+from .captures import all_captures
+from .captures.apt import APT
+from .config import Project, Service
+from .plan import slug
+from .steps import Step, WriteFile
+from .store import Layout
+
+
+def service_bases(project: Project, service: Service) -> tuple[str, ...]:
+    """External images *service*'s Dockerfile needs (``FROM``, ``COPY --from``)."""
+    df = dockerfile.parse(service.dockerfile, service.build_args)
+    return tuple(df.base_images())
+
+
+def all_bases(project: Project, services: list[Service]) -> tuple[str, ...]:
+    """Base images to carry: ``base_images`` from the project file plus every derived one."""
+    found: dict[str, None] = dict.fromkeys(project.base_images or ())
+    for service in services:
+        found.update(dict.fromkeys(service_bases(project, service)))
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What one service builds from: its Dockerfile or the generated variants."""
+
+    service: Service
+    bases: tuple[str, ...]
+    needs: dict[str, Any]  # capture name -> what that capture found in the Dockerfile (by key)
+    dockerfile: Path  # the offline variant when a capture serves a step, else the user's file
+    variant: variant_mod.Variant | None
+    contexts: tuple[tuple[str, str], ...]
+    classic_path: Path
+    classic: variant_mod.ClassicVariant
+
+    @property
+    def apt(self) -> dict[str, Any]:
+        """Per base image, what the service installs with APT."""
+        return self.needs.get(APT.name, {})
+
+
+def preinstalled_image(project: Project, base: str) -> str:
+    """``<project>-<base slug>-apt:<version>``: the base with its APT packages installed."""
+    return f"{project.name}-{slug(base).lower().replace('.', '-')}-apt:{project.version}"
+
+
+def inputs(project: Project, service: Service, *, online: bool) -> Inputs:
+    """Work out the variants for *service*; pure apart from reading its Dockerfile.
+
+    Online, every key a capture finds is (about to be) captured; offline,
+    only those whose capture the bundle brought.
+    """
+    df = dockerfile.parse(service.dockerfile, service.build_args)
+    captures = all_captures()
+    needs = {c.name: c.needs(project, df) for c in captures}
+    served = [(c, {k for k in needs[c.name] if online or c.captured(project, k)}) for c in captures]
+    folder = project.cache_dir / "variants" / service.name
+    any_served = any(keys for _, keys in served)
+    var = variant_mod.offline_variant(df, served) if any_served or "syntax" in df.directives else None
+    use_variant = var is not None and var.changed
+    by_name = {c.name: c for c in captures}
+    contexts = tuple((name, str(by_name[cap].context_dir(project, key)))
+                     for name, (cap, key) in (var.contexts.items() if var else ()))
+    classic = variant_mod.classic_variant(df, {b: preinstalled_image(project, b) for b in needs[APT.name]})
+    return Inputs(service, tuple(df.base_images()), needs,
+                  folder / "Dockerfile.offline" if use_variant else service.dockerfile,
+                  var if use_variant else None, contexts, folder / "Dockerfile.classic", classic)
+
+
+def variant_steps(all_inputs: list[Inputs]) -> list[Step]:
+    steps: list[Step] = []
+    for i in all_inputs:
+        if i.variant:
+            steps.append(WriteFile(title=f"write {i.service.name}'s offline Dockerfile", path=i.dockerfile,
+                                   text=i.variant.text))
+        if i.classic.text is not None:
+            steps.append(WriteFile(title=f"write {i.service.name}'s classic Dockerfile", path=i.classic_path,
+                                   text=i.classic.text))
+    return steps
+
+
+def capture_steps(project: Project, everyone: list[Inputs]) -> list[Step]:
+    """Every capture's online steps, for what all the services need (captures are shared)."""
+    return [step for c in all_captures() for step in c.capture_steps(project, [i.needs[c.name] for i in everyone])]
+
+
+def pick(project: Project, names: list[str] | None) -> list[Service]:
+    return [project.service(n) for n in names] if names else list(project.services.values())
+
+
+def lint_project(project: Project, paths: list[Path] | None = None) -> list[lint_mod.Finding]:
+    """Lint the services' Dockerfiles (or *paths*) knowing what the project handles.
+
+    Every image a service's Dockerfile names travels in the bundle, and APT
+    is captured when enabled; a file given by path is compared with the
+    images the local store holds.
+    """
+    if paths:
+        tags = Layout(project.store).tags() if Layout(project.store).exists() else {}
+        recorded = project.cache_dir / "bundle.json"
+        bundled = set(json.loads(recorded.read_text()).get("base_images", {})) if recorded.is_file() else set()
+        ctx = lint_mod.Context(frozenset(bundled) if tags else None, project.apt.enabled, True)
+        return [f for p in paths for f in lint_mod.lint_path(p, ctx)]
+    bundled = frozenset(all_bases(project, list(project.services.values())))
+    ctx = lint_mod.Context(bundled, project.apt.enabled, True)
+    return [f for s in project.services.values() for f in lint_mod.lint_path(s.dockerfile, ctx, dict(s.build_args))]

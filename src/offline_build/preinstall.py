@@ -1,0 +1,83 @@
+"""The classic builder's starting point: each base image with its APT packages preinstalled.
+
+The classic builder has no ``RUN --mount`` and no named contexts, so it
+cannot be served the APT capture; it starts instead from
+``<project>-<base>-apt``, built here from the capture with BuildKit.
+Plans for ``offline.apt-capture`` and ``offline.base-images`` and the
+export's preinstall steps; the executor runs them.
+"""
+
+from __future__ import annotations
+
+from python_on_whales import DockerClient
+from rich.console import Console
+
+from .captures.apt import APT, ARCHIVES, LISTS, CaptureApt, context_name, union
+from .config import Project
+from .executor import Executor, check_engine
+from .inputs import Inputs, inputs, preinstalled_image
+from .plan import slug
+from .steps import Build, Plan, SaveImages, Step, WriteFile
+
+
+def apt_union(everyone: list[Inputs]) -> dict:  # type: ignore[type-arg]
+    """Per base image, every package any service installs on it."""
+    return union([i.apt for i in everyone])
+
+
+def preinstall_steps(project: Project, everyone: list[Inputs]) -> list[Step]:
+    """Build ``<project>-<base>-apt`` per base: the classic builder's starting point."""
+    steps: list[Step] = []
+    merged = apt_union(everyone)
+    for base, use in merged.items():
+        name = context_name(base)
+        recommends = " --no-install-recommends" if use.no_recommends else ""
+        folder = project.cache_dir / "variants" / "_preinstalled" / slug(base).lower()
+        text = (f"FROM {base}\n"
+                f"RUN --mount=type=bind,from={name},source=lists,target={LISTS},rw "
+                f"--mount=type=bind,from={name},source=archives,target={ARCHIVES},rw "
+                f"mkdir -p {LISTS}/partial {ARCHIVES}/partial "
+                f"&& apt-get install -y{recommends} {' '.join(use.packages)}\n")
+        steps.append(WriteFile(title=f"write the Dockerfile of {preinstalled_image(project, base)}",
+                               path=folder / "Dockerfile", text=text))
+        steps.append(Build(title=f"build {preinstalled_image(project, base)}", service="",
+                           context=folder, dockerfile=folder / "Dockerfile",
+                           tags=(preinstalled_image(project, base),), network="none",
+                           build_contexts=((name, str(APT.context_dir(project, base))),), load=True,
+                           platforms=project.platforms))
+    if merged:
+        images = tuple(preinstalled_image(project, b) for b in merged)
+        steps.append(SaveImages(title=f"save {len(images)} preinstalled base image(s)", images=images,
+                                store=project.store))
+    return steps
+
+
+def _everyone(project: Project) -> list[Inputs]:
+    return [inputs(project, s, online=True) for s in project.services.values()]
+
+
+def apt_capture(project: Project, docker: DockerClient, console: Console, *, dry_run: bool = False) -> None:
+    """Capture APT for every base image the services install packages on."""
+    plan = Plan("apt-capture", tuple(APT.capture_steps(project, [i.apt for i in _everyone(project)])))
+    if not plan.steps:
+        console.print("nothing to capture: no service installs APT packages")
+        return
+    if not dry_run:
+        check_engine(docker)
+    result = Executor(docker, console, dry_run=dry_run).run(plan)
+    for r in result.of(CaptureApt):
+        console.print(f"  {r.step.dest}: {r.detail['debs']} .deb file(s)")  # type: ignore[attr-defined]
+
+
+def base_images(project: Project, docker: DockerClient, console: Console, *, dry_run: bool = False) -> list[str]:
+    """Capture APT and build ``<project>-<base>-apt`` for every base that gets packages."""
+    everyone = _everyone(project)
+    steps = APT.capture_steps(project, [i.apt for i in everyone]) + [
+        s for s in preinstall_steps(project, everyone) if not isinstance(s, SaveImages)]
+    if not steps:
+        console.print("nothing to build: no service installs APT packages")
+        return []
+    if not dry_run:
+        check_engine(docker)
+    Executor(docker, console, dry_run=dry_run).run(Plan("base-images", tuple(steps)))
+    return [preinstalled_image(project, b) for b in apt_union(everyone)]

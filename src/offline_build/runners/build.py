@@ -1,0 +1,250 @@
+"""Running builds: BuildKit (buildx) with its failure triage, the classic fallback, named builders.
+
+A failed build is sorted into one of three: the connection to the engine
+dropped (retried), writing the team cache failed (not retried: an
+unreachable registry stays unreachable), or the build's own failure. An
+:class:`~offline_build.steps.OfflineBuild` falls back to the classic builder
+only after a failure that is BuildKit's, not the Dockerfile's.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from python_on_whales.exceptions import DockerException
+from python_on_whales.utils import stream_stdout_and_stderr
+
+from ..engine import engine_message, image_present
+from ..errors import StepError
+from ..plan import cache_tag
+from ..progress import BuildReport
+from ..retry import TransientError, is_transient, retrying
+from ..steps import Build, ClassicBuild, EnsureBuilder, OfflineBuild
+from ..store import Layout
+from . import Runtime
+
+# BuildKit failures a classic build can get past, with the one-line reason
+# printed for the fallback. Anything else (a failing RUN, a syntax error, a
+# missing file) is the build's own and is not retried with another builder.
+BUILDKIT_ONLY = {
+    "moby.buildkit.frontend.contexts": "this engine's BuildKit has no named build contexts",
+    "unknown scheme oci-layout": "this engine cannot read oci-layout:// contexts",
+    "not supported for the docker driver": "this engine's build driver cannot import or export caches",
+    "failed to resolve source metadata": "BuildKit tried to resolve an image it cannot reach offline",
+    "pull access denied": "BuildKit tried to pull a base image",
+    "unknown flag: mount": "this engine's Dockerfile frontend has no RUN --mount",
+    "'buildx' is not a docker command": "buildx is not installed",
+    "unknown command: docker buildx": "buildx is not installed",
+    "no builder": "the buildx builder is unavailable",
+    "failed to find driver": "the buildx builder is unavailable",
+}
+
+
+def buildkit_reason(message: str) -> str | None:
+    lowered = message.lower()
+    return next((why for marker, why in BUILDKIT_ONLY.items() if marker.lower() in lowered), None)
+
+
+def offline_build(rt: Runtime, step: OfflineBuild) -> dict[str, Any]:
+    """BuildKit first; the classic builder only after a BuildKit-specific failure, saying why."""
+    if step.buildkit is None:
+        return _classic_instead(rt, step, None, None)
+    if cache_tag(step.service) not in step.buildkit.needs_store_tags:
+        rt.console.print(f"[yellow]warning:[/] no cache for {step.service} in the store: "
+                         "every step will run offline (run offline.setup with a bundle that has it)")
+    try:
+        return {**build(rt, step.buildkit), "builder": "buildkit"}
+    except StepError as exc:
+        reason = buildkit_reason(exc.message)
+        if not step.fallback or reason is None:
+            raise
+        return _classic_instead(rt, step, reason, exc)
+
+
+def _classic_instead(rt: Runtime, step: OfflineBuild, reason: str | None, error: StepError | None) -> dict[str, Any]:
+    if step.classic is None:
+        if error is None:
+            raise StepError(f"build {step.service} (classic builder)", f"no classic variant: {step.no_classic}")
+        raise StepError(error.step, f"{error.message}\nno classic fallback for {step.service}: {step.no_classic}",
+                        "build on an engine whose BuildKit can run this Dockerfile "
+                        "(offline.diagnose shows what this one can do)")
+    if reason:
+        rt.console.print(f"fallback: {step.service}: {reason}; building with the classic builder")
+    if step.buildkit is not None:
+        rt.console.print(f"[bold]==>[/] {step.classic.title}")
+    started = time.monotonic()
+    classic_build(rt, step.classic)
+    return {"builder": "classic builder", "seconds": time.monotonic() - started, "tag": step.classic.tags[0]}
+
+
+def preflight(rt: Runtime, step: Build, store: Path | None) -> None:
+    """Check the store and engine hold what the build needs, before it starts.
+
+    BuildKit treats a missing cache as a warning and rebuilds from the
+    network; offline that is a failure found far too late.
+    """
+    if step.needs_store_tags:
+        tags = Layout(store).tags() if store else {}
+        for tag in step.needs_store_tags:
+            if tag not in tags:
+                raise StepError(step.title, f"{tag!r} is not in the store {store}",
+                                "run offline.setup with a bundle that holds it (offline.diagnose shows what is there)")
+        Layout(store).reachable([tags[t] for t in step.needs_store_tags])  # type: ignore[arg-type]
+    for image in step.needs_images:
+        if not image_present(rt.docker, image):
+            raise StepError(step.title, f"base image {image} is not in the engine",
+                            "run offline.setup: it loads base images into engines that need them")
+
+
+def build(rt: Runtime, step: Build) -> dict[str, Any]:
+    preflight(rt, step, _store_from(step))
+    report = _run_build(rt, step)
+    return {"report": report, "cached": len(report.cached), "steps": len(report.steps)}
+
+
+@retrying
+def _run_build(rt: Runtime, step: Build) -> BuildReport:
+    report = BuildReport()
+    try:
+        # The step's own argv, run through python-on-whales' streaming
+        # helper with this client's connection flags: one definition of
+        # the command (``--dry-run`` prints the same), and several
+        # --cache-to (store and team registry), which its build() cannot pass.
+        argv = [*rt.docker.client_config.docker_cmd, *step.argv()[1:]]
+        stream = (line.decode(errors="replace") for _, line in stream_stdout_and_stderr(argv))
+        with rt.console.status(f"{step.title}…") as status:
+            for chunk in stream:
+                report.feed(chunk)
+                status.update(f"{step.title}: {len(report.cached)} cached, {len(report.ran)} run")
+        report.close()
+    except DockerException as exc:
+        report.close()
+        raise _triage(step, report, exc) from None
+    return report
+
+
+def _triage(step: Build, report: BuildReport, exc: DockerException) -> StepError:
+    """The one error a failed build becomes: the team cache's, the connection's, or the build's own."""
+    message = _build_failure(report, exc)
+    remote = _remote_cache_failure(step, message)
+    if remote:
+        # Not retried: an unreachable cache registry stays unreachable,
+        # and the site may simply not have one.
+        return StepError(step.title, message,
+                         f"the build itself finished; writing its cache to {remote} failed: "
+                         + (step.cache_write_fix or "make it reachable from the engine"))
+    if is_transient(message):
+        return TransientError(step.title, message, "check the engine, then run the build again")
+    return StepError(step.title, message,
+                     "offline.lint names steps that need the network; offline.diagnose checks the store and engine")
+
+
+def classic_build(rt: Runtime, step: ClassicBuild) -> dict[str, Any]:
+    for image in step.needs_images:
+        if not image_present(rt.docker, image):
+            raise StepError(step.title, f"image {image} is not in the engine",
+                            "run offline.setup: it loads the preinstalled base images for the classic builder")
+    try:
+        with rt.console.status(f"{step.title}…"):
+            rt.docker.legacy_build(step.context, file=step.dockerfile, tags=list(step.tags),
+                                   target=step.target, build_args=dict(step.build_args), network=step.network)
+    except DockerException as exc:
+        raise StepError(step.title, f"classic build failed: {engine_message(exc)}") from None
+    return {}
+
+
+def ensure_builder(rt: Runtime, step: EnsureBuilder) -> dict[str, Any]:
+    """Use the named builder if this engine has it, else create it (``buildx create`` does not boot it).
+
+    Its BuildKit image must already be in the engine: with no registry,
+    a missing image would only show later, as a pull that cannot work.
+    """
+    try:
+        existing = rt.docker.buildx.inspect(step.name)
+    except DockerException:
+        existing = None
+    if existing is not None:
+        problem = _foreign_builder(step, existing, rt.docker.client_config.host)
+        if problem:
+            raise StepError(step.title, problem,
+                            f"remove it (docker buildx rm {step.name}) or name another builder in offline.yaml")
+    if step.image and not image_present(rt.docker, step.image):
+        raise StepError(step.title, f"the builder's BuildKit image {step.image} is not in this engine",
+                        f"online: docker pull {step.image}; offline: run offline.setup with a bundle "
+                        "exported with this builder (it carries the image)")
+    if existing is not None:
+        return {"created": False}
+    try:
+        subprocess.run([*map(str, rt.docker.client_config.docker_cmd), *step.create[1:]],
+                       check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError as exc:
+        raise StepError(step.title, (exc.stderr or exc.stdout or "").strip() or "docker buildx create failed",
+                        "check builder: in offline.yaml (driver, driver_opts, endpoint)") from None
+    return {"created": True}
+
+
+def _store_from(step: Build) -> Path | None:
+    for source in step.cache_from:
+        for part in source.split(","):
+            if part.startswith("src="):
+                return Path(part[4:])
+    for _, value in step.build_contexts:
+        if value.startswith("oci-layout://"):
+            return Path(value.removeprefix("oci-layout://").rsplit(":", 1)[0])
+    return None
+
+
+def _foreign_builder(step: EnsureBuilder, existing: Any, host: str | None) -> str | None:
+    """Why an existing builder of that name is not the one the project file describes, if it is not.
+
+    Reusing another driver would build with other limits (or none); builders
+    are the client's, not the engine's, so one made for another engine (or
+    another remote endpoint) would quietly build there.
+    """
+    if existing.driver != step.driver:
+        return f"builder {step.name} exists with the {existing.driver} driver, not {step.driver}"
+    endpoints = [n.endpoint for n in existing.nodes if "://" in (n.endpoint or "")]
+    wanted = step.endpoint if step.driver == "remote" else host
+    elsewhere = [e for e in endpoints if wanted and e != wanted]
+    if elsewhere:
+        return f"builder {step.name} drives {elsewhere[0]}, not {wanted}"
+    return None
+
+
+def _remote_cache_failure(step: Build, message: str) -> str | None:
+    """The remote cache a failed build was writing to, when that is what failed.
+
+    BuildKit names the vertex after the exporter ("exporting cache to
+    registry", "exporting cache to Amazon S3"); a local export's failure
+    ("... to client directory") is not the team cache's.
+    """
+    lowered = message.lower()
+    for dest in step.cache_to:
+        options = dict(part.split("=", 1) for part in dest.split(",") if "=" in part)
+        if options.get("type") == "registry" and "exporting cache to registry" in lowered:
+            return options.get("ref")
+        if options.get("type") == "s3" and "exporting cache to amazon s3" in lowered:
+            return f"s3://{options.get('bucket')}"
+    return None
+
+
+def _build_failure(report: BuildReport, exc: DockerException) -> str:
+    """The engine's own words: buildx's closing ERROR line, else the failed vertex."""
+    errors = [line for line in report.other if line.strip()]
+    failed = report.failed
+    parts = []
+    if failed:
+        parts.append(f"step {failed.name!r} failed: {failed.error}")
+        # buildx's closing line often repeats the vertex's error: say it once.
+        errors = [line for line in errors if failed.error.strip() not in line]
+    if errors:
+        parts.append("\n".join(errors[-4:]))
+    if not parts:
+        parts.append(engine_message(exc))
+    tail = "".join(report.logs).strip().splitlines()[-8:]
+    if tail:
+        parts.append("last output:\n  " + "\n  ".join(tail))
+    return "\n".join(parts)

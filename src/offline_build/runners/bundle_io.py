@@ -1,0 +1,192 @@
+"""Bundle I/O: packing the store into a bundle, unpacking one into it, and the store's own merges.
+
+Unpacking verifies the whole bundle in a scratch folder before anything
+reaches the store, so a damaged or foreign bundle changes nothing here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import bundle, cachekeys
+from ..captures import place
+from ..engine import engine_platforms, runs_platform
+from ..errors import StepError
+from ..steps import MergeCache, Pack, Unpack, WriteFile
+from ..store import Layout, sha256_file
+from . import Runtime, bar
+
+
+def pack(rt: Runtime, step: Pack) -> dict[str, Any]:
+    folders = dict(step.folders)
+    members = bundle.collect(step.cache_dir, folders.get("apt"))
+    total = sum(p.stat().st_size for _, p in members)
+    started = time.monotonic()
+    with bar(rt.console, "hash", total) as advance:
+        entries = bundle.hash_members(members, advance)
+    hashed = time.monotonic()
+    if step.manifest is None:
+        raise StepError(step.title, "no manifest for the bundle")
+    manifest = bundle.Manifest(**step.manifest.resolve(set(Layout(step.store).tags())),
+                               created=bundle.now())
+    manifest.files = entries
+    if step.since:
+        base, base_sha = bundle.load_manifest(step.since)
+        members = bundle.delta_members(members, entries, base)
+        manifest.extends = {"bundle": step.since.name.removesuffix(".manifest.json"), "manifest_sha256": base_sha}
+        total = sum(p.stat().st_size for _, p in members)
+    with bar(rt.console, "pack", total) as advance:
+        size = bundle.write(step.output, manifest, members, progress=advance)
+    step.output.with_name(step.output.name.removesuffix(".tar") + ".manifest.json").write_bytes(manifest.to_json())
+    output: Path = step.output
+    if step.split_size:
+        output = bundle.split(step.output, step.split_size)
+    blobs = [e for e in entries if e.path.startswith("blobs/")]
+    return {"output": output, "size": size, "blobs": len(blobs), "packed_files": len(members),
+            "unique_bytes": sum(e.size for e in blobs), "files": len(entries),
+            "hash_seconds": hashed - started, "write_seconds": time.monotonic() - hashed}
+
+
+def merge_cache(rt: Runtime, step: MergeCache) -> dict[str, Any]:
+    source = Layout(step.source)
+    if not source.exists():
+        raise StepError(step.title, f"the build wrote no cache to {step.source}",
+                        "the engine must export caches: use Docker with the containerd image store")
+    store = Layout(step.store)
+    added = store.merge(source, move=True)
+    shutil.rmtree(step.source, ignore_errors=True)
+    tags = store.tags()
+    keys = cachekeys.normalize(store, step.tag, [tags[t] for t in step.bases if t in tags])
+    return {"blobs_added": added, "keys_added": keys}
+
+
+def write_file(rt: Runtime, step: WriteFile) -> dict[str, Any]:
+    step.path.parent.mkdir(parents=True, exist_ok=True)
+    if not step.path.is_file() or step.path.read_text() != step.text:
+        step.path.write_text(step.text)
+    return {"path": step.path}
+
+
+def unpack(rt: Runtime, step: Unpack) -> dict[str, Any]:
+    platforms = (lambda: engine_platforms(rt.docker)) if step.check_platforms else None
+    manifest, added, files = unpack_bundle(step, rt.console, platforms)
+    return {"manifest": manifest, "blobs_added": added, "files": files}
+
+
+def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str, ...]] | None = None,
+                  ) -> tuple[bundle.Manifest, int, int]:
+    """Verify the whole bundle in a scratch folder, then merge it into the store.
+
+    *platforms* tells what the engine can run (asked only for a bundle that
+    names platforms: it costs a buildx call); a bundle for others is refused
+    before anything is written. ``None``: not checked.
+    """
+    where = str(step.bundle)
+    work = step.cache_dir / ".work"
+    work.mkdir(parents=True, exist_ok=True)
+    with bundle.open_archive(step.bundle) as tar, tempfile.TemporaryDirectory(dir=work, prefix="setup-") as tmp:
+        try:
+            members = bundle.check_members(tar.getmembers(), where)
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise bundle.BundleError(f"{where}: not a readable bundle archive ({exc})",
+                                     "the copy is damaged or truncated: copy it again") from None
+        manifest = bundle.read_manifest(tar, members, where)
+        _check_project(step, manifest, where)
+        if platforms is not None and manifest.platforms:
+            _check_platforms(manifest, platforms(), where)
+        if manifest.extends:
+            _materialize(step, manifest, {m.name for m in members}, Path(tmp), where)
+        _check_space(step, manifest, Path(tmp), where)
+        with bar(console, "verify", sum(f.size for f in manifest.files)) as advance:
+            bundle.extract_verified(tar, members, manifest, Path(tmp), where, advance)
+        added = Layout(step.store).merge(Layout(Path(tmp)), move=True)
+        files = sum(_place(Path(tmp) / name, dest) for name, dest in step.places)
+    record = json.dumps({"bundle": step.bundle.name, **json.loads(manifest.to_json())}, indent=2)
+    (step.cache_dir / "bundle.json").write_text(record + "\n")
+    return manifest, added, files
+
+
+def _place(src: Path, dest: Path) -> int:
+    """Resources are placed file by file; a capture's keys each replace the old one whole."""
+    return _place_files(src, dest) if src.name == "resources" else place(src, dest)
+
+
+def _check_space(step: Unpack, manifest: bundle.Manifest, tmp: Path, where: str) -> None:
+    total = sum(f.size for f in manifest.files)
+    free = shutil.disk_usage(tmp).free
+    if total > free:
+        raise bundle.BundleError(f"{where} needs {total >> 20} MiB to set up and {step.cache_dir} has "
+                                 f"{free >> 20} MiB free", "free disk space, or set CACHE_DIR to a larger disk")
+
+
+def _materialize(step: Unpack, manifest: bundle.Manifest, present: set[str], dest: Path, where: str) -> None:
+    """A delta omits what its base bundle held: take those files from this machine, checked.
+
+    Afterwards the scratch folder holds exactly what the full bundle would,
+    so the rest of setup cannot tell the two apart.
+    """
+    base = manifest.extends.get("bundle", "its base bundle")
+    for entry in manifest.files:
+        if entry.path in present:
+            continue
+        local = _local_copy(step, entry.path)
+        if local is None or not local.is_file() or local.stat().st_size != entry.size \
+                or sha256_file(local) != entry.sha256:
+            raise bundle.BundleError(f"{where} is a delta of {base}, and {entry.path} from it is not here",
+                                     f"run offline.setup with {base} (or a full bundle) first")
+        target = dest / entry.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local, target)
+
+
+def _local_copy(step: Unpack, name: str) -> Path | None:
+    if name.startswith("blobs/sha256/"):
+        return step.store / name
+    for folder, local in step.places:
+        if name.startswith(f"{folder}/"):
+            return local / name.removeprefix(f"{folder}/")
+    return None  # the index always travels: the local one may hold more entries
+
+
+def _check_project(step: Unpack, manifest: bundle.Manifest, where: str) -> None:
+    if manifest.project != step.project:
+        raise bundle.BundleError(f"{where} is a bundle for project {manifest.project!r}, not {step.project!r}",
+                                 "use the bundle exported from this project's offline.yaml")
+    if step.platforms and manifest.platforms and set(step.platforms) - set(manifest.platforms):
+        raise bundle.BundleError(f"{where} was built for {', '.join(manifest.platforms)}, "
+                                 f"not {', '.join(step.platforms)}",
+                                 "export again with --platform for this machine")
+
+
+def _check_platforms(manifest: bundle.Manifest, available: tuple[str, ...], where: str) -> None:
+    """Refuse a bundle for platforms this engine cannot run.
+
+    A fully cached build would even succeed, but the first changed RUN step
+    would fail with "exec format error" at the site, where nobody can fix it.
+    """
+    foreign = [p for p in manifest.platforms if not runs_platform(p, available)]
+    if foreign:
+        raise bundle.BundleError(
+            f"{where} is for {', '.join(foreign)} and this engine runs {', '.join(available)}",
+            f"export again with --platform {available[0]}, or give this machine emulation for "
+            f"{', '.join(foreign)} (binfmt_misc with qemu-user-static) and run offline.setup again")
+
+
+def _place_files(src: Path, dest_root: Path) -> int:
+    count = 0
+    if not src.is_dir():
+        return 0
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        target = dest_root / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.is_file() or sha256_file(target) != sha256_file(path):
+            path.replace(target)
+            count += 1
+    return count

@@ -1,0 +1,171 @@
+"""Images between the engine and the store: ``docker save`` in, ``docker load`` out.
+
+Export saves base images into the store (checked complete, named and for
+every wanted platform); setup loads them back into engines that cannot read
+``oci-layout://`` contexts, and the named builder's BuildKit image into any.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from ..engine import arch, engine_message, image_present, runs_platform
+from ..errors import EngineError, OfflineBuildError, StepError
+from ..plan import base_tag
+from ..steps import LoadImages, SaveImages
+from ..store import IMAGE_NAME, INDEX_TYPES, REF_NAME, Descriptor, Layout, image_platforms
+from . import Runtime
+
+
+def save_images(rt: Runtime, step: SaveImages) -> dict[str, Any]:
+    """``docker save`` into a temp layout, check it is complete, merge it in."""
+    missing = [i for i in step.images if not image_present(rt.docker, i)]
+    if missing:
+        raise StepError(step.title, f"base image {missing[0]} is not in the engine",
+                        f"pull or build it on this machine first (docker pull {missing[0]})")
+    work = step.store.parent / ".work"
+    work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work, prefix="save-") as tmp:
+        tar_path = Path(tmp) / "images.tar"
+        try:
+            rt.docker.image.save(list(step.images), output=tar_path)
+        except DockerException as exc:
+            raise StepError(step.title, engine_message(exc)) from exc
+        layout_dir = Path(tmp) / "layout"
+        with tarfile.open(tar_path) as tar:
+            tar.extractall(layout_dir, filter="data")
+        saved = Layout(layout_dir)
+        if not saved.exists():
+            raise StepError(step.title, "docker save wrote no OCI index (index.json)",
+                            "use an engine with the containerd image store for export")
+        # docker save with the containerd store has been reported to omit
+        # shared blobs: reachable() raises if any referenced blob is absent.
+        retag = {full_name(i): base_tag(i) for i in step.images}
+        _check_names(saved, retag, step)
+        _check_platforms(saved, step)
+        added = Layout(step.store).merge(saved, retag=retag, move=True)
+    return {"images": list(step.images), "blobs_added": added}
+
+
+def load_images(rt: Runtime, step: LoadImages) -> dict[str, Any]:
+    """``docker load`` images (reference -> store tag) from the store; says what each did."""
+    layout = Layout(step.store)
+    tags = layout.tags()
+    out = []
+    for ref, tag in step.images:
+        before = _image_id(rt.docker, ref)
+        data = docker_archive(layout, tags[tag], ref)
+        try:
+            rt.docker.image.load(data, quiet=True)
+        except DockerException as exc:
+            raise EngineError(f"docker load of {ref} failed: {engine_message(exc)}",
+                              "check free disk space on the engine, then run offline.setup again") from None
+        after = _image_id(rt.docker, ref)
+        state = "unchanged" if before == after else ("replaced" if before else "loaded")
+        rt.console.print(f"  {state}: {ref}")
+        out.append((ref, state))
+    return {"loaded": out}
+
+
+def _image_id(docker: DockerClient, ref: str) -> str | None:
+    try:
+        return docker.image.inspect(ref).id if image_present(docker, ref) else None
+    except DockerException:
+        return None
+
+
+def docker_archive(layout: Layout, desc: Any, ref: str) -> bytes:
+    """A ``docker load`` tar for one image: its OCI entry plus the classic manifest.json.
+
+    The classic ``manifest.json`` is what Docker 20.10 reads; newer engines
+    read the OCI index. Layers stay gzip-compressed: both accept that.
+    """
+    manifest_desc = _platform_manifest(layout, desc)
+    doc = layout.read_json(manifest_desc.digest)
+    blobs = [manifest_desc.digest, doc["config"]["digest"], *(layer["digest"] for layer in doc["layers"])]
+    classic = [{"Config": f"blobs/sha256/{doc['config']['digest'].split(':')[1]}",
+                "RepoTags": [ref],
+                "Layers": [f"blobs/sha256/{layer['digest'].split(':')[1]}" for layer in doc["layers"]]}]
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+             "manifests": [{**manifest_desc.to_json(), "annotations": {
+                 "io.containerd.image.name": ref, REF_NAME: ref.rsplit(":", 1)[-1]}}]}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+                           ("index.json", json.dumps(index).encode()),
+                           ("manifest.json", json.dumps(classic).encode())):
+            _add(tar, name, data)
+        for digest in dict.fromkeys(blobs):
+            tar.add(layout.blob_path(digest), arcname=f"blobs/sha256/{digest.split(':')[1]}")
+    return buf.getvalue()
+
+
+def _platform_manifest(layout: Layout, desc: Any) -> Any:
+    """The image manifest for this machine, resolving an index if there is one."""
+    if desc.media_type not in INDEX_TYPES:
+        return desc
+    children = [Descriptor.from_json(d) for d in layout.read_json(desc.digest)["manifests"]]
+    for child in children:
+        plat = child.platform or {}
+        if plat.get("architecture") == arch() and layout.blob_path(child.digest).is_file():
+            return child
+    raise OfflineBuildError(f"no {arch()} image for {desc.digest[:19]} in the store",
+                            "export the bundle with --platform for this machine")
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def full_name(ref: str) -> str:
+    """``debian:bookworm-slim`` -> ``docker.io/library/debian:bookworm-slim``.
+
+    The normalised reference containerd records in ``docker save`` output;
+    a name to match, not a host anything here contacts.
+    """
+    name = ref
+    first = name.split("/", 1)[0]
+    if "/" not in name:
+        name = f"docker.io/library/{name}"
+    elif "." not in first and ":" not in first and first != "localhost":
+        name = f"docker.io/{name}"
+    if ":" not in name.rsplit("/", 1)[-1] and "@" not in name:
+        name += ":latest"
+    return name
+
+
+def _check_platforms(saved: Layout, step: SaveImages) -> None:
+    """Every base image must carry each platform the project builds for.
+
+    Otherwise BuildKit looks the missing one up in a registry: online it
+    would quietly fetch it outside the store, offline the build fails.
+    """
+    if not step.platforms:
+        return
+    for desc in saved.index():
+        have = tuple(sorted(image_platforms(saved, desc)))
+        missing = [p for p in step.platforms if not runs_platform(p, have)]
+        if missing:
+            name = desc.annotations.get(IMAGE_NAME, desc.digest)
+            raise StepError(step.title, f"base image {name} has {', '.join(have) or 'no platform'} in this engine, "
+                                        f"not {', '.join(missing)}",
+                            f"pull it for those platforms first (docker pull --platform {missing[0]} {name}), "
+                            "or export for the platforms it has")
+
+
+def _check_names(saved: Layout, retag: dict[str, str], step: SaveImages) -> None:
+    names = {d.annotations.get(IMAGE_NAME) for d in saved.index()}
+    for full, _ in retag.items():
+        if full not in names:
+            raise StepError(step.title, f"docker save wrote no entry named {full}",
+                            "check the base image name in offline.yaml or the Dockerfile")

@@ -1,0 +1,51 @@
+"""What a cache folder records between runs: the lock, and the bundle setup restored."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .config import Project
+from .errors import OfflineBuildError
+
+
+@contextmanager
+def lock(cache_dir: Path) -> Iterator[None]:
+    """One export or setup at a time per cache folder."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with (cache_dir / ".lock").open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OfflineBuildError(f"another offline-build is working on {cache_dir}",
+                                    "wait for it to finish, then run this again") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def restored_bundle(project: Project) -> dict[str, Any] | None:
+    """What setup recorded of the bundle it restored (``bundle.json``); None when none, or unreadable."""
+    recorded = project.cache_dir / "bundle.json"
+    if recorded.is_file():
+        try:
+            data = json.loads(recorded.read_text())
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+    return None
+
+
+def bundle_network(project: Project) -> str | None:
+    """The network mode the restored bundle was exported with (else the project's).
+
+    Offline builds must use the same mode, or every ``RUN`` step misses the
+    cache (seen: ``--network host`` then ``--network none`` re-runs them all).
+    """
+    recorded = restored_bundle(project)
+    return (recorded.get("network") or None) if recorded is not None else project.network

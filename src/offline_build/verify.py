@@ -1,0 +1,78 @@
+"""``offline.verify``: prove a bundle by restoring it into a scratch store and building every service.
+
+The plan is setup's and build's, run against a throwaway cache folder, so
+the project's own store and captures stay as they are.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+from rich.console import Console
+
+from . import bundle
+from .build import build
+from .config import CacheOptions, Project
+from .engine import engine_message, engine_platforms, probe_engine
+from .errors import EngineError, OfflineBuildError
+from .executor import Executor, check_engine
+from .inputs import pick
+from .setup import load_steps, unpack
+from .steps import Plan
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    service: str
+    status: str  # "all cached" | "rebuilt offline" | "failed"
+    steps: int
+    cached: int
+    detail: str
+
+
+def verify(project: Project, bundle_path: Path | None, docker: DockerClient, console: Console) -> list[VerifyOutcome]:
+    """Set the bundle up into a throwaway store and build every service with no network.
+
+    The engine given must hold none of the project's build cache (another
+    engine, or this one after ``docker builder prune``): otherwise a step
+    could pass from a local cache the bundle does not carry.
+    """
+    path = bundle_path or bundle.find_bundle(project.cache_dir)
+    check_engine(docker)
+    work = project.cache_dir / ".work"
+    work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work, prefix="verify-") as tmp:
+        # The captures go to the scratch folder too: the project's own stay
+        # as they are. No team cache: the proof is of the bundle alone.
+        scratch = replace(project, cache_dir=Path(tmp), cache=CacheOptions(),
+                          apt=replace(project.apt, dir=Path(tmp) / "apt-lists"))
+        manifest, _, _ = unpack(scratch, path, console, lambda: engine_platforms(docker))
+        caps = probe_engine(docker, scratch, ("oci_layout_context",))
+        Executor(docker, console).run(Plan("load", tuple(load_steps(scratch, manifest, caps))))
+        return [_verify_one(scratch, name, docker, console) for name in (s.name for s in pick(scratch, None))]
+
+
+def _verify_one(scratch: Project, name: str, docker: DockerClient, console: Console) -> VerifyOutcome:
+    try:
+        (done,) = build(scratch, [name], docker, console)
+    except OfflineBuildError as exc:
+        return VerifyOutcome(name, "failed", 0, 0, exc.message)
+    if done.builder != "buildkit":
+        status, detail = "rebuilt offline", f"built by the {done.builder} (BuildKit could not)"
+    elif done.steps and done.cached == done.steps:
+        status, detail = "all cached", "every step CACHED"
+    else:
+        status, detail = "rebuilt offline", "ran offline: " + ", ".join(done.ran)
+    return VerifyOutcome(name, status, done.steps, done.cached, detail)
+
+
+def prune_build_cache(docker: DockerClient) -> None:
+    """Empty the engine's build cache, so verify proves the bundle and not the engine."""
+    try:
+        docker.buildx.prune(all=True)
+    except DockerException as exc:
+        raise EngineError(f"could not prune the build cache: {engine_message(exc)}") from None
