@@ -5,296 +5,59 @@ error can name the file, line, column and key path of what is wrong. Values
 are then resolved with the precedence the seed's make targets use:
 command-line flag > environment (``OFFLINE_VERSION``, ``CACHE_DIR``) >
 ``offline.yaml`` > default.
+
+The values it makes are in model and the node wrapper in yamlnode, so the
+modules that read a section each can share them without importing this
+one. Every name this module held before is still importable from here.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from .errors import ConfigError
+from .model import (
+    SERVICE_NAME,
+    AptOptions,
+    BuilderOptions,
+    CacheOptions,
+    Overrides,
+    Project,
+    Resource,
+    Service,
+)
+from .yamlnode import Node, compose_yaml
+
+# The names importers used before the values and the node wrapper moved out; keep them here.
+__all__ = [
+    "APT_KEYS", "BUILDER_DRIVERS", "BUILDER_KEYS", "CACHE_BACKENDS", "CACHE_KEYS", "COMPOSE_BUILD_KEYS",
+    "DEFAULT_APT_DIR", "DEFAULT_BUILDKIT_IMAGE", "DEFAULT_CACHE_DIR", "DEFAULT_FILE", "IMAGE_NAME", "NETWORKS",
+    "PLATFORM", "REGISTRY_REF", "RESERVED_NAMES", "RESOURCE_KEYS", "S3_KEYS", "SECRET_NAME", "SERVICE_KEYS",
+    "SERVICE_NAME", "SHA256", "TAG", "TOP_KEYS",
+    "AptOptions", "BuilderOptions", "CacheOptions", "ComposeBuild", "Overrides", "Project", "Resource", "Service",
+    "load",
+]
 
 DEFAULT_FILE = "offline.yaml"
 DEFAULT_CACHE_DIR = "build-cache"
 DEFAULT_APT_DIR = "apt-lists"
 # The collection name every project gets; a service may not shadow it.
 RESERVED_NAMES = frozenset({"offline"})
-# Task names: invoke shows them as-is, make targets embed them, so keep them
-# to what both accept without quoting.
-SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 NETWORKS = ("host", "none", "default")
 PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-@dataclass(frozen=True)
-class Service:
-    name: str
-    context: Path
-    dockerfile: Path
-    image: str
-    target: str | None = None
-    build_args: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Resource:
-    """Something a build needs that is not an image: lands under ``dest`` in the bundle."""
-
-    name: str
-    kind: str  # "url" | "git" | "path"
-    source: str
-    dest: str
-    ref: str | None = None
-    sha256: str | None = None
-
-
-@dataclass(frozen=True)
-class AptOptions:
-    enabled: bool
-    dir: Path
-
 
 CACHE_BACKENDS = ("local", "registry", "s3")
 BUILDER_DRIVERS = ("docker", "docker-container", "remote")
 # What buildx's docker-container driver runs unless told otherwise.
 DEFAULT_BUILDKIT_IMAGE = "moby/buildkit:buildx-stable-1"
 REGISTRY_REF = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$")
-
-
-@dataclass(frozen=True)
-class CacheOptions:
-    """Where caches live besides the store: a team registry or an S3 bucket.
-
-    The store (and so the bundle) always gets every service's cache; a remote
-    backend is read too and, with ``push``, written back by export (and by
-    offline builds when the environment names it: see offline_writes_back).
-    """
-
-    backend: str = "local"
-    ref: str | None = None  # registry: a repository; each service's cache is <ref>:<service>
-    push: bool = True
-    bucket: str | None = None
-    region: str | None = None
-    endpoint_url: str | None = None
-    use_path_style: bool = False
-    prefix: str | None = None
-    # Named by OFFLINE_CACHE_BACKEND or OFFLINE_CACHE_REF: this machine's own
-    # choice, so offline builds may write to it too (see offline_writes_back).
-    from_environment: bool = False
-
-    @property
-    def writes_back(self) -> bool:
-        """Export writes every service's cache back to the remote."""
-        return self.backend != "local" and self.push
-
-    @property
-    def location(self) -> str | None:
-        """Where the remote cache is, for messages: the registry repository or ``s3://bucket``."""
-        return {"registry": self.ref, "s3": f"s3://{self.bucket}"}.get(self.backend)
-
-    @property
-    def offline_writes_back(self) -> bool:
-        """Offline builds write back only to a cache this machine named.
-
-        The file's team cache is usually out of reach at the site: reading
-        it fails softly (BuildKit warns), but a failed write fails a build
-        that had finished.
-        """
-        return self.writes_back and self.from_environment
-
-
-@dataclass(frozen=True)
-class BuilderOptions:
-    """The buildx builder to build with; ``None`` name means the engine's own (docker driver)."""
-
-    name: str | None = None
-    driver: str = "docker"
-    driver_opts: Mapping[str, str] = field(default_factory=dict)
-    endpoint: str | None = None  # remote driver
-    image: str | None = None  # docker-container driver: the BuildKit image, carried in the bundle
-
-    @property
-    def named(self) -> str | None:
-        """The builder to pass as ``--builder``: None for the engine's own."""
-        return self.name if self.driver != "docker" else None
-
-
-@dataclass(frozen=True)
-class Project:
-    path: Path
-    root: Path
-    name: str
-    version: str
-    cache_dir: Path
-    platforms: tuple[str, ...]
-    network: str | None
-    services: Mapping[str, Service]
-    base_images: tuple[str, ...] | None
-    resources: tuple[Resource, ...]
-    apt: AptOptions
-    cache: CacheOptions = CacheOptions()
-    builder: BuilderOptions = BuilderOptions()
-
-    @property
-    def store(self) -> Path:
-        """The local OCI layout holding base images and every service's cache."""
-        return self.cache_dir / "store"
-
-    def service(self, name: str) -> Service:
-        try:
-            return self.services[name]
-        except KeyError:
-            raise ConfigError(
-                f"no service named {name!r}", path=self.path,
-                hint=f"known services: {', '.join(self.services) or 'none'}",
-            ) from None
-
-
-@dataclass(frozen=True)
-class Overrides:
-    """Values from the command line; ``None`` means "not given"."""
-
-    version: str | None = None
-    cache_dir: str | None = None
-    platforms: tuple[str, ...] | None = None
-
-
-# --- reading -----------------------------------------------------------------
-
-
-class _Node:
-    """A YAML node with the key path that led to it, for error messages."""
-
-    def __init__(self, node: yaml.Node, key: str, path: Path) -> None:
-        self.node = node
-        self.key = key
-        self.path = path
-
-    def error(self, message: str, hint: str | None = None) -> ConfigError:
-        mark = self.node.start_mark
-        return ConfigError(message, path=self.path, line=mark.line + 1,
-                           column=mark.column + 1, key=self.key or None, hint=hint)
-
-    def mapping(self, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, _Node]:
-        if not isinstance(self.node, yaml.MappingNode):
-            raise self.error(f"expected a mapping, got {_kind(self.node)}")
-        out: dict[str, _Node] = {}
-        for knode, vnode in self.node.value:
-            if not isinstance(knode, yaml.ScalarNode):
-                raise _Node(knode, self.key, self.path).error("keys must be plain strings")
-            key = knode.value
-            child_key = f"{self.key}.{key}" if self.key else key
-            if allowed and key not in allowed:
-                near = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"did you mean {near[0]!r}?" if near else f"valid keys: {', '.join(allowed)}"
-                raise _Node(knode, child_key, self.path).error(f"unknown key {key!r}", hint)
-            if key in out:
-                raise _Node(knode, child_key, self.path).error(f"duplicate key {key!r}")
-            out[key] = _Node(vnode, child_key, self.path)
-        for key in required:
-            if key not in out:
-                raise self.error(f"missing required key {key!r}")
-        return out
-
-    def items(self) -> list[tuple[str, _Node, _Node]]:
-        """Mapping with free-form keys: (key, key node, value node)."""
-        if not isinstance(self.node, yaml.MappingNode):
-            raise self.error(f"expected a mapping, got {_kind(self.node)}")
-        seen: set[str] = set()
-        out = []
-        for knode, vnode in self.node.value:
-            key = str(knode.value) if isinstance(knode, yaml.ScalarNode) else ""
-            child_key = f"{self.key}.{key}"
-            if not isinstance(knode, yaml.ScalarNode) or not key:
-                raise _Node(knode, self.key, self.path).error("keys must be non-empty strings")
-            if key in seen:
-                raise _Node(knode, child_key, self.path).error(f"duplicate key {key!r}")
-            seen.add(key)
-            out.append((key, _Node(knode, child_key, self.path), _Node(vnode, child_key, self.path)))
-        return out
-
-    def sequence(self) -> list[_Node]:
-        if not isinstance(self.node, yaml.SequenceNode):
-            raise self.error(f"expected a list, got {_kind(self.node)}")
-        return [_Node(n, f"{self.key}[{i}]", self.path) for i, n in enumerate(self.node.value)]
-
-    def scalar(self) -> Any:
-        if not isinstance(self.node, yaml.ScalarNode):
-            raise self.error(f"expected a single value, got {_kind(self.node)}")
-        # The resolver has already tagged the scalar (int, bool, null, str...);
-        # SafeConstructor turns that tag into the value YAML users expect.
-        return yaml.constructor.SafeConstructor().construct_object(self.node)
-
-    def string(self, pattern: re.Pattern[str] | None = None, what: str = "") -> str:
-        value = self.scalar()
-        if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
-            raise self.error(f"expected a string, got {_kind_value(value)}")
-        # Keep what the user typed: "version: 1.10" is the tag 1.10, not 1.1.
-        text = self.node.value if isinstance(value, (int, float)) else str(value)
-        if not text:
-            raise self.error("must not be empty")
-        if pattern and not pattern.match(text):
-            raise self.error(f"{text!r} is not a valid {what or 'value'}")
-        return text
-
-    def option(self) -> str:
-        """A value passed on to a tool as text: ``true`` stays ``true``, not ``True``."""
-        value = self.scalar()
-        if isinstance(value, bool):
-            return str(value).lower()
-        if value is None or isinstance(value, (dict, list)):
-            raise self.error(f"expected a string, got {_kind_value(value)}")
-        return self.node.value if isinstance(value, (int, float)) else str(value)
-
-    def boolean(self) -> bool:
-        value = self.scalar()
-        if not isinstance(value, bool):
-            raise self.error(f"expected true or false, got {_kind_value(value)}")
-        return value
-
-
-def _kind(node: yaml.Node) -> str:
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    return f"{node.value!r}" if node.value else "nothing"
-
-
-def _kind_value(value: Any) -> str:
-    return "nothing" if value is None else f"{type(value).__name__} {value!r}"
-
-
-def _compose(path: Path) -> yaml.Node:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("no project file here", path=path,
-                          hint="create offline.yaml (see the README's quick start) or pass --config") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", path=path) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        column = mark.column + 1 if mark else None
-        raise ConfigError(f"invalid YAML: {exc.problem or exc.context}", path=path,
-                          line=line, column=column) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", path=path) from None
-    if node is None:
-        raise ConfigError("the project file is empty", path=path, line=1, column=1,
-                          hint="it needs at least 'project' and 'services'")
-    return node
 
 
 # --- building the Project ----------------------------------------------------
@@ -315,7 +78,7 @@ def load(path: Path | str | None = None, overrides: Overrides | None = None,
     path = Path(path or os.environ.get("OFFLINE_BUILD_CONFIG") or DEFAULT_FILE).absolute()
     overrides = overrides or Overrides()
     env = os.environ if environ is None else environ
-    top = _Node(_compose(path), "", path).mapping(TOP_KEYS, required=("project",))
+    top = Node(compose_yaml(path), "", path).mapping(TOP_KEYS, required=("project",))
     if "services" not in top and "services_from" not in top:
         raise top["project"].error("missing required key 'services'",
                                    "list services, or read them from a compose file with services_from")
@@ -349,7 +112,7 @@ def _pick(*values: str | None) -> str:
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
-def _check_tag(version: str, node: _Node | None, path: Path) -> str:
+def _check_tag(version: str, node: Node | None, path: Path) -> str:
     if TAG.match(version):
         return version
     if node is not None and node.scalar() == version:
@@ -358,13 +121,13 @@ def _check_tag(version: str, node: _Node | None, path: Path) -> str:
                       path=path, hint="use letters, digits, '_', '.', '-'")
 
 
-def _platforms(node: _Node | None) -> tuple[str, ...]:
+def _platforms(node: Node | None) -> tuple[str, ...]:
     if node is None:
         return ()
     return tuple(item.string(PLATFORM, "platform (os/arch[/variant])") for item in node.sequence())
 
 
-def _network(node: _Node | None) -> str | None:
+def _network(node: Node | None) -> str | None:
     if node is None:
         return None
     value = node.string()
@@ -377,7 +140,7 @@ def _network(node: _Node | None) -> str | None:
 class ComposeBuild:
     """A compose service's ``build`` and ``image``, as defaults for ``services.<name>``."""
 
-    node: _Node
+    node: Node
     context: Path
     dockerfile: str | None
     image: str | None
@@ -390,14 +153,14 @@ COMPOSE_BUILD_KEYS = ("context", "dockerfile", "args", "target", "dockerfile_inl
                       "secrets", "tags", "ulimits", "additional_contexts", "no_cache", "pull", "privileged")
 
 
-def _from_compose(node: _Node | None, root: Path) -> dict[str, ComposeBuild]:
+def _from_compose(node: Node | None, root: Path) -> dict[str, ComposeBuild]:
     """The services a compose file builds; those with only ``image`` are run, not built, and skipped."""
     if node is None:
         return {}
     path = (root / node.string()).resolve()
     if not path.is_file():
         raise node.error(f"no compose file at {_rel(path, root)}", "services_from is read relative to offline.yaml")
-    document = _Node(_compose(path), "", path)
+    document = Node(compose_yaml(path), "", path)
     top = document.mapping(())
     if "services" not in top:
         raise document.error("no 'services' in the compose file")
@@ -413,7 +176,7 @@ def _from_compose(node: _Node | None, root: Path) -> dict[str, ComposeBuild]:
     return out
 
 
-def _compose_build(fields: dict[str, _Node], base: Path) -> ComposeBuild:
+def _compose_build(fields: dict[str, Node], base: Path) -> ComposeBuild:
     build = fields["build"]
     image = fields["image"].string().rsplit("@", 1)[0] if "image" in fields else None
     if image and ":" in image.rsplit("/", 1)[-1]:
@@ -433,7 +196,7 @@ def _compose_build(fields: dict[str, _Node], base: Path) -> ComposeBuild:
                         spec["target"].string() if "target" in spec else None, args)
 
 
-def _services(node: _Node | None, root: Path, composed: dict[str, ComposeBuild]) -> dict[str, Service]:
+def _services(node: Node | None, root: Path, composed: dict[str, ComposeBuild]) -> dict[str, Service]:
     items = node.items() if node is not None else []
     services = {name: _service(name, knode, vnode, root, composed.get(name)) for name, knode, vnode in items}
     for name, build in composed.items():
@@ -447,7 +210,7 @@ def _services(node: _Node | None, root: Path, composed: dict[str, ComposeBuild])
     return services
 
 
-def _service(name: str, knode: _Node, node: _Node | None, root: Path, base: ComposeBuild | None = None) -> Service:
+def _service(name: str, knode: Node, node: Node | None, root: Path, base: ComposeBuild | None = None) -> Service:
     if not SERVICE_NAME.match(name):
         raise knode.error(f"service name {name!r} cannot be a task name",
                           "use lowercase letters, digits and '-', starting with a letter or digit")
@@ -485,7 +248,7 @@ def _service(name: str, knode: _Node, node: _Node | None, root: Path, base: Comp
 IMAGE_NAME = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
 
 
-def _image_name(image: str, node: _Node) -> str:
+def _image_name(image: str, node: Node) -> str:
     repo = image.split("/", 1)[-1] if "." in image.split("/", 1)[0] or ":" in image.split("/", 1)[0] else image
     if ":" in repo or "@" in repo:
         raise node.error(f"image {image!r} has a tag", "give the name only; the tag is the project's version")
@@ -497,7 +260,7 @@ def _image_name(image: str, node: _Node) -> str:
 SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|PRIVATE_KEY|API_KEY|CREDENTIAL", re.I)
 
 
-def _build_args(node: _Node | None) -> dict[str, str]:
+def _build_args(node: Node | None) -> dict[str, str]:
     if node is None:
         return {}
     out = {}
@@ -511,13 +274,13 @@ def _build_args(node: _Node | None) -> dict[str, str]:
     return out
 
 
-def _base_images(node: _Node | None) -> tuple[str, ...] | None:
+def _base_images(node: Node | None) -> tuple[str, ...] | None:
     if node is None:
         return None
     return tuple(item.string() for item in node.sequence())
 
 
-def _resources(node: _Node | None, root: Path) -> tuple[Resource, ...]:
+def _resources(node: Node | None, root: Path) -> tuple[Resource, ...]:
     if node is None:
         return ()
     resources = tuple(_resource(item, root) for item in node.sequence())
@@ -526,7 +289,7 @@ def _resources(node: _Node | None, root: Path) -> tuple[Resource, ...]:
     return resources
 
 
-def _unique(resources: tuple[Resource, ...], key: Callable[[Resource], str], what: str, node: _Node) -> None:
+def _unique(resources: tuple[Resource, ...], key: Callable[[Resource], str], what: str, node: Node) -> None:
     seen: set[str] = set()
     for i, res in enumerate(resources):
         if key(res) in seen:
@@ -534,7 +297,7 @@ def _unique(resources: tuple[Resource, ...], key: Callable[[Resource], str], wha
         seen.add(key(res))
 
 
-def _resource(node: _Node, root: Path) -> Resource:
+def _resource(node: Node, root: Path) -> Resource:
     fields = node.mapping(RESOURCE_KEYS, required=("name",))
     name = fields["name"].string(SERVICE_NAME, "resource name (lowercase letters, digits, '-')")
     kinds = [k for k in ("url", "git", "path") if k in fields]
@@ -575,14 +338,14 @@ def _holds_credentials(path: Path) -> bool:
     return path.name in (".dockercfg", ".netrc", ".git-credentials")
 
 
-def _apt(node: _Node | None, root: Path) -> AptOptions:
+def _apt(node: Node | None, root: Path) -> AptOptions:
     fields = node.mapping(APT_KEYS) if node is not None else {}
     enabled = fields["enabled"].boolean() if "enabled" in fields else True
     folder = fields["dir"].string() if "dir" in fields else DEFAULT_APT_DIR
     return AptOptions(enabled, (root / folder).resolve())
 
 
-def _cache(node: _Node | None, env: Mapping[str, str], path: Path) -> CacheOptions:
+def _cache(node: Node | None, env: Mapping[str, str], path: Path) -> CacheOptions:
     """``cache:``; ``OFFLINE_CACHE_BACKEND`` and ``OFFLINE_CACHE_REF`` override it.
 
     The overrides exist for the far side: the same project file names the
@@ -641,7 +404,7 @@ def _prefix(prefix: str | None) -> str | None:
     return folder + "/" if folder else None
 
 
-def _no_foreign_keys(fields: dict[str, _Node], backend: str) -> None:
+def _no_foreign_keys(fields: dict[str, Node], backend: str) -> None:
     """Keys of another backend in the file are a mistake worth naming.
 
     Beside ``backend: local`` nothing is: ``OFFLINE_CACHE_BACKEND`` may
@@ -654,7 +417,7 @@ def _no_foreign_keys(fields: dict[str, _Node], backend: str) -> None:
                                     "set cache.backend, or drop the key")
 
 
-def _check_registry_ref(ref: str, node: _Node | None, path: Path) -> None:
+def _check_registry_ref(ref: str, node: Node | None, path: Path) -> None:
     if REGISTRY_REF.match(ref):
         return
     message, hint = (f"{ref!r} is not a registry repository",
@@ -664,7 +427,7 @@ def _check_registry_ref(ref: str, node: _Node | None, path: Path) -> None:
     raise ConfigError(message + " (from OFFLINE_CACHE_REF)", path=path, hint=hint)
 
 
-def _builder(node: _Node | None) -> BuilderOptions:
+def _builder(node: Node | None) -> BuilderOptions:
     if node is None:
         return BuilderOptions()
     fields = node.mapping(BUILDER_KEYS)
