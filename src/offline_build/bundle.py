@@ -12,13 +12,15 @@ Layout inside the archive (all regular files, no links)::
 The archive is a plain tar by default: image layers are already gzip
 compressed, so compressing them again costs time for a few percent (see the
 README for the numbers).
+
+An archive too big for the medium is cut into parts and read back as one
+by :mod:`offline_build.parts`; ``open_archive`` takes either form.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import json
 import os
 import re
@@ -30,7 +32,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import __version__
-from .errors import OfflineBuildError
+from .parts import PARTS, open_parts, parts_folder
+from .parts import BundleError as BundleError  # re-exported: callers catch bundle.BundleError
+from .parts import parse_size as parse_size  # re-exported: export's --split-size
+from .parts import split as split  # re-exported: the executor's Pack step
 from .store import CHUNK, Layout, sha256_file
 
 FORMAT_VERSION = 1
@@ -40,10 +45,6 @@ _ALLOWED = re.compile(r"^(oci-layout|index\.json|blobs/sha256/[0-9a-f]{64}|files
 _COMPRESSIONS = {"": "w", "gz": "w:gz"}
 
 Progress = Callable[[int], None]
-
-
-class BundleError(OfflineBuildError):
-    """The bundle is damaged, incomplete, unsafe, or not for this project."""
 
 
 @dataclass(frozen=True)
@@ -231,122 +232,6 @@ def find_bundle(cache_dir: Path) -> Path:
                           "copy the bundle there, or pass --bundle PATH")
     # By the export date in the name, then by time on disk (a delta made the same day).
     return max(candidates, key=lambda p: (re.findall(r"\d{8}", p.name)[:1], p.stat().st_mtime, p.name))
-
-
-# --- split parts -----------------------------------------------------------------
-
-PARTS = "parts.json"
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-
-
-def parse_size(text: str) -> int:
-    """``3900M`` -> bytes (K, M, G are binary units, as split(1) reads them)."""
-    m = re.fullmatch(r"\s*(\d+)\s*([KMG]?)i?B?\s*", text.upper())
-    if not m or int(m.group(1)) <= 0:
-        raise BundleError(f"--split-size {text!r} is not a size", "give a number with K, M or G, e.g. 3900M")
-    return int(m.group(1)) * _UNITS[m.group(2)]
-
-
-def split(archive: Path, size: int) -> Path:
-    """Cut *archive* into numbered parts in ``<name>.parts/`` with a parts manifest; remove the whole."""
-    folder = archive.with_name(archive.name.removesuffix(".tar") + ".parts")
-    tmp = folder.with_name(f".{folder.name}.partial")
-    import shutil
-
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    parts = []
-    whole = hashlib.sha256()
-    with archive.open("rb") as src:
-        number = 0
-        while True:
-            number += 1
-            name = f"{archive.name}.{number:03d}"
-            digest, written = hashlib.sha256(), 0
-            with (tmp / name).open("wb") as out:
-                while written < size and (chunk := src.read(min(CHUNK, size - written))):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    whole.update(chunk)
-                    written += len(chunk)
-            if not written:
-                (tmp / name).unlink()
-                break
-            parts.append({"name": name, "size": written, "sha256": digest.hexdigest()})
-    (tmp / PARTS).write_text(json.dumps({"archive": archive.name, "sha256": whole.hexdigest(),
-                                         "parts": parts}, indent=2) + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.replace(folder)
-    archive.unlink()
-    return folder
-
-
-class _Concat(io.RawIOBase):
-    """The parts read back as one seekable file, for tarfile."""
-
-    def __init__(self, paths: list[Path]) -> None:
-        self.files = [p.open("rb") for p in paths]
-        self.sizes = [p.stat().st_size for p in paths]
-        self.pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self.pos, 2: sum(self.sizes)}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
-
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
-        start = self.pos
-        for handle, size in zip(self.files, self.sizes):
-            if start < size:
-                handle.seek(start)
-                data = handle.read(min(len(buffer), size - start))
-                buffer[: len(data)] = data
-                self.pos += len(data)
-                return len(data)
-            start -= size
-        return 0
-
-    def close(self) -> None:
-        for handle in self.files:
-            handle.close()
-        super().close()
-
-
-def parts_folder(path: Path) -> Path | None:
-    """The parts folder for *path*: the folder itself or the folder of its first part."""
-    if path.is_dir() and (path / PARTS).is_file():
-        return path
-    if path.is_file() and re.search(r"\.\d{3}$", path.name) and (path.parent / PARTS).is_file():
-        return path.parent
-    return None
-
-
-def open_parts(folder: Path) -> tarfile.TarFile:
-    """Check every part against the parts manifest, naming a missing or damaged one, then open."""
-    try:
-        spec = json.loads((folder / PARTS).read_text())
-        parts = [(str(p["name"]), int(p["size"]), str(p["sha256"])) for p in spec["parts"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BundleError(f"{folder / PARTS}: not a parts manifest ({exc})", "copy the parts folder again") from None
-    paths = []
-    for name, size, digest in parts:
-        path = folder / Path(name).name
-        if not path.is_file():
-            raise BundleError(f"{folder}: part {name} is missing", f"copy {name} into {folder}")
-        if path.stat().st_size != size or sha256_file(path) != digest:
-            raise BundleError(f"{folder}: part {name} is damaged (size or checksum mismatch)",
-                              f"copy {name} again")
-        paths.append(path)
-    return tarfile.open(fileobj=io.BufferedReader(_Concat(paths), CHUNK), mode="r:")  # type: ignore[arg-type]
 
 
 # A real bundle holds a few thousand files; millions of tiny members are an attack on time and inodes.

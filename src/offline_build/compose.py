@@ -1,0 +1,57 @@
+"""``services_from``: the services a docker compose file builds, as defaults for ``services:``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .services import ComposeBuild, read_build_args, rel
+from .yamlnode import Node, compose_yaml
+
+COMPOSE_BUILD_KEYS = ("context", "dockerfile", "args", "target", "dockerfile_inline", "cache_from", "cache_to",
+                      "labels", "network", "shm_size", "extra_hosts", "isolation", "platforms", "ssh",
+                      "secrets", "tags", "ulimits", "additional_contexts", "no_cache", "pull", "privileged")
+
+
+def read_compose(node: Node | None, root: Path) -> dict[str, ComposeBuild]:
+    """The services a compose file builds; those with only ``image`` are run, not built, and skipped."""
+    if node is None:
+        return {}
+    path = (root / node.string()).resolve()
+    if not path.is_file():
+        raise node.error(f"no compose file at {rel(path, root)}", "services_from is read relative to offline.yaml")
+    document = Node(compose_yaml(path), "", path)
+    top = document.mapping(())
+    if "services" not in top:
+        raise document.error("no 'services' in the compose file")
+    out: dict[str, ComposeBuild] = {}
+    for name, knode, vnode in top["services"].items():
+        fields = vnode.mapping(())
+        if "extends" in fields:
+            raise fields["extends"].error(f"compose service {name!r} uses extends, which offline-build does not follow",
+                                          f"give {name!r} its own build section, or describe it under services:")
+        if "build" not in fields:
+            continue
+        out[name.replace("_", "-")] = _compose_build(fields, path.parent)
+    return out
+
+
+def _compose_build(fields: dict[str, Node], base: Path) -> ComposeBuild:
+    build = fields["build"]
+    image = fields["image"].string().rsplit("@", 1)[0] if "image" in fields else None
+    if image and ":" in image.rsplit("/", 1)[-1]:
+        image = image.rsplit(":", 1)[0]  # the tag is the project's version
+    if isinstance(build.node, yaml.ScalarNode):
+        return ComposeBuild(build, (base / build.string()).resolve(), None, image, None, {})
+    spec = build.mapping(COMPOSE_BUILD_KEYS)
+    args: dict[str, str] = {}
+    if "args" in spec and isinstance(spec["args"].node, yaml.SequenceNode):
+        for item in spec["args"].sequence():
+            key, _, value = item.string().partition("=")
+            args[key] = value
+    elif "args" in spec:
+        args = read_build_args(spec["args"])
+    context = (base / (spec["context"].string() if "context" in spec else ".")).resolve()
+    return ComposeBuild(build, context, spec["dockerfile"].string() if "dockerfile" in spec else None, image,
+                        spec["target"].string() if "target" in spec else None, args)
