@@ -32,7 +32,9 @@ from pathlib import Path
 from python_on_whales import DockerClient
 from rich.console import Console
 
-from offline_build import workflow
+from offline_build import build as building
+from offline_build import export as exporting
+from offline_build import setup as restoring
 from offline_build.config import load
 from offline_build.plan import Pack
 
@@ -104,7 +106,7 @@ def run(cmd: list[str], **kw: object) -> None:
 def ours_export(config: Path, online: DockerClient) -> dict[str, float]:
     project = load(config, environ={})
     shutil.rmtree(project.cache_dir, ignore_errors=True)
-    seconds, summary = timed(lambda: workflow.export(project, None, online, QUIET))
+    seconds, summary = timed(lambda: exporting.export(project, None, online, QUIET))
     pack = summary["result"].of(Pack)[0].detail  # type: ignore[index]
     return {"export": seconds, "pack": pack["hash_seconds"] + pack["write_seconds"],
             "hash": pack["hash_seconds"], "write": pack["write_seconds"], "bytes": pack["size"],
@@ -121,8 +123,8 @@ def ours_setup(subject: Subject, bundle: Path, offline: DockerClient, work: Path
     (project.cache_dir).mkdir(parents=True)
     local = project.cache_dir / bundle.name
     shutil.copy2(bundle, local)
-    seconds, _ = timed(lambda: workflow.setup(project, local, offline, QUIET))
-    rebuild, outcomes = timed(lambda: workflow.build(project, [subject.rebuild], offline, QUIET))
+    seconds, _ = timed(lambda: restoring.setup(project, local, offline, QUIET))
+    rebuild, outcomes = timed(lambda: building.build(project, [subject.rebuild], offline, QUIET))
     assert outcomes[0].status == "all cached", outcomes  # type: ignore[index]
     return {"setup": seconds, "rebuild": rebuild}
 
@@ -134,7 +136,7 @@ def ours_delta(subject: Subject, online: DockerClient, full: Path) -> float:
     original = path.read_text()
     path.write_text(original.replace(old, new, 1))
     try:
-        summary = workflow.export(project, [service], online, QUIET, since=full.with_name(
+        summary = exporting.export(project, [service], online, QUIET, since=full.with_name(
             full.name.removesuffix(".tar") + ".manifest.json"))
     finally:
         path.write_text(original)
@@ -235,7 +237,7 @@ def fresh_export(config: Path, online: DockerClient, environ: dict[str, str]) ->
     project = load(config, environ=environ)
     shutil.rmtree(project.cache_dir, ignore_errors=True)
     online.buildx.prune(all=True)
-    seconds, summary = timed(lambda: workflow.export(project, None, online, QUIET))
+    seconds, summary = timed(lambda: exporting.export(project, None, online, QUIET))
     builds = [r for r in summary["result"].builds() if r.step.service]  # type: ignore[index]
     return seconds, sum(r.detail["cached"] for r in builds), sum(r.detail["steps"] for r in builds)
 

@@ -49,8 +49,17 @@ def run(project: Project, docker: DockerClient, *, deep: bool = True) -> list[Ch
     checks += _store(project)
     checks += _services(project, docker, caps)
     checks += _bundle(project, deep)
+    checks += _captures(project)
     checks += _lint(project)
     return checks
+
+
+def _captures(project: Project) -> list[Check]:
+    """What each capture (APT, ...) holds on this machine, in its own words."""
+    from .captures import all_captures
+
+    return [Check("captures", row.name, row.status, row.detail, row.fix)
+            for capture in all_captures() for row in capture.rows(project)]
 
 
 def _lint(project: Project) -> list[Check]:

@@ -19,7 +19,8 @@ from rich.console import Console
 from offline_build.config import BuilderOptions
 from offline_build.errors import StepError
 from offline_build.executor import Executor
-from offline_build.plan import Plan, ensure_builder
+from offline_build.plan import ensure_builder
+from offline_build.steps import Plan
 
 pytestmark = pytest.mark.engine
 
