@@ -78,7 +78,14 @@ def shell_join(tokens: list[str]) -> str:
     return " ".join(t if t == "|" or _REDIRECT.match(t) else shlex.quote(t) for t in tokens)
 
 
+# Words that open a shell compound command: what follows is a command of its own
+# (``if [ -f package-lock.json ]; then npm ci; else npm install; fi``).
+_KEYWORDS = {"if", "then", "else", "elif", "do", "while", "until"}
+
+
 def _flush(argv: list[str], out: list[list[str]]) -> None:
+    while argv and argv[0] in _KEYWORDS:
+        argv = argv[1:]
     while argv and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", argv[0]):
         argv = argv[1:]
     while argv and argv[0] in ("sudo", "exec", "env", "nice", "time", "command"):

@@ -118,6 +118,27 @@ class Context:
     bundled_images: frozenset[str] | None = None  # None: no bundle to compare with
     apt_captured: bool = False
     project: bool = False
+    captured: frozenset[str] = frozenset()  # language captures that serve their steps offline (pip, npm)
+
+
+# rule -> the capture that serves it, and what the note says then.
+_CAPTURED = {"pip-install": ("pip", "pip install: served from the pip capture offline"),
+             "npm-install": ("npm", "npm install: served from the npm capture offline")}
+_URL = re.compile(r"^(git\+|hg\+|svn\+|bzr\+)?(https?|ftp|ssh)://|^git@")
+
+
+def _served(rule: str, argv: list[str], ins: Instruction, context: Context) -> str | None:
+    """The note for a step a capture serves, or None when it is not served (then it stays an error).
+
+    A capture serves shell-form steps; a URL or VCS requirement on the command
+    line is fetched from there, never from the capture.
+    """
+    if rule == "apt-update" and context.apt_captured:
+        return "apt-get update: served from the APT capture offline"
+    tool, note = _CAPTURED.get(rule, ("", ""))
+    if not tool or tool not in context.captured or ins.heredocs or ins.json:
+        return None
+    return None if any(_URL.match(a) for a in argv) else note
 
 
 # --- command rules -------------------------------------------------------------
@@ -234,13 +255,15 @@ def _run_findings(df: Dockerfile, ins: Instruction, raw: list[str], context: Con
             continue
         for argv in simple_commands(shell_join(pipeline)):
             for rule, word in command_rules(argv):
-                handled = rule == "apt-update" and context.apt_captured
-                out.append(_at(df, ins, raw, rule, word, severity="info" if handled else None,
-                               message="apt-get update: served from the APT capture offline" if handled else None,
+                note = _served(rule, argv, ins, context)
+                out.append(_at(df, ins, raw, rule, word, severity="info" if note else None, message=note,
                                needle=" ".join(argv[:2])))
                 if rule in _INSTALLS and broad_copy is not None:
+                    # Served, a re-run after a source change works offline: it only costs time.
                     out.append(_at(df, ins, raw, "copy-before-install", word, needle=" ".join(argv[:2]),
-                                   message=f"{RULES['copy-before-install'].title} (line {broad_copy})"))
+                                   severity="info" if note else None,
+                                   message=f"{RULES['copy-before-install'].title} (line {broad_copy})"
+                                           + ("; it re-runs offline from the capture" if note else "")))
     return out
 
 

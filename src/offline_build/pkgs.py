@@ -1,0 +1,61 @@
+"""Language package managers in Dockerfiles: which ``RUN`` installs what, with which tool.
+
+Found wherever the shell runs them: after ``&&``, in ``sh -c '...'``, inside
+``if ...; then npm ci; else npm install; fi``, behind ``VAR=value`` or a
+venv's own ``/venv/bin/pip``. The same shell reading as APT's
+(:mod:`offline_build.apt`), so lint and the captures agree on what they see.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .apt import pipelines, run_text, shell_join, simple_commands
+from .dockerfile import Instruction
+
+_PIP = re.compile(r"^pip(3(\.\d+)?)?$")
+_PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
+
+
+@dataclass(frozen=True)
+class Install:
+    """One install command: the tool, how to call that same tool again, and its arguments."""
+
+    tool: str  # pip | npm
+    launcher: tuple[str, ...]  # argv that runs the same tool in the same environment (a venv's pip)
+    args: tuple[str, ...]
+
+
+def _verb(args: list[str]) -> str:
+    return next((a for a in args if not a.startswith("-")), "")
+
+
+def install_of(argv: list[str]) -> Install | None:
+    """The install *argv* runs, or None when it installs nothing from a registry."""
+    if not argv:
+        return None
+    prog = argv[0].rsplit("/", 1)[-1]
+    if _PIP.match(prog):
+        launcher, args = (argv[0],), argv[1:]
+    elif _PYTHON.match(prog) and argv[1:3] == ["-m", "pip"]:
+        launcher, args = tuple(argv[:3]), argv[3:]
+    elif prog == "npm":
+        launcher, args = (argv[0],), argv[1:]
+        if _verb(args) in ("ci", "install", "i") and "--offline" not in args:
+            return Install("npm", launcher, tuple(args))
+        return None
+    else:
+        return None
+    if _verb(args) != "install" or "--no-index" in args:
+        return None
+    return Install("pip", launcher, tuple(args))
+
+
+def installs(ins: Instruction) -> list[Install]:
+    """Every registry install a ``RUN`` makes, in order (none for other instructions)."""
+    if ins.cmd != "RUN":
+        return []
+    return [found for pipeline in pipelines(run_text(ins))
+            for argv in simple_commands(shell_join(pipeline))
+            if (found := install_of(argv)) is not None]
