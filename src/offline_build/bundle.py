@@ -24,9 +24,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tarfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -38,10 +39,15 @@ from .parts import parse_size as parse_size  # re-exported: export's --split-siz
 from .parts import split as split  # re-exported: the executor's Pack step
 from .store import CHUNK, Layout, sha256_file
 
-FORMAT_VERSION = 1
+# 2: a file whose bytes another file in the bundle already has is packed once
+# (the manifest still lists both); format 1 readers would call it missing.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 MANIFEST_SUM = "manifest.json.sha256"
-_ALLOWED = re.compile(r"^(oci-layout|index\.json|blobs/sha256/[0-9a-f]{64}|files/(apt|resources)/[^\0]+)$")
+# The folders a bundle may carry under files/: resources and each capture's (a test keeps them in step).
+FILE_FOLDERS = ("apt", "npm", "pip", "resources")
+_ALLOWED = re.compile(r"^(oci-layout|index\.json|blobs/sha256/[0-9a-f]{64}|files/(" + "|".join(FILE_FOLDERS)
+                      + r")/[^\0]+)$")
 _COMPRESSIONS = {"": "w", "gz": "w:gz"}
 
 Progress = Callable[[int], None]
@@ -118,17 +124,18 @@ class Manifest:
 # --- packing -----------------------------------------------------------------
 
 
-def collect(cache_dir: Path, apt_dir: Path | None = None) -> list[tuple[str, Path]]:
+def collect(cache_dir: Path, folders: Mapping[str, Path] | None = None) -> list[tuple[str, Path]]:
     """(archive name, local path) of everything that goes in: reachable blobs and files.
 
-    APT captures live in the project's apt folder (``apt-lists/`` by default).
+    *folders* travel as ``files/<name>/`` (default: the resources); each
+    capture's lives where the project keeps it (``apt-lists/`` for APT).
     """
     layout = Layout(cache_dir / "store")
     members = [("oci-layout", layout.root / "oci-layout"), ("index.json", layout.root / "index.json")]
     members += [(f"blobs/sha256/{d.hex}", layout.blob_path(d.digest))
                 for d in sorted(layout.reachable().values(), key=lambda d: d.digest)]
-    for sub, base in (("apt", apt_dir), ("resources", cache_dir / "resources")):
-        if base is not None and base.is_dir():
+    for sub, base in (folders if folders is not None else {"resources": cache_dir / "resources"}).items():
+        if base.is_dir():
             for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.is_symlink()
                                and not any(part.startswith(".") for part in p.relative_to(base).parts)):
                 members.append((f"files/{sub}/{path.relative_to(base).as_posix()}", path))
@@ -216,6 +223,30 @@ def delta_members(members: list[tuple[str, Path]], entries: list[FileEntry],
     return [(name, path) for name, path in members if name in always or (name, digest[name]) not in have]
 
 
+def unique_members(members: list[tuple[str, Path]], entries: list[FileEntry]) -> list[tuple[str, Path]]:
+    """Each content once: a later file with the same sha256 as an earlier one is left out.
+
+    Captures repeat themselves (two services' pip steps share most wheels);
+    setup copies the one packed file to every path the manifest lists for it.
+    """
+    digest = {e.path: e.sha256 for e in entries}
+    seen: set[str] = set()
+    out = []
+    for name, path in members:
+        key = digest.get(name, name)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append((name, path))
+    return out
+
+
+def copies(manifest: Manifest, present: set[str]) -> dict[str, str]:
+    """Manifest paths not in the archive whose bytes it carries under another path: path -> that path."""
+    carried = {f.sha256: f.path for f in manifest.files if f.path in present}
+    return {f.path: carried[f.sha256] for f in manifest.files if f.path not in present and f.sha256 in carried}
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -297,10 +328,14 @@ def read_manifest(tar: tarfile.TarFile, members: list[tarfile.TarInfo], where: s
                               "the bundle was altered or damaged: copy it again from the online machine")
     manifest = Manifest.from_json(raw, where)
     listed = {f.path for f in manifest.files}
+    # Paths that are not members (a delta's, a packed-once copy's) are written
+    # by setup too: the same rules as for members.
+    if unsafe := sorted(p for p in listed if not _ALLOWED.match(p) or ".." in PurePosixPath(p).parts):
+        raise BundleError(f"{where}: {MANIFEST} names an unsafe path {unsafe[0]!r}", "the bundle is not safe to extract")
     present = set(by_name) - {MANIFEST, MANIFEST_SUM}
     if extra := sorted(present - listed):
         raise BundleError(f"{where}: {extra[0]} is not listed in the manifest", "the bundle was altered")
-    if (missing := sorted(listed - present)) and not manifest.extends:
+    if (missing := sorted(listed - present - set(copies(manifest, present)))) and not manifest.extends:
         raise BundleError(f"{where}: {missing[0]} is missing from the bundle",
                           "the copy is incomplete: copy it again")
     return manifest
@@ -350,3 +385,9 @@ def extract_verified(tar: tarfile.TarFile, members: list[tarfile.TarInfo], manif
                               "copy the bundle again from the online machine")
         if progress:
             progress(size)
+
+    for path, source in copies(manifest, {m.name for m in members}).items():
+        target = dest / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(dest / source, target)  # verified above, under its first name
+        target.chmod(0o644)

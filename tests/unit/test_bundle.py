@@ -287,3 +287,42 @@ def test_split_size_parsing() -> None:
     assert bundle.parse_size("4g") == 4 * 2**30
     with pytest.raises(bundle.BundleError, match="not a size"):
         bundle.parse_size("big")
+
+
+def pack_with_copies(proj: Project, manifest_edit=None) -> Path:  # noqa: ANN001
+    """Two resources with the same bytes, packed the way export packs (each content once)."""
+    oci.image(oci.new(proj.store), "cache-svc", [b"layer"])
+    for name in ("a", "b"):
+        (proj.cache_dir / "resources" / name).mkdir(parents=True)
+        (proj.cache_dir / "resources" / name / "wheel.whl").write_bytes(b"the same wheel\n")
+    members = bundle.collect(proj.cache_dir)
+    manifest = bundle.Manifest(project=proj.name, version="1", platforms=[], services={"svc": {}}, base_images={})
+    manifest.files = bundle.hash_members(members)
+    if manifest_edit:
+        manifest_edit(manifest)
+    out = proj.cache_dir / "build-cache-20260101.tar"
+    bundle.write(out, manifest, bundle.unique_members(members, manifest.files))
+    return out
+
+
+def test_the_same_bytes_travel_once_and_land_at_every_path(tmp_path: Path) -> None:
+    archive = pack_with_copies(project(tmp_path / "online"))
+    with tarfile.open(archive) as tar:
+        wheels = [n for n in tar.getnames() if n.endswith("wheel.whl")]
+    assert wheels == ["files/resources/a/wheel.whl"]
+    offline = project(tmp_path / "offline")
+    unpack(offline, archive, Console(quiet=True))
+    for name in ("a", "b"):
+        assert (offline.cache_dir / "resources" / name / "wheel.whl").read_bytes() == b"the same wheel\n"
+
+
+def test_a_copy_outside_the_bundle_folders_is_refused(tmp_path: Path) -> None:
+    def escape(manifest: bundle.Manifest) -> None:
+        first = manifest.files[-1]
+        manifest.files.append(bundle.FileEntry("files/resources/../../../evil", first.size, first.sha256))
+
+    archive = pack_with_copies(project(tmp_path / "online"), escape)
+    offline = project(tmp_path / "offline")
+    with pytest.raises(bundle.BundleError, match="unsafe path 'files/resources/../../../evil'"):
+        unpack(offline, archive, Console(quiet=True))
+    assert not (tmp_path / "evil").exists() and snapshot(offline.cache_dir) == {}
