@@ -65,7 +65,9 @@ NETWORKS = ("host", "none", "default")
 PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 
 TOP_KEYS = ("project", "version", "cache_dir", "platforms", "network", "services", "services_from",
-            "base_images", "resources", "apt", "cache", "builder")
+            "base_images", "resources", "apt", "cache", "builder", "ca_file",
+            "captures")
+LANG_CAPTURES = ("pip", "npm")  # the captures a project file may switch off
 
 
 def load(path: Path | str | None = None, overrides: Overrides | None = None,
@@ -98,6 +100,8 @@ def load(path: Path | str | None = None, overrides: Overrides | None = None,
         apt=read_apt(top.get("apt"), root),
         cache=read_cache(top.get("cache"), env, path),
         builder=read_builder(top.get("builder")),
+        ca_file=_ca_file(top.get("ca_file"), env.get("OFFLINE_CA_FILE"), root, path),
+        captures_off=_captures_off(top.get("captures")),
     )
 
 
@@ -130,6 +134,26 @@ def _network(node: Node | None) -> str | None:
     if value not in NETWORKS:
         raise node.error(f"unknown network {value!r}", f"use one of: {', '.join(NETWORKS)}")
     return None if value == "default" else value
+
+
+def _captures_off(node: Node | None) -> frozenset[str]:
+    fields = node.mapping(LANG_CAPTURES) if node is not None else {}
+    return frozenset(name for name, value in fields.items() if not value.boolean())
+
+
+def _ca_file(node: Node | None, from_env: str | None, root: Path, path: Path) -> Path | None:
+    """``ca_file`` (or ``OFFLINE_CA_FILE``, which wins): it must be a readable file now, not at the first capture."""
+    value = from_env or (node.string() if node is not None else None)
+    if not value:
+        return None
+    found = (root / value).resolve()
+    if found.is_file():
+        return found
+    where = "OFFLINE_CA_FILE" if from_env else "ca_file"
+    fix = "point it at a PEM bundle (e.g. /etc/ssl/certs/ca-certificates.crt), or remove it"
+    if node is not None and not from_env:
+        raise node.error(f"{where}: {found} is not a file", fix)
+    raise ConfigError(f"{where}: {found} is not a file", path=path, hint=fix)
 
 
 def _base_images(node: Node | None) -> tuple[str, ...] | None:

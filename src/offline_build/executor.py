@@ -17,6 +17,7 @@ from python_on_whales import DockerClient
 from rich.console import Console
 
 from .captures import all_captures
+from .captures.lang import CaptureBuild
 from .engine import server_version
 from .runners import Runner, Runtime
 from .runners import build as build_runner
@@ -39,6 +40,7 @@ from .steps import (
 
 RUNNERS: dict[type, Runner] = {
     Build: build_runner.build,
+    CaptureBuild: build_runner.capture_build,
     OfflineBuild: build_runner.offline_build,
     ClassicBuild: build_runner.classic_build,
     EnsureBuilder: build_runner.ensure_builder,
@@ -64,7 +66,7 @@ class RunResult:
     results: list[StepResult] = field(default_factory=list)
 
     def builds(self) -> list[StepResult]:
-        return [r for r in self.results if isinstance(r.step, Build)]
+        return [r for r in self.results if type(r.step) is Build]  # not a capture build
 
     def of(self, kind: type) -> list[StepResult]:
         return [r for r in self.results if isinstance(r.step, kind)]

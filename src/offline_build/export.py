@@ -28,7 +28,8 @@ from .inputs import Inputs, all_bases, capture_steps, inputs, lint_project, pick
 from .plan import base_tag, bundle_name, cache_tag, ensure_builder, online_build
 from .preinstall import apt_union, preinstall_steps
 from .state import lock
-from .steps import FetchResource, ManifestDraft, MergeCache, Pack, Plan, SaveImages, Step
+from .captures.lang import LangCapture, capture_build
+from .steps import Build, FetchResource, ManifestDraft, MergeCache, Pack, Plan, SaveImages, Step
 from .store import sha256_file
 
 
@@ -49,6 +50,7 @@ def export_plan(project: Project, services: list[Service], today: date | None = 
     steps += variant_steps(chosen)
     work = project.cache_dir / ".work"
     for i in chosen:
+        steps += _capture_step(project, i, work)
         dest = work / cache_tag(i.service.name)
         steps.append(online_build(project, i.service, cache_dest=dest, dockerfile=i.dockerfile, contexts=i.contexts,
                                   bases=i.bases))
@@ -65,6 +67,21 @@ def export_plan(project: Project, services: list[Service], today: date | None = 
                       services=tuple(s.name for s in services), since=since, split_size=split_size,
                       folders=bundle_folders(project), manifest=manifest_draft(project, everyone, engine or {})))
     return Plan("export", tuple(steps))
+
+
+def _capture_step(project: Project, i: Inputs, work: Path) -> list[Step]:
+    """The service's capture build, when a language capture (pip, npm) serves one of its steps."""
+    if i.capture is None:
+        return []
+    tools = tuple(c for c in all_captures() if isinstance(c, LangCapture) and i.needs[c.name])
+    base = online_build(project, i.service, bases=i.bases)
+    return [capture_build(project, base, i.service.name, i.capture_path, i.capture_contexts + _bases_of(base),
+                          work / f"capture-{i.service.name}", tools)]
+
+
+def _bases_of(build: Build) -> tuple[tuple[str, str], ...]:
+    """The store's base images a named builder reads (online_build adds them after the captures' contexts)."""
+    return tuple((n, v) for n, v in build.build_contexts if v.startswith("oci-layout://"))
 
 
 def _image_steps(project: Project) -> list[Step]:
@@ -85,9 +102,9 @@ def _image_steps(project: Project) -> list[Step]:
 
 
 def bundle_folders(project: Project) -> tuple[tuple[str, Path], ...]:
-    """The local folders that travel as ``files/<name>/``: resources and each capture's."""
-    return (("resources", project.cache_dir / "resources"),
-            *((c.name, c.folder(project)) for c in all_captures()))
+    """The local folders that travel as ``files/<name>/``: each capture's, and the resources."""
+    return (*((c.name, c.folder(project)) for c in all_captures()),
+            ("resources", project.cache_dir / "resources"))
 
 
 def manifest_draft(project: Project, everyone: list[Inputs], engine: dict[str, str]) -> ManifestDraft:
@@ -148,6 +165,7 @@ def export(project: Project, names: list[str] | None, docker: DockerClient, cons
     packed = result.of(Pack)[0]
     return {"output": packed.detail["output"], "size": packed.detail["size"],
             "blobs": packed.detail["blobs"], "unique_bytes": packed.detail["unique_bytes"],
+            "folders": packed.detail["folders"],
             "services": [s.name for s in services], "result": result, "cache": _team_cache(project),
             "builder": _builder_line(project)}
 

@@ -49,6 +49,14 @@ class Inputs:
     contexts: tuple[tuple[str, str], ...]
     classic_path: Path
     classic: variant_mod.ClassicVariant
+    # Online only: the capture build's Dockerfile, when a language capture
+    # (pip, npm) serves a step, and the named contexts it reads (APT's).
+    capture: variant_mod.Variant | None = None
+    capture_contexts: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def capture_path(self) -> Path:
+        return self.dockerfile.parent / "Dockerfile.capture"
 
     @property
     def apt(self) -> dict[str, Any]:
@@ -69,19 +77,36 @@ def inputs(project: Project, service: Service, *, online: bool) -> Inputs:
     """
     df = dockerfile.parse(service.dockerfile, service.build_args)
     captures = all_captures()
-    needs = {c.name: c.needs(project, df) for c in captures}
+    needs = {c.name: c.needs(project, service.name, df) for c in captures}
     served = [(c, {k for k in needs[c.name] if online or c.captured(project, k)}) for c in captures]
     folder = project.cache_dir / "variants" / service.name
     any_served = any(keys for _, keys in served)
-    var = variant_mod.offline_variant(df, served) if any_served or "syntax" in df.directives else None
+    var = variant_mod.offline_variant(df, served, service=service.name) \
+        if any_served or "syntax" in df.directives else None
     use_variant = var is not None and var.changed
-    by_name = {c.name: c for c in captures}
-    contexts = tuple((name, str(by_name[cap].context_dir(project, key)))
-                     for name, (cap, key) in (var.contexts.items() if var else ()))
-    classic = variant_mod.classic_variant(df, {b: preinstalled_image(project, b) for b in needs[APT.name]})
+    capture = None
+    if online and any(needs[c.name] for c in captures if c is not APT):
+        capture = variant_mod.offline_variant(df, served, service=service.name, capturing=True)
     return Inputs(service, tuple(df.base_images()), needs,
                   folder / "Dockerfile.offline" if use_variant else service.dockerfile,
-                  var if use_variant else None, contexts, folder / "Dockerfile.classic", classic)
+                  var if use_variant else None, _contexts(project, var), folder / "Dockerfile.classic",
+                  _classic(project, df, needs), capture, _contexts(project, capture))
+
+
+def _contexts(project: Project, var: variant_mod.Variant | None) -> tuple[tuple[str, str], ...]:
+    by_name = {c.name: c for c in all_captures()}
+    return tuple((name, str(by_name[cap].context_dir(project, key)))
+                 for name, (cap, key) in (var.contexts.items() if var else ()))
+
+
+def _classic(project: Project, df: dockerfile.Dockerfile, needs: dict[str, Any]) -> variant_mod.ClassicVariant:
+    """The classic variant; none where a language capture serves a step (only BuildKit can mount it)."""
+    served = sorted((n.line, c.name) for c in all_captures() if c is not APT for n in needs[c.name].values())
+    if served:
+        line, tool = served[0]
+        return variant_mod.ClassicVariant(
+            None, f"{df.path.name}:{line}: installs {tool} packages from a capture only BuildKit can mount")
+    return variant_mod.classic_variant(df, {b: preinstalled_image(project, b) for b in needs[APT.name]})
 
 
 def variant_steps(all_inputs: list[Inputs]) -> list[Step]:
@@ -90,6 +115,9 @@ def variant_steps(all_inputs: list[Inputs]) -> list[Step]:
         if i.variant:
             steps.append(WriteFile(title=f"write {i.service.name}'s offline Dockerfile", path=i.dockerfile,
                                    text=i.variant.text))
+        if i.capture:
+            steps.append(WriteFile(title=f"write {i.service.name}'s capture Dockerfile", path=i.capture_path,
+                                   text=i.capture.text))
         if i.classic.text is not None:
             steps.append(WriteFile(title=f"write {i.service.name}'s classic Dockerfile", path=i.classic_path,
                                    text=i.classic.text))
@@ -119,5 +147,6 @@ def lint_project(project: Project, paths: list[Path] | None = None) -> list[lint
         ctx = lint_mod.Context(frozenset(bundled) if tags else None, project.apt.enabled, True)
         return [f for p in paths for f in lint_mod.lint_path(p, ctx)]
     bundled = frozenset(all_bases(project, list(project.services.values())))
-    ctx = lint_mod.Context(bundled, project.apt.enabled, True)
+    captured = frozenset(c.name for c in all_captures() if c is not APT)
+    ctx = lint_mod.Context(bundled, project.apt.enabled, True, captured)
     return [f for s in project.services.values() for f in lint_mod.lint_path(s.dockerfile, ctx, dict(s.build_args))]

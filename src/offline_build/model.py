@@ -120,6 +120,13 @@ class Project:
     apt: AptOptions
     cache: CacheOptions = CacheOptions()
     builder: BuilderOptions = BuilderOptions()
+    # A CA bundle the online machine's builds must trust to reach package
+    # registries (a TLS-inspecting proxy): given to capture builds as a build
+    # secret, never in an image, a cache key or the bundle.
+    ca_file: Path | None = None
+    # Language captures switched off (``captures: {pip: false}``): their
+    # steps are built as written, and need the registry offline.
+    captures_off: frozenset[str] = frozenset()
 
     @property
     def store(self) -> Path:

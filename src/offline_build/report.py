@@ -55,6 +55,8 @@ def export(console: Console, summary: dict[str, Any], seconds: float) -> None:
         table.add_row("team cache", summary["cache"])
     if summary.get("builder"):
         table.add_row("builder", summary["builder"])
+    for name, (files, size) in summary.get("folders", {}).items():
+        table.add_row(f"files/{name}", f"{files} file(s), {human_size(size)}")
     table.add_row("blobs", str(summary["blobs"]))
     table.add_row("unique bytes", human_size(summary["unique_bytes"]))
     table.add_row("bundle", shown(summary["output"]))

@@ -59,6 +59,8 @@ class Build(ImageBuild):
     # What to do when writing to the team cache fails: export and offline
     # builds have different ways out.
     cache_write_fix: str = ""
+    output: str | None = None  # --output (a capture build's type=local); replaces --load
+    secrets: tuple[str, ...] = ()  # --secret specs (the project's CA, in capture builds)
 
     def argv(self) -> list[str]:
         cmd = ["docker", "buildx", "build", "--progress", "rawjson"]
@@ -73,7 +75,11 @@ class Build(ImageBuild):
         for dest in self.cache_to:
             cmd += ["--cache-to", dest]
         cmd += ["--file", str(self.dockerfile)]
-        if self.load:
+        for secret in self.secrets:
+            cmd += ["--secret", secret]
+        if self.output:
+            cmd += ["--output", self.output]
+        elif self.load:
             cmd.append("--load")
         if self.network:
             cmd += ["--network", self.network]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from .apt import external_base, uses_apt
 from .captures.apt import ANY_APT, to_true
+from .captures.lang import CAPTURE_STAGE, OUT
 from .dockerfile import Dockerfile, Instruction
 
 if TYPE_CHECKING:
@@ -85,13 +86,20 @@ def _run_parts(ins: Instruction) -> tuple[list[str], str]:
     return flags, text.strip()
 
 
-def offline_variant(df: Dockerfile, served: list[tuple[Capture, set[str]]], keep_syntax: bool = False) -> Variant:
-    """The offline variant of *df*: each capture serves the ``RUN`` steps it can, for its keys in *served*."""
+def offline_variant(df: Dockerfile, served: list[tuple[Capture, set[str]]], keep_syntax: bool = False,
+                    service: str = "", capturing: bool = False) -> Variant:
+    """The offline variant of *df*: each capture serves the ``RUN`` steps it can, for its keys in *served*.
+
+    With *capturing*, the steps a capture takes online run in capture mode
+    instead, and a last stage (``offline-build-capture``) copies what they
+    captured out of their stages: the capture build's Dockerfile.
+    """
     lines = _raw_lines(df)
     notes: list[str] = []
     _drop_syntax(lines, df, notes, keep_syntax)
     edits: dict[int, tuple[int, str]] = {}
     contexts: dict[str, tuple[str, str]] = {}
+    outputs: list[str] = []
     for stage in df.stages:
         for ins in stage.instructions:
             if ins.cmd != "RUN":
@@ -99,15 +107,19 @@ def offline_variant(df: Dockerfile, served: list[tuple[Capture, set[str]]], keep
             flags, command = _run_parts(ins)
             mounts: list[str] = []
             for capture, keys in served:
-                serving = capture.serve(df, stage, ins, command, keys)
+                serving = capture.serve(service, df, stage, ins, command, keys, capturing)
                 if serving is None:
                     continue
                 mounts += serving.mounts
                 command = serving.command
                 contexts.update({name: (capture.name, key) for name, key in serving.contexts.items()})
+                outputs += [o for o in serving.outputs if o not in outputs]
             if mounts:
                 edits[ins.line] = (ins.end_line, f"RUN {' '.join(mounts + flags)} {command}")
     text = _replace(lines, edits)
+    if capturing and outputs:
+        copies = "".join(f"COPY --from={stage} {OUT}/ /\n" for stage in outputs)
+        text += f"\nFROM scratch AS {CAPTURE_STAGE}\n{copies}"
     changed = bool(edits) or bool(notes)
     return Variant(text, contexts, notes, changed)
 

@@ -105,3 +105,12 @@ def test_no_room_is_too_big(name: str) -> None:
             assert size <= MAX_CLASS, f"class {name}.{node.name} has {size} lines"
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             assert size <= MAX_FUNCTION, f"function {name}.{node.name} has {size} lines"
+
+
+def test_every_capture_may_travel_in_a_bundle() -> None:
+    """A capture's folder goes in as files/<name>/: setup must accept it, or every bundle is refused."""
+    from offline_build import bundle
+    from offline_build.captures import all_captures
+
+    names = [c.name for c in all_captures()]
+    assert names and set(names) <= set(bundle.FILE_FOLDERS)

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 from .apt import APT
 from .base import Capture, Row, Served, place, swap_in, tree_digest
+from .npm import NPM
+from .pip import PIP
 
 
 def all_captures() -> tuple[Capture, ...]:
-    """Every capture offline-build knows, in the order their steps run."""
-    return (APT,)
+    """Every capture offline-build knows, in the order they serve a step (APT first: it installs Python and Node)."""
+    return (APT, PIP, NPM)
 
 
 __all__ = ["Capture", "Row", "Served", "all_captures", "place", "swap_in", "tree_digest"]

@@ -87,7 +87,7 @@ class AptCapture:
     def folder(self, project: Project) -> Path:
         return project.apt.dir
 
-    def needs(self, project: Project, df: Dockerfile) -> dict[str, parse.BaseApt]:
+    def needs(self, project: Project, service: str, df: Dockerfile) -> dict[str, parse.BaseApt]:
         return parse.analyse(df) if project.apt.enabled else {}
 
     def captured(self, project: Project, key: str) -> bool:
@@ -96,7 +96,8 @@ class AptCapture:
     def context_dir(self, project: Project, key: str) -> Path:
         return project.apt.dir / slug(key).lower()
 
-    def serve(self, df: Dockerfile, stage: Stage, ins: Instruction, command: str, keys: set[str]) -> Served | None:
+    def serve(self, service: str, df: Dockerfile, stage: Stage, ins: Instruction, command: str,
+              keys: set[str], capturing: bool = False) -> Served | None:
         base = parse.external_base(df, stage)
         if base not in keys or not parse.uses_apt(ins):
             return None
@@ -118,6 +119,9 @@ class AptCapture:
 
     def handlers(self) -> Mapping[type, Callable[..., dict[str, Any]]]:
         return {CaptureApt: capture_apt}
+
+    def explain(self, step_text: str, message: str) -> tuple[str, str] | None:
+        return None  # apt's own "Unable to locate package" already names it
 
     def rows(self, project: Project) -> list[Row]:
         root = self.folder(project)

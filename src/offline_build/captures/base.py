@@ -21,6 +21,7 @@ class Served:
     mounts: tuple[str, ...]
     command: str
     contexts: dict[str, str] = field(default_factory=dict)  # build context name -> the capture's key
+    outputs: tuple[str, ...] = ()  # capture mode: stages whose capture folders the last stage copies out
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,12 @@ class Capture(Protocol):
 
     def folder(self, project: Project) -> Path: ...
 
-    def needs(self, project: Project, df: Dockerfile) -> Mapping[str, Any]: ...
+    def needs(self, project: Project, service: str, df: Dockerfile) -> Mapping[str, Any]: ...
 
     def captured(self, project: Project, key: str) -> bool: ...
 
-    def serve(self, df: Dockerfile, stage: Stage, ins: Instruction, command: str, keys: set[str]) -> Served | None: ...
+    def serve(self, service: str, df: Dockerfile, stage: Stage, ins: Instruction, command: str,
+              keys: set[str], capturing: bool = False) -> Served | None: ...
 
     def context_dir(self, project: Project, key: str) -> Path: ...
 
@@ -53,6 +55,10 @@ class Capture(Protocol):
     def handlers(self) -> Mapping[type, Callable[..., dict[str, Any]]]: ...
 
     def rows(self, project: Project) -> list[Row]: ...
+
+    def explain(self, step_text: str, message: str) -> tuple[str, str] | None:
+        """(problem, fix) when a step this capture served failed offline for want of a package, else None."""
+        ...
 
 
 def place(src: Path, dest: Path) -> int:

@@ -9,6 +9,7 @@ only after a failure that is BuildKit's, not the Dockerfile's.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import stream_stdout_and_stderr
 
+from ..captures import all_captures
+from ..captures.lang import CaptureBuild, take
 from ..engine import engine_message, image_present
 from ..errors import StepError
 from ..plan import cache_tag
@@ -80,6 +83,17 @@ def _classic_instead(rt: Runtime, step: OfflineBuild, reason: str | None, error:
     return {"builder": "classic builder", "seconds": time.monotonic() - started, "tag": step.classic.tags[0]}
 
 
+def capture_build(rt: Runtime, step: CaptureBuild) -> dict[str, Any]:
+    """Build the capture variant into a scratch folder, then swap each captured step's folder into place."""
+    shutil.rmtree(step.dest, ignore_errors=True)
+    try:
+        detail = build(rt, step)
+        counts = {tool: take(step.dest / tool, root) for tool, root in step.folders}
+    finally:
+        shutil.rmtree(step.dest, ignore_errors=True)
+    return {**detail, "captured": counts}
+
+
 def preflight(rt: Runtime, step: Build, store: Path | None) -> None:
     """Check the store and engine hold what the build needs, before it starts.
 
@@ -129,6 +143,9 @@ def _run_build(rt: Runtime, step: Build) -> BuildReport:
 def _triage(step: Build, report: BuildReport, exc: DockerException) -> StepError:
     """The one error a failed build becomes: the team cache's, the connection's, or the build's own."""
     message = _build_failure(report, exc)
+    missing = _missing_package(report, message)
+    if missing:
+        return StepError(step.title, *missing)
     remote = _remote_cache_failure(step, message)
     if remote:
         # Not retried: an unreachable cache registry stays unreachable,
@@ -140,6 +157,12 @@ def _triage(step: Build, report: BuildReport, exc: DockerException) -> StepError
         return TransientError(step.title, message, "check the engine, then run the build again")
     return StepError(step.title, message,
                      "offline.lint names steps that need the network; offline.diagnose checks the store and engine")
+
+
+def _missing_package(report: BuildReport, message: str) -> tuple[str, str] | None:
+    """A served step that failed for want of a package the bundle does not carry: say which, and why."""
+    text = report.failed.name if report.failed else ""
+    return next((found for c in all_captures() if (found := c.explain(text, message))), None)
 
 
 def classic_build(rt: Runtime, step: ClassicBuild) -> dict[str, Any]:

@@ -25,8 +25,7 @@ from . import Runtime, bar
 
 
 def pack(rt: Runtime, step: Pack) -> dict[str, Any]:
-    folders = dict(step.folders)
-    members = bundle.collect(step.cache_dir, folders.get("apt"))
+    members = bundle.collect(step.cache_dir, dict(step.folders))
     total = sum(p.stat().st_size for _, p in members)
     started = time.monotonic()
     with bar(rt.console, "hash", total) as advance:
@@ -41,7 +40,8 @@ def pack(rt: Runtime, step: Pack) -> dict[str, Any]:
         base, base_sha = bundle.load_manifest(step.since)
         members = bundle.delta_members(members, entries, base)
         manifest.extends = {"bundle": step.since.name.removesuffix(".manifest.json"), "manifest_sha256": base_sha}
-        total = sum(p.stat().st_size for _, p in members)
+    members = bundle.unique_members(members, entries)
+    total = sum(p.stat().st_size for _, p in members)
     with bar(rt.console, "pack", total) as advance:
         size = bundle.write(step.output, manifest, members, progress=advance)
     step.output.with_name(step.output.name.removesuffix(".tar") + ".manifest.json").write_bytes(manifest.to_json())
@@ -49,7 +49,8 @@ def pack(rt: Runtime, step: Pack) -> dict[str, Any]:
     if step.split_size:
         output = bundle.split(step.output, step.split_size)
     blobs = [e for e in entries if e.path.startswith("blobs/")]
-    return {"output": output, "size": size, "blobs": len(blobs), "packed_files": len(members),
+    folders = {name: [e.size for e in entries if e.path.startswith(f"files/{name}/")] for name, _ in step.folders}
+    return {"folders": {n: (len(sizes), sum(sizes)) for n, sizes in folders.items() if sizes}, "output": output, "size": size, "blobs": len(blobs), "packed_files": len(members),
             "unique_bytes": sum(e.size for e in blobs), "files": len(entries),
             "hash_seconds": hashed - started, "write_seconds": time.monotonic() - hashed}
 
@@ -133,8 +134,9 @@ def _materialize(step: Unpack, manifest: bundle.Manifest, present: set[str], des
     so the rest of setup cannot tell the two apart.
     """
     base = manifest.extends.get("bundle", "its base bundle")
+    packed_once = bundle.copies(manifest, present)  # written from the archive itself, after extraction
     for entry in manifest.files:
-        if entry.path in present:
+        if entry.path in present or entry.path in packed_once:
             continue
         local = _local_copy(step, entry.path)
         if local is None or not local.is_file() or local.stat().st_size != entry.size \

@@ -1,0 +1,174 @@
+"""Captures of language dependencies (pip, npm): per ``RUN`` step, taken by a capture build.
+
+Such a step runs after ``COPY . .`` in most real Dockerfiles, so any source
+change re-runs it, and offline it would need the registry. Online, a
+*capture build* runs the service's Dockerfile with each such step in capture
+mode (the original command with the network, then the tool's own way of
+keeping what it fetched, under ``/.offline-build/out/<tool>/<key>``) and a
+last stage that copies those folders out (``--output type=local``). Offline,
+and in the export's own build, the same step gets its capture bind-mounted
+from a named context and the tool pointed at it with no registry
+(``PIP_NO_INDEX``, ``npm_config_offline``). Export builds that very
+variant, so a capture that missed something fails online, and the cache
+keys online and offline are equal.
+
+Keys are ``<service>-<n>``: the n-th step (from 1) of the service's
+Dockerfile that uses the tool.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import Project
+from ..dockerfile import Dockerfile, Instruction, Stage
+from ..pkgs import Install, installs
+from ..steps import Build, Step
+from .base import Row, Served, swap_in
+
+MOUNTS = "/.offline-build"  # where captures are mounted in build containers
+OUT = f"{MOUNTS}/out"  # where a capture build leaves them for the last stage to copy out
+CA_SECRET = "offline-build-ca"  # the build secret holding the project's ca_file, in capture builds only
+CA_PATH = f"/run/secrets/{CA_SECRET}"
+CAPTURE_STAGE = "offline-build-capture"
+MARKER = "offline-build-capture.txt"  # keeps an empty capture a folder, so it travels and is found
+
+
+@dataclass(frozen=True)
+class StepNeed:
+    """One ``RUN`` a language capture serves."""
+
+    service: str
+    line: int
+    installs: tuple[Install, ...]
+
+
+class LangCapture:
+    """What pip and npm share; each says how to capture (``capture_command``) and serve (``serve_env``)."""
+
+    name = ""
+    rw = False  # npm writes to its cache even offline: the mount takes writes and throws them away
+
+    def folder(self, project: Project) -> Path:
+        return project.cache_dir / "captures" / self.name
+
+    def needs(self, project: Project, service: str, df: Dockerfile) -> dict[str, StepNeed]:
+        return {} if self.name in project.captures_off else self.steps_of(service, df)
+
+    def steps_of(self, service: str, df: Dockerfile) -> dict[str, StepNeed]:
+        """The steps this tool's capture serves, by key (shell-form RUNs; heredocs and exec form are left to lint)."""
+        found: dict[str, StepNeed] = {}
+        for ins in (i for stage in df.stages for i in stage.instructions):
+            mine = tuple(i for i in installs(ins) if i.tool == self.name)
+            if mine and not ins.heredocs and not ins.json:
+                found[f"{service}-{len(found) + 1}"] = StepNeed(service, ins.line, mine)
+        return found
+
+    def captured(self, project: Project, key: str) -> bool:
+        return (self.context_dir(project, key) / MARKER).is_file()
+
+    def context_dir(self, project: Project, key: str) -> Path:
+        return self.folder(project) / key
+
+    def serve(self, service: str, df: Dockerfile, stage: Stage, ins: Instruction, command: str,
+              keys: set[str], capturing: bool = False) -> Served | None:
+        key, need = next(((k, n) for k, n in self.steps_of(service, df).items() if n.line == ins.line), (None, None))
+        if key is None or need is None or key not in keys:
+            return None
+        if capturing:
+            out = f"{OUT}/{self.name}/{key}"
+            return Served((f"--mount=type=secret,id={CA_SECRET}",),
+                          self.capture_command(command, out, need), outputs=(stage.name or str(stage.index),))
+        target = f"{MOUNTS}/{self.name}/{key}"
+        name = f"{self.name}-{key}"
+        mount = f"--mount=type=bind,from={name},target={target}" + (",rw" if self.rw else "")
+        return Served((mount,), f"export {self.serve_env(target)} && {command}", {name: key})
+
+    def serve_env(self, target: str) -> str:
+        raise NotImplementedError
+
+    def capture_command(self, command: str, out: str, need: StepNeed) -> str:
+        raise NotImplementedError
+
+    def capture_steps(self, project: Project, needs: list[Mapping[str, Any]]) -> list[Step]:
+        return []  # captured by the service's capture build (see capture_build below)
+
+    def handlers(self) -> Mapping[type, Callable[..., dict[str, Any]]]:
+        return {}  # its CaptureBuild is a build: runners/build.py runs it
+
+    def explain(self, step_text: str, message: str) -> tuple[str, str] | None:
+        """(problem, fix) when an offline step this capture served failed for want of a package."""
+        return None
+
+    def rows(self, project: Project) -> list[Row]:
+        root = self.folder(project)
+        keys = sorted(p for p in root.iterdir() if (p / MARKER).is_file()) if root.is_dir() else []
+        if not keys:
+            return []
+        files = [f for k in keys for f in k.rglob("*") if f.is_file() and f.name != MARKER]
+        size = sum(f.stat().st_size for f in files)
+        return [Row(self.name, "info", f"{len(keys)} step(s): {', '.join(k.name for k in keys)}; "
+                                       f"{len(files)} file(s), {size / 1e6:.1f} MB in {root}")]
+
+
+def ca_env(variables: tuple[str, ...]) -> str:
+    """Point the tool at the project's CA, when the capture build was given one (else nothing is set)."""
+    sets = " ".join(f"{v}={CA_PATH}" for v in variables)
+    return f"if [ -f {CA_PATH} ]; then export {sets}; fi; "
+
+
+@dataclass(frozen=True)
+class CaptureBuild(Build):
+    """Build a service's capture variant and take its capture folders out (``--output type=local``).
+
+    *dest* receives ``<tool>/<key>/`` per captured step; each key's folder
+    is tidied and swapped into the project's capture folder whole.
+    """
+
+    dest: Path = Path(".")
+    folders: tuple[tuple[str, Path], ...] = ()  # tool -> the project's capture folder for it
+
+
+def take(src: Path, root: Path) -> dict[str, int]:
+    """Tidy each captured key (modes, tool logs) and swap it into *root*; file count per key."""
+    out: dict[str, int] = {}
+    if not src.is_dir():
+        return out
+    for fresh in sorted(p for p in src.iterdir() if p.is_dir()):
+        for junk in ("_logs", "_update-notifier-last-checked"):  # npm's run logs: not dependencies
+            target = fresh / junk
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        for folder in sorted((p for p in fresh.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            if not any(folder.iterdir()):
+                folder.rmdir()  # a bundle carries files only: an empty folder would differ offline, and the key with it
+        (fresh / MARKER).write_text(f"{src.name} capture of {fresh.name}\n")
+        for path in [fresh, *fresh.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        out[fresh.name] = sum(1 for p in fresh.rglob("*") if p.is_file()) - 1
+        swap_in(fresh, root / fresh.name)
+    return out
+
+
+def quoted(argv: tuple[str, ...]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def missing_package_fix() -> str:
+    return ("export online again with the changed file (offline.export; --since <the last bundle> makes a small "
+            "delta), then run offline.setup here with it")
+
+
+def capture_build(project: Project, base: Build, service: str, dockerfile: Path,
+                  contexts: tuple[tuple[str, str], ...], dest: Path, tools: tuple[LangCapture, ...]) -> CaptureBuild:
+    """The capture build of one service, from its online build: other file, last stage out, the CA as a secret."""
+    fields = {f: getattr(base, f) for f in Build.__dataclass_fields__}
+    fields.update(title=f"capture {service}'s {', '.join(t.name for t in tools)} dependencies",
+                  dockerfile=dockerfile, build_contexts=contexts, tags=(), target=CAPTURE_STAGE, load=False,
+                  output=f"type=local,dest={dest}", cache_to=(),
+                  secrets=(f"id={CA_SECRET},src={project.ca_file}",) if project.ca_file else ())
+    return CaptureBuild(**fields, dest=dest, folders=tuple((t.name, t.folder(project)) for t in tools))

@@ -1,0 +1,53 @@
+"""The pip capture: the wheels a ``pip install`` step needs, built online for the step's own interpreter.
+
+Capture mode runs the step as written, then asks the same pip (a venv's, or
+``python3 -m pip``) what the step added (``pip freeze`` before and after)
+and turns each into a wheel with ``pip wheel --no-deps --use-pep517`` (an
+isolated build, so a ``setup.py`` project builds without ``wheel`` in the
+step's own environment): a package that
+exists only as an sdist is built once, online, in the very stage (same
+Python, same architecture) that will install it offline. ``setuptools`` and
+``wheel`` come along, so a local project (``pip install .``) still builds
+offline. Served offline with ``PIP_NO_INDEX=1`` and ``PIP_FIND_LINKS``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .lang import LangCapture, StepNeed, ca_env, missing_package_fix, quoted
+
+_MISSING = re.compile(r"No matching distribution found for ([^\s;]+)")
+_REQUIREMENTS = re.compile(r"(?:^|\s)(?:-r|--requirement)(?:=|\s+)(\S+)")
+
+
+class PipCapture(LangCapture):
+    name = "pip"
+
+    def serve_env(self, target: str) -> str:
+        return f"PIP_NO_INDEX=1 PIP_FIND_LINKS={target} PIP_DISABLE_PIP_VERSION_CHECK=1"
+
+    def capture_command(self, command: str, out: str, need: StepNeed) -> str:
+        launchers = list(dict.fromkeys(i.launcher for i in need.installs))
+        before = " ".join(f"{{ {quoted(pip)} freeze --all 2>/dev/null || true; }} | sort > /tmp/.ob-pip-{n}.before;"
+                          for n, pip in enumerate(launchers))
+        after = " && ".join(
+            f"{quoted(pip)} freeze --all --exclude-editable | sed '/ @ /d' | sort > /tmp/.ob-pip-{n}.after"
+            f" && comm -13 /tmp/.ob-pip-{n}.before /tmp/.ob-pip-{n}.after > /tmp/.ob-pip-{n}.new"
+            f" && {{ if [ -s /tmp/.ob-pip-{n}.new ]; then {quoted(pip)} wheel --no-deps --use-pep517 --wheel-dir {out}"
+            f" -r /tmp/.ob-pip-{n}.new; fi; }}"
+            f" && {quoted(pip)} wheel --no-deps --wheel-dir {out} setuptools wheel"
+            for n, pip in enumerate(launchers))
+        return f"{ca_env(('PIP_CERT',))}mkdir -p {out} && {before} ( {command} ) && {after}"
+
+
+    def explain(self, step_text: str, message: str) -> tuple[str, str] | None:
+        found = _MISSING.search(message)
+        if "PIP_NO_INDEX=1" not in step_text or not found:
+            return None
+        files = " or ".join(dict.fromkeys(_REQUIREMENTS.findall(step_text))) or "what this step installs"
+        return (f"{found.group(1)} is not in the bundle's pip capture: {files} changed since the export, "
+                "and offline pip installs only what the export captured", missing_package_fix())
+
+
+PIP = PipCapture()

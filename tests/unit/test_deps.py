@@ -1,0 +1,195 @@
+"""pip and npm captures as plans and text: what is found, how a step is served and captured (no engine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from offline_build import lint, variant
+from offline_build.captures.apt import APT
+from offline_build.captures.lang import CAPTURE_STAGE, MARKER, take
+from offline_build.captures.npm import NPM
+from offline_build.captures.pip import PIP
+from offline_build.config import load
+from offline_build.dockerfile import parse_text
+from offline_build.errors import ConfigError
+from offline_build.export import export_plan
+from offline_build.inputs import inputs
+from offline_build.pkgs import Install, install_of, installs
+from offline_build.captures.lang import CaptureBuild
+from offline_build.steps import Build
+
+FRONTEND = """\
+FROM debian:bookworm-slim AS web
+WORKDIR /app
+COPY . .
+RUN if [ -f package-lock.json ]; then npm ci; else npm install; fi
+FROM debian:bookworm-slim
+COPY . .
+RUN python3 -m venv /venv && /venv/bin/pip install -r requirements.txt
+RUN sh -c 'python3 -m pip install --upgrade pip'
+RUN pip install --no-index --find-links /w six
+"""
+
+
+def df(text: str, tmp_path: Path):  # noqa: ANN201
+    path = tmp_path / "Dockerfile"
+    path.write_text(text)
+    return parse_text(text, path)
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["/venv/bin/pip", "install", "-r", "r.txt"], Install("pip", ("/venv/bin/pip",), ("install", "-r", "r.txt"))),
+    (["python3", "-m", "pip", "install", "six"], Install("pip", ("python3", "-m", "pip"), ("install", "six"))),
+    (["pip3.11", "install", "six"], Install("pip", ("pip3.11",), ("install", "six"))),
+    (["npm", "ci"], Install("npm", ("npm",), ("ci",))),
+    (["npm", "i", "--omit=dev"], Install("npm", ("npm",), ("i", "--omit=dev"))),
+    (["pip", "install", "--no-index", "six"], None),  # already offline: nothing to capture
+    (["pip", "download", "six"], None),
+    (["npm", "run", "build"], None),
+    (["npm", "ci", "--offline"], None),
+    (["pipx", "install", "x"], None),
+])
+def test_install_commands_are_recognised(argv: list[str], expected: Install | None) -> None:
+    assert install_of(argv) == expected
+
+
+def test_installs_are_found_inside_if_after_and_and_in_sh_c(tmp_path: Path) -> None:
+    runs = [ins for stage in df(FRONTEND, tmp_path).stages for ins in stage.instructions if ins.cmd == "RUN"]
+    found = [[(i.tool, i.args[0]) for i in installs(ins)] for ins in runs]
+    assert found == [[("npm", "ci"), ("npm", "install")], [("pip", "install")], [("pip", "install")], []]
+
+
+def test_keys_count_the_steps_of_each_tool(tmp_path: Path) -> None:
+    parsed = df(FRONTEND, tmp_path)
+    assert {k: n.line for k, n in PIP.steps_of("svc", parsed).items()} == {"svc-1": 7, "svc-2": 8}
+    assert {k: n.line for k, n in NPM.steps_of("svc", parsed).items()} == {"svc-1": 4}
+
+
+def test_the_offline_variant_mounts_each_capture_and_cuts_the_registry(tmp_path: Path) -> None:
+    parsed = df(FRONTEND, tmp_path)
+    v = variant.offline_variant(parsed, [(PIP, {"svc-1", "svc-2"}), (NPM, {"svc-1"})], service="svc")
+    lines = v.text.splitlines()
+    assert lines[3] == ("RUN --mount=type=bind,from=npm-svc-1,target=/.offline-build/npm/svc-1,rw "
+                        "export npm_config_cache=/.offline-build/npm/svc-1 npm_config_offline=true "
+                        "npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false && "
+                        "if [ -f package-lock.json ]; then npm ci; else npm install; fi")
+    assert lines[6] == ("RUN --mount=type=bind,from=pip-svc-1,target=/.offline-build/pip/svc-1 "
+                        "export PIP_NO_INDEX=1 PIP_FIND_LINKS=/.offline-build/pip/svc-1 "
+                        "PIP_DISABLE_PIP_VERSION_CHECK=1 && python3 -m venv /venv && "
+                        "/venv/bin/pip install -r requirements.txt")
+    assert lines[8] == "RUN pip install --no-index --find-links /w six"  # the user's own offline install
+    assert v.contexts == {"npm-svc-1": ("npm", "svc-1"), "pip-svc-1": ("pip", "svc-1"), "pip-svc-2": ("pip", "svc-2")}
+    # A key the bundle did not bring leaves its step as written (it would need the network).
+    partial = variant.offline_variant(parsed, [(PIP, {"svc-2"}), (NPM, set())], service="svc")
+    assert partial.text.splitlines()[6] == FRONTEND.splitlines()[6]
+
+
+def test_the_capture_variant_runs_the_step_online_and_copies_the_captures_out(tmp_path: Path) -> None:
+    parsed = df(FRONTEND, tmp_path)
+    v = variant.offline_variant(parsed, [(PIP, {"svc-1", "svc-2"}), (NPM, {"svc-1"})], service="svc",
+                                capturing=True)
+    lines = v.text.splitlines()
+    assert lines[3].startswith("RUN --mount=type=secret,id=offline-build-ca ")
+    assert "export npm_config_cache=/.offline-build/out/npm/svc-1 " in lines[3]
+    assert lines[3].endswith("&& if [ -f package-lock.json ]; then npm ci; else npm install; fi")
+    assert "( python3 -m venv /venv && /venv/bin/pip install -r requirements.txt ) && " in lines[6]
+    assert "/venv/bin/pip wheel --no-deps --use-pep517 --wheel-dir /.offline-build/out/pip/svc-1 -r /tmp/.ob-pip-0.new" \
+        in lines[6]
+    assert "PIP_NO_INDEX" not in v.text and "npm_config_offline" not in v.text
+    assert lines[-3:] == [f"FROM scratch AS {CAPTURE_STAGE}", "COPY --from=web /.offline-build/out/ /",
+                          "COPY --from=1 /.offline-build/out/ /"]
+
+
+def project_with(tmp_path: Path, dockerfile: str, extra: str = "") -> Path:
+    (tmp_path / "svc").mkdir(parents=True)
+    (tmp_path / "svc" / "Dockerfile").write_text(dockerfile)
+    (tmp_path / "offline.yaml").write_text(f"project: p\nnetwork: host\n{extra}services:\n  svc: {{context: svc}}\n")
+    return tmp_path / "offline.yaml"
+
+
+def test_export_captures_before_the_build_that_is_served(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("pem")
+    project = load(project_with(tmp_path, FRONTEND, f"ca_file: {ca.name}\n"), environ={})
+    steps = export_plan(project, list(project.services.values())).steps
+    (capture,) = [s for s in steps if isinstance(s, CaptureBuild)]
+    (online,) = [s for s in steps if type(s) is Build and s.service == "svc"]
+    assert steps.index(capture) < steps.index(online)
+    argv = capture.argv()
+    assert argv[argv.index("--target") + 1] == CAPTURE_STAGE
+    assert argv[argv.index("--secret") + 1] == f"id=offline-build-ca,src={ca}"
+    assert argv[argv.index("--output") + 1].startswith("type=local,dest=") and "--load" not in argv
+    assert capture.dockerfile.name == "Dockerfile.capture"
+    # The CA reaches capture builds only: never the build whose cache travels.
+    assert "--secret" not in online.argv() and online.dockerfile.name == "Dockerfile.offline"
+    assert dict(online.build_contexts)["pip-svc-1"].endswith("captures/pip/svc-1")
+
+
+def test_no_classic_variant_where_a_capture_serves_a_step(tmp_path: Path) -> None:
+    project = load(project_with(tmp_path, FRONTEND), environ={})
+    i = inputs(project, project.service("svc"), online=True)
+    assert i.classic.text is None
+    assert i.classic.reason == "Dockerfile:4: installs npm packages from a capture only BuildKit can mount"
+
+
+def test_ca_file_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="ca_file: .*missing.pem is not a file"):
+        load(project_with(tmp_path, FRONTEND, "ca_file: missing.pem\n"), environ={})
+    env_ca = tmp_path / "env.pem"
+    env_ca.write_text("pem")
+    assert load(tmp_path / "offline.yaml", environ={"OFFLINE_CA_FILE": str(env_ca)}).ca_file == env_ca
+
+
+def test_a_failure_for_a_missing_package_is_named_with_the_file() -> None:
+    step = ("[4/4] RUN --mount=type=bind,from=pip-py-1,target=/.offline-build/pip/py-1 export PIP_NO_INDEX=1 "
+            "PIP_FIND_LINKS=/.offline-build/pip/py-1 && /venv/bin/pip install -r requirements.txt")
+    log = "ERROR: Could not find a version that satisfies the requirement attrs==23.2.0\n" \
+          "ERROR: No matching distribution found for attrs==23.2.0\n"
+    problem, fix = PIP.explain(step, log)  # type: ignore[misc]
+    assert problem.startswith("attrs==23.2.0 is not in the bundle's pip capture: requirements.txt changed")
+    assert "--since" in fix
+    assert PIP.explain("[2/3] RUN pip install -r requirements.txt", log) is None  # not a served step
+    npm_log = ("npm ERR! code ENOTCACHED\nnpm ERR! request to https://registry.example.invalid/%40scope%2fpkg "
+               "failed: cache mode is 'only-if-cached' but no cached response is available.")
+    problem, _ = NPM.explain("RUN export npm_config_cache=/x npm_config_offline=true && npm ci", npm_log)  # type: ignore[misc]
+    assert problem.startswith("@scope/pkg is not in the bundle's npm capture")
+    assert APT.explain(step, log) is None
+
+
+def test_taking_a_capture_drops_npm_logs_marks_and_fixes_modes(tmp_path: Path) -> None:
+    src = tmp_path / "out" / "npm"
+    (src / "svc-1" / "_logs").mkdir(parents=True)
+    (src / "svc-1" / "_logs" / "debug.log").write_text("x")
+    (src / "svc-1" / "_cacache" / "tmp" / "empty").mkdir(parents=True)
+    (src / "svc-1" / "_cacache" / "blob").write_text("y")
+    (src / "svc-1" / "_cacache" / "blob").chmod(0o600)
+    root = tmp_path / "captures" / "npm"
+    assert take(src, root) == {"svc-1": 1}
+    assert not (root / "svc-1" / "_logs").exists() and (root / "svc-1" / MARKER).is_file()
+    assert not (root / "svc-1" / "_cacache" / "tmp").exists()
+    assert (root / "svc-1" / "_cacache" / "blob").stat().st_mode & 0o777 == 0o644
+
+
+def test_lint_notes_what_a_capture_serves_and_keeps_what_it_cannot(tmp_path: Path) -> None:
+    text = ("FROM debian:bookworm-slim\nCOPY . .\nRUN pip install -r requirements.txt\n"
+            "RUN pip install git+https://example.invalid/x.git\nRUN npm ci\n")
+    parsed = df(text, tmp_path)
+    found = lint.lint_dockerfile(parsed, lint.Context(frozenset({"debian:bookworm-slim"}), True, True,
+                                                      frozenset({"pip", "npm"})))
+    by_line = {(f.line, f.rule): f.severity for f in found}
+    assert by_line[(3, "pip-install")] == "info" and by_line[(5, "npm-install")] == "info"
+    assert by_line[(4, "pip-install")] == "error"
+    assert by_line[(3, "copy-before-install")] == "info"
+    bare = lint.lint_dockerfile(parsed, lint.Context())
+    assert {f.severity for f in bare if f.rule in ("pip-install", "npm-install")} == {"error"}
+
+
+def test_a_capture_switched_off_leaves_its_steps_as_written(tmp_path: Path) -> None:
+    project = load(project_with(tmp_path, FRONTEND, "captures: {pip: false}\n"), environ={})
+    i = inputs(project, project.service("svc"), online=True)
+    assert i.needs["pip"] == {} and set(i.needs["npm"]) == {"svc-1"}
+    assert "PIP_NO_INDEX" not in i.variant.text and "npm_config_offline=true" in i.variant.text  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match="unknown key 'pipp'"):
+        load(project_with(tmp_path / "x", FRONTEND, "captures: {pipp: false}\n"), environ={})
