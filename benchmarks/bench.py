@@ -36,7 +36,7 @@ from offline_build import build as building
 from offline_build import export as exporting
 from offline_build import setup as restoring
 from offline_build.config import load
-from offline_build.plan import Pack
+from offline_build.steps import Pack
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "scripts" / "engines.sh"
