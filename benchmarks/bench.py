@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "scripts" / "engines.sh"
 BASES = ("debian:bookworm-slim", "busybox:local")
 QUIET = Console(quiet=True)
+DEPS_SECTION = "## Language dependency captures"
 
 
 def harness(*args: str) -> str:
@@ -358,7 +359,10 @@ def write_report(args: argparse.Namespace, sections: list[tuple[Subject, list[di
     for subject, ours, seed in sections:
         lines += table(subject, ours, seed)
     lines += team_table(*team)
-    args.out.write_text("\n".join(lines))
+    # benchmarks/deps.py's section (the language captures) stays as it was.
+    kept = args.out.read_text().partition(DEPS_SECTION) if args.out.is_file() else ("", "", "")
+    tail = f"\n\n{DEPS_SECTION}{kept[2]}" if kept[1] else ""
+    args.out.write_text("\n".join(lines).rstrip() + "\n" + tail)
     print("\n".join(lines))
 
 

@@ -47,7 +47,7 @@ def classic_step(project: Project, i: Inputs) -> ClassicBuild | None:
     """The classic-builder build of a service, or None when it has no classic variant."""
     if i.classic.text is None:
         return None
-    needs = tuple(dict.fromkeys(i.classic.bases.get(b, b) for b in i.bases))
+    needs = tuple(dict.fromkeys([*(i.classic.bases.get(b, b) for b in i.bases), *i.classic.images]))
     return ClassicBuild(title=f"build {i.service.name} (classic builder)", service=i.service.name,
                         context=i.service.context, dockerfile=i.classic_path,
                         tags=(image_tag(project, i.service),), target=i.service.target,

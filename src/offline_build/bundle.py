@@ -45,7 +45,7 @@ FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 MANIFEST_SUM = "manifest.json.sha256"
 # The folders a bundle may carry under files/: resources and each capture's (a test keeps them in step).
-FILE_FOLDERS = ("apt", "npm", "pip", "resources")
+FILE_FOLDERS = ("apt", "npm", "pip", "pnpm", "resources", "uv", "yarn")
 _ALLOWED = re.compile(r"^(oci-layout|index\.json|blobs/sha256/[0-9a-f]{64}|files/(" + "|".join(FILE_FOLDERS)
                       + r")/[^\0]+)$")
 _COMPRESSIONS = {"": "w", "gz": "w:gz"}
@@ -124,6 +124,15 @@ class Manifest:
 # --- packing -----------------------------------------------------------------
 
 
+def _hidden(folder: str, parts: tuple[str, ...]) -> bool:
+    """Left out: a half-written or replaced capture (``.<key>.partial``, ``.<key>.old``), and dot files of resources.
+
+    Inside a capture, dot files are the tool's own (yarn keeps ``.yarn-metadata.json``
+    beside each package) and travel.
+    """
+    return any(p.startswith(".") for p in parts) if folder == "resources" else parts[0].startswith(".")
+
+
 def collect(cache_dir: Path, folders: Mapping[str, Path] | None = None) -> list[tuple[str, Path]]:
     """(archive name, local path) of everything that goes in: reachable blobs and files.
 
@@ -137,7 +146,7 @@ def collect(cache_dir: Path, folders: Mapping[str, Path] | None = None) -> list[
     for sub, base in (folders if folders is not None else {"resources": cache_dir / "resources"}).items():
         if base.is_dir():
             for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.is_symlink()
-                               and not any(part.startswith(".") for part in p.relative_to(base).parts)):
+                               and not _hidden(sub, p.relative_to(base).parts)):
                 members.append((f"files/{sub}/{path.relative_to(base).as_posix()}", path))
     return members
 

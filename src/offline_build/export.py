@@ -24,7 +24,17 @@ from .config import Project, Service
 from .engine import probe_engine
 from .errors import EngineError, OfflineBuildError
 from .executor import Executor
-from .inputs import Inputs, all_bases, capture_steps, inputs, lint_project, pick, preinstalled_image, variant_steps
+from .inputs import (
+    Inputs,
+    all_bases,
+    capture_steps,
+    captures_image,
+    inputs,
+    lint_project,
+    pick,
+    preinstalled_image,
+    variant_steps,
+)
 from .plan import base_tag, bundle_name, cache_tag, ensure_builder, online_build
 from .preinstall import apt_union, preinstall_steps
 from .state import lock
@@ -116,7 +126,8 @@ def manifest_draft(project: Project, everyone: list[Inputs], engine: dict[str, s
         ("cache_tag", cache_tag(i.service.name)),
         ("base_images", i.bases))) for i in everyone)
     refs = [*all_bases(project, list(project.services.values())),
-            *(preinstalled_image(project, b) for b in apt_union(everyone))]
+            *(preinstalled_image(project, b) for b in apt_union(everyone)),
+            *(captures_image(project, i.service) for i in everyone if i.classic.images)]
     builder: tuple[tuple[str, str], ...] = ()
     if project.builder.named:
         builder = (("name", project.builder.named), ("driver", project.builder.driver))

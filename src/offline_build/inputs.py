@@ -17,6 +17,7 @@ from . import lint as lint_mod
 from . import variant as variant_mod
 from .captures import all_captures
 from .captures.apt import APT
+from .captures.lang import MOUNTS, LangCapture
 from .config import Project, Service
 from .plan import slug
 from .steps import Step, WriteFile
@@ -90,7 +91,7 @@ def inputs(project: Project, service: Service, *, online: bool) -> Inputs:
     return Inputs(service, tuple(df.base_images()), needs,
                   folder / "Dockerfile.offline" if use_variant else service.dockerfile,
                   var if use_variant else None, _contexts(project, var), folder / "Dockerfile.classic",
-                  _classic(project, df, needs), capture, _contexts(project, capture))
+                  _classic(project, service, df, needs), capture, _contexts(project, capture))
 
 
 def _contexts(project: Project, var: variant_mod.Variant | None) -> tuple[tuple[str, str], ...]:
@@ -99,14 +100,23 @@ def _contexts(project: Project, var: variant_mod.Variant | None) -> tuple[tuple[
                  for name, (cap, key) in (var.contexts.items() if var else ()))
 
 
-def _classic(project: Project, df: dockerfile.Dockerfile, needs: dict[str, Any]) -> variant_mod.ClassicVariant:
-    """The classic variant; none where a language capture serves a step (only BuildKit can mount it)."""
-    served = sorted((n.line, c.name) for c in all_captures() if c is not APT for n in needs[c.name].values())
-    if served:
-        line, tool = served[0]
-        return variant_mod.ClassicVariant(
-            None, f"{df.path.name}:{line}: installs {tool} packages from a capture only BuildKit can mount")
-    return variant_mod.classic_variant(df, {b: preinstalled_image(project, b) for b in needs[APT.name]})
+def captures_image(project: Project, service: Service) -> str:
+    """``<project>-<service>-captures:<version>``: a service's language captures, for the classic builder."""
+    return f"{project.name}-{service.name}-captures:{project.version}"
+
+
+def _classic(project: Project, service: Service, df: dockerfile.Dockerfile,
+             needs: dict[str, Any]) -> variant_mod.ClassicVariant:
+    """The classic variant; a step a language capture serves copies it in from the service's captures image."""
+    image = captures_image(project, service)
+    served: dict[int, list[tuple[str, str]]] = {}
+    for capture in (c for c in all_captures() if isinstance(c, LangCapture)):
+        for key, need in needs[capture.name].items():
+            target = f"{MOUNTS}/{capture.name}/{key}"
+            served.setdefault(need.line, []).append(
+                (f"COPY --from={image} /{capture.name}/{key} {target}", capture.serve_env(target)))
+    return variant_mod.classic_variant(df, {b: preinstalled_image(project, b) for b in needs[APT.name]},
+                                       served, (image,) if served else ())
 
 
 def variant_steps(all_inputs: list[Inputs]) -> list[Step]:

@@ -23,6 +23,7 @@ from .apt import (
     simple_commands,
 )
 from .dockerfile import Dockerfile, Instruction, parse
+from .pkgs import install_of
 from .variant import classic_variant
 
 SEVERITIES = ("error", "warning", "info")
@@ -123,7 +124,10 @@ class Context:
 
 # rule -> the capture that serves it, and what the note says then.
 _CAPTURED = {"pip-install": ("pip", "pip install: served from the pip capture offline"),
-             "npm-install": ("npm", "npm install: served from the npm capture offline")}
+             "npm-install": ("npm", "npm install: served from the npm capture offline"),
+             "yarn": ("yarn", "yarn install: served from the yarn capture offline"),
+             "uv-sync": ("uv", "uv: served from the uv capture offline"),
+             "pnpm": ("pnpm", "pnpm install: served from the pnpm capture offline")}
 _URL = re.compile(r"^(git\+|hg\+|svn\+|bzr\+)?(https?|ftp|ssh)://|^git@")
 
 
@@ -137,6 +141,9 @@ def _served(rule: str, argv: list[str], ins: Instruction, context: Context) -> s
         return "apt-get update: served from the APT capture offline"
     tool, note = _CAPTURED.get(rule, ("", ""))
     if not tool or tool not in context.captured or ins.heredocs or ins.json:
+        return None
+    install = install_of(argv)
+    if install is None or install.tool != tool:  # e.g. ``uv lock``: the rule's, not a served install
         return None
     return None if any(_URL.match(a) for a in argv) else note
 

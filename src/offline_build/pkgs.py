@@ -16,13 +16,16 @@ from .dockerfile import Instruction
 
 _PIP = re.compile(r"^pip(3(\.\d+)?)?$")
 _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
+# Node package managers and the verbs that fetch from the registry ("" is a bare ``yarn``).
+_NODE_VERBS = {"npm": ("ci", "install", "i"), "yarn": ("", "install"), "yarnpkg": ("", "install"),
+               "pnpm": ("install", "i", "fetch")}
 
 
 @dataclass(frozen=True)
 class Install:
     """One install command: the tool, how to call that same tool again, and its arguments."""
 
-    tool: str  # pip | npm
+    tool: str  # pip | uv | npm | yarn | pnpm
     launcher: tuple[str, ...]  # argv that runs the same tool in the same environment (a venv's pip)
     args: tuple[str, ...]
 
@@ -40,11 +43,14 @@ def install_of(argv: list[str]) -> Install | None:
         launcher, args = (argv[0],), argv[1:]
     elif _PYTHON.match(prog) and argv[1:3] == ["-m", "pip"]:
         launcher, args = tuple(argv[:3]), argv[3:]
-    elif prog == "npm":
-        launcher, args = (argv[0],), argv[1:]
-        if _verb(args) in ("ci", "install", "i") and "--offline" not in args:
-            return Install("npm", launcher, tuple(args))
-        return None
+    elif prog == "uv":
+        args = argv[1:]
+        wanted = (args[:2] in (["pip", "install"], ["pip", "sync"]) or _verb(args) == "sync") and "--offline" not in args
+        return Install("uv", (argv[0],), tuple(args)) if wanted else None
+    elif prog in _NODE_VERBS:
+        tool = "yarn" if prog == "yarnpkg" else prog
+        wanted = _verb(argv[1:]) in _NODE_VERBS[prog] and "--offline" not in argv
+        return Install(tool, (argv[0],), tuple(argv[1:])) if wanted else None
     else:
         return None
     if _verb(args) != "install" or "--no-index" in args:

@@ -1,8 +1,9 @@
-"""The classic builder's starting point: each base image with its APT packages preinstalled.
+"""The classic builder's starting points: bases with APT preinstalled, and images of the captures.
 
 The classic builder has no ``RUN --mount`` and no named contexts, so it
-cannot be served the APT capture; it starts instead from
-``<project>-<base>-apt``, built here from the capture with BuildKit.
+cannot be served a capture; it starts instead from ``<project>-<base>-apt``,
+built here from the APT capture with BuildKit, and copies each service's
+language captures from ``<project>-<service>-captures`` (``FROM scratch``).
 Plans for ``offline.apt-capture`` and ``offline.base-images`` and the
 export's preinstall steps; the executor runs them.
 """
@@ -15,7 +16,9 @@ from rich.console import Console
 from .captures.apt import APT, ARCHIVES, LISTS, CaptureApt, context_name, union
 from .config import Project
 from .executor import Executor, check_engine
-from .inputs import Inputs, inputs, preinstalled_image
+from .captures import all_captures
+from .captures.lang import LangCapture
+from .inputs import Inputs, captures_image, inputs, preinstalled_image
 from .plan import slug
 from .steps import Build, Plan, SaveImages, Step, WriteFile
 
@@ -45,10 +48,33 @@ def preinstall_steps(project: Project, everyone: list[Inputs]) -> list[Step]:
                            tags=(preinstalled_image(project, base),), network="none",
                            build_contexts=((name, str(APT.context_dir(project, base))),), load=True,
                            platforms=project.platforms))
-    if merged:
-        images = tuple(preinstalled_image(project, b) for b in merged)
-        steps.append(SaveImages(title=f"save {len(images)} preinstalled base image(s)", images=images,
+    captured = captures_image_steps(project, everyone)
+    steps += captured
+    images = (*(preinstalled_image(project, b) for b in merged), *(s.tags[0] for s in captured if isinstance(s, Build)))
+    if images:
+        steps.append(SaveImages(title=f"save {len(images)} image(s) for the classic builder", images=images,
                                 store=project.store))
+    return steps
+
+
+def captures_image_steps(project: Project, everyone: list[Inputs]) -> list[Step]:
+    """Per service with language captures, an image of them (``FROM scratch``) the classic variant copies from.
+
+    The classic builder has no ``RUN --mount`` and no named contexts; an
+    image in the engine is what its ``COPY --from`` can read.
+    """
+    steps: list[Step] = []
+    root = project.cache_dir / "captures"
+    for i in everyone:
+        keys = [(c.name, k) for c in all_captures() if isinstance(c, LangCapture) for k in i.needs[c.name]]
+        if not keys:
+            continue
+        image = captures_image(project, i.service)
+        folder = project.cache_dir / "variants" / "_captures" / i.service.name
+        text = "FROM scratch\n" + "".join(f"COPY {tool}/{key} /{tool}/{key}\n" for tool, key in keys)
+        steps.append(WriteFile(title=f"write the Dockerfile of {image}", path=folder / "Dockerfile", text=text))
+        steps.append(Build(title=f"build {image}", service="", context=root, dockerfile=folder / "Dockerfile",
+                           tags=(image,), network="none", load=True, platforms=project.platforms))
     return steps
 
 

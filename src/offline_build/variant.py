@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from .apt import external_base, uses_apt
 from .captures.apt import ANY_APT, to_true
-from .captures.lang import CAPTURE_STAGE, OUT
+from .captures.lang import CAPTURE_STAGE, MOUNTS, OUT
 from .dockerfile import Dockerfile, Instruction
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class ClassicVariant:
     text: str | None  # None: no classic variant is possible
     reason: str = ""
     bases: dict[str, str] = field(default_factory=dict)  # original base -> preinstalled image
+    images: tuple[str, ...] = ()  # other images it copies from (a service's captures image)
 
 
 def _raw_lines(df: Dockerfile) -> list[str]:
@@ -124,11 +125,15 @@ def offline_variant(df: Dockerfile, served: list[tuple[Capture, set[str]]], keep
     return Variant(text, contexts, notes, changed)
 
 
-def classic_variant(df: Dockerfile, preinstalled: dict[str, str]) -> ClassicVariant:
+def classic_variant(df: Dockerfile, preinstalled: dict[str, str],
+                    served: dict[int, list[tuple[str, str]]] | None = None, images: tuple[str, ...] = ()) -> ClassicVariant:
     """The classic-builder variant, or why there can be none.
 
     *preinstalled* maps a base image to the image with its APT packages
-    already installed (``offline.base-images``).
+    already installed (``offline.base-images``). *served* maps a ``RUN``'s
+    line to the language captures it uses, each as (``COPY --from=`` line,
+    environment): the classic builder cannot mount, so the capture is copied
+    in from a captures image (*images*) and removed again by the step.
     """
     lines = _raw_lines(df)
     _drop_syntax(lines, df, [], keep=False)
@@ -144,9 +149,22 @@ def classic_variant(df: Dockerfile, preinstalled: dict[str, str]) -> ClassicVari
             new, reason = _classic_instruction(ins, base in preinstalled)
             if reason:
                 return ClassicVariant(None, f"{df.path.name}:{ins.line}: {reason}")
+            if served and ins.line in served:
+                new = _copied_in(ins, served[ins.line], base in preinstalled)
             if new is not None:
                 edits[ins.line] = (ins.end_line, new)
-    return ClassicVariant(_replace(lines, edits), "", used)
+    return ClassicVariant(_replace(lines, edits), "", used, images)
+
+
+def _copied_in(ins: Instruction, uses: list[tuple[str, str]], apt_preinstalled: bool) -> str:
+    """A served ``RUN`` for the classic builder: its captures copied in, the tools pointed at them, then removed."""
+    flags, command = _run_parts(ins)
+    if uses_apt(ins) and apt_preinstalled:
+        command = ANY_APT.sub(to_true, command)
+    kept = [f for f in flags if not f.startswith("--mount=type=cache")]
+    env = " ".join(e for _, e in uses)
+    run = " ".join(["RUN", *kept, f"export {env} && ( {command} ) && rm -rf {MOUNTS}"])
+    return "\n".join([*(copy for copy, _ in uses), run])
 
 
 def _classic_instruction(ins: Instruction, apt_preinstalled: bool) -> tuple[str | None, str]:

@@ -70,12 +70,13 @@ def offline_project(tmp_path: Path, archive: Path) -> Path:
     return project
 
 
-def build_report(stdout: str) -> dict[str, tuple[int, int, str]]:
+def build_report(stdout: str, services: tuple[str, ...] = ("backend", "worker", "web"),
+                 ) -> dict[str, tuple[int, int, str]]:
     """service -> (steps, cached, status) from the closing table."""
     rows = {}
     for line in stdout.splitlines():
         cells = [c.strip() for c in line.strip("│┃ ").split("│")]
-        if len(cells) == 6 and cells[0] in ("backend", "worker", "web"):
+        if len(cells) == 6 and cells[0] in services:
             rows[cells[0]] = (int(cells[2]), int(cells[3]), cells[4])
     return rows
 

@@ -326,3 +326,18 @@ def test_a_copy_outside_the_bundle_folders_is_refused(tmp_path: Path) -> None:
     with pytest.raises(bundle.BundleError, match="unsafe path 'files/resources/../../../evil'"):
         unpack(offline, archive, Console(quiet=True))
     assert not (tmp_path / "evil").exists() and snapshot(offline.cache_dir) == {}
+
+
+def test_setup_dry_run_prints_the_plan_and_changes_nothing(tmp_path: Path) -> None:
+    from offline_build.setup import setup
+
+    archive = pack(project(tmp_path / "online"))
+    offline = project(tmp_path / "offline")
+    console = Console(record=True, width=400)
+    assert setup(offline, archive, None, console, dry_run=True) is None  # type: ignore[arg-type]
+    lines = console.export_text().splitlines()
+    assert lines[0].startswith(f"# verify {archive} against its manifest")
+    assert f"# place the bundle's files/resources/ in {offline.cache_dir / 'resources'}" in lines
+    assert lines[-1] == ("docker load --input '<from the store>' debian:bookworm-slim  "
+                         "# only on engines that cannot read oci-layout:// contexts")
+    assert snapshot(offline.cache_dir) == {}

@@ -18,7 +18,7 @@ from offline_build.export import export_plan
 from offline_build.inputs import inputs
 from offline_build.pkgs import Install, install_of, installs
 from offline_build.captures.lang import CaptureBuild
-from offline_build.steps import Build
+from offline_build.steps import Build, SaveImages
 
 FRONTEND = """\
 FROM debian:bookworm-slim AS web
@@ -49,6 +49,16 @@ def df(text: str, tmp_path: Path):  # noqa: ANN201
     (["pip", "download", "six"], None),
     (["npm", "run", "build"], None),
     (["npm", "ci", "--offline"], None),
+    (["yarn"], Install("yarn", ("yarn",), ())),
+    (["yarnpkg", "install", "--frozen-lockfile"], Install("yarn", ("yarnpkg",), ("install", "--frozen-lockfile"))),
+    (["yarn", "build"], None),
+    (["pnpm", "install", "--frozen-lockfile"], Install("pnpm", ("pnpm",), ("install", "--frozen-lockfile"))),
+    (["pnpm", "run", "build"], None),
+    (["uv", "sync", "--frozen"], Install("uv", ("uv",), ("sync", "--frozen"))),
+    (["/usr/local/bin/uv", "pip", "install", "-r", "r.txt"],
+     Install("uv", ("/usr/local/bin/uv",), ("pip", "install", "-r", "r.txt"))),
+    (["uv", "lock"], None),
+    (["uv", "sync", "--offline"], None),
     (["pipx", "install", "x"], None),
 ])
 def test_install_commands_are_recognised(argv: list[str], expected: Install | None) -> None:
@@ -127,11 +137,24 @@ def test_export_captures_before_the_build_that_is_served(tmp_path: Path) -> None
     assert dict(online.build_contexts)["pip-svc-1"].endswith("captures/pip/svc-1")
 
 
-def test_no_classic_variant_where_a_capture_serves_a_step(tmp_path: Path) -> None:
+def test_the_classic_variant_copies_the_captures_in_from_their_image(tmp_path: Path) -> None:
     project = load(project_with(tmp_path, FRONTEND), environ={})
     i = inputs(project, project.service("svc"), online=True)
-    assert i.classic.text is None
-    assert i.classic.reason == "Dockerfile:4: installs npm packages from a capture only BuildKit can mount"
+    lines = i.classic.text.splitlines()  # type: ignore[union-attr]
+    assert lines[3] == "COPY --from=p-svc-captures:latest /npm/svc-1 /.offline-build/npm/svc-1"
+    assert lines[4] == ("RUN export npm_config_cache=/.offline-build/npm/svc-1 npm_config_offline=true "
+                        "npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false && "
+                        "( if [ -f package-lock.json ]; then npm ci; else npm install; fi ) && rm -rf /.offline-build")
+    assert lines[7] == "COPY --from=p-svc-captures:latest /pip/svc-1 /.offline-build/pip/svc-1"
+    assert i.classic.images == ("p-svc-captures:latest",)
+    from offline_build.build import classic_step
+
+    assert "p-svc-captures:latest" in classic_step(project, i).needs_images  # type: ignore[union-attr]
+    steps = export_plan(project, list(project.services.values())).steps
+    (image,) = [s for s in steps if type(s) is Build and s.tags == ("p-svc-captures:latest",)]
+    assert image.context == project.cache_dir / "captures"
+    assert any(isinstance(s, SaveImages) and "p-svc-captures:latest" in s.images for s in steps)
+    assert steps.index(image) > max(steps.index(s) for s in steps if isinstance(s, CaptureBuild))
 
 
 def test_ca_file_must_exist(tmp_path: Path) -> None:
@@ -153,7 +176,7 @@ def test_a_failure_for_a_missing_package_is_named_with_the_file() -> None:
     assert PIP.explain("[2/3] RUN pip install -r requirements.txt", log) is None  # not a served step
     npm_log = ("npm ERR! code ENOTCACHED\nnpm ERR! request to https://registry.example.invalid/%40scope%2fpkg "
                "failed: cache mode is 'only-if-cached' but no cached response is available.")
-    problem, _ = NPM.explain("RUN export npm_config_cache=/x npm_config_offline=true && npm ci", npm_log)  # type: ignore[misc]
+    problem, _ = NPM.explain("RUN export npm_config_cache=/.offline-build/npm/w-1 npm_config_offline=true && npm ci", npm_log)  # type: ignore[misc]
     assert problem.startswith("@scope/pkg is not in the bundle's npm capture")
     assert APT.explain(step, log) is None
 
@@ -193,3 +216,16 @@ def test_a_capture_switched_off_leaves_its_steps_as_written(tmp_path: Path) -> N
     assert "PIP_NO_INDEX" not in i.variant.text and "npm_config_offline=true" in i.variant.text  # type: ignore[union-attr]
     with pytest.raises(ConfigError, match="unknown key 'pipp'"):
         load(project_with(tmp_path / "x", FRONTEND, "captures: {pipp: false}\n"), environ={})
+
+
+def test_yarn_and_pnpm_failures_name_the_missing_package() -> None:
+    from offline_build.captures.pnpm import PNPM
+    from offline_build.captures.yarn import YARN
+
+    yarn_log = 'error An unexpected error occurred: "https://registry.example.invalid/is-number: getaddrinfo EAI_AGAIN"'
+    problem, _ = YARN.explain("RUN export YARN_CACHE_FOLDER=/.offline-build/yarn/w-1 && yarn", yarn_log)  # type: ignore[misc]
+    assert problem.startswith("is-number is not in the bundle's yarn capture: package.json or yarn.lock changed")
+    assert YARN.explain("RUN yarn", yarn_log) is None
+    pnpm_log = " ERR_PNPM_NO_OFFLINE_META  Failed to resolve is-number@7.0.0 in package mirror /root/x.json"
+    problem, _ = PNPM.explain("RUN export npm_config_store_dir=/.offline-build/pnpm/w-1/store && pnpm i", pnpm_log)  # type: ignore[misc]
+    assert problem.startswith("is-number@7.0.0 is not in the bundle's pnpm capture")

@@ -24,11 +24,14 @@ from .apt import APT
 from .base import Capture, Row, Served, place, swap_in, tree_digest
 from .npm import NPM
 from .pip import PIP
+from .pnpm import PNPM
+from .uv import UV
+from .yarn import YARN
 
 
 def all_captures() -> tuple[Capture, ...]:
     """Every capture offline-build knows, in the order they serve a step (APT first: it installs Python and Node)."""
-    return (APT, PIP, NPM)
+    return (APT, PIP, UV, NPM, YARN, PNPM)
 
 
 __all__ = ["Capture", "Row", "Served", "all_captures", "place", "swap_in", "tree_digest"]

@@ -18,8 +18,10 @@ Dockerfile that uses the tool.
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
+from urllib.parse import unquote
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +51,13 @@ class StepNeed:
 
 
 class LangCapture:
-    """What pip and npm share; each says how to capture (``capture_command``) and serve (``serve_env``)."""
+    """What the language captures share; each says how to capture and serve, and what a missing package looks like."""
 
     name = ""
     rw = False  # npm writes to its cache even offline: the mount takes writes and throws them away
+    ca_variables: tuple[str, ...] = ("NODE_EXTRA_CA_CERTS",)  # how the tool is told of the project's CA
+    missing: re.Pattern[str] | None = None  # the tool's words for a package it cannot get offline
+    changed = "the dependency files"  # what the user must have changed, when one is missing
 
     def folder(self, project: Project) -> Path:
         return project.cache_dir / "captures" / self.name
@@ -92,8 +97,12 @@ class LangCapture:
     def serve_env(self, target: str) -> str:
         raise NotImplementedError
 
-    def capture_command(self, command: str, out: str, need: StepNeed) -> str:
+    def capture_env(self, out: str) -> str:
+        """The environment that makes the tool leave what it fetched in *out* (a cache it keeps anyway)."""
         raise NotImplementedError
+
+    def capture_command(self, command: str, out: str, need: StepNeed) -> str:
+        return f"{ca_env(self.ca_variables)}mkdir -p {out} && export {self.capture_env(out)} && {command}"
 
     def capture_steps(self, project: Project, needs: list[Mapping[str, Any]]) -> list[Step]:
         return []  # captured by the service's capture build (see capture_build below)
@@ -103,7 +112,15 @@ class LangCapture:
 
     def explain(self, step_text: str, message: str) -> tuple[str, str] | None:
         """(problem, fix) when an offline step this capture served failed for want of a package."""
-        return None
+        found = self.missing.search(message) if self.missing else None
+        if found is None or f"{MOUNTS}/{self.name}/" not in step_text:
+            return None
+        package = unquote(next(g for g in found.groups() if g))
+        return (f"{package} is not in the bundle's {self.name} capture: {self.changed_in(step_text)} changed since "
+                f"the export, and offline {self.name} installs only what the export captured", missing_package_fix())
+
+    def changed_in(self, step_text: str) -> str:
+        return self.changed
 
     def rows(self, project: Project) -> list[Row]:
         root = self.folder(project)

@@ -10,33 +10,22 @@ with ``offline`` on: what is not in the cache fails at once, naming the package.
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote
 
-from .lang import LangCapture, StepNeed, ca_env, missing_package_fix
-
-_NOT_CACHED = re.compile(r"request to \S+?/([^/\s]+) failed: cache mode is 'only-if-cached'")
+from .lang import LangCapture
 
 
 class NpmCapture(LangCapture):
     name = "npm"
     rw = True
+    missing = re.compile(r"request to \S+?/([^/\s]+) failed: cache mode is 'only-if-cached'")
+    changed = "package.json or its lockfile"
 
     def serve_env(self, target: str) -> str:
         return (f"npm_config_cache={target} npm_config_offline=true npm_config_audit=false "
                 "npm_config_fund=false npm_config_update_notifier=false")
 
-    def capture_command(self, command: str, out: str, need: StepNeed) -> str:
-        return (f"{ca_env(('NODE_EXTRA_CA_CERTS',))}mkdir -p {out} && export npm_config_cache={out} "
-                f"npm_config_update_notifier=false npm_config_fund=false && {command}")
-
-
-    def explain(self, step_text: str, message: str) -> tuple[str, str] | None:
-        found = _NOT_CACHED.search(message)
-        if "npm_config_offline=true" not in step_text or not found:
-            return None
-        return (f"{unquote(found.group(1))} is not in the bundle's npm capture: package.json or its lockfile "
-                "changed since the export, and offline npm installs only what the export captured",
-                missing_package_fix())
+    def capture_env(self, out: str) -> str:
+        return f"npm_config_cache={out} npm_config_update_notifier=false npm_config_fund=false"
 
 
 NPM = NpmCapture()

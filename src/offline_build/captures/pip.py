@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import re
 
-from .lang import LangCapture, StepNeed, ca_env, missing_package_fix, quoted
+from .lang import LangCapture, StepNeed, ca_env, quoted
 
-_MISSING = re.compile(r"No matching distribution found for ([^\s;]+)")
 _REQUIREMENTS = re.compile(r"(?:^|\s)(?:-r|--requirement)(?:=|\s+)(\S+)")
 
 
 class PipCapture(LangCapture):
     name = "pip"
+    ca_variables = ("PIP_CERT",)
+    missing = re.compile(r"No matching distribution found for ([^\s;]+)")
 
     def serve_env(self, target: str) -> str:
         return f"PIP_NO_INDEX=1 PIP_FIND_LINKS={target} PIP_DISABLE_PIP_VERSION_CHECK=1"
@@ -38,16 +39,10 @@ class PipCapture(LangCapture):
             f" -r /tmp/.ob-pip-{n}.new; fi; }}"
             f" && {quoted(pip)} wheel --no-deps --wheel-dir {out} setuptools wheel"
             for n, pip in enumerate(launchers))
-        return f"{ca_env(('PIP_CERT',))}mkdir -p {out} && {before} ( {command} ) && {after}"
+        return f"{ca_env(self.ca_variables)}mkdir -p {out} && {before} ( {command} ) && {after}"
 
-
-    def explain(self, step_text: str, message: str) -> tuple[str, str] | None:
-        found = _MISSING.search(message)
-        if "PIP_NO_INDEX=1" not in step_text or not found:
-            return None
-        files = " or ".join(dict.fromkeys(_REQUIREMENTS.findall(step_text))) or "what this step installs"
-        return (f"{found.group(1)} is not in the bundle's pip capture: {files} changed since the export, "
-                "and offline pip installs only what the export captured", missing_package_fix())
+    def changed_in(self, step_text: str) -> str:
+        return " or ".join(dict.fromkeys(_REQUIREMENTS.findall(step_text))) or "what this step installs"
 
 
 PIP = PipCapture()

@@ -1,0 +1,128 @@
+"""What the language captures cost: export time and bundle bytes with and without them.
+
+The project is the integration test's (tests/integration/test_deps.py): four
+services whose Dockerfiles install after ``COPY . .`` with pip (a wheel and
+an sdist-only package), npm, yarn and pnpm. Each run exports it into a fresh
+cache folder twice on the harness's online engine: with the captures (the
+default) and with ``captures: {pip: false, npm: false, yarn: false, pnpm:
+false}``, the baseline that builds the same Dockerfiles as they are. The
+first pair runs after the online engine was reset (a cold first export, which
+fetches every package); the others on the warm engine, as repeated exports
+are. Medians of the warm runs; ratio = with / without, from the same run.
+
+    .venv/bin/python benchmarks/deps.py [--runs 3] [--out BENCHMARKS.md]
+
+It writes its section at the end of BENCHMARKS.md (replacing its own from an
+earlier run); bench.py keeps that section when it rewrites the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from python_on_whales import DockerClient
+from rich.console import Console
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from offline_build import export as exporting  # noqa: E402
+from offline_build.config import load  # noqa: E402
+from offline_build.steps import Pack  # noqa: E402
+from tests.integration.test_deps import write_project  # noqa: E402
+
+HARNESS = ROOT / "scripts" / "engines.sh"
+SECTION = "## Language dependency captures"  # where this script's part of BENCHMARKS.md starts
+OFF = "captures: {pip: false, uv: false, npm: false, yarn: false, pnpm: false}\n"
+
+
+def harness(*args: str) -> str:
+    return subprocess.run([str(HARNESS), *args], check=True, capture_output=True, text=True).stdout
+
+
+def export(project_dir: Path, online: DockerClient) -> dict[str, float]:
+    project = load(project_dir / "offline.yaml", environ={})
+    shutil.rmtree(project.cache_dir, ignore_errors=True)
+    started = time.monotonic()
+    summary = exporting.export(project, None, online, Console(quiet=True))
+    seconds = time.monotonic() - started
+    pack = summary["result"].of(Pack)[0].detail
+    captured = sum(size for name, (_, size) in pack["folders"].items() if name not in ("apt", "resources"))
+    return {"export": seconds, "bytes": pack["size"], "captured": captured}
+
+
+def one_run(work: Path, online: DockerClient) -> dict[str, dict[str, float]]:
+    with_dir, without_dir = work / "with", work / "without"
+    for folder in (with_dir, without_dir):
+        shutil.rmtree(folder, ignore_errors=True)
+    write_project(with_dir)
+    shutil.copytree(with_dir, without_dir)
+    config = without_dir / "offline.yaml"
+    config.write_text(config.read_text() + OFF)
+    return {"with": export(with_dir, online), "without": export(without_dir, online)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args()
+    hosts = dict(line.split("=", 1) for line in harness("up", "online").splitlines() if "=" in line)
+    online = DockerClient(host=hosts["online"])
+    work = Path(tempfile.mkdtemp(prefix="offline-build-bench-deps-"))
+    harness("reset", "online")
+    cold = one_run(work, online)
+    warm = [one_run(work, online) for _ in range(args.runs)]
+    write_report(args, cold, warm)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def median(runs: list[dict[str, dict[str, float]]], side: str, key: str) -> float:
+    return statistics.median(r[side][key] for r in runs)
+
+
+def write_report(args: argparse.Namespace, cold: dict[str, dict[str, float]],
+                 warm: list[dict[str, dict[str, float]]]) -> None:
+    mb = 1e6
+    rows = [
+        ("bundle bytes", median(warm, "with", "bytes") / mb, median(warm, "without", "bytes") / mb, "MB"),
+        ("of which language captures", median(warm, "with", "captured") / mb, 0.0, "MB"),
+        ("export, warm engine", median(warm, "with", "export"), median(warm, "without", "export"), "s"),
+        ("export, first on a reset engine", cold["with"]["export"], cold["without"]["export"], "s"),
+    ]
+    lines = [
+        SECTION,
+        "",
+        f"`.venv/bin/python benchmarks/deps.py --runs {args.runs}` on {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, the harness's online Docker 26 engine. The project of "
+        "tests/integration/test_deps.py (pip with an sdist-only package, npm, yarn, pnpm; each install after "
+        "`COPY . .`), exported with the captures and without them (`captures: {...: false}`). Warm rows: "
+        f"medians of {args.runs} runs; the cold row is one run after `scripts/engines.sh reset online` (the "
+        "without-captures export then runs on an engine the with-captures one warmed, so its cold figure is low).",
+        "",
+        "| measure | with captures | without | ratio |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, with_, without, unit in rows:
+        ratio = f"{with_ / without:.2f}" if without else "-"
+        lines.append(f"| {name} | {with_:.2f} {unit} | {without:.2f} {unit} | {ratio} |")
+    lines += ["", "Without the captures the bundle is smaller and the export quicker, and a change to any "
+              "service's source makes its install step fail at the site; with them it rebuilds there "
+              "(tests/integration/test_deps.py).", "", "Raw runs:", "", "```",
+              f"cold {cold}", *(f"warm {r}" for r in warm), "```", ""]
+    before = args.out.read_text().split(SECTION)[0].rstrip() + "\n\n" if args.out.is_file() else ""
+    args.out.write_text(before + "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
