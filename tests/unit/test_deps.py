@@ -229,3 +229,16 @@ def test_yarn_and_pnpm_failures_name_the_missing_package() -> None:
     pnpm_log = " ERR_PNPM_NO_OFFLINE_META  Failed to resolve is-number@7.0.0 in package mirror /root/x.json"
     problem, _ = PNPM.explain("RUN export npm_config_store_dir=/.offline-build/pnpm/w-1/store && pnpm i", pnpm_log)  # type: ignore[misc]
     assert problem.startswith("is-number@7.0.0 is not in the bundle's pnpm capture")
+
+
+def test_diagnose_lists_the_captured_steps(tmp_path: Path) -> None:
+    project = load(project_with(tmp_path, FRONTEND), environ={})
+    assert NPM.rows(project) == []
+    key = project.cache_dir / "captures" / "npm" / "svc-1"
+    (key / "_cacache").mkdir(parents=True)
+    (key / "_cacache" / "entry").write_bytes(b"x" * 2_000_000)
+    (key / MARKER).write_text("npm capture of svc-1\n")
+    (row,) = NPM.rows(project)
+    assert (row.name, row.status) == ("npm", "info")
+    assert row.detail == "1 step(s): svc-1; 1 file(s), 2.0 MB in build-cache/captures/npm"
+    assert NPM.captured(project, "svc-1") and not NPM.captured(project, "svc-2")

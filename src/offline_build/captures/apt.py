@@ -29,7 +29,7 @@ from ..engine import engine_message
 from ..errors import StepError
 from ..plan import slug
 from ..steps import Step
-from .base import Row, Served, swap_in
+from .base import Row, Served, shown, swap_in
 
 LISTS = "/var/lib/apt/lists"
 ARCHIVES = "/var/cache/apt/archives"
@@ -129,7 +129,7 @@ class AptCapture:
         if not bases:
             return []
         debs = sum(len(list((p / "archives").glob("*.deb"))) for p in bases)
-        return [Row("apt", "info", f"{len(bases)} base image(s), {debs} .deb file(s) in {root}")]
+        return [Row("apt", "info", f"{len(bases)} base image(s), {debs} .deb file(s) in {shown(root, project.root)}")]
 
 
 APT = AptCapture()

@@ -61,6 +61,14 @@ class Capture(Protocol):
         ...
 
 
+def shown(path: Path, root: Path) -> str:
+    """*path* relative to the project when inside it, as the reports show paths."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
 def place(src: Path, dest: Path) -> int:
     """Put each key's fresh capture (a folder under *src*) in *dest*, replacing the old one whole.
 

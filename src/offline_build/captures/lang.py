@@ -31,7 +31,7 @@ from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
 from ..pkgs import Install, installs
 from ..steps import Build, Step
-from .base import Row, Served, swap_in
+from .base import Row, Served, shown, swap_in
 
 MOUNTS = "/.offline-build"  # where captures are mounted in build containers
 OUT = f"{MOUNTS}/out"  # where a capture build leaves them for the last stage to copy out
@@ -130,7 +130,7 @@ class LangCapture:
         files = [f for k in keys for f in k.rglob("*") if f.is_file() and f.name != MARKER]
         size = sum(f.stat().st_size for f in files)
         return [Row(self.name, "info", f"{len(keys)} step(s): {', '.join(k.name for k in keys)}; "
-                                       f"{len(files)} file(s), {size / 1e6:.1f} MB in {root}")]
+                                       f"{len(files)} file(s), {size / 1e6:.1f} MB in {shown(root, project.root)}")]
 
 
 def ca_env(variables: tuple[str, ...]) -> str:
