@@ -14,7 +14,9 @@ removed where that keeps the meaning (cache mounts, ``COPY --link``).
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from dataclasses import dataclass, field
 
 from typing import TYPE_CHECKING
@@ -181,29 +183,49 @@ def _classic_instruction(ins: Instruction, apt_preinstalled: bool) -> tuple[str 
     if ins.cmd != "RUN":
         return None, ""
     flags, command = _run_parts(ins)
-    blocking = [f for f in flags if f.startswith(_UNREMOVABLE)]
+    blocking = [f for f in flags if f.startswith(_UNREMOVABLE) or _mount_type(f) not in (None, "cache")]
     if blocking:
         return None, f"RUN {blocking[0]} needs BuildKit"
-    kept = [f for f in flags if not f.startswith("--mount=type=cache")]
+    kept = [f for f in flags if _mount_type(f) != "cache"]
+    # BuildKit always mounts a cache's target (empty the first time); steps
+    # rely on it existing, so the classic variant makes it.
+    targets = [_mount_target(f) for f in flags if _mount_type(f) == "cache"]
+    made = f"mkdir -p {' '.join(shlex.quote(t) for t in targets)} && " if targets else ""
     if uses_apt(ins) and not apt_preinstalled:
         return None, "installs APT packages but its base has no preinstalled image"
     if ins.json:
-        import json
-
         values = [ANY_APT.sub(to_true, v) for v in ins.value] if uses_apt(ins) else list(ins.value)
         if kept == flags and values == list(ins.value):
             return None, ""
+        if made:  # exec form has no shell to run mkdir in: a small one runs it, then execs the command
+            values = ["sh", "-c", f'{made}exec "$@"', "sh", *values]
         return " ".join(["RUN", *kept, json.dumps(values)]), ""
     if uses_apt(ins):
         command = ANY_APT.sub(to_true, command)
     if kept == flags and command == _run_parts(ins)[1]:
         return None, ""
-    return " ".join(["RUN", *kept, command]), ""
+    return " ".join(["RUN", *kept, made + command]), ""
+
+
+def _mount_options(flag: str) -> dict[str, str] | None:
+    """``--mount=type=cache,target=/x`` as options (BuildKit's default type is bind); None for other flags."""
+    if not flag.startswith("--mount="):
+        return None
+    options = dict(part.split("=", 1) if "=" in part else (part, "") for part in flag.removeprefix("--mount=").split(","))
+    return {"type": "bind", **options}
+
+
+def _mount_type(flag: str) -> str | None:
+    options = _mount_options(flag)
+    return options["type"] if options else None
+
+
+def _mount_target(flag: str) -> str:
+    options = _mount_options(flag) or {}
+    return next((options[k] for k in ("target", "dst", "destination") if k in options), "")
 
 
 def _rebuild(ins: Instruction, flags: list[str]) -> str:
     if ins.json:
-        import json
-
         return f"{ins.cmd} {' '.join(flags)} {json.dumps(list(ins.value))}".replace("  ", " ")
     return " ".join([ins.cmd, *flags, *ins.value])

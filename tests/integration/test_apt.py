@@ -138,6 +138,29 @@ def test_no_classic_variant_is_one_clear_error(engines: dict[str, str], tmp_path
     assert "Traceback" not in out.stderr
 
 
+def test_the_classic_builder_gets_each_dropped_cache_mounts_folder(engines: dict[str, str], tmp_path: Path) -> None:
+    """BuildKit always mounts a cache's target; a step that writes there must build classic too (Docker 20.10)."""
+    project = tmp_path / "cm"
+    (project / "svc").mkdir(parents=True)
+    (project / "svc" / "Dockerfile").write_text(
+        "FROM busybox:local\n"
+        "RUN --mount=type=cache,target=/root/.cache/x --mount=target=/var/cache/y,type=cache "
+        "echo hi > /tmp/f && cp /tmp/f /root/.cache/x/ && cp /tmp/f /var/cache/y/ && echo done > /done\n")
+    (project / "offline.yaml").write_text("project: cm\nnetwork: none\nservices:\n  svc: {context: svc, image: cm/svc}\n")
+    cli(project, engines["online"], "offline.export")
+    bundle = next((project / "build-cache").glob("build-cache-*.tar"))
+    offline = tmp_path / "cm-offline"
+    shutil.copytree(project, offline, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
+    (offline / "build-cache").mkdir()
+    shutil.copy2(bundle, offline / "build-cache")
+    reset("old")
+    cli(offline, engines["old"], "offline.setup")
+    out = cli(offline, engines["old"], "offline.build-classic")
+    assert "classic builder" in out.stdout
+    assert DockerClient(host=engines["old"]).run("cm/svc:latest", ["cat", "/done"], remove=True,
+                                                 networks=["none"]).strip() == "done"
+
+
 def test_a_transient_engine_failure_is_retried(engines: dict[str, str], apt_bundle: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The engine is down when the build starts and back before the retry: the build succeeds."""

@@ -114,12 +114,27 @@ def test_classic_variant_uses_the_preinstalled_base_and_drops_cache_mounts(tmp_p
                            "RUN --mount=type=cache,target=/root/.cache apt-get update && apt-get install -y jq && echo ok\n"
                            "COPY --link a /a\n")
     c = variant.classic_variant(parse(path), {"debian:bookworm-slim": "demo-apt:1"})
-    assert c.text == "FROM demo-apt:1 AS app\nRUN true && true && echo ok\nCOPY a /a\n"
+    # The cache mount goes, its target stays: BuildKit always mounts it, and steps write there.
+    assert c.text == "FROM demo-apt:1 AS app\nRUN mkdir -p /root/.cache && true && true && echo ok\nCOPY a /a\n"
+
+
+@pytest.mark.parametrize("run, expected", [
+    ("RUN --mount=target=/c,type=cache make", "RUN mkdir -p /c && make"),
+    ("RUN --mount=type=cache,dst=/a --mount=type=cache,target=/b x", "RUN mkdir -p /a /b && x"),
+    ('RUN --mount=type=cache,target=/c ["make", "all"]', 'RUN ["sh", "-c", "mkdir -p /c && exec \\"$@\\"", "sh", "make", "all"]'),
+])
+def test_every_dropped_cache_mount_leaves_its_folder(tmp_path: Path, run: str, expected: str) -> None:
+    from offline_build.dockerfile import parse
+
+    c = variant.classic_variant(parse(write(tmp_path, f"FROM debian:bookworm-slim\n{run}\n")), {})
+    assert c.text == f"FROM debian:bookworm-slim\n{expected}\n"
 
 
 @pytest.mark.parametrize("text, reason", [
     ("FROM debian:bookworm-slim\nRUN <<EOT\necho hi\nEOT\n", "a heredoc needs BuildKit"),
     ("FROM debian:bookworm-slim\nRUN --mount=type=secret,id=t cat /run/secrets/t\n", "RUN --mount=type=secret"),
+    ("FROM debian:bookworm-slim\nRUN --mount=target=/src make\n", "RUN --mount=target=/src needs BuildKit"),  # a bind
+    ("FROM debian:bookworm-slim\nRUN --mount=type=tmpfs,target=/t make\n", "RUN --mount=type=tmpfs"),
     ("FROM debian:bookworm-slim\nCOPY --chmod=0755 a /a\n", "COPY --chmod=0755 needs BuildKit"),
     ("FROM alpine:3\nRUN apt-get install -y x\n", "no preinstalled image"),
 ])
