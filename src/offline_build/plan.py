@@ -163,6 +163,7 @@ def offline_build(project: Project, service: Service, bases: tuple[str, ...],
         builder=project.builder.named,
         needs_store_tags=needs_tags + ((cache_tag(service.name),) if cache else ()),
         needs_images=() if oci_contexts else bases,
+        offline=True,
         cache_write_fix="make it reachable from the engine, or build without it: unset OFFLINE_CACHE_BACKEND "
                         "and OFFLINE_CACHE_REF (the project file's cache is only read), or OFFLINE_CACHE_BACKEND=local",
     )

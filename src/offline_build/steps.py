@@ -60,6 +60,7 @@ class Build(ImageBuild):
     # builds have different ways out.
     cache_write_fix: str = ""
     output: str | None = None  # --output (a capture build's type=local); replaces --load
+    offline: bool = False  # built at the site: a step that needs the network is explained, not just reported
     secrets: tuple[str, ...] = ()  # --secret specs (the project's CA, in capture builds)
 
     def argv(self) -> list[str]:

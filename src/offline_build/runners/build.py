@@ -12,6 +12,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -129,15 +131,35 @@ def _run_build(rt: Runtime, step: Build) -> BuildReport:
         # --cache-to (store and team registry), which its build() cannot pass.
         argv = [*rt.docker.client_config.docker_cmd, *step.argv()[1:]]
         stream = (line.decode(errors="replace") for _, line in stream_stdout_and_stderr(argv))
-        with rt.console.status(f"{step.title}…") as status:
-            for chunk in stream:
-                report.feed(chunk)
-                status.update(f"{step.title}: {len(report.cached)} cached, {len(report.ran)} run")
-        report.close()
+        _follow(rt, step, report, stream)
     except DockerException as exc:
         report.close()
         raise _triage(step, report, exc) from None
     return report
+
+
+def _follow(rt: Runtime, step: Build, report: BuildReport, stream: Iterator[str]) -> None:
+    """Feed BuildKit's stream to *report*, showing progress as it comes.
+
+    On a terminal, one live line (the step running, counts, time); in a log
+    or a pipe, a plain line per finished step, so CI shows where a long
+    build is.
+    """
+    started = time.monotonic()
+    live = rt.console.is_terminal
+    with rt.console.status(f"{step.title}…") if live else nullcontext() as status:
+        for chunk in stream:
+            report.feed(chunk)
+            if status is not None:
+                now = report.running
+                doing = f"running {now.name}" if now else "working"
+                status.update(f"{step.title}: {doing}; {len(report.cached)} cached, {len(report.ran)} run, "
+                              f"{time.monotonic() - started:.0f}s")
+            else:
+                for v in report.newly_done():
+                    rt.console.print(f"    {v.name}: {'CACHED' if v.cached else 'done'}", markup=False,
+                                     highlight=False, soft_wrap=True)
+    report.close()
 
 
 def _triage(step: Build, report: BuildReport, exc: DockerException) -> StepError:
@@ -155,8 +177,30 @@ def _triage(step: Build, report: BuildReport, exc: DockerException) -> StepError
                          + (step.cache_write_fix or "make it reachable from the engine"))
     if is_transient(message):
         return TransientError(step.title, message, "check the engine, then run the build again")
+    if step.offline and any(m in message.lower() for m in _NO_NETWORK):
+        return StepError(step.title, f"{message}\n{_why_it_ran(report)}",
+                         "export online again and carry the new bundle (offline.export --since <the last bundle> "
+                         "makes a small delta), or make the step need no network (offline.lint shows how)")
     return StepError(step.title, message,
                      "offline.lint names steps that need the network; offline.diagnose checks the store and engine")
+
+
+# How a step that reached for the network fails in an air gap (resolvers, curl, pip, npm, apt, go, git).
+_NO_NETWORK = ("temporary failure in name resolution", "eai_again", "could not resolve host",
+               "network is unreachable", "name or service not known", "no route to host",
+               "failed to establish a new connection", "could not resolve", "dial tcp: lookup")
+
+
+def _why_it_ran(report: BuildReport) -> str:
+    """Why a step that needs the network ran offline at all: an input above it changed, or it was never cached."""
+    failed = report.failed
+    earlier = [v for v in report.ran if v is not failed and v.completed]
+    name = failed.name if failed else "the step"
+    if earlier:
+        return (f"{name} needed the network; it ran because a step above it did ({earlier[0].name}): an input "
+                "changed since the export, and the bundle's cache holds only what the export built")
+    return (f"{name} needed the network; it ran because the bundle's cache does not hold it: the step or its "
+            "Dockerfile changed since the export, or it was never exported")
 
 
 def _missing_package(report: BuildReport, message: str) -> tuple[str, str] | None:

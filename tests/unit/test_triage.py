@@ -1,0 +1,50 @@
+"""How a failed build is explained: the network case says why the step ran at all (no engine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from python_on_whales.exceptions import DockerException
+
+from offline_build.progress import BuildReport, Vertex
+from offline_build.retry import TransientError
+from offline_build.runners.build import _triage
+from offline_build.steps import Build
+
+COPY = Vertex("sha256:1", "[2/3] COPY . .", cached=False, completed=True)
+RUN = Vertex("sha256:2", "[3/3] RUN pip install -r requirements.txt", completed=True,
+             error='process "/bin/sh -c pip install" did not complete successfully: exit code: 1')
+LOG = ["WARNING: Retrying ... Failed to establish a new connection: [Errno -3] Temporary failure in name resolution\n"]
+
+
+def failure(*vertexes: Vertex) -> BuildReport:
+    report = BuildReport()
+    report.vertexes = {v.digest: v for v in vertexes}
+    report.logs = list(LOG)
+    return report
+
+
+def error() -> DockerException:
+    return DockerException(["docker", "buildx", "build"], 1)
+
+
+def test_an_offline_step_that_needed_the_network_says_which_input_above_it_changed() -> None:
+    step = Build(title="build py (offline)", service="py", context=Path("."), offline=True)
+    exc = _triage(step, failure(COPY, RUN), error())
+    assert "[3/3] RUN pip install -r requirements.txt needed the network; it ran because a step above it did " \
+           "([2/3] COPY . .): an input changed since the export" in exc.message
+    assert exc.hint and exc.hint.startswith("export online again and carry the new bundle")
+
+
+def test_with_nothing_above_it_run_the_step_itself_is_not_in_the_cache() -> None:
+    step = Build(title="build py (offline)", service="py", context=Path("."), offline=True)
+    cached_copy = Vertex("sha256:1", "[2/3] COPY . .", cached=True, completed=True)
+    exc = _triage(step, failure(cached_copy, RUN), error())
+    assert "it ran because the bundle's cache does not hold it" in exc.message
+
+
+def test_online_the_same_failure_keeps_the_general_fix() -> None:
+    step = Build(title="build py (online)", service="py", context=Path("."))
+    exc = _triage(step, failure(COPY, RUN), error())
+    assert "needed the network" not in exc.message and not isinstance(exc, TransientError)
+    assert exc.hint and exc.hint.startswith("offline.lint names steps that need the network")
