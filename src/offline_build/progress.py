@@ -25,6 +25,7 @@ class Vertex:
     digest: str
     name: str = ""
     cached: bool = False
+    started: bool = False
     completed: bool = False
     error: str | None = None
 
@@ -37,6 +38,7 @@ class BuildReport:
     logs: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
     _buffer: str = ""
+    _told: set[str] = field(default_factory=set)
 
     def feed(self, chunk: str) -> None:
         """Take any piece of the stream; complete objects are decoded as they close."""
@@ -68,10 +70,22 @@ class BuildReport:
             vertex = self.vertexes.setdefault(raw["digest"], Vertex(raw["digest"]))
             vertex.name = raw.get("name") or vertex.name
             vertex.cached = vertex.cached or bool(raw.get("cached"))
+            vertex.started = vertex.started or bool(raw.get("started"))
             vertex.completed = vertex.completed or bool(raw.get("completed"))
             vertex.error = raw.get("error") or vertex.error
         for log in event.get("logs") or []:
             self.logs.append(_decode(log.get("data", "")))
+
+    def newly_done(self) -> list[Vertex]:
+        """The Dockerfile steps that finished since the last call, in the order they finished being seen."""
+        done = [v for v in self.steps if (v.completed or v.cached) and v.digest not in self._told]
+        self._told.update(v.digest for v in done)
+        return done
+
+    @property
+    def running(self) -> Vertex | None:
+        """The step BuildKit is running now, if any (the last one started and not finished)."""
+        return next((v for v in reversed(self.steps) if v.started and not v.completed and not v.cached), None)
 
     def feed_all(self, chunks: Iterable[str]) -> BuildReport:
         for chunk in chunks:

@@ -34,3 +34,36 @@ def test_a_failed_build_names_the_step_and_keeps_buildx_error_line() -> None:
 
 def test_no_steps_is_not_all_cached() -> None:
     assert not BuildReport().feed_all([]).all_cached()
+
+
+def test_finished_steps_are_told_once_and_the_running_one_is_named() -> None:
+    report = BuildReport()
+    report.feed('{"vertexes": [{"digest": "a", "name": "[2/3] RUN make", "started": "t"}]}\n')
+    assert report.newly_done() == [] and report.running is not None and report.running.name == "[2/3] RUN make"
+    report.feed('{"vertexes": [{"digest": "a", "name": "[2/3] RUN make", "completed": "t"},'
+                ' {"digest": "b", "name": "[3/3] COPY f /f", "cached": true}]}\n')
+    assert [v.name for v in report.newly_done()] == ["[2/3] RUN make", "[3/3] COPY f /f"]
+    assert report.newly_done() == [] and report.running is None
+
+
+def test_a_recorded_build_tells_every_step_when_fed_in_pieces() -> None:
+    text = (DATA / "rawjson-all-cached.txt").read_text()
+    report, told = BuildReport(), []
+    for i in range(0, len(text), 64):
+        report.feed(text[i:i + 64])
+        told += [v.name for v in report.newly_done()]
+    assert told == ["[2/3] RUN echo hi > /x", "[3/3] COPY f /f"]
+
+
+def test_byte_progress_in_a_pipe_is_one_plain_line_with_throughput() -> None:
+    import io
+
+    from rich.console import Console
+
+    from offline_build.runners import bar
+
+    out = io.StringIO()
+    with bar(Console(file=out, force_terminal=False, width=80), "pack", 2_000_000) as advance:
+        advance(2_000_000)
+    (line,) = out.getvalue().splitlines()
+    assert line.startswith("    pack: 2.0 MB in ") and line.endswith(" MB/s)")
