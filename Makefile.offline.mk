@@ -2,41 +2,47 @@
 # Standalone: make -f Makefile.offline.mk offline-export
 # In a Makefile: include Makefile.offline.mk (or append this file to it).
 # CACHE_DIR and OFFLINE_VERSION pass through to the tasks when set.
-OFFLINE_BUILD ?= inv
+# The engine: OFFLINE_HOST=unix:///path/to/docker.sock (else DOCKER_HOST, else the default).
+# The command: OFFLINE_BUILD=..., else inv on PATH, else .venv/bin/inv beside this file.
+OFFLINE_MK_DIR := $(dir $(lastword $(MAKEFILE_LIST)))
+OFFLINE_BUILD ?= $(or $(shell command -v inv 2>/dev/null),$(wildcard $(OFFLINE_MK_DIR).venv/bin/inv),inv)
+OFFLINE_HOST ?=
 export CACHE_DIR OFFLINE_VERSION
+OFFLINE_FOUND = $(if $(shell command -v $(firstword $(OFFLINE_BUILD)) 2>/dev/null),,$(error $(firstword $(OFFLINE_BUILD)) is not on PATH nor in $(OFFLINE_MK_DIR).venv/bin: activate the virtualenv offline-build is installed in, or pass OFFLINE_BUILD=/path/to/inv))
+OFFLINE_HOST_FLAG = $(if $(OFFLINE_HOST),--host $(OFFLINE_HOST))
 
 .PHONY: offline-help offline-export offline-setup offline-diagnose offline-build offline-build-classic offline-lint offline-verify offline-apt-capture offline-base-images offline-bake backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export
 offline-help:
 	@echo 'offline targets: offline-export offline-setup offline-diagnose offline-build offline-build-classic offline-lint offline-verify offline-apt-capture offline-base-images offline-bake backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export'
 offline-export:
-	$(OFFLINE_BUILD) offline.export
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) offline.export $(OFFLINE_HOST_FLAG)
 offline-setup:
-	$(OFFLINE_BUILD) offline.setup
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) offline.setup $(OFFLINE_HOST_FLAG)
 offline-diagnose:
-	$(OFFLINE_BUILD) offline.diagnose
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) offline.diagnose $(OFFLINE_HOST_FLAG)
 offline-build:
-	$(OFFLINE_BUILD) offline.build
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) offline.build $(OFFLINE_HOST_FLAG)
 offline-build-classic:
-	$(OFFLINE_BUILD) offline.build-classic
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) offline.build-classic $(OFFLINE_HOST_FLAG)
 offline-lint:
-	$(OFFLINE_BUILD) offline.lint
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) offline.lint
 offline-verify:
-	$(OFFLINE_BUILD) offline.verify
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) offline.verify $(OFFLINE_HOST_FLAG)
 offline-apt-capture:
-	$(OFFLINE_BUILD) offline.apt-capture
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) offline.apt-capture $(OFFLINE_HOST_FLAG)
 offline-base-images:
-	$(OFFLINE_BUILD) offline.base-images
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) offline.base-images $(OFFLINE_HOST_FLAG)
 offline-bake:
-	$(OFFLINE_BUILD) offline.bake
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) offline.bake
 backend-offline-build:
-	$(OFFLINE_BUILD) backend.offline-build
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) backend.offline-build $(OFFLINE_HOST_FLAG)
 backend-offline-export:
-	$(OFFLINE_BUILD) backend.offline-export
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) backend.offline-export $(OFFLINE_HOST_FLAG)
 worker-offline-build:
-	$(OFFLINE_BUILD) worker.offline-build
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) worker.offline-build $(OFFLINE_HOST_FLAG)
 worker-offline-export:
-	$(OFFLINE_BUILD) worker.offline-export
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) worker.offline-export $(OFFLINE_HOST_FLAG)
 web-offline-build:
-	$(OFFLINE_BUILD) web.offline-build
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) web.offline-build $(OFFLINE_HOST_FLAG)
 web-offline-export:
-	$(OFFLINE_BUILD) web.offline-export
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) web.offline-export $(OFFLINE_HOST_FLAG)

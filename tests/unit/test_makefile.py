@@ -30,8 +30,11 @@ def make_targets(path: Path) -> list[str]:
     return re.findall(r"^([a-z0-9-]+):\s*$", path.read_text(), flags=re.M)
 
 
+INV = str(Path(sys.executable).parent / "inv")  # this virtualenv's
+
+
 def dry(makefile_path: Path, target: str, cwd: Path = ROOT) -> str:
-    return subprocess.run(["make", "-s", "-n", "-f", str(makefile_path), target], cwd=cwd,
+    return subprocess.run(["make", "-s", "-n", "-f", str(makefile_path), target, f"OFFLINE_BUILD={INV}"], cwd=cwd,
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
@@ -45,8 +48,8 @@ def test_every_target_delegates_to_a_listed_task() -> None:
     assert {"offline-export", "offline-setup", "offline-build", "backend-offline-build"} <= set(targets)
     for target in targets:
         command = dry(MK, target)
-        runner, task = command.split()
-        assert runner == "inv"
+        runner, task, *host = command.split()
+        assert runner == INV and host == []
         assert task in tasks, f"{target} -> {task}, which inv --list does not show"
 
 
@@ -56,12 +59,12 @@ def test_appended_to_an_existing_makefile_keeps_its_default_goal(tmp_path: Path)
     assert dry(host, "all", cwd=tmp_path).endswith("building the app")
     assert subprocess.run(["make", "-s", "-f", str(host)], cwd=tmp_path, capture_output=True,
                           text=True, check=True).stdout.strip() == "building the app"
-    assert dry(host, "web-offline-build", cwd=tmp_path) == "inv web.offline-build"
+    assert dry(host, "web-offline-build", cwd=tmp_path) == f"{INV} web.offline-build"
 
 
 def test_cache_dir_and_version_pass_through(tmp_path: Path) -> None:
     probe = tmp_path / "Makefile"
-    probe.write_text(MK.read_text().replace("$(OFFLINE_BUILD) offline.export",
+    probe.write_text(MK.read_text().replace("$(OFFLINE_FOUND)$(OFFLINE_BUILD) offline.export $(OFFLINE_HOST_FLAG)",
                                             "@echo CACHE_DIR=$$CACHE_DIR OFFLINE_VERSION=$$OFFLINE_VERSION"))
     out = subprocess.run(["make", "-s", "-f", str(probe), "offline-export", "CACHE_DIR=/c", "OFFLINE_VERSION=9"],
                          cwd=tmp_path, capture_output=True, text=True, check=True).stdout.strip()
@@ -72,3 +75,30 @@ def test_targets_exist_only_for_tasks_that_exist() -> None:
     project = load(DEMO, environ={})
     mapping = makefile.targets(project, {"offline.export", "backend.offline-build"})
     assert mapping == {"offline-export": "offline.export", "backend-offline-build": "backend.offline-build"}
+
+
+def clean_make(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """make from a fresh shell: no virtualenv on PATH, nothing but the system's tools."""
+    return subprocess.run(["make", "-s", *args], cwd=folder, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(folder)})
+
+
+def test_from_a_clean_shell_the_projects_virtualenv_is_found_and_the_engine_passed(tmp_path: Path) -> None:
+    (tmp_path / "Makefile").write_text(makefile.render(load(DEMO, environ={})))
+    fake = tmp_path / ".venv" / "bin" / "offline-build"
+    fake.parent.mkdir(parents=True)
+    fake.write_text('#!/bin/sh\necho "ran: $*"\n')
+    fake.chmod(0o755)
+    out = clean_make(tmp_path, "offline-export", "OFFLINE_HOST=unix:///run/e.sock")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ran: offline.export --host unix:///run/e.sock"
+    assert clean_make(tmp_path, "offline-lint", "OFFLINE_HOST=unix:///run/e.sock").stdout.strip() == "ran: offline.lint"
+    assert clean_make(tmp_path, "web-offline-build").stdout.strip() == "ran: web.offline-build"
+
+
+def test_without_the_command_anywhere_make_says_how_to_fix_it(tmp_path: Path) -> None:
+    (tmp_path / "Makefile").write_text(makefile.render(load(DEMO, environ={})))
+    out = clean_make(tmp_path, "offline-setup")
+    assert out.returncode == 2
+    assert "offline-build is not on PATH nor in ./.venv/bin: activate the virtualenv offline-build is installed in, " \
+           "or pass OFFLINE_BUILD=/path/to/offline-build" in out.stderr
