@@ -80,6 +80,7 @@ def main() -> None:
     online = DockerClient(host=hosts["online"])
     work = Path(tempfile.mkdtemp(prefix="offline-build-bench-deps-"))
     harness("reset", "online")
+    harness("images", "online")  # the reset drops the base images too
     cold = one_run(work, online)
     warm = [one_run(work, online) for _ in range(args.runs)]
     write_report(args, cold, warm)

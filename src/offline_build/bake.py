@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import Project
+from .inputs import Inputs, inputs
 from .plan import base_tag, cache_tag, remote_cache, remote_cache_to
 from .store import Layout
-from .inputs import Inputs, inputs
 
 
 def target(project: Project, i: Inputs, oci_bases: bool) -> dict[str, Any]:

@@ -18,14 +18,13 @@ from rich.table import Table
 
 from . import bundle
 from .config import Project
-from .engine import Capabilities, engine_platforms, image_present, runs_platform
+from .engine import Capabilities, engine_platforms, image_present, probe_engine, runs_platform
 from .errors import OfflineBuildError
+from .inputs import service_bases
 from .plan import base_tag, cache_tag
 from .report import human_size, shown
-from .store import Layout, StoreError
-from .engine import probe_engine
-from .inputs import service_bases
 from .state import restored_bundle
+from .store import Layout, StoreError
 
 STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "info": "dim"}
 

@@ -19,9 +19,8 @@ from rich.console import Console
 from .captures import all_captures
 from .captures.lang import CaptureBuild
 from .engine import server_version
-from .runners import Runner, Runtime
+from .runners import Runner, Runtime, bundle_io, fetch, images
 from .runners import build as build_runner
-from .runners import bundle_io, fetch, images
 from .steps import (
     Build,
     ClassicBuild,

@@ -20,6 +20,7 @@ from . import bundle
 from . import lint as lint_mod
 from .backends import check_backend
 from .captures import all_captures
+from .captures.lang import LangCapture, capture_build
 from .config import Project, Service
 from .engine import probe_engine
 from .errors import EngineError, OfflineBuildError
@@ -38,7 +39,6 @@ from .inputs import (
 from .plan import base_tag, bundle_name, cache_tag, ensure_builder, online_build
 from .preinstall import apt_union, preinstall_steps
 from .state import lock
-from .captures.lang import LangCapture, capture_build
 from .steps import Build, FetchResource, ManifestDraft, MergeCache, Pack, Plan, SaveImages, Step
 from .store import sha256_file
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 from python_on_whales import DockerClient
 from rich.console import Console
 
+from .captures import all_captures
 from .captures.apt import APT, ARCHIVES, LISTS, CaptureApt, context_name, union
+from .captures.lang import LangCapture
 from .config import Project
 from .executor import Executor, check_engine
-from .captures import all_captures
-from .captures.lang import LangCapture
 from .inputs import Inputs, captures_image, inputs, preinstalled_image
 from .plan import slug
 from .steps import Build, Plan, SaveImages, Step, WriteFile

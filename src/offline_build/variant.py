@@ -18,7 +18,6 @@ import json
 import re
 import shlex
 from dataclasses import dataclass, field
-
 from typing import TYPE_CHECKING
 
 from .apt import external_base, uses_apt

@@ -17,7 +17,7 @@ from offline_build import build as building
 from offline_build.config import load
 from offline_build.engine import probe_engine
 from offline_build.executor import Executor
-from offline_build.steps import Build, OfflineBuild, Plan
+from offline_build.steps import OfflineBuild, Plan
 from tests.integration.conftest import HARNESS, RetryWatcher, reset
 from tests.integration.test_roundtrip import cli, copy_demo, offline_project
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from offline_build import apt, variant
-from offline_build.dockerfile import parse_text
 from offline_build.captures.apt import APT
+from offline_build.dockerfile import parse_text
 from offline_build.retry import is_transient
 from offline_build.runners.build import buildkit_reason
 

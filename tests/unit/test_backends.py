@@ -13,9 +13,9 @@ from offline_build import bake, bundle
 from offline_build import build as building
 from offline_build import export as exporting
 from offline_build.backends import check_backend
+from offline_build.build import plan_offline_builds
 from offline_build.config import load
 from offline_build.errors import ConfigError, OfflineBuildError
-from offline_build.build import plan_offline_builds
 from offline_build.export import export_plan
 from offline_build.plan import builder_create, remote_cache
 from offline_build.steps import Build, EnsureBuilder, OfflineBuild, Plan, SaveImages

@@ -13,8 +13,8 @@ from rich.console import Console
 
 from offline_build import bundle
 from offline_build.config import Project, load
-from offline_build.store import Layout
 from offline_build.setup import unpack
+from offline_build.store import Layout
 from tests.unit import oci
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from offline_build import lint, variant
 from offline_build.captures.apt import APT
-from offline_build.captures.lang import CAPTURE_STAGE, MARKER, take
+from offline_build.captures.lang import CAPTURE_STAGE, MARKER, CaptureBuild, take
 from offline_build.captures.npm import NPM
 from offline_build.captures.pip import PIP
 from offline_build.config import load
@@ -17,7 +17,6 @@ from offline_build.errors import ConfigError
 from offline_build.export import export_plan
 from offline_build.inputs import inputs
 from offline_build.pkgs import Install, install_of, installs
-from offline_build.captures.lang import CaptureBuild
 from offline_build.steps import Build, SaveImages
 
 FRONTEND = """\

@@ -13,10 +13,10 @@ import pytest
 from rich.console import Console
 
 from offline_build import bundle
-from offline_build.setup import unpack
-from offline_build.state import lock
 from offline_build.config import load
 from offline_build.errors import ConfigError, OfflineBuildError
+from offline_build.setup import unpack
+from offline_build.state import lock
 from tests.unit import oci
 from tests.unit.test_bundle import pack, project, rewrite, snapshot
 

@@ -6,9 +6,9 @@ from datetime import date
 from pathlib import Path
 
 from offline_build import plan
-from offline_build.export import export_plan
-from offline_build.config import Overrides, load
 from offline_build.captures.apt import CaptureApt
+from offline_build.config import Overrides, load
+from offline_build.export import export_plan
 from offline_build.steps import Build, MergeCache, Pack, SaveImages
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo" / "offline.yaml"

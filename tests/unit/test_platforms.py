@@ -11,9 +11,9 @@ from python_on_whales.exceptions import DockerException
 
 from offline_build.config import Overrides, load
 from offline_build.engine import engine_platforms, runs_platform
+from offline_build.export import export_plan
 from offline_build.steps import Build
 from offline_build.store import Descriptor, image_platforms
-from offline_build.export import export_plan
 from tests.unit import oci
 
 AMD64 = ("linux/amd64", "linux/amd64/v2", "linux/amd64/v3", "linux/386")

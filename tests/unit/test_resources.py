@@ -16,8 +16,7 @@ from rich.console import Console
 
 from offline_build.errors import StepError
 from offline_build.executor import Executor
-from offline_build.steps import Plan
-from offline_build.steps import FetchResource
+from offline_build.steps import FetchResource, Plan
 
 BODY = b"model weights\n" * 100
 

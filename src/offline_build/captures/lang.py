@@ -1,4 +1,4 @@
-"""Captures of language dependencies (pip, npm): per ``RUN`` step, taken by a capture build.
+"""Captures of language dependencies (pip, uv, npm, yarn, pnpm): per ``RUN`` step, taken by a capture build.
 
 Such a step runs after ``COPY . .`` in most real Dockerfiles, so any source
 change re-runs it, and offline it would need the registry. Online, a
@@ -21,11 +21,11 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
-from urllib.parse import unquote
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage

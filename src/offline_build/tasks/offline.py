@@ -8,16 +8,16 @@ from pathlib import Path
 
 from invoke import Collection, Context, Exit, task
 
+from .. import build as building
 from .. import bundle as bundle_mod
 from .. import diagnose as diagnosis
-from .. import lint as lint_mod
-from .. import build as building
 from .. import export as exporting
+from .. import lint as lint_mod
 from .. import makefile, preinstall, report
 from .. import setup as restoring
 from .. import verify as verifying
-from ..inputs import lint_project
 from ..engine import buildx_version
+from ..inputs import lint_project
 from . import service
 from .common import (
     BUILD_FLAGS,
