@@ -15,6 +15,9 @@ from invoke import Program
 
 from . import __version__
 
+# What a shell reports for a process that wrote into a closed pipe (128 + SIGPIPE).
+BROKEN_PIPE = 141
+
 
 def split_config(argv: list[str]) -> tuple[str | None, list[str]]:
     """Take ``--config FILE`` / ``--config=FILE`` out of *argv* (before the first task)."""
@@ -42,7 +45,16 @@ def main(argv: list[str] | None = None) -> None:
     namespace = project_namespace(config or os.environ.get("OFFLINE_BUILD_CONFIG"))
     program = Program(namespace=namespace, version=__version__, name="offline-build",
                       binary="offline-build", binary_names=["offline-build"])
-    program.run([argv[0], *rest])
+    try:
+        try:
+            program.run([argv[0], *rest])
+        finally:
+            sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe is a traceback
+    except BrokenPipeError:
+        # The reader went away (`offline-build --list | head -3`): nothing more to say to it.
+        # Python flushes stdout again on the way out; point it at devnull so that stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(BROKEN_PIPE) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

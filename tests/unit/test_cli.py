@@ -123,3 +123,19 @@ def test_without_the_docker_command_tasks_say_so_and_bake_still_writes(tmp_path:
     baked = run(["offline.bake", "--output", str(tmp_path / "bake.json")], tmp_path / "demo", **bare)
     assert baked.returncode == 0, baked.stderr
     assert (tmp_path / "bake.json").is_file()
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    # Enough tasks that --list fills the pipe, so writing goes on after the reader left (`| head -1`).
+    (tmp_path / "Dockerfile").write_text("FROM debian:bookworm-slim\n")
+    services = "".join(f"  service-{i}:\n    context: .\n" for i in range(300))
+    (tmp_path / "offline.yaml").write_text(f"project: big\nservices:\n{services}")
+    environ = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    with subprocess.Popen([*SCRIPT, "--list"], cwd=tmp_path, env=environ, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        assert child.stdout is not None and child.stderr is not None
+        assert child.stdout.readline() == "Subcommands:\n"
+        child.stdout.close()
+        stderr = child.stderr.read()
+        assert child.wait(timeout=60) == 141  # as a shell reports a process stopped by SIGPIPE
+    assert stderr == ""
