@@ -21,7 +21,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Help lines for the flags most tasks take; invoke shows them in --help.
 COMMON_HELP = {
     "dry_run": "print the docker commands and touch nothing",
-    "host": "Docker engine to use (unix://... ; default: DOCKER_HOST)",
+    "host": "Docker engine to use: unix://..., tcp://..., ssh://... or a socket's path (default: DOCKER_HOST)",
     "version": "image tag (default: OFFLINE_VERSION, then offline.yaml's version)",
     "cache_dir": "where the store and bundles live (default: CACHE_DIR, then offline.yaml)",
     "platform": "target platform(s), comma-separated (default: offline.yaml's platforms)",
