@@ -20,6 +20,7 @@ from python_on_whales.components.system.models import SystemInfo
 from python_on_whales.exceptions import DockerException
 
 from .errors import EngineError
+from .store import create_ignored
 
 if TYPE_CHECKING:
     from .config import Project
@@ -326,8 +327,9 @@ def probe_engine(docker: DockerClient, project: Project, need: tuple[str, ...] =
         remembered = {}
     entry = remembered.get(key) or {}
     known = {k: bool(v) for k, v in entry.items() if k in PROBES}
+    create_ignored(project.cache_dir)  # diagnose and build may be the first to make it
     work = project.cache_dir / ".work"
-    work.mkdir(parents=True, exist_ok=True)
+    work.mkdir(exist_ok=True)
     caps = probe(docker, work, need, known, info=info, buildx=entry.get("buildx"))
     learned = {**known, **{n: bool(getattr(caps, n)) for n in need}, "buildx": caps.buildx_version}
     if learned != entry:

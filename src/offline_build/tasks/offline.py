@@ -189,7 +189,7 @@ def bake(c: Context, output: str | None = None, dry_run: bool = False, cache_dir
          version: str | None = None) -> None:
     """Write docker-bake.json: every service as a bake target with the same inputs offline-build uses."""
     from .. import bake as bake_mod
-    from ..store import write_atomic
+    from ..store import create_ignored, write_atomic
 
     proj = project(c, version, cache_dir)
     text = bake_mod.render(proj)
@@ -197,7 +197,10 @@ def bake(c: Context, output: str | None = None, dry_run: bool = False, cache_dir
         print(text, end="")
         return
     path = Path(output) if output else proj.root / "docker-bake.json"
-    for variant, body in bake_mod.variant_files(proj):
+    variants = bake_mod.variant_files(proj)
+    if variants:
+        create_ignored(proj.cache_dir)  # the variants go there
+    for variant, body in variants:
         write_atomic(variant, body.encode())
     write_atomic(path, text.encode())
     out = console()
