@@ -4,6 +4,7 @@
 #   2. carry the bundle to a fresh checkout for the air-gapped engine
 #   3. diagnose (fails: nothing set up yet), setup, diagnose again
 #   4. build every service there, then prove the bundle with verify
+# It works in a fresh temporary folder, removed on exit; KEEP=1 keeps it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$ROOT/scripts/venv.sh"
@@ -12,6 +13,11 @@ host() { sed -n "s/^$1=//p" <<<"$hosts"; }
 "$ROOT/scripts/engines.sh" reset offline
 ob="$ROOT/.venv/bin/offline-build"
 work=$(mktemp -d "${TMPDIR:-/tmp}/offline-build-demo.XXXXXX")
+if [[ -n ${KEEP:-} ]]; then
+    trap 'echo; echo "demo files kept in $work (KEEP is set): remove it when done"' EXIT
+else
+    trap 'rm -rf "$work"' EXIT  # one folder per run would pile up; KEEP=1 to look inside
+fi
 step() { printf '\n\033[1m### %s\033[0m\n' "$*"; }
 
 step "online machine: offline.export"
@@ -45,5 +51,3 @@ done
 step "proof before the trip: offline.verify on an empty engine"
 "$ROOT/scripts/engines.sh" reset legacy >/dev/null
 "$ob" offline.verify --host "$(host legacy)"
-echo
-echo "demo files are in $work"

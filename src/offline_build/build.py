@@ -21,7 +21,7 @@ from .inputs import Inputs, inputs, pick, variant_steps
 from .plan import base_tag, cache_tag, ensure_builder, image_tag, offline_build
 from .state import bundle_network
 from .steps import Build, ClassicBuild, EnsureBuilder, OfflineBuild, Plan, Step
-from .store import Layout
+from .store import Layout, create_ignored
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,8 @@ def build(project: Project, names: list[str] | None, docker: DockerClient, conso
         check_backend(project)
     pushes = project.cache.offline_writes_back
     need = ("oci_layout_context", "cache_export") if pushes else ("oci_layout_context",)
+    if not dry_run and classic_only:
+        create_ignored(project.cache_dir)  # the variants go there; no probe made it
     caps = None if dry_run or classic_only else probe_engine(docker, project, need)
     plan = plan_offline_builds(project, services, caps, fallback=fallback, classic_only=classic_only)
     if pushes and caps is not None and not caps.cache_export:

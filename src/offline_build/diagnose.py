@@ -8,6 +8,7 @@ non-zero when any row fails, so CI and the make target can gate on it.
 from __future__ import annotations
 
 import shutil
+import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -235,6 +236,11 @@ def _bundle(project: Project, deep: bool) -> list[Check]:
         out.append(Check("bundle", "integrity", "ok", f"{path.name}: {len(manifest.files)} files verified"))
     except bundle.BundleError as exc:
         out.append(Check("bundle", "integrity", "fail", exc.message, exc.hint or ""))
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        # A copy cut short (a full stick, an interrupted scp) ends mid-member:
+        # tarfile only notices while reading on, long after the archive opened.
+        out.append(Check("bundle", "integrity", "fail", f"{path.name} is damaged or truncated ({exc})",
+                         "copy the bundle again from the online machine"))
     return out
 
 

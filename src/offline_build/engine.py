@@ -8,6 +8,7 @@ Docker 26 without the containerd image store cannot export caches or read
 from __future__ import annotations
 
 import json
+import stat
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,14 +20,35 @@ from python_on_whales.components.system.models import SystemInfo
 from python_on_whales.exceptions import DockerException
 
 from .errors import EngineError
+from .store import create_ignored
 
 if TYPE_CHECKING:
     from .config import Project
 
 
 def client(host: str | None = None) -> DockerClient:
-    """A client for *host* (``unix://...``), else ``DOCKER_HOST`` or the default socket."""
-    return DockerClient(host=host) if host else DockerClient()
+    """A client for *host* (a URL or a socket's path), else ``DOCKER_HOST`` or the default socket."""
+    return DockerClient(host=engine_host(host)) if host else DockerClient()
+
+
+def engine_host(host: str) -> str:
+    """*host* as the docker command takes it: a URL as given, the path of a socket as ``unix://PATH``.
+
+    The docker command reads a bare path as a TCP address and fails with
+    ``Cannot connect ... tcp://localhost:2375``, naming neither the value nor the mistake.
+    """
+    if "://" in host:
+        return host
+    path = Path(host).expanduser()
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        mode = 0
+    if stat.S_ISSOCK(mode):
+        return f"unix://{path.absolute()}"
+    what = "exists but is not a socket" if mode else "is neither an engine URL nor the path of a socket"
+    raise EngineError(f"--host {host}: {what}",
+                      "pass unix:///path/to/docker.sock (or that socket's path), tcp://HOST:PORT or ssh://USER@HOST")
 
 
 def engine_message(exc: DockerException) -> str:
@@ -305,8 +327,9 @@ def probe_engine(docker: DockerClient, project: Project, need: tuple[str, ...] =
         remembered = {}
     entry = remembered.get(key) or {}
     known = {k: bool(v) for k, v in entry.items() if k in PROBES}
+    create_ignored(project.cache_dir)  # diagnose and build may be the first to make it
     work = project.cache_dir / ".work"
-    work.mkdir(parents=True, exist_ok=True)
+    work.mkdir(exist_ok=True)
     caps = probe(docker, work, need, known, info=info, buildx=entry.get("buildx"))
     learned = {**known, **{n: bool(getattr(caps, n)) for n in need}, "buildx": caps.buildx_version}
     if learned != entry:

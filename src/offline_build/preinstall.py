@@ -21,6 +21,7 @@ from .executor import Executor, check_engine
 from .inputs import Inputs, captures_image, inputs, preinstalled_image
 from .plan import slug
 from .steps import Build, Plan, SaveImages, Step, WriteFile
+from .store import create_ignored
 
 
 def apt_union(everyone: list[Inputs]) -> dict:  # type: ignore[type-arg]
@@ -105,5 +106,6 @@ def base_images(project: Project, docker: DockerClient, console: Console, *, dry
         return []
     if not dry_run:
         check_engine(docker)
+        create_ignored(project.cache_dir)  # the generated Dockerfiles go there
     Executor(docker, console, dry_run=dry_run).run(Plan("base-images", tuple(steps)))
     return [preinstalled_image(project, b) for b in apt_union(everyone)]

@@ -11,12 +11,13 @@ from typing import Any
 
 from .config import Project
 from .errors import OfflineBuildError
+from .store import create_ignored
 
 
 @contextmanager
 def lock(cache_dir: Path) -> Iterator[None]:
     """One export or setup at a time per cache folder."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    create_ignored(cache_dir)
     with (cache_dir / ".lock").open("w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -48,6 +48,21 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def create_ignored(folder: Path) -> None:
+    """Create *folder* (and its parents) with a ``.gitignore`` of ``*``, unless it exists already.
+
+    The cache folder and the APT captures are the tool's output, megabytes
+    to gigabytes that must never be committed; a folder the user made is left as it is.
+    Bundles never carry the file: top-level dot files of capture folders are left out.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        return
+    (folder / ".gitignore").write_text("*\n")
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write *data* so that *path* holds either the old or the new content, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from . import bundle
 from .build import build
 from .config import CacheOptions, Project
 from .engine import engine_message, engine_platforms, probe_engine
+from .store import create_ignored
 from .errors import EngineError, OfflineBuildError
 from .executor import Executor, check_engine
 from .inputs import pick
@@ -43,8 +44,9 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
     """
     path = bundle_path or bundle.find_bundle(project.cache_dir)
     check_engine(docker)
+    create_ignored(project.cache_dir)
     work = project.cache_dir / ".work"
-    work.mkdir(parents=True, exist_ok=True)
+    work.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work, prefix="verify-") as tmp:
         # The captures go to the scratch folder too: the project's own stay
         # as they are. No team cache: the proof is of the bundle alone.

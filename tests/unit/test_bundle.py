@@ -341,3 +341,48 @@ def test_setup_dry_run_prints_the_plan_and_changes_nothing(tmp_path: Path) -> No
     assert lines[-1] == ("docker load --input '<from the store>' debian:bookworm-slim  "
                          "# only on engines that cannot read oci-layout:// contexts")
     assert snapshot(offline.cache_dir) == {}
+
+
+def test_a_cache_folder_the_tool_creates_is_git_ignored_and_one_it_finds_is_left_alone(tmp_path: Path) -> None:
+    from offline_build.state import lock
+
+    proj = project(tmp_path)
+    with lock(proj.cache_dir):
+        pass
+    assert (proj.cache_dir / ".gitignore").read_text() == "*\n"
+    mine = tmp_path / "usb"
+    mine.mkdir()
+    with lock(mine):
+        pass
+    assert not (mine / ".gitignore").exists()
+
+
+def test_the_apt_folder_is_git_ignored_and_its_gitignore_never_travels(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from offline_build.captures import place
+    from offline_build.captures.apt import APT, CaptureApt, capture_apt
+
+    def run(image: str, command: list[str], **kwargs: object) -> None:  # what apt-get leaves behind
+        (lists, _), (archives, _) = kwargs["volumes"]  # type: ignore[misc]
+        (Path(lists) / "deb_dists_bookworm_main_Packages.gz").write_bytes(b"index")
+        (Path(archives) / "curl_8.0_amd64.deb").write_bytes(b"deb")
+
+    proj = project(tmp_path / "online")
+    step = CaptureApt(title="capture", base="debian:bookworm-slim",
+                      dest=APT.context_dir(proj, "debian:bookworm-slim"), packages=("curl",))
+    rt = SimpleNamespace(docker=SimpleNamespace(run=run))
+    assert capture_apt(rt, step) == {"debs": 1}
+    assert capture_apt(rt, step) == {"debs": 1}  # again: the folder swap leaves the file be
+    assert (proj.apt.dir / ".gitignore").read_text() == "*\n"
+    assert sorted(p.name for p in proj.apt.dir.iterdir()) == [".gitignore", step.dest.name]
+
+    names = [name for name, _ in bundle.collect(proj.cache_dir, {"apt": proj.apt.dir})]
+    assert f"files/apt/{step.dest.name}/archives/curl_8.0_amd64.deb" in names
+    assert not [n for n in names if n.endswith(".gitignore")]
+
+    # Offline, setup places the capture and is the one to make apt-lists/ there.
+    offline = project(tmp_path / "offline")
+    assert place(proj.apt.dir, offline.apt.dir) == 1
+    assert (offline.apt.dir / ".gitignore").read_text() == "*\n"
+    assert (offline.apt.dir / step.dest.name / "archives" / "curl_8.0_amd64.deb").is_file()

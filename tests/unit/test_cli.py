@@ -123,3 +123,64 @@ def test_without_the_docker_command_tasks_say_so_and_bake_still_writes(tmp_path:
     baked = run(["offline.bake", "--output", str(tmp_path / "bake.json")], tmp_path / "demo", **bare)
     assert baked.returncode == 0, baked.stderr
     assert (tmp_path / "bake.json").is_file()
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    # Enough tasks that --list fills the pipe, so writing goes on after the reader left (`| head -1`).
+    (tmp_path / "Dockerfile").write_text("FROM debian:bookworm-slim\n")
+    services = "".join(f"  service-{i}:\n    context: .\n" for i in range(300))
+    (tmp_path / "offline.yaml").write_text(f"project: big\nservices:\n{services}")
+    environ = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    with subprocess.Popen([*SCRIPT, "--list"], cwd=tmp_path, env=environ, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        assert child.stdout is not None and child.stderr is not None
+        assert child.stdout.readline() == "Subcommands:\n"
+        child.stdout.close()
+        stderr = child.stderr.read()
+        assert child.wait(timeout=60) == 141  # as a shell reports a process stopped by SIGPIPE
+    assert stderr == ""
+
+
+CORPUS = ROOT / "tests" / "lint-corpus" / "node-npm.Dockerfile"
+
+
+def test_outside_a_project_version_help_and_lint_of_a_file_work(tmp_path: Path) -> None:
+    from offline_build import __version__
+
+    version = run(["--version"], tmp_path)
+    assert (version.returncode, version.stdout) == (0, f"offline-build {__version__}\n")
+    for args in (["--help"], []):
+        shown = run(args, tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert task_names(shown.stdout.split("Subcommands:")[1]) == {"offline.lint"}
+        assert "appear where an offline.yaml is" in shown.stdout
+    linted = run(["offline.lint", "--path", str(CORPUS)], tmp_path)
+    assert linted.returncode == 1 and "error npm-install" in linted.stdout, linted.stderr
+    (tmp_path / "Dockerfile").write_text("FROM debian:bookworm-slim\nCOPY . /app\n")
+    clean = run(["offline.lint", "--path", "Dockerfile"], tmp_path)
+    assert clean.returncode == 0, clean.stderr
+
+
+def test_outside_a_project_every_other_task_says_so_and_exits_2(tmp_path: Path) -> None:
+    for args in (["offline.export", "--dry-run"], ["backend.offline-build"], ["--help", "offline.setup"],
+                 ["offline.lint"], ["--list"]):
+        out = run(args, tmp_path)
+        assert out.returncode == 2, (args, out.stdout, out.stderr)
+        assert f"{tmp_path / 'offline.yaml'}: no project file here" in out.stderr, args
+        assert "Traceback" not in out.stderr and out.stdout == "", args
+
+
+def test_config_and_f_both_name_the_project_file_and_help_says_so(tmp_path: Path) -> None:
+    help_text = run(["--help"], DEMO).stdout
+    (line,) = [x for x in help_text.splitlines() if "--config" in x]
+    assert line.split()[:3] == ["-f", "STRING,", "--config=STRING"] and "project file" in line
+    assert "Runtime configuration" not in help_text
+    shutil.copytree(DEMO, tmp_path / "demo")
+    (tmp_path / "demo" / "offline.yaml").rename(tmp_path / "demo" / "other.yaml")
+    for args in (["-f", "other.yaml"], ["-f=other.yaml"], ["-fother.yaml"], ["--config=other.yaml"]):
+        out = run([*args, "--list"], tmp_path / "demo")
+        assert out.returncode == 0, (args, out.stderr)
+        assert "web.offline-build" in task_names(out.stdout), args
+    # A cluster invoke would read as its own runtime configuration is refused, not half-obeyed.
+    clustered = run(["-ef", "other.yaml", "--list"], tmp_path / "demo")
+    assert clustered.returncode == 2 and "was not read as the project file" in clustered.stderr

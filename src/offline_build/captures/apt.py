@@ -29,6 +29,7 @@ from ..engine import engine_message
 from ..errors import StepError
 from ..plan import slug
 from ..steps import Step
+from ..store import create_ignored
 from .base import Row, Served, shown, swap_in
 
 LISTS = "/var/lib/apt/lists"
@@ -149,6 +150,7 @@ def union(needs: list[Mapping[str, Any]]) -> dict[str, parse.BaseApt]:
 
 def capture_apt(rt: Any, step: CaptureApt) -> dict[str, Any]:
     """Capture into a fresh folder, tidy it, then swap it in whole."""
+    create_ignored(step.dest.parent)  # apt-lists/ lives beside the project's files
     fresh = step.dest.with_name(f".{step.dest.name}.partial")
     shutil.rmtree(fresh, ignore_errors=True)
     (fresh / "lists").mkdir(parents=True)

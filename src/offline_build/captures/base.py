@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
 from ..steps import Step
-from ..store import sha256_file
+from ..store import create_ignored, sha256_file
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ def place(src: Path, dest: Path) -> int:
     """
     if not src.is_dir():
         return 0
+    create_ignored(dest)  # setup may be the first to make apt-lists/ on this machine
     changed = 0
     for fresh in sorted(p for p in src.iterdir() if p.is_dir()):
         target = dest / fresh.name

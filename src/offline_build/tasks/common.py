@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Help lines for the flags most tasks take; invoke shows them in --help.
 COMMON_HELP = {
     "dry_run": "print the docker commands and touch nothing",
-    "host": "Docker engine to use (unix://... ; default: DOCKER_HOST)",
+    "host": "Docker engine to use: unix://..., tcp://..., ssh://... or a socket's path (default: DOCKER_HOST)",
     "version": "image tag (default: OFFLINE_VERSION, then offline.yaml's version)",
     "cache_dir": "where the store and bundles live (default: CACHE_DIR, then offline.yaml)",
     "platform": "target platform(s), comma-separated (default: offline.yaml's platforms)",
@@ -69,8 +71,28 @@ def project(c: Context, version: str | None = None, cache_dir: str | None = None
     return load(path, Overrides(version=version, cache_dir=cache_dir, platforms=platforms))
 
 
+# Wide enough that no table cell is ever cut: in a CI log an image name split
+# across two lines (debian:bookwor|m-slim) can be neither searched for nor copied.
+UNWRAPPED = 10_000
+
+
 def console() -> Console:
-    return Console(highlight=False)
+    """Where reports go: a terminal's own width; elsewhere (CI logs, ``| tee``) no width limit.
+
+    rich falls back to 80 columns off a terminal (or takes the width of a
+    terminal on stdin or stderr). ``COLUMNS`` still wins when set.
+    """
+    out = Console(highlight=False)
+    if not _on_terminal(sys.stdout) and not os.environ.get("COLUMNS", "").isdigit():
+        out.width = UNWRAPPED
+    return out
+
+
+def _on_terminal(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
 
 
 def docker(host: str | None):  # noqa: ANN201 (python-on-whales' client type)

@@ -17,6 +17,7 @@ from .. import makefile, preinstall, report
 from .. import setup as restoring
 from .. import verify as verifying
 from ..engine import buildx_version
+from ..errors import ConfigError
 from ..inputs import lint_project
 from . import service
 from .common import (
@@ -89,7 +90,7 @@ def build_classic(c: Context, dry_run: bool = False, host: str | None = None, ve
 
 
 @task(auto_shortflags=False, iterable=["path"], help={
-    "path": "lint this Dockerfile instead of the services' (repeatable)",
+    "path": "lint this Dockerfile instead of the services' (repeatable; works without a project file)",
     "format": "text (default) or json",
     "strict": "exit non-zero on warnings too",
     "cache_dir": COMMON_HELP["cache_dir"]})
@@ -99,12 +100,23 @@ def lint(c: Context, path: list[str] | None = None, format: str = "text", strict
     """Find every network dependency in the Dockerfiles: rule, file:line:col, text and fix."""
     if format not in ("text", "json"):
         raise Exit(f"offline-build: error: unknown --format {format!r}\n  fix: use text or json", code=2)
-    proj = project(c, None, cache_dir)
-    findings = lint_project(proj, [Path(p) for p in path] if path else None)
+    findings = lint_findings(c, [Path(p) for p in path or ()], cache_dir)
     print(lint_mod.render_json(findings) if format == "json" else lint_mod.render_text(findings), end="")
     status = lint_mod.exit_status(findings, strict)
     if status:
         raise Exit(code=status)
+
+
+def lint_findings(c: Context, paths: list[Path], cache_dir: str | None) -> list[lint_mod.Finding]:
+    """With a project, lint knows what it captures and carries; a file given outside one is linted bare."""
+    config = Path(c.config.offline_build.config)
+    if config.exists():
+        return lint_project(project(c, None, cache_dir), paths or None)
+    if not paths:
+        raise ConfigError("no project file here: without --path, offline.lint checks the services' Dockerfiles",
+                          path=config, hint="lint a file with --path FILE, or run this beside offline.yaml "
+                                            "(or pass --config FILE)")
+    return [f for p in paths for f in lint_mod.lint_path(p)]
 
 
 @task(name="base-images", auto_shortflags=False, help=helps("dry_run", "host", "cache_dir", "version"))
@@ -177,7 +189,7 @@ def bake(c: Context, output: str | None = None, dry_run: bool = False, cache_dir
          version: str | None = None) -> None:
     """Write docker-bake.json: every service as a bake target with the same inputs offline-build uses."""
     from .. import bake as bake_mod
-    from ..store import write_atomic
+    from ..store import create_ignored, write_atomic
 
     proj = project(c, version, cache_dir)
     text = bake_mod.render(proj)
@@ -185,7 +197,10 @@ def bake(c: Context, output: str | None = None, dry_run: bool = False, cache_dir
         print(text, end="")
         return
     path = Path(output) if output else proj.root / "docker-bake.json"
-    for variant, body in bake_mod.variant_files(proj):
+    variants = bake_mod.variant_files(proj)
+    if variants:
+        create_ignored(proj.cache_dir)  # the variants go there
+    for variant, body in variants:
         write_atomic(variant, body.encode())
     write_atomic(path, text.encode())
     out = console()
@@ -212,6 +227,13 @@ def makefile_(c: Context, output: str | None = None, runner: str = "offline-buil
     path = Path(output) if output else proj.root / "Makefile.offline.mk"
     makefile.write(path, text)
     console().print(f"wrote {path}")
+
+
+def without_project() -> Collection:
+    """The ``offline`` tasks that work where there is no project file."""
+    ns = Collection("offline")
+    ns.add_task(lint)
+    return ns
 
 
 def collection() -> Collection:

@@ -1,0 +1,45 @@
+"""Reports as people read them: off a terminal (CI logs, | tee) no table cell is cut in two."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from offline_build import diagnose
+from offline_build.tasks.common import UNWRAPPED, console
+
+IMAGE = "registry.example.invalid/platform/team/debian:bookworm-slim-20260101-with-a-long-suffix"
+CHECKS = [diagnose.Check("base image", IMAGE, "fail", "neither in the store nor in the engine",
+                         "export a bundle that includes it, then run offline.setup on this machine")]
+
+
+@pytest.fixture(autouse=True)
+def plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_off_a_terminal_a_long_image_name_stays_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    diagnose.render(console(), CHECKS)  # pytest's captured stdout is not a terminal
+    out = capsys.readouterr().out
+    (row,) = [line for line in out.splitlines() if line.startswith("│ base image")]
+    assert IMAGE in row and CHECKS[0].fix in row
+    assert max(len(line) for line in out.splitlines()) < 500  # wide, but nothing padded out to that width
+
+
+def test_columns_is_still_honoured(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    diagnose.render(console(), CHECKS)
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines if line.startswith(("┃", "│"))) <= 60
+
+
+def test_on_a_terminal_the_terminal_width_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdout", Terminal())
+    assert console().width == Console().width < UNWRAPPED
