@@ -67,3 +67,22 @@ def test_byte_progress_in_a_pipe_is_one_plain_line_with_throughput() -> None:
         advance(2_000_000)
     (line,) = out.getvalue().splitlines()
     assert line.startswith("    pack: 2.0 MB in ") and line.endswith(" MB/s)")
+
+
+def test_a_build_in_a_pipe_prints_a_plain_line_per_finished_step() -> None:
+    import io
+    from pathlib import Path as P
+
+    from rich.console import Console
+
+    from offline_build.runners import Runtime
+    from offline_build.runners.build import _follow
+    from offline_build.steps import Build
+
+    text = (DATA / "rawjson-all-cached.txt").read_text()
+    out = io.StringIO()
+    runtime = Runtime(None, Console(file=out, force_terminal=False, width=80))  # type: ignore[arg-type]
+    report = BuildReport()
+    _follow(runtime, Build(title="build web (offline)", context=P(".")), report,
+            iter(text[i:i + 100] for i in range(0, len(text), 100)))
+    assert out.getvalue().splitlines() == ["    [2/3] RUN echo hi > /x: CACHED", "    [3/3] COPY f /f: CACHED"]
