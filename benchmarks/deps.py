@@ -5,7 +5,9 @@ services whose Dockerfiles install after ``COPY . .`` with pip (a wheel and
 an sdist-only package), npm, yarn and pnpm. Each run exports it into a fresh
 cache folder twice on the harness's online engine: with the captures (the
 default) and with ``captures: {pip: false, npm: false, yarn: false, pnpm:
-false}``, the baseline that builds the same Dockerfiles as they are. The
+false}``, the baseline that builds the same Dockerfiles as they are, from a
+base image that trusts this machine's TLS-inspecting proxy (what a team
+behind it needs without the captures, which get the CA as a secret). The
 first pair runs after the online engine was reset (a cold first export, which
 fetches every package); the others on the warm engine, as repeated exports
 are. Medians of the warm runs; ratio = with / without, from the same run.
@@ -38,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from offline_build import export as exporting  # noqa: E402
 from offline_build.config import load  # noqa: E402
 from offline_build.steps import Pack  # noqa: E402
-from tests.integration.test_deps import write_project  # noqa: E402
+from tests.integration.test_deps import CA, write_project  # noqa: E402
 
 HARNESS = ROOT / "scripts" / "engines.sh"
 SECTION = "## Language dependency captures"  # where this script's part of BENCHMARKS.md starts
@@ -60,6 +62,21 @@ def export(project_dir: Path, online: DockerClient) -> dict[str, float]:
     return {"export": seconds, "bytes": pack["size"], "captured": captured}
 
 
+TRUSTING = "bench-debian-ca:bookworm"  # the baseline's base: Debian with the proxy's CA trusted by every tool
+
+
+def trusting_base(online: DockerClient, work: Path) -> None:
+    folder = work / "base-ca"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(CA, folder / "ca.crt")
+    # Not /etc/ssl/certs: Debian's ca-certificates, when a step installs it, rewrites that file.
+    env = " ".join(f"{v}=/usr/local/share/bench-ca.crt" for v in
+                   ("PIP_CERT", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE"))
+    (folder / "Dockerfile").write_text(
+        f"FROM debian:bookworm-slim\nCOPY ca.crt /usr/local/share/bench-ca.crt\nENV {env}\n")
+    online.buildx.build(folder, tags=[TRUSTING], network="none", load=True)
+
+
 def one_run(work: Path, online: DockerClient) -> dict[str, dict[str, float]]:
     with_dir, without_dir = work / "with", work / "without"
     for folder in (with_dir, without_dir):
@@ -68,6 +85,8 @@ def one_run(work: Path, online: DockerClient) -> dict[str, dict[str, float]]:
     shutil.copytree(with_dir, without_dir)
     config = without_dir / "offline.yaml"
     config.write_text(config.read_text() + OFF)
+    for dockerfile in without_dir.glob("*/Dockerfile"):
+        dockerfile.write_text(dockerfile.read_text().replace("FROM debian:bookworm-slim", f"FROM {TRUSTING}"))
     return {"with": export(with_dir, online), "without": export(without_dir, online)}
 
 
@@ -81,6 +100,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="offline-build-bench-deps-"))
     harness("reset", "online")
     harness("images", "online")  # the reset drops the base images too
+    trusting_base(online, work)
     cold = one_run(work, online)
     warm = [one_run(work, online) for _ in range(args.runs)]
     write_report(args, cold, warm)
@@ -105,8 +125,8 @@ def write_report(args: argparse.Namespace, cold: dict[str, dict[str, float]],
         "",
         f"`.venv/bin/python benchmarks/deps.py --runs {args.runs}` on {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, the harness's online Docker 26 engine. The project of "
-        "tests/integration/test_deps.py (pip with an sdist-only package, npm, yarn, pnpm; each install after "
-        "`COPY . .`), exported with the captures and without them (`captures: {...: false}`). Warm rows: "
+        "tests/integration/test_deps.py (pip with an sdist-only package, uv, npm, yarn, pnpm; each install after "
+        "`COPY . .`), exported with the captures and without them (`captures: {...: false}`, from a base image that trusts this machine's TLS-inspecting proxy, which the plain builds need). Warm rows: "
         f"medians of {args.runs} runs; the cold row is one run after `scripts/engines.sh reset online` (the "
         "without-captures export then runs on an engine the with-captures one warmed, so its cold figure is low).",
         "",
