@@ -19,6 +19,7 @@ from typing import Any
 
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import stream_stdout_and_stderr
+from rich.markup import escape
 
 from ..captures import all_captures
 from ..captures.lang import CaptureBuild, take
@@ -152,7 +153,8 @@ def _follow(rt: Runtime, step: Build, report: BuildReport, stream: Iterator[str]
             report.feed(chunk)
             if status is not None:
                 now = report.running
-                doing = f"running {now.name}" if now else "working"
+                # One line: a long RUN is cut, and its "[2/4]" is text, not rich markup.
+                doing = f"running {escape(_short(now.name))}" if now else "working"
                 status.update(f"{step.title}: {doing}; {len(report.cached)} cached, {len(report.ran)} run, "
                               f"{time.monotonic() - started:.0f}s")
             else:
@@ -160,6 +162,10 @@ def _follow(rt: Runtime, step: Build, report: BuildReport, stream: Iterator[str]
                     rt.console.print(f"    {v.name}: {'CACHED' if v.cached else 'done'}", markup=False,
                                      highlight=False, soft_wrap=True)
     report.close()
+
+
+def _short(name: str, width: int = 60) -> str:
+    return name if len(name) <= width else name[:width - 1] + "…"
 
 
 def _triage(step: Build, report: BuildReport, exc: DockerException) -> StepError:
