@@ -67,7 +67,7 @@ def export_plan(project: Project, services: list[Service], today: date | None = 
         steps.append(MergeCache(title=f"merge {i.service.name} cache into the store", source=dest,
                                 store=project.store, tag=cache_tag(i.service.name),
                                 bases=tuple(base_tag(b) for b in i.bases)))
-    steps += preinstall_steps(project, everyone)
+    steps += preinstall_steps(project, everyone, {s.name for s in services})
     for res in project.resources:
         steps.append(FetchResource(title=f"fetch resource {res.name}", resource_name=res.name, kind=res.kind,
                                    source=res.source, ref=res.ref, sha256=res.sha256,

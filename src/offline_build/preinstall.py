@@ -29,8 +29,11 @@ def apt_union(everyone: list[Inputs]) -> dict:  # type: ignore[type-arg]
     return union([i.apt for i in everyone])
 
 
-def preinstall_steps(project: Project, everyone: list[Inputs]) -> list[Step]:
-    """Build ``<project>-<base>-apt`` per base: the classic builder's starting point."""
+def preinstall_steps(project: Project, everyone: list[Inputs], capturing: set[str] | None = None) -> list[Step]:
+    """Build ``<project>-<base>-apt`` per base and the captures images: the classic builder's starting points.
+
+    *capturing*: the services whose captures this run makes (None: all).
+    """
     steps: list[Step] = []
     merged = apt_union(everyone)
     for base, use in merged.items():
@@ -49,7 +52,7 @@ def preinstall_steps(project: Project, everyone: list[Inputs]) -> list[Step]:
                            tags=(preinstalled_image(project, base),), network="none",
                            build_contexts=((name, str(APT.context_dir(project, base))),), load=True,
                            platforms=project.platforms))
-    captured = captures_image_steps(project, everyone)
+    captured = captures_image_steps(project, everyone, capturing)
     steps += captured
     images = (*(preinstalled_image(project, b) for b in merged), *(s.tags[0] for s in captured if isinstance(s, Build)))
     if images:
@@ -58,7 +61,7 @@ def preinstall_steps(project: Project, everyone: list[Inputs]) -> list[Step]:
     return steps
 
 
-def captures_image_steps(project: Project, everyone: list[Inputs]) -> list[Step]:
+def captures_image_steps(project: Project, everyone: list[Inputs], capturing: set[str] | None = None) -> list[Step]:
     """Per service with language captures, an image of them (``FROM scratch``) the classic variant copies from.
 
     The classic builder has no ``RUN --mount`` and no named contexts; an
@@ -67,8 +70,12 @@ def captures_image_steps(project: Project, everyone: list[Inputs]) -> list[Step]
     steps: list[Step] = []
     root = project.cache_dir / "captures"
     for i in everyone:
-        keys = [(c.name, k) for c in all_captures() if isinstance(c, LangCapture) for k in i.needs[c.name]]
-        if not keys:
+        langs = [c for c in all_captures() if isinstance(c, LangCapture)]
+        keys = [(c.name, k) for c in langs for k in i.needs[c.name]]
+        made = capturing is None or i.service.name in capturing
+        # A service this export does not capture (offline-export of another)
+        # gets its image only from captures an earlier export left here.
+        if not keys or not (made or all(c.captured(project, k) for c in langs for k in i.needs[c.name])):
             continue
         image = captures_image(project, i.service)
         folder = project.cache_dir / "variants" / "_captures" / i.service.name

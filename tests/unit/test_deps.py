@@ -241,3 +241,20 @@ def test_diagnose_lists_the_captured_steps(tmp_path: Path) -> None:
     assert (row.name, row.status) == ("npm", "info")
     assert row.detail == "1 step(s): svc-1; 1 file(s), 2.0 MB in build-cache/captures/npm"
     assert NPM.captured(project, "svc-1") and not NPM.captured(project, "svc-2")
+
+
+def test_exporting_one_service_makes_no_captures_image_for_another_never_captured(tmp_path: Path) -> None:
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "Dockerfile").write_text("FROM debian:bookworm-slim\nCOPY . .\nRUN npm ci\n")
+    config = project_with(tmp_path, FRONTEND)
+    config.write_text(config.read_text() + "  other: {context: other}\n")
+    project = load(config, environ={})
+    images = [s.tags[0] for s in export_plan(project, [project.service("svc")]).steps
+              if type(s) is Build and s.tags and s.tags[0].endswith("-captures:latest")]
+    assert images == ["p-svc-captures:latest"]
+    key = project.cache_dir / "captures" / "npm" / "other-1"
+    key.mkdir(parents=True)
+    (key / MARKER).write_text("npm capture of other-1\n")  # an earlier export captured it: its image is made again
+    images = [s.tags[0] for s in export_plan(project, [project.service("svc")]).steps
+              if type(s) is Build and s.tags and s.tags[0].endswith("-captures:latest")]
+    assert images == ["p-svc-captures:latest", "p-other-captures:latest"]
