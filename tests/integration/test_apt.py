@@ -117,6 +117,19 @@ def test_the_legacy_engine_builds_the_apt_service_with_buildkit(engines: dict[st
     assert outcome.builder == "buildkit" and outcome.status == "all cached", outcome
 
 
+def on_the_old_engine(project: Path, engines: dict[str, str]) -> Path:
+    """Export *project* online, carry its bundle to a fresh copy, set it up on an empty Docker 20.10."""
+    cli(project, engines["online"], "offline.export")
+    bundle = next((project / "build-cache").glob("build-cache-*.tar"))
+    offline = project.with_name(f"{project.name}-offline")
+    shutil.copytree(project, offline, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
+    (offline / "build-cache").mkdir()
+    shutil.copy2(bundle, offline / "build-cache")
+    reset("old")
+    cli(offline, engines["old"], "offline.setup")
+    return offline
+
+
 def test_no_classic_variant_is_one_clear_error(engines: dict[str, str], tmp_path: Path) -> None:
     project = tmp_path / "hd"
     (project / "svc").mkdir(parents=True)
@@ -124,14 +137,7 @@ def test_no_classic_variant_is_one_clear_error(engines: dict[str, str], tmp_path
         "FROM debian:bookworm-slim\nRUN apt-get update && apt-get install -y --no-install-recommends jq\n"
         "RUN <<EOT\necho built with a heredoc > /hd\nEOT\n")
     (project / "offline.yaml").write_text("project: hd\nnetwork: none\nservices:\n  svc:\n    context: svc\n")
-    cli(project, engines["online"], "offline.export")
-    bundle = next((project / "build-cache").glob("build-cache-*.tar"))
-    offline = tmp_path / "hd-offline"
-    shutil.copytree(project, offline, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
-    (offline / "build-cache").mkdir()
-    shutil.copy2(bundle, offline / "build-cache")
-    reset("old")
-    cli(offline, engines["old"], "offline.setup")
+    offline = on_the_old_engine(project, engines)
     out = cli(offline, engines["old"], "offline.build", check=False)
     assert out.returncode != 0
     assert "no classic fallback for svc: Dockerfile:3: a heredoc needs BuildKit" in out.stderr
@@ -147,14 +153,7 @@ def test_the_classic_builder_gets_each_dropped_cache_mounts_folder(engines: dict
         "RUN --mount=type=cache,target=/root/.cache/x --mount=target=/var/cache/y,type=cache "
         "echo hi > /tmp/f && cp /tmp/f /root/.cache/x/ && cp /tmp/f /var/cache/y/ && echo done > /done\n")
     (project / "offline.yaml").write_text("project: cm\nnetwork: none\nservices:\n  svc: {context: svc, image: cm/svc}\n")
-    cli(project, engines["online"], "offline.export")
-    bundle = next((project / "build-cache").glob("build-cache-*.tar"))
-    offline = tmp_path / "cm-offline"
-    shutil.copytree(project, offline, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
-    (offline / "build-cache").mkdir()
-    shutil.copy2(bundle, offline / "build-cache")
-    reset("old")
-    cli(offline, engines["old"], "offline.setup")
+    offline = on_the_old_engine(project, engines)
     out = cli(offline, engines["old"], "offline.build-classic")
     assert "classic builder" in out.stdout
     assert DockerClient(host=engines["old"]).run("cm/svc:latest", ["cat", "/done"], remove=True,
