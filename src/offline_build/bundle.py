@@ -335,7 +335,10 @@ def read_manifest(tar: tarfile.TarFile, members: list[tarfile.TarInfo], where: s
         if hashlib.sha256(raw).hexdigest() != expected:
             raise BundleError(f"{where}: {MANIFEST} does not match its checksum",
                               "the bundle was altered or damaged: copy it again from the online machine")
-    manifest = Manifest.from_json(raw, where)
+    manifest = Manifest.from_json(raw, where)  # first: a newer format says so, whatever else it lacks
+    if MANIFEST_SUM not in by_name:
+        # Every bundle offline.export writes has it; without it a damaged manifest would go unnoticed.
+        raise BundleError(f"{where}: no {MANIFEST_SUM} inside", "the copy is incomplete: copy it again")
     listed = {f.path for f in manifest.files}
     # Paths that are not members (a delta's, a packed-once copy's) are written
     # by setup too: the same rules as for members.
@@ -392,6 +395,11 @@ def extract_verified(tar: tarfile.TarFile, members: list[tarfile.TarInfo], manif
         if size != entry.size or digest.hexdigest() != entry.sha256:
             raise BundleError(f"{where}: {member.name} is damaged (checksum mismatch)",
                               "copy the bundle again from the online machine")
+        if member.name.startswith("blobs/sha256/") and digest.hexdigest() != member.name.rsplit("/", 1)[1]:
+            # A manifest edited to agree with other bytes would store them under a
+            # digest they do not hash to, and poison the store for every later build.
+            raise BundleError(f"{where}: {member.name} does not hash to its name",
+                              "the bundle was altered: copy it again from the online machine")
         if progress:
             progress(size)
 

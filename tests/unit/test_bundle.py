@@ -153,6 +153,30 @@ def tampered_manifest(m: tarfile.TarInfo, data: bytes):  # noqa: ANN201
     return m, data
 
 
+def blob_and_manifest_agree_on_other_bytes():  # noqa: ANN201
+    """The poisoning case: a blob replaced, the manifest and its checksum rewritten to match."""
+    edited: list[bytes] = []
+
+    def change(m: tarfile.TarInfo, data: bytes):  # noqa: ANN202
+        if m.name.startswith("blobs/") and data == b"svc layer":
+            return m, b"evil layer"
+        if m.name == "manifest.json":
+            doc = json.loads(data)
+            for f in doc["files"]:
+                if f["sha256"] == hashlib.sha256(b"svc layer").hexdigest():
+                    f["sha256"], f["size"] = hashlib.sha256(b"evil layer").hexdigest(), len(b"evil layer")
+            edited.append(json.dumps(doc).encode())
+            return m, edited[0]
+        if m.name == "manifest.json.sha256":  # packed right after the manifest
+            return m, hashlib.sha256(edited[0]).hexdigest().encode() + b"\n"
+        return m, data
+    return change
+
+
+def without_manifest_checksum(m: tarfile.TarInfo, data: bytes):  # noqa: ANN201
+    return None if m.name == "manifest.json.sha256" else (m, data)
+
+
 BAD = {
     "flipped byte in a blob": (flip_blob, "is damaged"),
     "missing member": (drop("files/resources"), "is missing from the bundle"),
@@ -164,6 +188,7 @@ BAD = {
     "newer format": (newer_format, "newer than this tool reads"),
     "setuid bit": (setuid, "setuid"),
     "manifest edited": (tampered_manifest, "does not match its checksum"),
+    "no manifest checksum": (without_manifest_checksum, "no manifest.json.sha256 inside"),
 }
 
 
@@ -386,3 +411,16 @@ def test_the_apt_folder_is_git_ignored_and_its_gitignore_never_travels(tmp_path:
     assert place(proj.apt.dir, offline.apt.dir) == 1
     assert (offline.apt.dir / ".gitignore").read_text() == "*\n"
     assert (offline.apt.dir / step.dest.name / "archives" / "curl_8.0_amd64.deb").is_file()
+
+
+def test_a_blob_that_does_not_hash_to_its_name_is_refused_even_when_the_manifest_agrees(tmp_path: Path) -> None:
+    archive = pack(project(tmp_path / "online"))
+    bad = tmp_path / "bad.tar"
+    rewrite(archive, bad, blob_and_manifest_agree_on_other_bytes())
+    with tarfile.open(bad) as tar:  # the rewrite took: the manifest agrees with the evil bytes
+        assert any(tar.extractfile(m).read() == b"evil layer" for m in tar.getmembers()  # type: ignore[union-attr]
+                   if m.name.startswith("blobs/"))
+    offline = project(tmp_path / "offline")
+    with pytest.raises(bundle.BundleError, match="does not hash to its name"):
+        unpack(offline, bad, Console(quiet=True))
+    assert snapshot(offline.cache_dir) == {}
