@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -197,7 +198,9 @@ class Layout:
         if target.is_file() and target.stat().st_size == source.stat().st_size:
             return False
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
+        # A name of its own: two merges into one store (an export's save and cache
+        # merge, or two tools) must not write each other's half-placed blob.
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         if move:
             os.replace(source, tmp)
         else:

@@ -18,12 +18,12 @@ from . import bundle
 from .build import build
 from .config import CacheOptions, Project
 from .engine import engine_message, engine_platforms, probe_engine
-from .store import create_ignored
 from .errors import EngineError, OfflineBuildError
 from .executor import Executor, check_engine
 from .inputs import pick
 from .setup import load_steps, unpack
 from .steps import Plan
+from .store import create_ignored
 
 
 @dataclass(frozen=True)

@@ -95,14 +95,18 @@ def test_only_reachable_blobs_are_packed(tmp_path: Path) -> None:
 
 
 def test_write_is_atomic(tmp_path: Path) -> None:
-    proj = project(tmp_path / "p")
-    members = [("oci-layout", tmp_path / "missing-file")]
+    """A write that fails half-way leaves the earlier bundle of that name whole, and no partial file."""
+    good = tmp_path / "good"
+    good.write_bytes(b"a member's bytes" * 1000)
     out = tmp_path / "out.tar"
+    out.write_bytes(b"the earlier bundle")
+    members = [("oci-layout", good), ("index.json", tmp_path / "missing-file")]  # the second fails mid-write
     with pytest.raises(FileNotFoundError):
         bundle.write(out, bundle.Manifest("p", "1", [], {}, {}), members)
-    assert not out.exists()
+    assert out.read_bytes() == b"the earlier bundle"
     assert not list(tmp_path.glob(".out.tar*"))
-    assert proj
+    written = bundle.write(out, bundle.Manifest("p", "1", [], {}, {}), members[:1])
+    assert written == out.stat().st_size and tarfile.is_tarfile(out)
 
 
 def flip_blob(m: tarfile.TarInfo, data: bytes):  # noqa: ANN201

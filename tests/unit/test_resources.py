@@ -22,11 +22,13 @@ BODY = b"model weights\n" * 100
 
 
 class Flaky(http.server.BaseHTTPRequestHandler):
-    """Serves BODY; /flaky fails with 503 the first time it is asked."""
+    """Serves BODY; /flaky fails with 503 the first time it is asked. Each server counts its own requests."""
 
-    failures: dict[str, int] = {}
+    failures: dict[str, int]
+    requests: list[str]
 
     def do_GET(self) -> None:  # noqa: N802
+        self.requests.append(self.path)
         if self.path == "/flaky" and not self.failures.get(self.path):
             self.failures[self.path] = 1
             self.send_response(503)
@@ -46,13 +48,20 @@ class Flaky(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture()
-def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+def served() -> Iterator[tuple[str, list[str]]]:
+    """(URL, the paths it was asked for): a fresh handler class per test, so no count leaks between tests."""
+    handler = type("Handler", (Flaky,), {"failures": {}, "requests": []})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", handler.requests
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture()
+def server(served: tuple[str, list[str]]) -> str:
+    return served[0]
 
 
 def fetch(step: FetchResource) -> None:
@@ -75,15 +84,19 @@ def test_download_checks_sha256(server: str, tmp_path: Path) -> None:
     assert not list((tmp_path / "out").glob(".*partial"))
 
 
-def test_a_server_error_is_retried(server: str, tmp_path: Path) -> None:
-    s = step(tmp_path, "url", f"{server}/flaky")
+def test_a_server_error_is_retried(served: tuple[str, list[str]], tmp_path: Path) -> None:
+    url, requests = served
+    s = step(tmp_path, "url", f"{url}/flaky")
     fetch(s)
     assert s.dest.read_bytes() == BODY
+    assert requests == ["/flaky", "/flaky"]  # a 503, then the retry that got it
 
 
-def test_a_404_is_not_retried_and_is_one_error(server: str, tmp_path: Path) -> None:
+def test_a_404_is_not_retried_and_is_one_error(served: tuple[str, list[str]], tmp_path: Path) -> None:
+    url, requests = served
     with pytest.raises(StepError, match="answered 404"):
-        fetch(step(tmp_path, "url", f"{server}/missing"))
+        fetch(step(tmp_path, "url", f"{url}/missing"))
+    assert requests == ["/missing"]  # asked once: a 4xx will not change
 
 
 def test_git_resource_is_an_archive_of_the_pinned_ref(tmp_path: Path) -> None:

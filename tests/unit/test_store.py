@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,15 @@ def test_broken_index_is_a_clear_error(tmp_path: Path) -> None:
     (layout.root / "index.json").write_text("{not json")
     with pytest.raises(StoreError, match="not a valid OCI index"):
         Layout(layout.root).index()
+
+
+def test_placing_a_blob_never_uses_another_writers_temporary_name(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "store")
+    data = b"a layer"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    busy = layout.blob_path(digest).with_name(f".{digest.split(':')[1]}.tmp")
+    busy.mkdir(parents=True)  # what a fixed name would collide with: another writer's half-placed blob
+    source = tmp_path / "blob"
+    source.write_bytes(data)
+    assert layout.add_blob(source, digest, move=True)
+    assert layout.blob_path(digest).read_bytes() == data and busy.is_dir()
