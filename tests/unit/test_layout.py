@@ -51,6 +51,8 @@ def imports_of(name: str) -> set[str]:
             if node.level:
                 anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 base = f"{anchor}.{base}" if base else anchor
+            if not node.module:
+                found.add(base)  # ``from . import x`` runs the package's __init__ first: an edge to it
             for alias in node.names:
                 target = f"{base}.{alias.name}"
                 found.add(target if target in MODULES else base)

@@ -19,7 +19,6 @@ from .. import verify as verifying
 from ..engine import buildx_version
 from ..errors import ConfigError
 from ..inputs import lint_project
-from . import service
 from .common import (
     BUILD_FLAGS,
     COMMON_HELP,
@@ -29,6 +28,7 @@ from .common import (
     helps,
     project,
 )
+from .service import collection as service_collection
 
 
 @task(auto_shortflags=False, help=helps(
@@ -219,7 +219,7 @@ def makefile_(c: Context, output: str | None = None, runner: str = "offline-buil
     """Write Makefile.offline.mk: the seed's make targets, each delegating to its task."""
     proj = project(c)
     names = {f"offline.{n}" for n in collection().task_names}
-    names |= {f"{s}.{n}" for s in proj.services for n in service.collection(s).task_names}
+    names |= {f"{s}.{n}" for s in proj.services for n in service_collection(s).task_names}
     text = makefile.render(proj, runner, names)
     if dry_run:
         console().print(text, markup=False, highlight=False, end="")
