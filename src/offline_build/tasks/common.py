@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import functools
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -83,16 +82,9 @@ def console() -> Console:
     terminal on stdin or stderr). ``COLUMNS`` still wins when set.
     """
     out = Console(highlight=False)
-    if not _on_terminal(sys.stdout) and not os.environ.get("COLUMNS", "").isdigit():
+    if not out.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
         out.width = UNWRAPPED
     return out
-
-
-def _on_terminal(stream: object) -> bool:
-    try:
-        return bool(stream.isatty())  # type: ignore[attr-defined]
-    except (AttributeError, ValueError):  # no isatty, or closed
-        return False
 
 
 def docker(host: str | None):  # noqa: ANN201 (python-on-whales' client type)
