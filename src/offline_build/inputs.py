@@ -57,7 +57,7 @@ class Inputs:
 
     @property
     def capture_path(self) -> Path:
-        return self.dockerfile.parent / "Dockerfile.capture"
+        return self.classic_path.parent / "Dockerfile.capture"  # the variants' folder, never the user's
 
     @property
     def apt(self) -> dict[str, Any]:
