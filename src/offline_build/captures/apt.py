@@ -30,7 +30,7 @@ from ..errors import StepError
 from ..plan import slug
 from ..steps import Step
 from ..store import create_ignored
-from .base import Row, Served, shown, swap_in
+from .base import Row, Served, plain_modes, remove, shown, swap_in
 
 LISTS = "/var/lib/apt/lists"
 ARCHIVES = "/var/cache/apt/archives"
@@ -176,11 +176,6 @@ def _tidy(folder: Path) -> int:
     """
     for sub in ("lists", "archives"):
         for name in ("lock", "partial", "auxfiles"):
-            target = folder / sub / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            else:
-                target.unlink(missing_ok=True)
-    for path in folder.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
+            remove(folder / sub / name)
+    plain_modes(folder)
     return len(list((folder / "archives").glob("*.deb")))

@@ -84,11 +84,28 @@ def place(src: Path, dest: Path) -> int:
         target = dest / fresh.name
         if tree_digest(target) == tree_digest(fresh):
             continue
-        for path in [fresh, *fresh.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
+        plain_modes(fresh)
         swap_in(fresh, target)
         changed += 1
     return changed
+
+
+def plain_modes(folder: Path) -> None:
+    """0755 folders and 0644 files throughout *folder*.
+
+    BuildKit keys a bind-mounted capture on its files' modes too, and a
+    bundle carries plain 0644 files: online and offline copies must agree.
+    """
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def remove(path: Path) -> None:
+    """Remove a file or a folder, if it is there."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def swap_in(fresh: Path, target: Path) -> None:

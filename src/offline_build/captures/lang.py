@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
 from ..pkgs import Install, installs
 from ..steps import Build, Step
-from .base import Row, Served, shown, swap_in
+from .base import Row, Served, plain_modes, remove, shown, swap_in
 
 MOUNTS = "/.offline-build"  # where captures are mounted in build containers
 OUT = f"{MOUNTS}/out"  # where a capture build leaves them for the last stage to copy out
@@ -158,14 +157,12 @@ def take(src: Path, root: Path) -> dict[str, int]:
         return out
     for fresh in sorted(p for p in src.iterdir() if p.is_dir()):
         for junk in ("_logs", "_update-notifier-last-checked"):  # npm's run logs: not dependencies
-            target = fresh / junk
-            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+            remove(fresh / junk)
         for folder in sorted((p for p in fresh.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
             if not any(folder.iterdir()):
                 folder.rmdir()  # a bundle carries files only: an empty folder would differ offline, and the key with it
         (fresh / MARKER).write_text(f"{src.name} capture of {fresh.name}\n")
-        for path in [fresh, *fresh.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
+        plain_modes(fresh)
         out[fresh.name] = sum(1 for p in fresh.rglob("*") if p.is_file()) - 1
         swap_in(fresh, root / fresh.name)
     return out
