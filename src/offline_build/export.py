@@ -39,7 +39,7 @@ from .inputs import (
 from .plan import base_tag, bundle_name, cache_tag, ensure_builder, online_build
 from .preinstall import apt_union, preinstall_steps
 from .state import lock
-from .steps import Build, FetchResource, ManifestDraft, MergeCache, Pack, Plan, SaveImages, Step
+from .steps import FetchResource, ManifestDraft, MergeCache, Pack, Plan, SaveImages, Step
 from .store import sha256_file
 
 
@@ -84,14 +84,8 @@ def _capture_step(project: Project, i: Inputs, work: Path) -> list[Step]:
     if i.capture is None:
         return []
     tools = tuple(c for c in all_captures() if isinstance(c, LangCapture) and i.needs[c.name])
-    base = online_build(project, i.service, bases=i.bases)
-    return [capture_build(project, base, i.service.name, i.capture_path, i.capture_contexts + _bases_of(base),
-                          work / f"capture-{i.service.name}", tools)]
-
-
-def _bases_of(build: Build) -> tuple[tuple[str, str], ...]:
-    """The store's base images a named builder reads (online_build adds them after the captures' contexts)."""
-    return tuple((n, v) for n, v in build.build_contexts if v.startswith("oci-layout://"))
+    base = online_build(project, i.service, dockerfile=i.capture_path, contexts=i.capture_contexts, bases=i.bases)
+    return [capture_build(project, base, work / f"capture-{i.service.name}", tools)]
 
 
 def _image_steps(project: Project) -> list[Step]:

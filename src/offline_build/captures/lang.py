@@ -177,12 +177,12 @@ def missing_package_fix() -> str:
             "delta), then run offline.setup here with it")
 
 
-def capture_build(project: Project, base: Build, service: str, dockerfile: Path,
-                  contexts: tuple[tuple[str, str], ...], dest: Path, tools: tuple[LangCapture, ...]) -> CaptureBuild:
-    """The capture build of one service, from its online build: other file, last stage out, the CA as a secret."""
+def capture_build(project: Project, base: Build, dest: Path, tools: tuple[LangCapture, ...]) -> CaptureBuild:
+    """The capture build of one service, from its online build of the capture Dockerfile: the last stage
+    out instead of an image, no cache written, the CA as a secret."""
     fields = {f: getattr(base, f) for f in Build.__dataclass_fields__}
-    fields.update(title=f"capture {service}'s {', '.join(t.name for t in tools)} dependencies",
-                  dockerfile=dockerfile, build_contexts=contexts, tags=(), target=CAPTURE_STAGE, load=False,
+    fields.update(title=f"capture {base.service}'s {', '.join(t.name for t in tools)} dependencies",
+                  tags=(), target=CAPTURE_STAGE, load=False,
                   output=f"type=local,dest={dest}", cache_to=(),
                   secrets=(f"id={CA_SECRET},src={project.ca_file}",) if project.ca_file else ())
     return CaptureBuild(**fields, dest=dest, folders=tuple((t.name, t.folder(project)) for t in tools))
