@@ -79,7 +79,7 @@ def inputs(project: Project, service: Service, *, online: bool) -> Inputs:
     df = dockerfile.parse(service.dockerfile, service.build_args)
     captures = all_captures()
     needs = {c.name: c.needs(project, service.name, df) for c in captures}
-    served = [(c, {k for k in needs[c.name] if online or c.captured(project, k)}) for c in captures]
+    served = [(c, {k: n for k, n in needs[c.name].items() if online or c.captured(project, k)}) for c in captures]
     folder = project.cache_dir / "variants" / service.name
     any_served = any(keys for _, keys in served)
     var = variant_mod.offline_variant(df, served, service=service.name) \

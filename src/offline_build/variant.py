@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .apt import external_base, uses_apt
 from .captures.apt import ANY_APT, to_true
@@ -88,7 +89,7 @@ def _run_parts(ins: Instruction) -> tuple[list[str], str]:
     return flags, text.strip()
 
 
-def offline_variant(df: Dockerfile, served: list[tuple[Capture, set[str]]], keep_syntax: bool = False,
+def offline_variant(df: Dockerfile, served: list[tuple[Capture, Mapping[str, Any]]], keep_syntax: bool = False,
                     service: str = "", capturing: bool = False) -> Variant:
     """The offline variant of *df*: each capture serves the ``RUN`` steps it can, for its keys in *served*.
 

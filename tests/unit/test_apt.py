@@ -95,7 +95,7 @@ def test_offline_variant_mounts_the_capture_and_neutralises_update(tmp_path: Pat
                            "RUN apt-get update \\\n && apt-get install -y jq\nCOPY a /a\n")
     from offline_build.dockerfile import parse
 
-    v = variant.offline_variant(parse(path), [(APT, {"debian:bookworm-slim"})])
+    v = variant.offline_variant(parse(path), [(APT, apt.analyse(parse(path)))])
     lines = v.text.splitlines()
     assert lines[0].startswith("# (offline-build: '# syntax=' dropped")
     assert lines[2].startswith("RUN --mount=type=bind,from=apt-debian_bookworm-slim,source=lists,"

@@ -78,7 +78,8 @@ def test_keys_count_the_steps_of_each_tool(tmp_path: Path) -> None:
 
 def test_the_offline_variant_mounts_each_capture_and_cuts_the_registry(tmp_path: Path) -> None:
     parsed = df(FRONTEND, tmp_path)
-    v = variant.offline_variant(parsed, [(PIP, {"svc-1", "svc-2"}), (NPM, {"svc-1"})], service="svc")
+    v = variant.offline_variant(parsed, [(PIP, PIP.steps_of("svc", parsed)), (NPM, NPM.steps_of("svc", parsed))],
+                                service="svc")
     lines = v.text.splitlines()
     assert lines[3] == ("RUN --mount=type=bind,from=npm-svc-1,target=/.offline-build/npm/svc-1,rw "
                         "export npm_config_cache=/.offline-build/npm/svc-1 npm_config_offline=true "
@@ -91,13 +92,15 @@ def test_the_offline_variant_mounts_each_capture_and_cuts_the_registry(tmp_path:
     assert lines[8] == "RUN pip install --no-index --find-links /w six"  # the user's own offline install
     assert v.contexts == {"npm-svc-1": ("npm", "svc-1"), "pip-svc-1": ("pip", "svc-1"), "pip-svc-2": ("pip", "svc-2")}
     # A key the bundle did not bring leaves its step as written (it would need the network).
-    partial = variant.offline_variant(parsed, [(PIP, {"svc-2"}), (NPM, set())], service="svc")
+    only_second = {k: n for k, n in PIP.steps_of("svc", parsed).items() if k == "svc-2"}
+    partial = variant.offline_variant(parsed, [(PIP, only_second), (NPM, {})], service="svc")
     assert partial.text.splitlines()[6] == FRONTEND.splitlines()[6]
 
 
 def test_the_capture_variant_runs_the_step_online_and_copies_the_captures_out(tmp_path: Path) -> None:
     parsed = df(FRONTEND, tmp_path)
-    v = variant.offline_variant(parsed, [(PIP, {"svc-1", "svc-2"}), (NPM, {"svc-1"})], service="svc",
+    v = variant.offline_variant(parsed, [(PIP, PIP.steps_of("svc", parsed)), (NPM, NPM.steps_of("svc", parsed))],
+                                service="svc",
                                 capturing=True)
     lines = v.text.splitlines()
     assert lines[3].startswith("RUN --mount=type=secret,id=offline-build-ca ")

@@ -98,7 +98,7 @@ class AptCapture:
         return project.apt.dir / slug(key).lower()
 
     def serve(self, service: str, df: Dockerfile, stage: Stage, ins: Instruction, command: str,
-              keys: set[str], capturing: bool = False) -> Served | None:
+              keys: Mapping[str, Any], capturing: bool = False) -> Served | None:
         base = parse.external_base(df, stage)
         if base not in keys or not parse.uses_apt(ins):
             return None

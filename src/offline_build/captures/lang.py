@@ -80,10 +80,12 @@ class LangCapture:
         return self.folder(project) / key
 
     def serve(self, service: str, df: Dockerfile, stage: Stage, ins: Instruction, command: str,
-              keys: set[str], capturing: bool = False) -> Served | None:
-        key, need = next(((k, n) for k, n in self.steps_of(service, df).items() if n.line == ins.line), (None, None))
-        if key is None or need is None or key not in keys:
+              keys: Mapping[str, StepNeed], capturing: bool = False) -> Served | None:
+        # Looked up among the needs served, not worked out again: this runs for every RUN.
+        key = next((k for k, n in keys.items() if n.line == ins.line), None)
+        if key is None:
             return None
+        need = keys[key]
         if capturing:
             out = f"{OUT}/{self.name}/{key}"
             return Served((f"--mount=type=secret,id={CA_SECRET}",),
