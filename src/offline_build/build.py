@@ -9,6 +9,7 @@ decides, per service, whether the fallback is needed).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from python_on_whales import DockerClient
 from rich.console import Console
@@ -56,21 +57,20 @@ def classic_step(project: Project, i: Inputs) -> ClassicBuild | None:
 
 
 def plan_offline_builds(project: Project, services: list[Service], caps: Capabilities | None,
-                        everyone: list[Inputs] | None = None, *, fallback: bool = True,
-                        classic_only: bool = False) -> Plan:
+                        *, fallback: bool = True, classic_only: bool = False) -> Plan:
     """One offline build per service, using what the store holds, each with its classic fallback.
 
     With *caps* None (a dry run, which must not touch the engine) the plan
-    assumes an engine that reads ``oci-layout://`` contexts. *everyone* are
-    the services' inputs when the caller already worked them out.
+    assumes an engine that reads ``oci-layout://`` contexts.
     """
-    everyone = everyone if everyone is not None else [inputs(project, s, online=False) for s in services]
+    everyone = [inputs(project, s, online=False) for s in services]
     steps: list[Step] = list(variant_steps(everyone))
+    tags, network = Layout(project.store).tags(), bundle_network(project)  # read once, for every service
     use_builder = ensure_builder(project.builder)
     if use_builder and not classic_only:  # the classic builder is the engine's own
         steps.insert(0, use_builder)
     for i in everyone:
-        buildkit = None if classic_only else _buildkit_step(project, i, caps)
+        buildkit = None if classic_only else _buildkit_step(project, i, caps, tags, network)
         classic = classic_step(project, i)
         steps.append(OfflineBuild(title=buildkit.title if buildkit else f"build {i.service.name} (classic builder)",
                                   service=i.service.name, buildkit=buildkit, classic=classic,
@@ -78,11 +78,11 @@ def plan_offline_builds(project: Project, services: list[Service], caps: Capabil
     return Plan("build", tuple(steps))
 
 
-def _buildkit_step(project: Project, i: Inputs, caps: Capabilities | None) -> Build:
-    tags = Layout(project.store).tags()
+def _buildkit_step(project: Project, i: Inputs, caps: Capabilities | None, tags: dict[str, Any],
+                   network: str | None) -> Build:
     use_oci = (caps.oci_layout_context if caps else True) and all(base_tag(b) in tags for b in i.bases)
     step = offline_build(project, i.service, i.bases, cache=cache_tag(i.service.name) in tags,
-                         oci_contexts=use_oci, network=bundle_network(project), dockerfile=i.dockerfile,
+                         oci_contexts=use_oci, network=network, dockerfile=i.dockerfile,
                          contexts=i.contexts)
     if project.cache.offline_writes_back and caps is not None and not caps.cache_export:
         step = replace(step, cache_to=())  # reading the team cache still helps; failing over the write would not
