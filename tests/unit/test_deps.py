@@ -199,13 +199,14 @@ def test_taking_a_capture_drops_npm_logs_marks_and_fixes_modes(tmp_path: Path) -
 
 def test_lint_notes_what_a_capture_serves_and_keeps_what_it_cannot(tmp_path: Path) -> None:
     text = ("FROM debian:bookworm-slim\nCOPY . .\nRUN pip install -r requirements.txt\n"
-            "RUN pip install git+https://example.invalid/x.git\nRUN npm ci\n")
+            "RUN pip install git+https://example.invalid/x.git\nRUN npm ci\nRUN uv lock\n")
     parsed = df(text, tmp_path)
     found = lint.lint_dockerfile(parsed, lint.Context(frozenset({"debian:bookworm-slim"}), True, True,
-                                                      frozenset({"pip", "npm"})))
+                                                      frozenset({"pip", "npm", "uv"})))
     by_line = {(f.line, f.rule): f.severity for f in found}
     assert by_line[(3, "pip-install")] == "info" and by_line[(5, "npm-install")] == "info"
     assert by_line[(4, "pip-install")] == "error"
+    assert by_line[(6, "uv-sync")] == "error"  # uv lock resolves against the index: no capture serves it
     assert by_line[(3, "copy-before-install")] == "info"
     bare = lint.lint_dockerfile(parsed, lint.Context())
     assert {f.severity for f in bare if f.rule in ("pip-install", "npm-install")} == {"error"}
@@ -240,6 +241,7 @@ def test_diagnose_lists_the_captured_steps(tmp_path: Path) -> None:
     (key / "_cacache").mkdir(parents=True)
     (key / "_cacache" / "entry").write_bytes(b"x" * 2_000_000)
     (key / MARKER).write_text("npm capture of svc-1\n")
+    (key.parent / ".svc-2.old" / "_cacache").mkdir(parents=True)  # a capture half swapped in: not a step
     (row,) = NPM.rows(project)
     assert (row.name, row.status) == ("npm", "info")
     assert row.detail == "1 step(s): svc-1; 1 file(s), 2.0 MB in build-cache/captures/npm"
