@@ -6,7 +6,7 @@ Layout inside the archive (all regular files, no links)::
     manifest.json.sha256   the manifest's own checksum
     oci-layout, index.json the store's OCI index (only the reachable entries)
     blobs/sha256/<hex>     every blob once, by digest
-    files/apt/...          APT captures
+    files/apt/...          APT captures (and files/pip/, files/maven/... for the language captures)
     files/resources/...    resources
 
 The archive is a plain tar by default: image layers are already gzip
@@ -45,7 +45,7 @@ FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 MANIFEST_SUM = "manifest.json.sha256"
 # The folders a bundle may carry under files/: resources and each capture's (a test keeps them in step).
-FILE_FOLDERS = ("apt", "npm", "pip", "pnpm", "resources", "uv", "yarn")
+FILE_FOLDERS = ("apt", "go", "maven", "npm", "pip", "pnpm", "resources", "uv", "yarn")
 _ALLOWED = re.compile(r"^(oci-layout|index\.json|blobs/sha256/[0-9a-f]{64}|files/(" + "|".join(FILE_FOLDERS)
                       + r")/[^\0]+)$")
 _COMPRESSIONS = {"": "w", "gz": "w:gz"}

@@ -8,7 +8,9 @@ Pure apart from reading the Dockerfiles and, offline, which captures exist.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -109,12 +111,12 @@ def _classic(project: Project, service: Service, df: dockerfile.Dockerfile,
              needs: dict[str, Any]) -> variant_mod.ClassicVariant:
     """The classic variant; a step a language capture serves copies it in from the service's captures image."""
     image = captures_image(project, service)
-    served: dict[int, list[tuple[str, str]]] = {}
+    served: dict[int, list[tuple[str, Callable[[str], str]]]] = {}
     for capture in (c for c in all_captures() if isinstance(c, LangCapture)):
         for key, need in needs[capture.name].items():
             target = f"{MOUNTS}/{capture.name}/{key}"
             served.setdefault(need.line, []).append(
-                (f"COPY --from={image} /{capture.name}/{key} {target}", capture.serve_env(target)))
+                (f"COPY --from={image} /{capture.name}/{key} {target}", partial(capture.served_command, target=target)))
     return variant_mod.classic_variant(df, {b: preinstalled_image(project, b) for b in needs[APT.name]},
                                        served, (image,) if served else ())
 

@@ -127,7 +127,10 @@ _CAPTURED = {"pip-install": ("pip", "pip install: served from the pip capture of
              "npm-install": ("npm", "npm install: served from the npm capture offline"),
              "yarn": ("yarn", "yarn install: served from the yarn capture offline"),
              "uv-sync": ("uv", "uv: served from the uv capture offline"),
-             "pnpm": ("pnpm", "pnpm install: served from the pnpm capture offline")}
+             "pnpm": ("pnpm", "pnpm install: served from the pnpm capture offline"),
+             "mvn": ("maven", "mvn: served from the Maven capture offline (with -o)"),
+             "mvn-update": ("maven", "mvn -U: served offline from the Maven capture; -o keeps it off the network"),
+             "go-mod-download": ("go", "go: modules served from the Go capture offline")}
 _URL = re.compile(r"^(git\+|hg\+|svn\+|bzr\+)?(https?|ftp|ssh)://|^git@")
 
 

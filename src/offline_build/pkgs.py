@@ -19,13 +19,18 @@ _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
 # Node package managers and the verbs that fetch from the registry ("" is a bare ``yarn``).
 _NODE_VERBS = {"npm": ("ci", "install", "i"), "yarn": ("", "install"), "yarnpkg": ("", "install"),
                "pnpm": ("install", "i", "fetch")}
+_MAVEN = ("mvn", "mvnw")
+_MAVEN_NO_FETCH = {"-o", "--offline", "-v", "--version", "-h", "--help"}
+# go subcommands that resolve modules (and download what the module cache lacks).
+_GO_VERBS = {"build", "install", "test", "run", "vet", "list", "get", "generate"}
+_GO_MOD_VERBS = {"download", "tidy", "vendor", "graph", "verify", "why"}
 
 
 @dataclass(frozen=True)
 class Install:
     """One install command: the tool, how to call that same tool again, and its arguments."""
 
-    tool: str  # pip | uv | npm | yarn | pnpm
+    tool: str  # pip | uv | npm | yarn | pnpm | maven | go
     launcher: tuple[str, ...]  # argv that runs the same tool in the same environment (a venv's pip)
     args: tuple[str, ...]
 
@@ -47,6 +52,11 @@ def install_of(argv: list[str]) -> Install | None:
         args = argv[1:]
         wanted = (args[:2] in (["pip", "install"], ["pip", "sync"]) or _verb(args) == "sync") and "--offline" not in args
         return Install("uv", (argv[0],), tuple(args)) if wanted else None
+    elif prog in _MAVEN:
+        fetches = bool(argv[1:]) and not _MAVEN_NO_FETCH & set(argv[1:])
+        return Install("maven", (argv[0],), tuple(argv[1:])) if fetches else None
+    elif prog == "go":
+        return _go(argv)
     elif prog in _NODE_VERBS:
         tool = "yarn" if prog == "yarnpkg" else prog
         wanted = _verb(argv[1:]) in _NODE_VERBS[prog] and "--offline" not in argv
@@ -56,6 +66,16 @@ def install_of(argv: list[str]) -> Install | None:
     if _verb(args) != "install" or "--no-index" in args:
         return None
     return Install("pip", launcher, tuple(args))
+
+
+def _go(argv: list[str]) -> Install | None:
+    """A ``go`` command that resolves modules; not in vendor mode, not with the proxy switched off."""
+    args = argv[1:]
+    verb = _verb(args)
+    fetches = verb in _GO_VERBS or (verb == "mod" and _verb(args[args.index("mod") + 1:]) in _GO_MOD_VERBS)
+    pairs = zip(args, args[1:])
+    vendored = "-mod=vendor" in args or ("-mod", "vendor") in pairs
+    return Install("go", (argv[0],), tuple(args)) if fetches and not vendored else None
 
 
 def installs(ins: Instruction) -> list[Install]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -128,7 +128,7 @@ def offline_variant(df: Dockerfile, served: list[tuple[Capture, Mapping[str, Any
 
 
 def classic_variant(df: Dockerfile, preinstalled: dict[str, str],
-                    served: dict[int, list[tuple[str, str]]] | None = None, images: tuple[str, ...] = ()) -> ClassicVariant:
+                    served: dict[int, list[tuple[str, Callable[[str], str]]]] | None = None, images: tuple[str, ...] = ()) -> ClassicVariant:
     """The classic-builder variant, or why there can be none.
 
     *preinstalled* maps a base image to the image with its APT packages
@@ -158,14 +158,15 @@ def classic_variant(df: Dockerfile, preinstalled: dict[str, str],
     return ClassicVariant(_replace(lines, edits), "", used, images)
 
 
-def _copied_in(ins: Instruction, uses: list[tuple[str, str]], apt_preinstalled: bool) -> str:
+def _copied_in(ins: Instruction, uses: list[tuple[str, Callable[[str], str]]], apt_preinstalled: bool) -> str:
     """A served ``RUN`` for the classic builder: its captures copied in, the tools pointed at them, then removed."""
     flags, command = _run_parts(ins)
     if uses_apt(ins) and apt_preinstalled:
         command = ANY_APT.sub(to_true, command)
     kept = [f for f in flags if not f.startswith("--mount=type=cache")]
-    env = " ".join(e for _, e in uses)
-    run = " ".join(["RUN", *kept, f"export {env} && ( {command} ) && rm -rf {MOUNTS}"])
+    for _, served in uses:
+        command = served(command)
+    run = " ".join(["RUN", *kept, f"( {command} ) && rm -rf {MOUNTS}"])
     return "\n".join([*(copy for copy, _ in uses), run])
 
 

@@ -144,9 +144,9 @@ def test_the_classic_variant_copies_the_captures_in_from_their_image(tmp_path: P
     i = inputs(project, project.service("svc"), online=True)
     lines = i.classic.text.splitlines()  # type: ignore[union-attr]
     assert lines[3] == "COPY --from=p-svc-captures:latest /npm/svc-1 /.offline-build/npm/svc-1"
-    assert lines[4] == ("RUN export npm_config_cache=/.offline-build/npm/svc-1 npm_config_offline=true "
+    assert lines[4] == ("RUN ( export npm_config_cache=/.offline-build/npm/svc-1 npm_config_offline=true "
                         "npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false && "
-                        "( if [ -f package-lock.json ]; then npm ci; else npm install; fi ) && rm -rf /.offline-build")
+                        "if [ -f package-lock.json ]; then npm ci; else npm install; fi ) && rm -rf /.offline-build")
     assert lines[7] == "COPY --from=p-svc-captures:latest /pip/svc-1 /.offline-build/pip/svc-1"
     assert i.classic.images == ("p-svc-captures:latest",)
     from offline_build.build import classic_step

@@ -1,6 +1,6 @@
 """Captures: what a build step needs from the network, taken online and served offline.
 
-A capture is one package ecosystem (APT today). Each follows the same life:
+A capture is one package ecosystem (APT, pip, uv, npm, yarn, pnpm, Maven, Go modules). Each follows the same life:
 
 1. *needs*: parse a Dockerfile for the steps it serves (per key: a base
    image for APT);
@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from .apt import APT
 from .base import Capture, Row, Served, place, swap_in, tree_digest
+from .gomod import GO
+from .maven import MAVEN
 from .npm import NPM
 from .pip import PIP
 from .pnpm import PNPM
@@ -31,7 +33,7 @@ from .yarn import YARN
 
 def all_captures() -> tuple[Capture, ...]:
     """Every capture offline-build knows, in the order they serve a step (APT first: it installs Python and Node)."""
-    return (APT, PIP, UV, NPM, YARN, PNPM)
+    return (APT, PIP, UV, NPM, YARN, PNPM, MAVEN, GO)
 
 
 __all__ = ["Capture", "Row", "Served", "all_captures", "place", "swap_in", "tree_digest"]

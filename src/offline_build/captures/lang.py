@@ -93,7 +93,11 @@ class LangCapture:
         target = f"{MOUNTS}/{self.name}/{key}"
         name = f"{self.name}-{key}"
         mount = f"--mount=type=bind,from={name},target={target}" + (",rw" if self.rw else "")
-        return Served((mount,), f"export {self.serve_env(target)} && {command}", {name: key})
+        return Served((mount,), self.served_command(command, target), {name: key})
+
+    def served_command(self, command: str, target: str) -> str:
+        """*command* with the tool pointed at the capture in *target* and kept off the network (both builders)."""
+        return f"export {self.serve_env(target)} && {command}"
 
     def serve_env(self, target: str) -> str:
         raise NotImplementedError

@@ -1,0 +1,57 @@
+"""The Maven capture: the local repository a ``mvn`` step filled online, served with ``-o``.
+
+Capture mode runs the step as written (the user's ``settings.xml`` and its
+mirror included) with ``maven.repo.local`` pointed at the capture folder
+(through ``MAVEN_OPTS``, so ``./mvnw`` and a full path to ``mvn`` honour it
+too). What lands there is everything the real goals loaded: the
+dependencies and every plugin Maven resolves lazily while it runs them,
+which ``dependency:go-offline`` is known to miss. The resolver's
+bookkeeping is dropped: ``_remote.repositories`` would tie each file to
+the repository id it came from (a site whose settings name another
+mirror would then refuse it offline), ``*.lastUpdated`` and
+``resolver-status.properties`` record failures and times.
+
+Offline the folder is mounted read-write as the local repository (the
+build's own ``install`` and the resolver's notes go there and are thrown
+away) and every ``mvn`` of the step gets ``-o``: nothing goes to the
+network, ``-U`` included, and an artifact the export did not capture fails
+at once, naming it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .lang import LangCapture, StepNeed
+
+# ``mvn`` / ``./mvnw`` / ``/usr/bin/mvn`` where a command starts (after ``&&``, ``;``, ``|``, ``(``, a
+# quote, ``then``/``do``/``else``, or ``VAR=value`` assignments).
+_MVN = re.compile(r"(?P<lead>(?:^|[;&|(`'\"]|\b(?:then|do|else|exec)\s)\s*(?:[A-Za-z_]\w*=\S*\s+)*)"
+                  r"(?P<mvn>(?:[\w.~${}/-]*/)?mvnw?)(?=\s|$|[;&|)'\"])")
+_BOOKKEEPING = r"\( -name _remote.repositories -o -name '*.lastUpdated' -o -name resolver-status.properties \)"
+
+
+def offline_mvn(command: str) -> str:
+    """*command* with ``-o`` after every ``mvn`` that starts a command."""
+    return _MVN.sub(lambda m: f"{m['lead']}{m['mvn']} -o", command)
+
+
+class MavenCapture(LangCapture):
+    name = "maven"
+    rw = True
+    ca_variables = ()  # Java reads a trust store, not a PEM file: the user's settings and JDK decide
+    missing = re.compile(r"the artifact (\S+) has not been downloaded from it before")
+    changed = "pom.xml (a dependency or plugin added or changed)"
+
+    def serve_env(self, target: str) -> str:
+        return f'MAVEN_OPTS="-Dmaven.repo.local={target} ${{MAVEN_OPTS:-}}"'
+
+    def served_command(self, command: str, target: str) -> str:
+        return f"export {self.serve_env(target)} && {offline_mvn(command)}"
+
+    def capture_command(self, command: str, out: str, need: StepNeed) -> str:
+        return (f"mkdir -p {out} && export {self.serve_env(out)} && ( {command} ) "
+                f"&& find {out} {_BOOKKEEPING} -type f -delete")
+
+
+MAVEN = MavenCapture()
