@@ -1,8 +1,12 @@
 """What the language captures cost: export time and bundle bytes with and without them.
 
-The project is the integration test's (tests/integration/test_deps.py): four
-services whose Dockerfiles install after ``COPY . .`` with pip (a wheel and
-an sdist-only package), npm, yarn and pnpm. Each run exports it into a fresh
+``--project python-node`` (the default) is the integration test's project of
+tests/integration/test_deps.py: five services whose Dockerfiles install
+after ``COPY . .`` with pip (a wheel and an sdist-only package), uv, npm,
+yarn and pnpm. ``--project maven-go`` is tests/integration/test_deps_maven_go.py's:
+``mvn -U clean package`` and ``go build``, served from the test's loopback
+mirror (Debian's packaged Maven repository, a GOPROXY tree); its baseline
+needs no trusted base (the mirror is plain HTTP). Each run exports it into a fresh
 cache folder twice on the harness's online engine: with the captures (the
 default) and with ``captures: {pip: false, npm: false, yarn: false, pnpm:
 false}``, the baseline that builds the same Dockerfiles as they are, from a
@@ -12,10 +16,10 @@ first pair runs after the online engine was reset (a cold first export, which
 fetches every package); the others on the warm engine, as repeated exports
 are. Medians of the warm runs; ratio = with / without, from the same run.
 
-    .venv/bin/python benchmarks/deps.py [--runs 3] [--out BENCHMARKS.md]
+    .venv/bin/python benchmarks/deps.py [--project python-node|maven-go] [--runs 3] [--out BENCHMARKS.md]
 
-It writes its section at the end of BENCHMARKS.md (replacing its own from an
-earlier run); bench.py keeps that section when it rewrites the rest.
+It writes its section of BENCHMARKS.md (replacing its own from an earlier
+run, leaving the other project's); bench.py keeps both when it rewrites the rest.
 """
 
 from __future__ import annotations
@@ -40,11 +44,14 @@ sys.path.insert(0, str(ROOT))
 from offline_build import export as exporting  # noqa: E402
 from offline_build.config import load  # noqa: E402
 from offline_build.steps import Pack  # noqa: E402
+from tests.integration import test_deps_maven_go as maven_go  # noqa: E402
 from tests.integration.test_deps import CA, write_project  # noqa: E402
 
 HARNESS = ROOT / "scripts" / "engines.sh"
 SECTION = "## Language dependency captures"  # where this script's part of BENCHMARKS.md starts
-OFF = "captures: {pip: false, uv: false, npm: false, yarn: false, pnpm: false}\n"
+SECTIONS = {"python-node": SECTION, "maven-go": "### Maven and Go captures"}  # the second sits inside the first
+OFF = {"python-node": "captures: {pip: false, uv: false, npm: false, yarn: false, pnpm: false}\n",
+       "maven-go": "captures: {maven: false, go: false}\n"}
 
 
 def harness(*args: str) -> str:
@@ -77,21 +84,27 @@ def trusting_base(online: DockerClient, work: Path) -> None:
     online.buildx.build(folder, tags=[TRUSTING], network="none", load=True)
 
 
-def one_run(work: Path, online: DockerClient) -> dict[str, dict[str, float]]:
+def one_run(work: Path, online: DockerClient, project: str, mirror: tuple[str, dict[str, str]] | None,
+            ) -> dict[str, dict[str, float]]:
     with_dir, without_dir = work / "with", work / "without"
     for folder in (with_dir, without_dir):
         shutil.rmtree(folder, ignore_errors=True)
-    write_project(with_dir)
+    if mirror:
+        with_dir.mkdir()
+        maven_go.write_project(with_dir, *mirror)
+    else:
+        write_project(with_dir)
     shutil.copytree(with_dir, without_dir)
     config = without_dir / "offline.yaml"
-    config.write_text(config.read_text() + OFF)
-    for dockerfile in without_dir.glob("*/Dockerfile"):
+    config.write_text(config.read_text() + OFF[project])
+    for dockerfile in () if mirror else without_dir.glob("*/Dockerfile"):
         dockerfile.write_text(dockerfile.read_text().replace("FROM debian:bookworm-slim", f"FROM {TRUSTING}"))
     return {"with": export(with_dir, online), "without": export(without_dir, online)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--project", choices=sorted(SECTIONS), default="python-node")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args()
@@ -100,15 +113,38 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="offline-build-bench-deps-"))
     harness("reset", "online")
     harness("images", "online")  # the reset drops the base images too
-    trusting_base(online, work)
-    cold = one_run(work, online)
-    warm = [one_run(work, online) for _ in range(args.runs)]
+    server, mirror = None, None
+    if args.project == "maven-go":
+        (work / "mirror").mkdir()
+        server, url, sums = maven_go.serve_mirror(work / "mirror")
+        mirror = (url, sums)
+    else:
+        trusting_base(online, work)
+    try:
+        cold = one_run(work, online, args.project, mirror)
+        warm = [one_run(work, online, args.project, mirror) for _ in range(args.runs)]
+    finally:
+        if server:
+            server.shutdown()
+            server.server_close()
     write_report(args, cold, warm)
     shutil.rmtree(work, ignore_errors=True)
 
 
 def median(runs: list[dict[str, dict[str, float]]], side: str, key: str) -> float:
     return statistics.median(r[side][key] for r in runs)
+
+
+DESCRIPTIONS = {
+    "python-node": ("The project of tests/integration/test_deps.py (pip with an sdist-only package, uv, npm, yarn, "
+                    "pnpm; each install after `COPY . .`), exported with the captures and without them (`captures: "
+                    "{...: false}`, from a base image that trusts this machine's TLS-inspecting proxy, which the "
+                    "plain builds need)."),
+    "maven-go": ("The project of tests/integration/test_deps_maven_go.py (`mvn -B -U clean package` with a lazily "
+                 "loaded plugin, `go build`; each after `COPY . .`, the JDK, Maven and Go from Debian through the APT "
+                 "capture), exported with the captures and without them (`captures: {maven: false, go: false}`), "
+                 "both from the test's loopback mirror."),
+}
 
 
 def write_report(args: argparse.Namespace, cold: dict[str, dict[str, float]],
@@ -121,12 +157,11 @@ def write_report(args: argparse.Namespace, cold: dict[str, dict[str, float]],
         ("export, first on a reset engine", cold["with"]["export"], cold["without"]["export"], "s"),
     ]
     lines = [
-        SECTION,
+        SECTIONS[args.project],
         "",
-        f"`.venv/bin/python benchmarks/deps.py --runs {args.runs}` on {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, the harness's online Docker 26 engine. The project of "
-        "tests/integration/test_deps.py (pip with an sdist-only package, uv, npm, yarn, pnpm; each install after "
-        "`COPY . .`), exported with the captures and without them (`captures: {...: false}`, from a base image that trusts this machine's TLS-inspecting proxy, which the plain builds need). Warm rows: "
+        f"`.venv/bin/python benchmarks/deps.py --project {args.project} --runs {args.runs}` on {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, the harness's online Docker 26 engine. "
+        f"{DESCRIPTIONS[args.project]} Warm rows: "
         f"medians of {args.runs} runs; the cold row is one run after `scripts/engines.sh reset online` (the "
         "without-captures export then runs on an engine the with-captures one warmed, so its cold figure is low).",
         "",
@@ -138,11 +173,21 @@ def write_report(args: argparse.Namespace, cold: dict[str, dict[str, float]],
         lines.append(f"| {name} | {with_:.2f} {unit} | {without:.2f} {unit} | {ratio} |")
     lines += ["", "Without the captures the bundle is smaller and the export quicker, and a change to any "
               "service's source makes its install step fail at the site; with them it rebuilds there "
-              "(tests/integration/test_deps.py).", "", "Raw runs:", "", "```",
-              f"cold {cold}", *(f"warm {r}" for r in warm), "```", ""]
-    before = args.out.read_text().split(SECTION)[0].rstrip() + "\n\n" if args.out.is_file() else ""
-    args.out.write_text(before + "\n".join(lines))
+              f"({DESCRIPTIONS[args.project].split(' (')[0].removeprefix('The project of ')}).", "", "Raw runs:", "",
+              "```", f"cold {cold}", *(f"warm {r}" for r in warm), "```", ""]
+    text = args.out.read_text() if args.out.is_file() else ""
+    args.out.write_text(replace_section(text, args.project, "\n".join(lines)))
     print("\n".join(lines))
+
+
+def replace_section(text: str, project: str, body: str) -> str:
+    """*text* with *project*'s section replaced by *body*; the Maven and Go one stays last, inside the first."""
+    first, second = SECTIONS["python-node"], SECTIONS["maven-go"]
+    head, _, rest = text.partition(first)
+    _, _, tail = rest.partition(second)
+    if project == "maven-go":
+        return text.split(second)[0].rstrip() + "\n\n" + body
+    return head.rstrip() + "\n\n" + body + (f"\n{second}{tail}" if tail else "")
 
 
 if __name__ == "__main__":

@@ -135,12 +135,11 @@ def go_files(folder: Path, version: str, sums: dict[str, str]) -> None:
     (folder / "go.sum").write_text(sums[version])
 
 
-@pytest.fixture(scope="session")
-def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    """An internal mirror on loopback: /maven/ (Debian's packaged repository) and /go/ (a GOPROXY tree)."""
+def serve_mirror(root: Path) -> tuple[ThreadingHTTPServer, str, dict[str, str]]:
+    """An internal mirror on loopback, served from *root*: /maven/ (Debian's packaged repository) and /go/ (a
+    GOPROXY tree of example.com/greet v1.0.0 and v1.1.0); (server, its URL, go.sum lines by version)."""
     if not (DEBIAN_MAVEN_REPO / "org/apache/maven/plugins/maven-dependency-plugin").is_dir():
-        pytest.fail("Debian's Maven plugins are not installed: run scripts/engines.sh install")
-    root = tmp_path_factory.mktemp("mirror")
+        raise FileNotFoundError("Debian's Maven plugins are not installed: run scripts/engines.sh install")
     shutil.copytree(DEBIAN_MAVEN_REPO, root / "maven", symlinks=False)
     # Maven gives plugins that name no plexus-utils version 1.1; Debian packages a newer one only.
     utils = root / "maven/org/codehaus/plexus/plexus-utils"
@@ -151,7 +150,13 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     sums = {v: go_module(root / "go", v) for v in ("v1.0.0", "v1.1.0")}
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", sums
+    return server, f"http://127.0.0.1:{server.server_address[1]}", sums
+
+
+@pytest.fixture(scope="session")
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    server, url, sums = serve_mirror(tmp_path_factory.mktemp("mirror"))
+    yield url, sums
     server.shutdown()
     server.server_close()
 

@@ -116,3 +116,16 @@ def test_every_capture_may_travel_in_a_bundle() -> None:
 
     names = [c.name for c in all_captures()]
     assert names and set(names) <= set(bundle.FILE_FOLDERS)
+
+
+def test_every_language_capture_can_be_switched_off_and_is_noted_by_lint() -> None:
+    """The two other places a new language capture must be named: the project file's ``captures:`` keys and
+    lint's notes for the steps it serves (else lint keeps calling a served step an error)."""
+    from offline_build import config, lint
+    from offline_build.captures import all_captures
+    from offline_build.captures.lang import LangCapture
+
+    names = {c.name for c in all_captures() if isinstance(c, LangCapture)}
+    assert {"pip", "maven", "go"} <= names
+    assert names == set(config.LANG_CAPTURES)
+    assert names == {tool for tool, _ in lint._CAPTURED.values()}
