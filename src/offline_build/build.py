@@ -16,12 +16,13 @@ from rich.console import Console
 
 from .backends import check_backend
 from .config import Project, Service
+from .edits import EDIT_ARG, edited
 from .engine import Capabilities, probe_engine
 from .executor import Executor, StepResult
 from .inputs import Inputs, inputs, pick, variant_steps
 from .plan import base_tag, cache_tag, ensure_builder, image_tag, offline_build
 from .state import bundle_network
-from .steps import Build, ClassicBuild, EnsureBuilder, OfflineBuild, Plan, Step
+from .steps import Build, ClassicBuild, EnsureBuilder, OfflineBuild, Plan, Step, WriteFile
 from .store import Layout, create_ignored
 
 
@@ -57,11 +58,13 @@ def classic_step(project: Project, i: Inputs) -> ClassicBuild | None:
 
 
 def plan_offline_builds(project: Project, services: list[Service], caps: Capabilities | None,
-                        *, fallback: bool = True, classic_only: bool = False) -> Plan:
+                        *, fallback: bool = True, classic_only: bool = False, edit: str | None = None) -> Plan:
     """One offline build per service, using what the store holds, each with its classic fallback.
 
     With *caps* None (a dry run, which must not touch the engine) the plan
-    assumes an engine that reads ``oci-layout://`` contexts.
+    assumes an engine that reads ``oci-layout://`` contexts. With *edit*
+    (``offline.verify --edits``) each builds its edited Dockerfile
+    (:mod:`offline_build.edits`) with that value: as if its whole context had changed.
     """
     everyone = [inputs(project, s, online=False) for s in services]
     steps: list[Step] = list(variant_steps(everyone))
@@ -72,6 +75,8 @@ def plan_offline_builds(project: Project, services: list[Service], caps: Capabil
     for i in everyone:
         buildkit = None if classic_only else _buildkit_step(project, i, caps, tags, network)
         classic = classic_step(project, i)
+        if edit is not None:
+            buildkit, classic = _edited(project, i, buildkit, classic, edit, steps)
         steps.append(OfflineBuild(title=buildkit.title if buildkit else f"build {i.service.name} (classic builder)",
                                   service=i.service.name, buildkit=buildkit, classic=classic,
                                   no_classic=i.classic.reason, fallback=fallback))
@@ -89,8 +94,29 @@ def _buildkit_step(project: Project, i: Inputs, caps: Capabilities | None, tags:
     return step
 
 
+def _edited(project: Project, i: Inputs, buildkit: Build | None, classic: ClassicBuild | None, edit: str,
+            steps: list[Step]) -> tuple[Build | None, ClassicBuild | None]:
+    """Both builds of *i* from their edited Dockerfiles (written by a planned step), given the edit's value."""
+    arg = ((EDIT_ARG, edit),)
+    folder = project.cache_dir / "variants" / i.service.name
+    if buildkit is not None:
+        text = i.variant.text if i.variant else i.service.dockerfile.read_text(encoding="utf-8")
+        if (changed := edited(text, i.dockerfile)) is not None:
+            steps.append(WriteFile(title=f"write {i.service.name}'s edited Dockerfile", path=folder / "Dockerfile.edit",
+                                   text=changed))
+            buildkit = replace(buildkit, dockerfile=folder / "Dockerfile.edit", build_args=buildkit.build_args + arg)
+    if classic is not None and i.classic.text is not None:
+        if (changed := edited(i.classic.text, i.classic_path)) is not None:
+            path = folder / "Dockerfile.classic-edit"
+            steps.append(WriteFile(title=f"write {i.service.name}'s edited classic Dockerfile", path=path,
+                                   text=changed))
+            classic = replace(classic, dockerfile=path, build_args=classic.build_args + arg)
+    return buildkit, classic
+
+
 def build(project: Project, names: list[str] | None, docker: DockerClient, console: Console,
-          *, dry_run: bool = False, fallback: bool = True, classic_only: bool = False) -> list[BuildOutcome]:
+          *, dry_run: bool = False, fallback: bool = True, classic_only: bool = False,
+          edit: str | None = None) -> list[BuildOutcome]:
     """Build services offline: BuildKit with the imported cache, else the classic builder.
 
     The classic builder is used only after a BuildKit-specific failure (or
@@ -105,7 +131,7 @@ def build(project: Project, names: list[str] | None, docker: DockerClient, conso
     if not dry_run and classic_only:
         create_ignored(project.cache_dir)  # the variants go there; no probe made it
     caps = None if dry_run or classic_only else probe_engine(docker, project, need)
-    plan = plan_offline_builds(project, services, caps, fallback=fallback, classic_only=classic_only)
+    plan = plan_offline_builds(project, services, caps, fallback=fallback, classic_only=classic_only, edit=edit)
     if pushes and caps is not None and not caps.cache_export:
         console.print(f"note: this engine cannot export caches; builds read {project.cache.backend} "
                       "cache but do not write it back")

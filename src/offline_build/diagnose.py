@@ -24,7 +24,7 @@ from .errors import OfflineBuildError
 from .inputs import service_bases
 from .plan import base_tag, cache_tag
 from .report import human_size, shown
-from .state import restored_bundle
+from .state import bundle_key, proofs_of, restored_bundle
 from .store import Layout, StoreError
 
 STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "info": "dim"}
@@ -229,6 +229,7 @@ def _bundle(project: Project, deep: bool) -> list[Check]:
     out = [Check("disk", shown(project.cache_dir, project.root), "ok" if free > need else "fail",
                  f"{human_size(free)} free, setup needs up to {human_size(need)}",
                  "" if free > need else "free disk space or set CACHE_DIR to a larger disk")]
+    out.append(_proof(project, path))
     if not deep:
         return out + [Check("bundle", "integrity", "info", f"{path.name}: not re-hashed (--quick)")]
     try:
@@ -242,6 +243,22 @@ def _bundle(project: Project, deep: bool) -> list[Check]:
         out.append(Check("bundle", "integrity", "fail", f"{path.name} is damaged or truncated ({exc})",
                          "copy the bundle again from the online machine"))
     return out
+
+
+def _proof(project: Project, path: Path) -> Check:
+    """When offline.verify last proved this bundle, and how far (``--edits``: a code change rebuilds offline)."""
+    proved = proofs_of(project.cache_dir).get(bundle_key(path), {})
+    edits, cached = proved.get("edits"), proved.get("cached")
+    if edits and edits.get("passed"):
+        return Check("proof", "offline.verify", "ok", f"{path.name}: edit loop proven {edits.get('when')} (offline.verify --edits)")
+    if edits:
+        return Check("proof", "offline.verify", "warn", f"{path.name}: offline.verify --edits failed {edits.get('when')}",
+                     "fix what it named, export again, and run offline.verify --edits on an air-gapped engine")
+    fix = "offline.verify --edits on an air-gapped engine proves a code change rebuilds with no network"
+    if cached and cached.get("passed"):
+        return Check("proof", "offline.verify", "info", f"{path.name}: builds all cached ({cached.get('when')}); "
+                                                 "edit loop not proven", fix)
+    return Check("proof", "offline.verify", "info", f"{path.name}: not proven by offline.verify", fix)
 
 
 def verify_archive(path: Path) -> bundle.Manifest:

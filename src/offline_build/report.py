@@ -84,8 +84,10 @@ def setup(console: Console, rep: SetupReport, seconds: float) -> None:
     console.print(table)
 
 
-def verify(console: Console, outcomes: Iterable[VerifyOutcome]) -> None:
-    table = Table(title="offline.verify (scratch store, engine without this project's cache)", title_justify="left")
+def verify(console: Console, outcomes: Iterable[VerifyOutcome], *, edits: bool = False) -> None:
+    how = "every build context edited, " if edits else ""
+    title = f"offline.verify{' --edits' if edits else ''} ({how}scratch store, engine without this project's cache)"
+    table = Table(title=title, title_justify="left")
     for col in ("service", "result", "steps", "cached", "detail"):
         table.add_column(col, overflow="fold")
     style = {"all cached": "green", "rebuilt offline": "yellow", "failed": "bold red"}

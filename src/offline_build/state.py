@@ -11,7 +11,7 @@ from typing import Any
 
 from .config import Project
 from .errors import OfflineBuildError
-from .store import create_ignored
+from .store import create_ignored, write_atomic
 
 
 @contextmanager
@@ -50,3 +50,28 @@ def bundle_network(project: Project) -> str | None:
     """
     recorded = restored_bundle(project)
     return (recorded.get("network") or None) if recorded is not None else project.network
+
+
+PROOFS = "proofs.json"  # what offline.verify proved of which bundle, kept beside the bundles
+
+
+def bundle_key(path: Path) -> str:
+    """A bundle as proofs know it: name and size (cheap to check in diagnose; a re-export changes either)."""
+    size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    return f"{path.name}:{size}"
+
+
+def record_proof(cache_dir: Path, bundle_path: Path, level: str, passed: bool, when: str) -> None:
+    """Remember that ``offline.verify`` (*level* "cached" or "edits") passed or failed for *bundle_path*."""
+    proofs = proofs_of(cache_dir)
+    proofs.setdefault(bundle_key(bundle_path), {})[level] = {"passed": passed, "when": when}
+    write_atomic(cache_dir / PROOFS, (json.dumps(proofs, indent=2, sort_keys=True) + "\n").encode())
+
+
+def proofs_of(cache_dir: Path) -> dict[str, Any]:
+    """Every recorded proof, by bundle key; empty when none or unreadable (then nothing is claimed)."""
+    try:
+        data = json.loads((cache_dir / PROOFS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

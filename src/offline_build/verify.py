@@ -1,13 +1,23 @@
 """``offline.verify``: prove a bundle by restoring it into a scratch store and building every service.
 
 The plan is setup's and build's, run against a throwaway cache folder, so
-the project's own store and captures stay as they are.
+the project's own store and captures stay as they are. Two levels:
+
+- plain: every service builds from the bundle alone (all CACHED when nothing changed);
+- ``edits``: every service builds *as if its whole build context had
+  changed* (:mod:`offline_build.edits`): each step below its first read of
+  the context runs again, with the captures served and no network. That is
+  what a developer at the site does; a step that needs the network fails
+  here, named, before the trip.
+
+The result is recorded per bundle (``proofs.json``), which ``offline.diagnose`` shows.
 """
 
 from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 from python_on_whales import DockerClient
@@ -15,13 +25,15 @@ from python_on_whales.exceptions import DockerException
 from rich.console import Console
 
 from . import bundle
-from .build import build
+from .build import BuildOutcome, build
 from .config import CacheOptions, Project
+from .edits import nonce
 from .engine import engine_message, engine_platforms, probe_engine
 from .errors import EngineError, OfflineBuildError
 from .executor import Executor, check_engine
 from .inputs import pick
 from .setup import load_steps, unpack
+from .state import record_proof
 from .steps import Plan
 from .store import create_ignored
 
@@ -35,8 +47,10 @@ class VerifyOutcome:
     detail: str
 
 
-def verify(project: Project, bundle_path: Path | None, docker: DockerClient, console: Console) -> list[VerifyOutcome]:
-    """Set the bundle up into a throwaway store and build every service with no network.
+def verify(project: Project, bundle_path: Path | None, docker: DockerClient, console: Console,
+           *, edits: bool = False) -> list[VerifyOutcome]:
+    """Set the bundle up into a throwaway store and build every service with no network (with *edits*: as if
+    each one's build context had changed).
 
     The engine given must hold none of the project's build cache (another
     engine, or this one after ``docker builder prune``): otherwise a step
@@ -55,14 +69,22 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
         manifest, _, _ = unpack(scratch, path, console, lambda: engine_platforms(docker))
         caps = probe_engine(docker, scratch, ("oci_layout_context",))
         Executor(docker, console).run(Plan("load", tuple(load_steps(scratch, manifest, caps))))
-        return [_verify_one(scratch, name, docker, console) for name in (s.name for s in pick(scratch, None))]
+        edit = nonce() if edits else None
+        outcomes = [_verify_one(scratch, name, docker, console, edit) for name in (s.name for s in pick(scratch, None))]
+    passed = all(o.status != "failed" for o in outcomes)
+    record_proof(project.cache_dir, path, "edits" if edits else "cached", passed,
+                 datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    return outcomes
 
 
-def _verify_one(scratch: Project, name: str, docker: DockerClient, console: Console) -> VerifyOutcome:
+def _verify_one(scratch: Project, name: str, docker: DockerClient, console: Console,
+                edit: str | None) -> VerifyOutcome:
     try:
-        (done,) = build(scratch, [name], docker, console)
+        (done,) = build(scratch, [name], docker, console, edit=edit)
     except OfflineBuildError as exc:
         return VerifyOutcome(name, "failed", 0, 0, exc.message)
+    if edit is not None:
+        return _edit_outcome(name, done)
     if done.builder != "buildkit":
         status, detail = "rebuilt offline", f"built by the {done.builder} (BuildKit could not)"
     elif done.steps and done.cached == done.steps:
@@ -70,6 +92,18 @@ def _verify_one(scratch: Project, name: str, docker: DockerClient, console: Cons
     else:
         status, detail = "rebuilt offline", "ran offline: " + ", ".join(done.ran)
     return VerifyOutcome(name, status, done.steps, done.cached, detail)
+
+
+def _edit_outcome(name: str, done: BuildOutcome) -> VerifyOutcome:
+    """What ran again after the edit and what the cache served; a proof that ran nothing says why."""
+    if done.builder != "buildkit":
+        return VerifyOutcome(name, "rebuilt offline", 0, 0, f"every step built by the {done.builder} (BuildKit could not)")
+    if done.steps and done.cached == done.steps:
+        return VerifyOutcome(name, "all cached", done.steps, done.cached,
+                             "no step reads the build context: an edit there re-runs nothing")
+    ran = ", ".join(done.ran) if done.ran else "only copies"
+    return VerifyOutcome(name, "rebuilt offline", done.steps, done.cached,
+                         f"ran again offline: {ran}; {done.cached} step(s) from the cache")
 
 
 def prune_build_cache(docker: DockerClient) -> None:

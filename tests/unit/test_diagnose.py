@@ -40,3 +40,25 @@ def test_an_intact_bundle_verifies(tmp_path: Path) -> None:
     pack(proj)
     (row,) = [c for c in diagnose._bundle(proj, deep=True) if c.area == "bundle"]
     assert row.status == "ok" and "files verified" in row.detail
+
+
+def test_diagnose_says_how_far_offline_verify_proved_this_bundle(tmp_path: Path) -> None:
+    from offline_build.state import record_proof
+
+    proj = project(tmp_path)
+    archive = pack(proj)
+
+    def proof() -> tuple[str, str]:
+        (row,) = [c for c in diagnose._bundle(proj, deep=False) if c.area == "proof"]
+        return row.status, row.detail
+
+    assert proof() == ("info", f"{archive.name}: not proven by offline.verify")
+    record_proof(proj.cache_dir, archive, "cached", True, "2026-11-29 10:00 UTC")
+    assert proof() == ("info", f"{archive.name}: builds all cached (2026-11-29 10:00 UTC); edit loop not proven")
+    record_proof(proj.cache_dir, archive, "edits", False, "2026-11-29 11:00 UTC")
+    assert proof() == ("warn", f"{archive.name}: offline.verify --edits failed 2026-11-29 11:00 UTC")
+    record_proof(proj.cache_dir, archive, "edits", True, "2026-11-29 12:00 UTC")
+    assert proof() == ("ok", f"{archive.name}: edit loop proven 2026-11-29 12:00 UTC (offline.verify --edits)")
+    # Another bundle (a re-export changes the size) is not proven by this one's record.
+    archive.write_bytes(archive.read_bytes() + b"\0" * 512)
+    assert proof()[0] == "info"

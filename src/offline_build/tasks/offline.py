@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 
 from invoke import Collection, Context, Exit, task
+from python_on_whales import DockerClient
+from rich.console import Console
 
 from .. import build as building
 from .. import bundle as bundle_mod
@@ -16,6 +18,7 @@ from .. import lint as lint_mod
 from .. import makefile, preinstall, report
 from .. import setup as restoring
 from .. import verify as verifying
+from ..config import Project
 from ..engine import buildx_version
 from ..errors import ConfigError
 from ..inputs import lint_project
@@ -34,12 +37,18 @@ from .service import collection as service_collection
 @task(auto_shortflags=False, help=helps(
     *BUILD_FLAGS, strict="stop when offline.lint finds errors or warnings",
     since="write a delta: only what this earlier bundle (or its .manifest.json) lacks",
-    split_size="cut the bundle into numbered parts of at most this size (e.g. 3900M for FAT32)"))
+    split_size="cut the bundle into numbered parts of at most this size (e.g. 3900M for FAT32)",
+    verify_edits="then prove the edit loop (as offline.verify --edits does) on the engine given as --verify-host",
+    verify_host="the engine for --verify-edits: one with no network and none of this project's build cache"))
 @clean_exit
 def export(c: Context, dry_run: bool = False, host: str | None = None, version: str | None = None,
            cache_dir: str | None = None, platform: str | None = None, strict: bool = False,
-           since: str | None = None, split_size: str | None = None) -> None:
+           since: str | None = None, split_size: str | None = None, verify_edits: bool = False,
+           verify_host: str | None = None) -> None:
     """Build every service on the online engine with cache export; pack the bundle."""
+    if verify_edits and not verify_host and not dry_run:
+        raise Exit("offline-build: error: --verify-edits needs an engine with no network and none of this "
+                   "project's build cache\n  fix: pass --verify-host unix://... (e.g. an air-gapped engine)", code=2)
     proj = project(c, version, cache_dir, platform)
     out = console()
     started = time.monotonic()
@@ -48,6 +57,8 @@ def export(c: Context, dry_run: bool = False, host: str | None = None, version: 
                               since=Path(since) if since else None, split_size=size)
     if not dry_run:
         report.export(out, summary, time.monotonic() - started)
+        if verify_edits:
+            _prove(proj, None, docker(verify_host), out, edits=True)
 
 
 @task(auto_shortflags=False, help=helps("dry_run", "host", "cache_dir",
@@ -160,10 +171,12 @@ def diagnose(c: Context, host: str | None = None, cache_dir: str | None = None, 
 @task(auto_shortflags=False, help=helps(
     "cache_dir", bundle="bundle to verify (default: the newest build-cache-*.tar in the cache dir)",
     host="engine to verify on: one holding none of this project's build cache (e.g. the offline machine's)",
-    prune_build_cache="use the --host (or default) engine after emptying its whole build cache"))
+    prune_build_cache="use the --host (or default) engine after emptying its whole build cache",
+    edits="rebuild every service as if its build context had changed: the steps a code change re-runs must "
+          "work with no network"))
 @clean_exit
 def verify(c: Context, bundle: str | None = None, host: str | None = None, cache_dir: str | None = None,
-           prune_build_cache: bool = False) -> None:
+           prune_build_cache: bool = False, edits: bool = False) -> None:
     """Prove the bundle: set it up in a scratch store and build every service on a cache-less engine."""
     if not host and not prune_build_cache:
         raise Exit("offline-build: error: verify needs an engine without this project's build cache\n"
@@ -173,9 +186,12 @@ def verify(c: Context, bundle: str | None = None, host: str | None = None, cache
     engine = docker(host)
     if prune_build_cache:
         verifying.prune_build_cache(engine)
-    out = console()
-    outcomes = verifying.verify(proj, Path(bundle) if bundle else None, engine, out)
-    report.verify(out, outcomes)
+    _prove(proj, Path(bundle) if bundle else None, engine, console(), edits=edits)
+
+
+def _prove(proj: Project, bundle: Path | None, engine: DockerClient, out: Console, *, edits: bool) -> None:
+    outcomes = verifying.verify(proj, bundle, engine, out, edits=edits)
+    report.verify(out, outcomes, edits=edits)
     if any(o.status == "failed" for o in outcomes):
         raise Exit(code=1)
 
