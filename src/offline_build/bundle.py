@@ -340,6 +340,13 @@ def read_manifest(tar: tarfile.TarFile, members: list[tarfile.TarInfo], where: s
         # Every bundle offline.export writes has it; without it a damaged manifest would go unnoticed.
         raise BundleError(f"{where}: no {MANIFEST_SUM} inside", "the copy is incomplete: copy it again")
     listed = {f.path for f in manifest.files}
+    if misnamed := [f.path for f in manifest.files if f.path.startswith("blobs/sha256/")
+                    and f.sha256 != f.path.rsplit("/", 1)[1]]:
+        # The store is content-addressed: a manifest that lets other bytes carry a
+        # blob's name (in the archive, as a packed-once copy or from a delta's base)
+        # would poison it for every later build. Refused here, before anything is written.
+        raise BundleError(f"{where}: {misnamed[0]} does not hash to its name in {MANIFEST}",
+                          "the bundle was altered: copy it again from the online machine")
     # Paths that are not members (a delta's, a packed-once copy's) are written
     # by setup too: the same rules as for members.
     if unsafe := sorted(p for p in listed if not _ALLOWED.match(p) or ".." in PurePosixPath(p).parts):
@@ -363,9 +370,14 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> b
 
 
 def extract_verified(tar: tarfile.TarFile, members: list[tarfile.TarInfo], manifest: Manifest,
-                     dest: Path, where: str, progress: Progress | None = None) -> None:
-    """Extract into *dest* (a fresh folder) and check every file against the manifest."""
+                     dest: Path, where: str, progress: Progress | None = None) -> dict[str, str]:
+    """Extract into *dest* (a fresh folder) and check every file against the manifest.
+
+    Each member is hashed as it is written (one read per byte); returns the
+    sha256 of each path written, so the store need not read the blobs again.
+    """
     expected = {f.path: f for f in manifest.files}
+    hashed: dict[str, str] = {}
     for member in members:
         if member.name in (MANIFEST, MANIFEST_SUM):
             continue
@@ -378,28 +390,12 @@ def extract_verified(tar: tarfile.TarFile, members: list[tarfile.TarInfo], manif
             raise BundleError(f"{where}: {exc}", "the bundle is not safe to extract") from None
         target = dest / member.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            src = tar.extractfile(member)
-            assert src is not None
-            with target.open("xb") as out:
-                while chunk := src.read(CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-        except (tarfile.TarError, EOFError, OSError) as exc:
-            raise BundleError(f"{where}: cannot read {member.name} ({exc})",
-                              "the copy is damaged or truncated: copy it again") from None
+        size, digest = _extract_hashed(tar, member, target, where)
         target.chmod(0o644)  # captures are bind-mounted into builds: modes are part of the cache key
-        if size != entry.size or digest.hexdigest() != entry.sha256:
+        if size != entry.size or digest != entry.sha256:
             raise BundleError(f"{where}: {member.name} is damaged (checksum mismatch)",
                               "copy the bundle again from the online machine")
-        if member.name.startswith("blobs/sha256/") and digest.hexdigest() != member.name.rsplit("/", 1)[1]:
-            # A manifest edited to agree with other bytes would store them under a
-            # digest they do not hash to, and poison the store for every later build.
-            raise BundleError(f"{where}: {member.name} does not hash to its name",
-                              "the bundle was altered: copy it again from the online machine")
+        hashed[member.name] = digest
         if progress:
             progress(size)
 
@@ -408,3 +404,22 @@ def extract_verified(tar: tarfile.TarFile, members: list[tarfile.TarInfo], manif
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(dest / source, target)  # verified above, under its first name
         target.chmod(0o644)
+        hashed[path] = hashed[source]
+    return hashed
+
+
+def _extract_hashed(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, where: str) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        src = tar.extractfile(member)
+        assert src is not None
+        with target.open("xb") as out:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise BundleError(f"{where}: cannot read {member.name} ({exc})",
+                          "the copy is damaged or truncated: copy it again") from None
+    return size, digest.hexdigest()

@@ -20,7 +20,7 @@ from ..captures import place
 from ..engine import engine_platforms, runs_platform
 from ..errors import StepError
 from ..steps import MergeCache, Pack, Unpack, WriteFile
-from ..store import Layout, sha256_file
+from ..store import Layout, copy_hashed, sha256_file
 from . import Runtime, bar
 
 
@@ -102,12 +102,16 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
         _check_project(step, manifest, where)
         if platforms is not None and manifest.platforms:
             _check_platforms(manifest, platforms(), where)
+        hashed: dict[str, str] = {}
         if manifest.extends:
-            _materialize(step, manifest, {m.name for m in members}, Path(tmp), where)
+            hashed = _materialize(step, manifest, {m.name for m in members}, Path(tmp), where)
         _check_space(step, manifest, Path(tmp), where)
         with bar(console, "verify", sum(f.size for f in manifest.files)) as advance:
-            bundle.extract_verified(tar, members, manifest, Path(tmp), where, advance)
-        added = Layout(step.store).merge(Layout(Path(tmp)), move=True)
+            hashed |= bundle.extract_verified(tar, members, manifest, Path(tmp), where, advance)
+        blobs = {f"sha256:{name.rsplit('/', 1)[1]}": sha for name, sha in hashed.items()
+                 if name.startswith("blobs/sha256/")}
+        # The store checks each blob against its name with the hashes taken while extracting.
+        added = Layout(step.store).merge(Layout(Path(tmp)), move=True, hashed=blobs)
         files = sum(_place(Path(tmp) / name, dest) for name, dest in step.places)
     record = json.dumps({"bundle": step.bundle.name, **json.loads(manifest.to_json())}, indent=2)
     (step.cache_dir / "bundle.json").write_text(record + "\n")
@@ -127,25 +131,29 @@ def _check_space(step: Unpack, manifest: bundle.Manifest, tmp: Path, where: str)
                                  f"{free >> 20} MiB free", "free disk space, or set CACHE_DIR to a larger disk")
 
 
-def _materialize(step: Unpack, manifest: bundle.Manifest, present: set[str], dest: Path, where: str) -> None:
+def _materialize(step: Unpack, manifest: bundle.Manifest, present: set[str], dest: Path,
+                 where: str) -> dict[str, str]:
     """A delta omits what its base bundle held: take those files from this machine, checked.
 
     Afterwards the scratch folder holds exactly what the full bundle would,
-    so the rest of setup cannot tell the two apart.
+    so the rest of setup cannot tell the two apart. Each file is hashed as
+    it is copied; returns those hashes (path -> sha256).
     """
     base = manifest.extends.get("bundle", "its base bundle")
     packed_once = bundle.copies(manifest, present)  # written from the archive itself, after extraction
+    hashed = {}
     for entry in manifest.files:
         if entry.path in present or entry.path in packed_once:
             continue
         local = _local_copy(step, entry.path)
-        if local is None or not local.is_file() or local.stat().st_size != entry.size \
-                or sha256_file(local) != entry.sha256:
-            raise bundle.BundleError(f"{where} is a delta of {base}, and {entry.path} from it is not here",
-                                     f"run offline.setup with {base} (or a full bundle) first")
         target = dest / entry.path
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(local, target)
+        if local is None or not local.is_file() or local.stat().st_size != entry.size \
+                or copy_hashed(local, target) != entry.sha256:
+            raise bundle.BundleError(f"{where} is a delta of {base}, and {entry.path} from it is not here",
+                                     f"run offline.setup with {base} (or a full bundle) first")
+        hashed[entry.path] = entry.sha256
+    return hashed
 
 
 def _local_copy(step: Unpack, name: str) -> Path | None:
