@@ -25,7 +25,7 @@ from .inputs import service_bases
 from .plan import base_tag, cache_tag
 from .report import human_size, shown
 from .state import restored_bundle
-from .store import Layout, StoreError
+from .store import Layout, StoreError, misnamed
 
 STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "info": "dim"}
 
@@ -46,7 +46,7 @@ def run(project: Project, docker: DockerClient, *, deep: bool = True) -> list[Ch
         checks += _platforms(project, docker)
         checks += _builder(project, docker)
     checks += _cache_backend(project, caps)
-    checks += _store(project)
+    checks += _store(project, deep)
     checks += _services(project, docker, caps)
     checks += _bundle(project, deep)
     checks += _captures(project)
@@ -165,7 +165,7 @@ def _driver(docker: DockerClient) -> str:
         return "unknown"
 
 
-def _store(project: Project) -> list[Check]:
+def _store(project: Project, deep: bool = True) -> list[Check]:
     layout = Layout(project.store)
     where = shown(project.store, project.root)
     if not layout.exists():
@@ -175,8 +175,17 @@ def _store(project: Project) -> list[Check]:
         reach = layout.reachable()
     except StoreError as exc:
         return [Check("store", where, "fail", exc.message, exc.hint or "")]
+    # Cost: --quick compares sizes (a stat per blob); otherwise every reachable blob
+    # is hashed once, a full read of the store, as the bundle's integrity row reads the bundle.
+    bad = misnamed(layout, reach.values(), rehash=deep)
+    if bad:
+        return [Check("store", where, "fail",
+                      f"{len(bad)} blob(s) do not hash to their name: {', '.join(d.digest for d in bad[:3])}",
+                      "run offline.setup again with a good bundle (it replaces them), or offline.export online")]
     size = sum(d.size for d in reach.values())
-    return [Check("store", where, "ok", f"{len(layout.tags())} entries, {len(reach)} blobs, {human_size(size)}")]
+    how = "sizes checked (--quick)" if not deep else "every blob re-hashed"
+    return [Check("store", where, "ok",
+                  f"{len(layout.tags())} entries, {len(reach)} blobs, {human_size(size)}; {how}")]
 
 
 def _services(project: Project, docker: DockerClient, caps: Capabilities | None) -> list[Check]:

@@ -142,7 +142,7 @@ def apt_capture(c: Context, dry_run: bool = False, host: str | None = None, cach
 
 @task(auto_shortflags=False, help=helps("host", "cache_dir",
                                       json="print the checks as JSON instead of a table",
-                                      quick="skip re-hashing the bundle archive"))
+                                      quick="skip re-hashing the bundle archive and the store's blobs (sizes only)"))
 @clean_exit
 def diagnose(c: Context, host: str | None = None, cache_dir: str | None = None, json_: bool = False,
              quick: bool = False) -> None:
