@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import tarfile
 import time
@@ -37,7 +38,7 @@ from .parts import PARTS, open_parts, parts_folder
 from .parts import BundleError as BundleError  # re-exported: callers catch bundle.BundleError
 from .parts import parse_size as parse_size  # re-exported: export's --split-size
 from .parts import split as split  # re-exported: the executor's Pack step
-from .store import CHUNK, Layout, sha256_file
+from .store import CHUNK, Layout, fsync_dir, sha256_file
 
 # 2: a file whose bytes another file in the bundle already has is packed once
 # (the manifest still lists both); format 1 readers would call it missing.
@@ -170,7 +171,8 @@ def write(output: Path, manifest: Manifest, members: list[tuple[str, Path]],
           compression: str = "", progress: Progress | None = None) -> int:
     """Write the archive atomically: a partial file never carries the final name."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.partial")
+    # A name of its own in the same folder: two exports never write one file, and the rename stays atomic.
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     raw = manifest.to_json()
     try:
         with tarfile.open(tmp, _COMPRESSIONS[compression], format=tarfile.PAX_FORMAT) as tar:
@@ -188,6 +190,7 @@ def write(output: Path, manifest: Manifest, members: list[tuple[str, Path]],
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, output)
+        fsync_dir(output.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:
@@ -419,6 +422,8 @@ def _extract_hashed(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path,
                 digest.update(chunk)
                 size += len(chunk)
                 out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())  # moved into the store by a rename: the bytes must be on disk first
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise BundleError(f"{where}: cannot read {member.name} ({exc})",
                           "the copy is damaged or truncated: copy it again") from None

@@ -20,7 +20,7 @@ from python_on_whales.components.system.models import SystemInfo
 from python_on_whales.exceptions import DockerException
 
 from .errors import EngineError
-from .store import create_ignored
+from .store import create_ignored, write_atomic
 
 if TYPE_CHECKING:
     from .config import Project
@@ -129,8 +129,8 @@ def probe(docker: DockerClient, work: Path, need: tuple[str, ...] = PROBES,
         root = Path(tmp)
         ctx = root / "ctx"
         ctx.mkdir()
-        (ctx / "Dockerfile").write_text("FROM scratch\nCOPY f /f\n")
-        (ctx / "f").write_text("probe\n")
+        write_atomic(ctx / "Dockerfile", b"FROM scratch\nCOPY f /f\n")
+        write_atomic(ctx / "f", b"probe\n")
         for name in missing:
             found[name] = bx is not None and _PROBE_FNS[name](docker, root, ctx)
     return Capabilities(version, bx, store, found.get("cache_export", False), found.get("cache_import", False),
@@ -163,16 +163,16 @@ def _probe_cache(root: Path) -> Path:
 
     def put(data: bytes) -> dict[str, object]:
         digest = hashlib.sha256(data).hexdigest()
-        (blobs / digest).write_bytes(data)
+        write_atomic(blobs / digest, data)
         return {"digest": f"sha256:{digest}", "size": len(data)}
 
     config = put(b'{"layers":[],"records":[]}')
     index = put(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
                             "manifests": [{"mediaType": "application/vnd.buildkit.cacheconfig.v0", **config}]}).encode())
-    (cache / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    (cache / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+    write_atomic(cache / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    write_atomic(cache / "index.json", json.dumps({"schemaVersion": 2, "manifests": [
         {"mediaType": "application/vnd.oci.image.index.v1+json", **index,
-         "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}))
+         "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}).encode())
     return cache
 
 
@@ -199,7 +199,7 @@ def _try(docker: DockerClient, ctx: Path, *, dockerfile: str | None = None,
     file = ctx / "Dockerfile"
     if dockerfile:
         file = ctx / "Probe.Dockerfile"
-        file.write_text(dockerfile)
+        write_atomic(file, dockerfile.encode())
     try:
         docker.buildx.build(ctx, file=file, build_contexts=build_contexts or {}, cache_to=cache_to,
                             cache_from=cache_from, network="none", progress=False)
@@ -219,7 +219,7 @@ def _empty_image_layout(root: Path) -> None:
 
     def put(data: bytes) -> tuple[str, int]:
         digest = hashlib.sha256(data).hexdigest()
-        (blobs / digest).write_bytes(data)
+        write_atomic(blobs / digest, data)
         return f"sha256:{digest}", len(data)
 
     buf = io.BytesIO()
@@ -240,13 +240,13 @@ def _empty_image_layout(root: Path) -> None:
                     "digest": layer_digest, "size": layer_size}],
     }).encode()
     manifest_digest, manifest_size = put(manifest)
-    (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    (root / "index.json").write_text(json.dumps({
+    write_atomic(root / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    write_atomic(root / "index.json", json.dumps({
         "schemaVersion": 2,
         "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
                        "digest": manifest_digest, "size": manifest_size,
                        "annotations": {"org.opencontainers.image.ref.name": "probe"}}],
-    }))
+    }).encode())
 
 
 def arch() -> str:
@@ -334,5 +334,5 @@ def probe_engine(docker: DockerClient, project: Project, need: tuple[str, ...] =
     learned = {**known, **{n: bool(getattr(caps, n)) for n in need}, "buildx": caps.buildx_version}
     if learned != entry:
         remembered[key] = learned
-        path.write_text(json.dumps(remembered, indent=2, sort_keys=True) + "\n")
+        write_atomic(path, (json.dumps(remembered, indent=2, sort_keys=True) + "\n").encode())
     return caps

@@ -60,7 +60,7 @@ def create_ignored(folder: Path) -> None:
         folder.mkdir()
     except FileExistsError:
         return
-    (folder / ".gitignore").write_text("*\n")
+    write_atomic(folder / ".gitignore", b"*\n")
 
 
 def fsync_dir(folder: Path) -> None:
@@ -73,7 +73,13 @@ def fsync_dir(folder: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write *data* so that *path* holds either the old or the new content, never half."""
+    """Write *data* so that *path* holds either the old or the new content, never half.
+
+    The one way the tool writes a file: a temporary file of its own name in
+    the same folder (so two writers never share one, and the rename stays on
+    one file system), synced, renamed over *path*, and the folder synced, so
+    a crash or Ctrl-C at any point leaves the old file or the new one.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -81,10 +87,12 @@ def write_atomic(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from the builds that read it
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
 
 
 def copy_hashed(source: Path, target: Path) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from offline_build import store
 from offline_build.store import IMAGE_NAME, Layout, StoreError, misnamed
 from tests.unit import oci
 
@@ -151,3 +152,29 @@ def test_misnamed_finds_a_bad_blob_by_size_cheaply_and_by_hash_when_asked(tmp_pa
     store.blob_path(two.digest).write_bytes(b"short")
     assert misnamed(store, reach.values(), rehash=False) == [two]
     assert sorted(d.digest for d in misnamed(store, reach.values(), rehash=True)) == sorted([one.digest, two.digest])
+
+
+def test_write_atomic_never_shows_a_reader_half_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the new bytes are written a reader sees the old file whole; a write that fails leaves it whole."""
+    path = tmp_path / "state.json"
+    path.write_bytes(b"old content")
+    seen: list[bytes] = []
+    real_fsync = store.os.fsync
+
+    def reader_looks(fd: int) -> None:  # called once the new bytes are written, before the rename
+        seen.append(path.read_bytes())
+        real_fsync(fd)
+
+    monkeypatch.setattr(store.os, "fsync", reader_looks)
+    store.write_atomic(path, b"new content, longer than the old")
+    assert seen[0] == b"old content"
+    assert path.read_bytes() == b"new content, longer than the old"
+
+    def disk_fails(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(store.os, "fsync", disk_fails)
+    with pytest.raises(OSError, match="Input/output error"):
+        store.write_atomic(path, b"never seen")
+    assert path.read_bytes() == b"new content, longer than the old"
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temporary left behind

@@ -20,7 +20,7 @@ from ..captures import place
 from ..engine import engine_platforms, runs_platform
 from ..errors import StepError
 from ..steps import MergeCache, Pack, Unpack, WriteFile
-from ..store import Layout, copy_hashed, sha256_file
+from ..store import Layout, copy_hashed, fsync_dir, sha256_file, write_atomic
 from . import Runtime, bar
 
 
@@ -44,7 +44,7 @@ def pack(rt: Runtime, step: Pack) -> dict[str, Any]:
     total = sum(p.stat().st_size for _, p in members)
     with bar(rt.console, "pack", total) as advance:
         size = bundle.write(step.output, manifest, members, progress=advance)
-    step.output.with_name(step.output.name.removesuffix(".tar") + ".manifest.json").write_bytes(manifest.to_json())
+    write_atomic(step.output.with_name(step.output.name.removesuffix(".tar") + ".manifest.json"), manifest.to_json())
     output: Path = step.output
     if step.split_size:
         output = bundle.split(step.output, step.split_size)
@@ -69,9 +69,8 @@ def merge_cache(rt: Runtime, step: MergeCache) -> dict[str, Any]:
 
 
 def write_file(rt: Runtime, step: WriteFile) -> dict[str, Any]:
-    step.path.parent.mkdir(parents=True, exist_ok=True)
     if not step.path.is_file() or step.path.read_text() != step.text:
-        step.path.write_text(step.text)
+        write_atomic(step.path, step.text.encode())
     return {"path": step.path}
 
 
@@ -114,7 +113,7 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
         added = Layout(step.store).merge(Layout(Path(tmp)), move=True, hashed=blobs)
         files = sum(_place(Path(tmp) / name, dest) for name, dest in step.places)
     record = json.dumps({"bundle": step.bundle.name, **json.loads(manifest.to_json())}, indent=2)
-    (step.cache_dir / "bundle.json").write_text(record + "\n")
+    write_atomic(step.cache_dir / "bundle.json", (record + "\n").encode())
     return manifest, added, files
 
 
@@ -197,6 +196,7 @@ def _place_files(src: Path, dest_root: Path) -> int:
         target = dest_root / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.is_file() or sha256_file(target) != sha256_file(path):
-            path.replace(target)
+            path.replace(target)  # from the scratch folder, whose files setup synced as it wrote them
+            fsync_dir(target.parent)
             count += 1
     return count
