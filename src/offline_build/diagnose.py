@@ -131,7 +131,10 @@ def _builder(project: Project, docker: DockerClient) -> list[Check]:
             out.append(Check("builder", b.name, "fail", f"exists with the {driver} driver, not {b.driver}",
                              f"docker buildx rm {b.name}, or name another builder in offline.yaml"))
     if b.image:
-        here = image_present(docker, b.image)
+        try:
+            here = image_present(docker, b.image)
+        except OfflineBuildError as exc:
+            return out + [Check("builder", "BuildKit image", "fail", exc.message, exc.hint or "")]
         out.append(Check("builder", "BuildKit image", "ok" if here else "fail",
                          f"{b.image} {'is' if here else 'is not'} in the engine",
                          "" if here else "offline.setup loads it from a bundle exported with this builder "
@@ -218,7 +221,10 @@ def _services(project: Project, docker: DockerClient, caps: Capabilities | None)
 
 def _base(base: str, tags: dict[str, object], docker: DockerClient, caps: Capabilities | None) -> Check:
     in_store = base_tag(base) in tags
-    in_engine = caps is not None and image_present(docker, base)
+    try:
+        in_engine = caps is not None and image_present(docker, base)
+    except OfflineBuildError as exc:  # the engine went away after the probe: say so, not "missing"
+        return Check("base image", base, "fail", exc.message, exc.hint or "")
     usable = in_engine or (in_store and caps is not None and caps.oci_layout_context)
     where = " and ".join(w for w, yes in (("the store", in_store), ("the engine", in_engine)) if yes)
     fix = ""
