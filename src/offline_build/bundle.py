@@ -218,7 +218,7 @@ def load_manifest(path: Path) -> tuple[Manifest, str]:
         raw = path.read_bytes()
     else:
         with open_archive(path) as tar:
-            members = check_members(tar.getmembers(), str(path))
+            members = check_members(tar, str(path))
             member = next((m for m in members if m.name == MANIFEST), None)
             if member is None:
                 raise BundleError(f"{path}: no {MANIFEST} inside", "this is not an offline-build bundle")
@@ -282,7 +282,12 @@ MAX_MEMBERS = 200_000
 
 
 def check_members(members: Iterable[tarfile.TarInfo], where: str) -> list[tarfile.TarInfo]:
-    """The pre-pass: only regular files with expected, unique, safe names."""
+    """The pre-pass: only regular files with expected, unique, safe names.
+
+    Pass the open archive itself, not ``getmembers()``: iterating it reads one
+    header at a time, so a flood is refused at member MAX_MEMBERS + 1 instead
+    of after every header has been parsed into memory.
+    """
     seen: dict[str, str] = {}
     out = []
     for count, m in enumerate(members, 1):
@@ -385,12 +390,7 @@ def extract_verified(tar: tarfile.TarFile, members: list[tarfile.TarInfo], manif
         if member.name in (MANIFEST, MANIFEST_SUM):
             continue
         entry = expected[member.name]
-        try:
-            # Our own pre-pass already refused links and odd paths; the stdlib's
-            # "data" filter is a second, independent check (it has had bypasses).
-            tarfile.data_filter(member, str(dest))
-        except tarfile.FilterError as exc:
-            raise BundleError(f"{where}: {exc}", "the bundle is not safe to extract") from None
+        _stdlib_filter(member, dest, where)
         target = dest / member.name
         target.parent.mkdir(parents=True, exist_ok=True)
         size, digest = _extract_hashed(tar, member, target, where)
@@ -409,6 +409,22 @@ def extract_verified(tar: tarfile.TarFile, members: list[tarfile.TarInfo], manif
         target.chmod(0o644)
         hashed[path] = hashed[source]
     return hashed
+
+
+def _stdlib_filter(member: tarfile.TarInfo, dest: Path, where: str) -> None:
+    """The stdlib's "data" filter: a second, independent check after our own pre-pass (it has had bypasses).
+
+    Python has it from 3.10.12 and 3.11.4 on (and where a distribution backported
+    it); requires-python cannot say "3.10.12+ but 3.11.4+", so without it the
+    pre-pass, which refuses every link and odd path itself, stands alone.
+    """
+    data_filter = getattr(tarfile, "data_filter", None)
+    if data_filter is None:
+        return
+    try:
+        data_filter(member, str(dest))
+    except tarfile.FilterError as exc:
+        raise BundleError(f"{where}: {exc}", "the bundle is not safe to extract") from None
 
 
 def _extract_hashed(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, where: str) -> tuple[int, str]:

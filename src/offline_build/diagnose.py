@@ -265,7 +265,7 @@ def verify_archive(path: Path) -> bundle.Manifest:
 
     where = str(path)
     with bundle.open_archive(path) as tar:
-        members = bundle.check_members(tar.getmembers(), where)
+        members = bundle.check_members(tar, where)
         manifest = bundle.read_manifest(tar, members, where)
         expected = {f.path: f for f in manifest.files}
         for m in members:

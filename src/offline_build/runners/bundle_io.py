@@ -93,7 +93,7 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
     work.mkdir(parents=True, exist_ok=True)
     with bundle.open_archive(step.bundle) as tar, tempfile.TemporaryDirectory(dir=work, prefix="setup-") as tmp:
         try:
-            members = bundle.check_members(tar.getmembers(), where)
+            members = bundle.check_members(tar, where)
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise bundle.BundleError(f"{where}: not a readable bundle archive ({exc})",
                                      "the copy is damaged or truncated: copy it again") from None
