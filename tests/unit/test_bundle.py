@@ -467,3 +467,20 @@ def test_a_poisoned_store_is_repaired_by_the_next_good_setup(tmp_path: Path) -> 
     assert snapshot(offline.store) != good
     unpack(offline, archive, Console(quiet=True))
     assert snapshot(offline.store) == good
+
+
+@pytest.mark.parametrize("second", ["files/resources/models/m.txt", "files/resources/models/M.TXT"])
+def test_a_member_twice_or_differing_only_in_case_is_refused(tmp_path: Path, second: str) -> None:
+    """A second copy of a name would overwrite the checked first one (or its twin on a case-blind disk)."""
+    archive = pack(project(tmp_path / "online"))
+    bad = tmp_path / "bad.tar"
+    with tarfile.open(archive) as tin, tarfile.open(bad, "w") as tout:
+        for m in tin.getmembers():
+            tout.addfile(m, tin.extractfile(m))
+        extra = tarfile.TarInfo(second)
+        extra.size = len(b"other bytes\n")
+        tout.addfile(extra, io.BytesIO(b"other bytes\n"))
+    offline = project(tmp_path / "offline")
+    with pytest.raises(bundle.BundleError, match=f"member '{second}' appears twice \\(or differs only in case\\)"):
+        unpack(offline, bad, Console(quiet=True))
+    assert snapshot(offline.cache_dir) == {}
