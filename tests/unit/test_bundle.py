@@ -484,3 +484,26 @@ def test_a_member_twice_or_differing_only_in_case_is_refused(tmp_path: Path, sec
     with pytest.raises(bundle.BundleError, match=f"member '{second}' appears twice \\(or differs only in case\\)"):
         unpack(offline, bad, Console(quiet=True))
     assert snapshot(offline.cache_dir) == {}
+
+
+def test_setup_twice_leaves_a_capture_in_place_untouched(tmp_path: Path) -> None:
+    """A capture whose files are unchanged is not swapped again: builds key the mount on it, and a swap costs."""
+    online = project(tmp_path / "online")
+    oci.image(oci.new(online.store), "cache-svc", [b"layer"])
+    key = online.apt.dir / "debian_bookworm-slim-0123"
+    (key / "archives").mkdir(parents=True)
+    (key / "archives" / "curl_8.0_amd64.deb").write_bytes(b"a deb\n")
+    members = bundle.collect(online.cache_dir, {"apt": online.apt.dir})
+    manifest = bundle.Manifest(project=online.name, version="1", platforms=[], services={"svc": {}}, base_images={})
+    manifest.files = bundle.hash_members(members)
+    archive = online.cache_dir / "build-cache-20260101.tar"
+    bundle.write(archive, manifest, members)
+
+    offline = project(tmp_path / "offline")
+    _, _, files = unpack(offline, archive, Console(quiet=True))
+    placed = offline.apt.dir / key.name
+    assert files == 1 and (placed / "archives" / "curl_8.0_amd64.deb").read_bytes() == b"a deb\n"
+    inode = placed.stat().st_ino
+    _, _, files = unpack(offline, archive, Console(quiet=True))
+    assert files == 0
+    assert placed.stat().st_ino == inode  # the same folder, not a fresh copy swapped in
