@@ -19,7 +19,7 @@ from .. import bundle, cachekeys
 from ..captures import place
 from ..engine import engine_platforms, runs_platform
 from ..errors import StepError
-from ..steps import MergeCache, Pack, Unpack, WriteFile
+from ..steps import DropBlobs, MergeCache, Pack, Unpack, WriteFile
 from ..store import Layout, copy_hashed, fsync_dir, sha256_file, write_atomic
 from . import Runtime, bar
 
@@ -66,6 +66,20 @@ def merge_cache(rt: Runtime, step: MergeCache) -> dict[str, Any]:
     tags = store.tags()
     keys = cachekeys.normalize(store, step.tag, [tags[t] for t in step.bases if t in tags])
     return {"blobs_added": added, "keys_added": keys}
+
+
+def drop_blobs(rt: Runtime, step: DropBlobs) -> dict[str, Any]:
+    """Remove the planned blobs (the caller holds the cache folder's lock, so none became reachable since)."""
+    blobs = Layout(step.store).blobs
+    dropped = 0
+    for name, size in step.blobs:
+        path = blobs / name
+        if path.is_file():
+            path.unlink()
+            dropped += size
+    if step.blobs:
+        fsync_dir(blobs)
+    return {"blobs": len(step.blobs), "bytes": dropped}
 
 
 def write_file(rt: Runtime, step: WriteFile) -> dict[str, Any]:
