@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import tarfile
 import time
@@ -37,7 +38,7 @@ from .parts import PARTS, open_parts, parts_folder
 from .parts import BundleError as BundleError  # re-exported: callers catch bundle.BundleError
 from .parts import parse_size as parse_size  # re-exported: export's --split-size
 from .parts import split as split  # re-exported: the executor's Pack step
-from .store import CHUNK, Layout, sha256_file
+from .store import CHUNK, Layout, fsync_dir, sha256_file
 
 # 2: a file whose bytes another file in the bundle already has is packed once
 # (the manifest still lists both); format 1 readers would call it missing.
@@ -170,7 +171,8 @@ def write(output: Path, manifest: Manifest, members: list[tuple[str, Path]],
           compression: str = "", progress: Progress | None = None) -> int:
     """Write the archive atomically: a partial file never carries the final name."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.partial")
+    # A name of its own in the same folder: two exports never write one file, and the rename stays atomic.
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     raw = manifest.to_json()
     try:
         with tarfile.open(tmp, _COMPRESSIONS[compression], format=tarfile.PAX_FORMAT) as tar:
@@ -188,6 +190,7 @@ def write(output: Path, manifest: Manifest, members: list[tuple[str, Path]],
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, output)
+        fsync_dir(output.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:
@@ -215,7 +218,7 @@ def load_manifest(path: Path) -> tuple[Manifest, str]:
         raw = path.read_bytes()
     else:
         with open_archive(path) as tar:
-            members = check_members(tar.getmembers(), str(path))
+            members = check_members(tar, str(path))
             member = next((m for m in members if m.name == MANIFEST), None)
             if member is None:
                 raise BundleError(f"{path}: no {MANIFEST} inside", "this is not an offline-build bundle")
@@ -279,7 +282,12 @@ MAX_MEMBERS = 200_000
 
 
 def check_members(members: Iterable[tarfile.TarInfo], where: str) -> list[tarfile.TarInfo]:
-    """The pre-pass: only regular files with expected, unique, safe names."""
+    """The pre-pass: only regular files with expected, unique, safe names.
+
+    Pass the open archive itself, not ``getmembers()``: iterating it reads one
+    header at a time, so a flood is refused at member MAX_MEMBERS + 1 instead
+    of after every header has been parsed into memory.
+    """
     seen: dict[str, str] = {}
     out = []
     for count, m in enumerate(members, 1):
@@ -340,6 +348,13 @@ def read_manifest(tar: tarfile.TarFile, members: list[tarfile.TarInfo], where: s
         # Every bundle offline.export writes has it; without it a damaged manifest would go unnoticed.
         raise BundleError(f"{where}: no {MANIFEST_SUM} inside", "the copy is incomplete: copy it again")
     listed = {f.path for f in manifest.files}
+    if misnamed := [f.path for f in manifest.files if f.path.startswith("blobs/sha256/")
+                    and f.sha256 != f.path.rsplit("/", 1)[1]]:
+        # The store is content-addressed: a manifest that lets other bytes carry a
+        # blob's name (in the archive, as a packed-once copy or from a delta's base)
+        # would poison it for every later build. Refused here, before anything is written.
+        raise BundleError(f"{where}: {misnamed[0]} does not hash to its name in {MANIFEST}",
+                          "the bundle was altered: copy it again from the online machine")
     # Paths that are not members (a delta's, a packed-once copy's) are written
     # by setup too: the same rules as for members.
     if unsafe := sorted(p for p in listed if not _ALLOWED.match(p) or ".." in PurePosixPath(p).parts):
@@ -363,43 +378,27 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> b
 
 
 def extract_verified(tar: tarfile.TarFile, members: list[tarfile.TarInfo], manifest: Manifest,
-                     dest: Path, where: str, progress: Progress | None = None) -> None:
-    """Extract into *dest* (a fresh folder) and check every file against the manifest."""
+                     dest: Path, where: str, progress: Progress | None = None) -> dict[str, str]:
+    """Extract into *dest* (a fresh folder) and check every file against the manifest.
+
+    Each member is hashed as it is written (one read per byte); returns the
+    sha256 of each path written, so the store need not read the blobs again.
+    """
     expected = {f.path: f for f in manifest.files}
+    hashed: dict[str, str] = {}
     for member in members:
         if member.name in (MANIFEST, MANIFEST_SUM):
             continue
         entry = expected[member.name]
-        try:
-            # Our own pre-pass already refused links and odd paths; the stdlib's
-            # "data" filter is a second, independent check (it has had bypasses).
-            tarfile.data_filter(member, str(dest))
-        except tarfile.FilterError as exc:
-            raise BundleError(f"{where}: {exc}", "the bundle is not safe to extract") from None
+        _stdlib_filter(member, dest, where)
         target = dest / member.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            src = tar.extractfile(member)
-            assert src is not None
-            with target.open("xb") as out:
-                while chunk := src.read(CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-        except (tarfile.TarError, EOFError, OSError) as exc:
-            raise BundleError(f"{where}: cannot read {member.name} ({exc})",
-                              "the copy is damaged or truncated: copy it again") from None
+        size, digest = _extract_hashed(tar, member, target, where)
         target.chmod(0o644)  # captures are bind-mounted into builds: modes are part of the cache key
-        if size != entry.size or digest.hexdigest() != entry.sha256:
+        if size != entry.size or digest != entry.sha256:
             raise BundleError(f"{where}: {member.name} is damaged (checksum mismatch)",
                               "copy the bundle again from the online machine")
-        if member.name.startswith("blobs/sha256/") and digest.hexdigest() != member.name.rsplit("/", 1)[1]:
-            # A manifest edited to agree with other bytes would store them under a
-            # digest they do not hash to, and poison the store for every later build.
-            raise BundleError(f"{where}: {member.name} does not hash to its name",
-                              "the bundle was altered: copy it again from the online machine")
+        hashed[member.name] = digest
         if progress:
             progress(size)
 
@@ -408,3 +407,40 @@ def extract_verified(tar: tarfile.TarFile, members: list[tarfile.TarInfo], manif
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(dest / source, target)  # verified above, under its first name
         target.chmod(0o644)
+        hashed[path] = hashed[source]
+    return hashed
+
+
+def _stdlib_filter(member: tarfile.TarInfo, dest: Path, where: str) -> None:
+    """The stdlib's "data" filter: a second, independent check after our own pre-pass (it has had bypasses).
+
+    Python has it from 3.10.12 and 3.11.4 on (and where a distribution backported
+    it); requires-python cannot say "3.10.12+ but 3.11.4+", so without it the
+    pre-pass, which refuses every link and odd path itself, stands alone.
+    """
+    data_filter = getattr(tarfile, "data_filter", None)
+    if data_filter is None:
+        return
+    try:
+        data_filter(member, str(dest))
+    except tarfile.FilterError as exc:
+        raise BundleError(f"{where}: {exc}", "the bundle is not safe to extract") from None
+
+
+def _extract_hashed(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, where: str) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        src = tar.extractfile(member)
+        assert src is not None
+        with target.open("xb") as out:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())  # moved into the store by a rename: the bytes must be on disk first
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise BundleError(f"{where}: cannot read {member.name} ({exc})",
+                          "the copy is damaged or truncated: copy it again") from None
+    return size, digest.hexdigest()

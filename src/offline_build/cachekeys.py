@@ -19,7 +19,7 @@ import hashlib
 import json
 from typing import Any
 
-from .store import INDEX_TYPES, Descriptor, Layout
+from .store import INDEX_TYPES, Descriptor, Layout, write_atomic
 
 CACHE_CONFIG = "application/vnd.buildkit.cacheconfig.v0"
 
@@ -118,9 +118,6 @@ def normalize(layout: Layout, cache_tag: str, bases: list[Descriptor]) -> int:
 def _put(layout: Layout, data: bytes) -> tuple[str, int]:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     path = layout.blob_path(digest)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+    if not path.is_file() or path.read_bytes() != data:  # a few hundred bytes: a damaged copy is rewritten
+        write_atomic(path, data)
     return digest, len(data)

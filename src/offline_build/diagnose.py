@@ -25,7 +25,7 @@ from .inputs import service_bases
 from .plan import base_tag, cache_tag
 from .report import human_size, shown
 from .state import bundle_key, proofs_of, restored_bundle
-from .store import Layout, StoreError
+from .store import Layout, StoreError, misnamed
 
 STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "info": "dim"}
 
@@ -46,7 +46,7 @@ def run(project: Project, docker: DockerClient, *, deep: bool = True) -> list[Ch
         checks += _platforms(project, docker)
         checks += _builder(project, docker)
     checks += _cache_backend(project, caps)
-    checks += _store(project)
+    checks += _store(project, deep)
     checks += _services(project, docker, caps)
     checks += _bundle(project, deep)
     checks += _captures(project)
@@ -131,7 +131,10 @@ def _builder(project: Project, docker: DockerClient) -> list[Check]:
             out.append(Check("builder", b.name, "fail", f"exists with the {driver} driver, not {b.driver}",
                              f"docker buildx rm {b.name}, or name another builder in offline.yaml"))
     if b.image:
-        here = image_present(docker, b.image)
+        try:
+            here = image_present(docker, b.image)
+        except OfflineBuildError as exc:
+            return out + [Check("builder", "BuildKit image", "fail", exc.message, exc.hint or "")]
         out.append(Check("builder", "BuildKit image", "ok" if here else "fail",
                          f"{b.image} {'is' if here else 'is not'} in the engine",
                          "" if here else "offline.setup loads it from a bundle exported with this builder "
@@ -165,7 +168,7 @@ def _driver(docker: DockerClient) -> str:
         return "unknown"
 
 
-def _store(project: Project) -> list[Check]:
+def _store(project: Project, deep: bool = True) -> list[Check]:
     layout = Layout(project.store)
     where = shown(project.store, project.root)
     if not layout.exists():
@@ -175,8 +178,17 @@ def _store(project: Project) -> list[Check]:
         reach = layout.reachable()
     except StoreError as exc:
         return [Check("store", where, "fail", exc.message, exc.hint or "")]
+    # Cost: --quick compares sizes (a stat per blob); otherwise every reachable blob
+    # is hashed once, a full read of the store, as the bundle's integrity row reads the bundle.
+    bad = misnamed(layout, reach.values(), rehash=deep)
+    if bad:
+        return [Check("store", where, "fail",
+                      f"{len(bad)} blob(s) do not hash to their name: {', '.join(d.digest for d in bad[:3])}",
+                      "run offline.setup again with a good bundle (it replaces them), or offline.export online")]
     size = sum(d.size for d in reach.values())
-    return [Check("store", where, "ok", f"{len(layout.tags())} entries, {len(reach)} blobs, {human_size(size)}")]
+    how = "sizes checked (--quick)" if not deep else "every blob re-hashed"
+    return [Check("store", where, "ok",
+                  f"{len(layout.tags())} entries, {len(reach)} blobs, {human_size(size)}; {how}")]
 
 
 def _services(project: Project, docker: DockerClient, caps: Capabilities | None) -> list[Check]:
@@ -209,7 +221,10 @@ def _services(project: Project, docker: DockerClient, caps: Capabilities | None)
 
 def _base(base: str, tags: dict[str, object], docker: DockerClient, caps: Capabilities | None) -> Check:
     in_store = base_tag(base) in tags
-    in_engine = caps is not None and image_present(docker, base)
+    try:
+        in_engine = caps is not None and image_present(docker, base)
+    except OfflineBuildError as exc:  # the engine went away after the probe: say so, not "missing"
+        return Check("base image", base, "fail", exc.message, exc.hint or "")
     usable = in_engine or (in_store and caps is not None and caps.oci_layout_context)
     where = " and ".join(w for w, yes in (("the store", in_store), ("the engine", in_engine)) if yes)
     fix = ""
@@ -267,7 +282,7 @@ def verify_archive(path: Path) -> bundle.Manifest:
 
     where = str(path)
     with bundle.open_archive(path) as tar:
-        members = bundle.check_members(tar.getmembers(), where)
+        members = bundle.check_members(tar, where)
         manifest = bundle.read_manifest(tar, members, where)
         expected = {f.path: f for f in manifest.files}
         for m in members:

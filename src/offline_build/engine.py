@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import stat
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,7 @@ from python_on_whales.components.system.models import SystemInfo
 from python_on_whales.exceptions import DockerException
 
 from .errors import EngineError
-from .store import create_ignored
+from .store import create_ignored, write_atomic
 
 if TYPE_CHECKING:
     from .config import Project
@@ -69,9 +69,14 @@ class Capabilities:
     cache_import: bool
     oci_layout_context: bool
     named_contexts: bool
+    # Probes that failed without the engine saying the feature is missing (a
+    # transient fault): read as absent for this run, never remembered.
+    unsettled: tuple[str, ...] = field(default=(), compare=False)
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        data = asdict(self)
+        del data["unsettled"]
+        return data
 
 
 def server_version(docker: DockerClient) -> str:
@@ -125,27 +130,32 @@ def probe(docker: DockerClient, work: Path, need: tuple[str, ...] = PROBES,
     missing = [n for n in need if n not in found]
     bx = buildx if buildx and not missing else buildx_version(docker)
     store = containerd_store(info)
+    unsettled = []
     with tempfile.TemporaryDirectory(dir=work, prefix=".probe-") as tmp:
         root = Path(tmp)
         ctx = root / "ctx"
         ctx.mkdir()
-        (ctx / "Dockerfile").write_text("FROM scratch\nCOPY f /f\n")
-        (ctx / "f").write_text("probe\n")
+        write_atomic(ctx / "Dockerfile", b"FROM scratch\nCOPY f /f\n")
+        write_atomic(ctx / "f", b"probe\n")
         for name in missing:
-            found[name] = bx is not None and _PROBE_FNS[name](docker, root, ctx)
+            works = bx is not None and _PROBE_FNS[name](docker, root, ctx)
+            if works is None:
+                unsettled.append(name)
+            found[name] = bool(works)
     return Capabilities(version, bx, store, found.get("cache_export", False), found.get("cache_import", False),
-                        found.get("oci_layout_context", False), found.get("named_contexts", False))
+                        found.get("oci_layout_context", False), found.get("named_contexts", False),
+                        unsettled=tuple(unsettled))
 
 
-def _named(docker: DockerClient, root: Path, ctx: Path) -> bool:
+def _named(docker: DockerClient, root: Path, ctx: Path) -> bool | None:
     return _try(docker, ctx, build_contexts={"extra": str(ctx)}, dockerfile="FROM scratch\nCOPY --from=extra f /f\n")
 
 
-def _export(docker: DockerClient, root: Path, ctx: Path) -> bool:
+def _export(docker: DockerClient, root: Path, ctx: Path) -> bool | None:
     return _try(docker, ctx, cache_to=f"type=local,dest={root / 'cache'},mode=max")
 
 
-def _import(docker: DockerClient, root: Path, ctx: Path) -> bool:
+def _import(docker: DockerClient, root: Path, ctx: Path) -> bool | None:
     return _try(docker, ctx, cache_from=f"type=local,src={_probe_cache(root)}")
 
 
@@ -163,16 +173,16 @@ def _probe_cache(root: Path) -> Path:
 
     def put(data: bytes) -> dict[str, object]:
         digest = hashlib.sha256(data).hexdigest()
-        (blobs / digest).write_bytes(data)
+        write_atomic(blobs / digest, data)
         return {"digest": f"sha256:{digest}", "size": len(data)}
 
     config = put(b'{"layers":[],"records":[]}')
     index = put(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
                             "manifests": [{"mediaType": "application/vnd.buildkit.cacheconfig.v0", **config}]}).encode())
-    (cache / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    (cache / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+    write_atomic(cache / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    write_atomic(cache / "index.json", json.dumps({"schemaVersion": 2, "manifests": [
         {"mediaType": "application/vnd.oci.image.index.v1+json", **index,
-         "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}))
+         "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}).encode())
     return cache
 
 
@@ -181,7 +191,7 @@ def engine_id(info: SystemInfo) -> str:
     return f"{info.id}@{info.server_version}"
 
 
-def _oci_probe(docker: DockerClient, root: Path, ctx: Path) -> bool:
+def _oci_probe(docker: DockerClient, root: Path, ctx: Path) -> bool | None:
     # Needs named contexts too: on an engine without them this fails as well.
     layout = root / "layout"
     _empty_image_layout(layout)
@@ -195,17 +205,48 @@ _PROBE_FNS = {"named_contexts": _named, "cache_export": _export, "cache_import":
 
 def _try(docker: DockerClient, ctx: Path, *, dockerfile: str | None = None,
          build_contexts: dict[str, str] | None = None, cache_to: str | None = None,
-         cache_from: str | None = None) -> bool:
+         cache_from: str | None = None) -> bool | None:
+    """True: it works; False: the engine refused the feature; None: it failed for another reason."""
     file = ctx / "Dockerfile"
     if dockerfile:
         file = ctx / "Probe.Dockerfile"
-        file.write_text(dockerfile)
+        write_atomic(file, dockerfile.encode())
     try:
         docker.buildx.build(ctx, file=file, build_contexts=build_contexts or {}, cache_to=cache_to,
                             cache_from=cache_from, network="none", progress=False)
         return True
-    except DockerException:
-        return False
+    except DockerException as exc:
+        words = engine_message(exc)
+    kind = failure_kind(words)
+    if kind == "unreachable":
+        raise EngineError(f"cannot reach the Docker engine: {words}",
+                          "start the engine, or point --host / DOCKER_HOST at one")
+    return False if kind == "refused" else None
+
+
+# The engine's words for a feature it lacks (the docker driver's cache export,
+# an old buildx's missing flags); a failure saying none of these is not proof.
+REFUSED = ("not supported", "unsupported", "unknown flag", "unknown option", "not implemented",
+           "is not available", "switch to a different driver")
+# Faults of the moment: the next run may well succeed.
+TRANSIENT = ("connection reset", "connection closed", "broken pipe", "deadline exceeded", "timeout",
+             "timed out", "code = unavailable", "code = canceled", "unexpected eof", "no space left",
+             "too many open files", "resource temporarily unavailable", "signal: killed", "context canceled")
+UNREACHABLE = ("cannot connect to the docker daemon", "is the docker daemon running", "error during connect",
+               "connection refused", "no such host")
+
+
+def failure_kind(words: str) -> str:
+    """What a failed docker command's words mean: ``unreachable``, ``transient``, ``refused`` or ``unknown``.
+
+    Only ``refused`` may be remembered as a missing capability: anything else
+    is probed again next time rather than cached as absent for good.
+    """
+    text = words.lower()
+    for kind, markers in (("unreachable", UNREACHABLE), ("transient", TRANSIENT), ("refused", REFUSED)):
+        if any(m in text for m in markers):
+            return kind
+    return "unknown"
 
 
 def _empty_image_layout(root: Path) -> None:
@@ -219,7 +260,7 @@ def _empty_image_layout(root: Path) -> None:
 
     def put(data: bytes) -> tuple[str, int]:
         digest = hashlib.sha256(data).hexdigest()
-        (blobs / digest).write_bytes(data)
+        write_atomic(blobs / digest, data)
         return f"sha256:{digest}", len(data)
 
     buf = io.BytesIO()
@@ -240,13 +281,13 @@ def _empty_image_layout(root: Path) -> None:
                     "digest": layer_digest, "size": layer_size}],
     }).encode()
     manifest_digest, manifest_size = put(manifest)
-    (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    (root / "index.json").write_text(json.dumps({
+    write_atomic(root / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    write_atomic(root / "index.json", json.dumps({
         "schemaVersion": 2,
         "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
                        "digest": manifest_digest, "size": manifest_size,
                        "annotations": {"org.opencontainers.image.ref.name": "probe"}}],
-    }))
+    }).encode())
 
 
 def arch() -> str:
@@ -257,10 +298,20 @@ def arch() -> str:
 
 
 def image_present(docker: DockerClient, ref: str) -> bool:
+    """Is *ref* in the engine? Only the engine's "no such image" is a no; any other failure is an error.
+
+    An unreachable engine answering "missing" would send the user to load
+    or pull an image that is there.
+    """
     try:
-        return docker.image.exists(ref)
-    except DockerException:
-        return False
+        return docker.image.exists(ref)  # False on "no such image" only
+    except DockerException as exc:
+        words = engine_message(exc)
+    if failure_kind(words) == "unreachable":
+        raise EngineError(f"cannot reach the Docker engine: {words}",
+                          "start the engine, or point --host / DOCKER_HOST at one")
+    raise EngineError(f"cannot tell whether {ref} is in the engine: {words}",
+                      "check the image name; if the engine is busy or restarting, run this again")
 
 
 ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7", "i686": "386", "ppc64le": "ppc64le",
@@ -331,8 +382,14 @@ def probe_engine(docker: DockerClient, project: Project, need: tuple[str, ...] =
     work = project.cache_dir / ".work"
     work.mkdir(exist_ok=True)
     caps = probe(docker, work, need, known, info=info, buildx=entry.get("buildx"))
-    learned = {**known, **{n: bool(getattr(caps, n)) for n in need}, "buildx": caps.buildx_version}
+    learned = remembered_entry(known, caps, need)
     if learned != entry:
         remembered[key] = learned
-        path.write_text(json.dumps(remembered, indent=2, sort_keys=True) + "\n")
+        write_atomic(path, (json.dumps(remembered, indent=2, sort_keys=True) + "\n").encode())
     return caps
+
+
+def remembered_entry(known: dict[str, bool], caps: Capabilities, need: tuple[str, ...]) -> dict[str, object]:
+    """What ``engines.json`` keeps for an engine after a probe: never a capability whose probe was unsettled."""
+    settled = {n: bool(getattr(caps, n)) for n in need if n not in caps.unsettled}
+    return {**known, **settled, "buildx": caps.buildx_version}

@@ -24,6 +24,7 @@ from .runners import build as build_runner
 from .steps import (
     Build,
     ClassicBuild,
+    DropBlobs,
     EnsureBuilder,
     FetchResource,
     LoadImages,
@@ -46,6 +47,7 @@ RUNNERS: dict[type, Runner] = {
     SaveImages: images.save_images,
     LoadImages: images.load_images,
     MergeCache: bundle_io.merge_cache,
+    DropBlobs: bundle_io.drop_blobs,
     Pack: bundle_io.pack,
     Unpack: bundle_io.unpack,
     WriteFile: bundle_io.write_file,

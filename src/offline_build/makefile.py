@@ -19,6 +19,7 @@ PROJECT_TARGETS = {
     "offline-export": "offline.export",
     "offline-setup": "offline.setup",
     "offline-diagnose": "offline.diagnose",
+    "offline-prune": "offline.prune",
     "offline-build": "offline.build",
     "offline-build-classic": "offline.build-classic",
     "offline-lint": "offline.lint",

@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import tarfile
 from pathlib import Path
 
 from .errors import OfflineBuildError
-from .store import CHUNK, sha256_file
+from .store import CHUNK, fsync_dir, sha256_file, write_atomic
 
 
 class BundleError(OfflineBuildError):
@@ -59,14 +60,16 @@ def split(archive: Path, size: int) -> Path:
                     digest.update(chunk)
                     whole.update(chunk)
                     written += len(chunk)
+                os.fsync(out.fileno())
             if not written:
                 (tmp / name).unlink()
                 break
             parts.append({"name": name, "size": written, "sha256": digest.hexdigest()})
-    (tmp / PARTS).write_text(json.dumps({"archive": archive.name, "sha256": whole.hexdigest(),
-                                         "parts": parts}, indent=2) + "\n")
+    write_atomic(tmp / PARTS, (json.dumps({"archive": archive.name, "sha256": whole.hexdigest(),
+                                           "parts": parts}, indent=2) + "\n").encode())
     shutil.rmtree(folder, ignore_errors=True)
     tmp.replace(folder)
+    fsync_dir(folder.parent)
     archive.unlink()
     return folder
 

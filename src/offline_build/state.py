@@ -18,6 +18,7 @@ from .store import create_ignored, write_atomic
 def lock(cache_dir: Path) -> Iterator[None]:
     """One export or setup at a time per cache folder."""
     create_ignored(cache_dir)
+    # Not write_atomic: the lock is the open file itself, which holds no content to half-write.
     with (cache_dir / ".lock").open("w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -259,6 +259,19 @@ class LoadImages(Step):
 
 
 @dataclass(frozen=True)
+class DropBlobs(Step):
+    """Remove store blobs no index entry reaches: (hex digest, bytes) of each, found when planned."""
+
+    store: Path = Path("store")
+    blobs: tuple[tuple[str, int], ...] = ()
+
+    def describe(self) -> str:
+        lines = [f"# drop {self.store / 'blobs' / 'sha256' / name} ({size} bytes)" for name, size in self.blobs]
+        total = sum(size for _, size in self.blobs)
+        return "\n".join([*lines, f"# {len(self.blobs)} unreachable blob(s), {total} bytes, would be dropped"])
+
+
+@dataclass(frozen=True)
 class Plan:
     """An ordered list of steps, and what the plan is for."""
 

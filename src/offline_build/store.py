@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -61,11 +60,26 @@ def create_ignored(folder: Path) -> None:
         folder.mkdir()
     except FileExistsError:
         return
-    (folder / ".gitignore").write_text("*\n")
+    write_atomic(folder / ".gitignore", b"*\n")
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make the names in *folder* durable: a rename is only on disk once its folder is synced."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write *data* so that *path* holds either the old or the new content, never half."""
+    """Write *data* so that *path* holds either the old or the new content, never half.
+
+    The one way the tool writes a file: a temporary file of its own name in
+    the same folder (so two writers never share one, and the rename stays on
+    one file system), synced, renamed over *path*, and the folder synced, so
+    a crash or Ctrl-C at any point leaves the old file or the new one.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -73,10 +87,42 @@ def write_atomic(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from the builds that read it
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
+
+
+def copy_hashed(source: Path, target: Path) -> str:
+    """Copy *source* to a new file *target*, hashing the bytes as they are written; their sha256.
+
+    One read per byte: the check and the copy are the same pass.
+    """
+    digest = hashlib.sha256()
+    with source.open("rb") as src, target.open("xb") as out:
+        while chunk := src.read(CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    return digest.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_digest(actual: str, digest: str, source: Path) -> None:
+    if actual != digest.split(":", 1)[1]:
+        raise StoreError(f"{source}: content does not hash to its name {digest} (its sha256 is {actual})",
+                         "the bytes are damaged or were replaced: take them again from their source "
+                         "(export again, or copy the bundle again)")
 
 
 @dataclass(frozen=True)
@@ -192,34 +238,56 @@ class Layout:
                              "re-export on the online machine: the saved image or cache is incomplete")
         return found
 
-    def add_blob(self, source: Path, digest: str, *, move: bool = False) -> bool:
-        """Place *source* as blob *digest* unless present; returns whether it was added."""
+    def add_blob(self, source: Path, digest: str, *, move: bool = False, sha256: str | None = None) -> bool:
+        """Place *source* as blob *digest*; returns whether the store lacked it.
+
+        The name is a promise about the bytes: they are checked to hash to
+        *digest* before they get it. *sha256* is what the caller already
+        computed while writing *source* (setup hashes each member as it
+        extracts it), so those bytes are not read a second time; without it
+        a copy is hashed while it is written and a move by one read. A target
+        that is there already is only trusted once it hashes to its name: one
+        that does not (a poisoned or damaged store) is replaced, never skipped
+        for having the right size.
+        """
         target = self.blob_path(digest)
-        if target.is_file() and target.stat().st_size == source.stat().st_size:
-            return False
+        expected = digest.split(":", 1)[1]
+        had = target.is_file()
+        if had and not move and sha256_file(target) == expected:
+            return False  # copying would cost a write; a good target is kept
         target.parent.mkdir(parents=True, exist_ok=True)
         # A name of its own: two merges into one store (an export's save and cache
         # merge, or two tools) must not write each other's half-placed blob.
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        if move:
-            os.replace(source, tmp)
-        else:
-            try:
-                os.link(source, tmp)
-            except OSError:
-                shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-        return True
+        try:
+            if move:
+                _check_digest(sha256 or sha256_file(source), digest, source)
+                _fsync_file(source)  # its bytes on disk before a name in the store promises them
+                os.replace(source, tmp)
+            else:
+                _check_digest(copy_hashed(source, tmp), digest, source)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return not had
 
-    def merge(self, other: Layout, *, retag: dict[str, str] | None = None, move: bool = False) -> int:
+    def merge(self, other: Layout, *, retag: dict[str, str] | None = None, move: bool = False,
+              hashed: dict[str, str] | None = None) -> int:
         """Bring *other*'s reachable blobs and index entries in; returns blobs added.
 
         Blobs go first and the index last, so an interrupted merge leaves an
-        index that only names complete content.
+        index that only names complete content; the blob folder is synced
+        before the index names its new blobs. *hashed*: digest -> sha256 the
+        caller computed while writing those blobs (see :meth:`add_blob`). A
+        blob refused for its content stops the merge before the index changes:
+        what was placed before it is correct, unreferenced content.
         """
         incoming = other.index()
         reach = other.reachable(incoming)
-        added = sum(self.add_blob(other.blob_path(d), d, move=move) for d in reach)
+        known = hashed or {}
+        added = sum(self.add_blob(other.blob_path(d), d, move=move, sha256=known.get(d)) for d in reach)
+        if reach:
+            fsync_dir(self.blobs)
         renamed = [_retag(d, retag or {}) for d in incoming]
         names = {d.ref_name for d in renamed if d.ref_name}
         kept = [d for d in self.index() if d.ref_name not in names]
@@ -232,6 +300,23 @@ class Layout:
             return []
         live = set(self.reachable())
         return [p for p in self.blobs.iterdir() if f"sha256:{p.name}" not in live]
+
+
+def misnamed(layout: Layout, descriptors: Iterable[Descriptor], *, rehash: bool) -> list[Descriptor]:
+    """Present blobs whose bytes are not what their name says.
+
+    Without *rehash*: by size only (one stat per blob, cheap on any store).
+    With it: by sha256 as well, which reads every byte of every blob once
+    (a store of G bytes costs about what hashing a bundle of G bytes does).
+    """
+    bad = []
+    for desc in descriptors:
+        path = layout.blob_path(desc.digest)
+        if not path.is_file():
+            continue
+        if path.stat().st_size != desc.size or (rehash and sha256_file(path) != desc.hex):
+            bad.append(desc)
+    return bad
 
 
 def _children(doc: dict[str, Any]) -> list[Descriptor]:

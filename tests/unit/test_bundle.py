@@ -177,6 +177,30 @@ def blob_and_manifest_agree_on_other_bytes():  # noqa: ANN201
     return change
 
 
+def blob_named_for_bytes_packed_once():  # noqa: ANN201
+    """The poisoning case without a member: the manifest gives one blob's path another blob's bytes.
+
+    Setup would write those bytes under that name as a packed-once copy.
+    """
+    edited: list[bytes] = []
+    svc, base = (hashlib.sha256(b).hexdigest() for b in (b"svc layer", b"base"))
+
+    def change(m: tarfile.TarInfo, data: bytes):  # noqa: ANN202
+        if m.name == f"blobs/sha256/{svc}":
+            return None
+        if m.name == "manifest.json":
+            doc = json.loads(data)
+            for f in doc["files"]:
+                if f["sha256"] == svc:
+                    f["sha256"], f["size"] = base, len(b"base")
+            edited.append(json.dumps(doc).encode())
+            return m, edited[0]
+        if m.name == "manifest.json.sha256":
+            return m, hashlib.sha256(edited[0]).hexdigest().encode() + b"\n"
+        return m, data
+    return change
+
+
 def without_manifest_checksum(m: tarfile.TarInfo, data: bytes):  # noqa: ANN201
     return None if m.name == "manifest.json.sha256" else (m, data)
 
@@ -193,6 +217,8 @@ BAD = {
     "setuid bit": (setuid, "setuid"),
     "manifest edited": (tampered_manifest, "does not match its checksum"),
     "no manifest checksum": (without_manifest_checksum, "no manifest.json.sha256 inside"),
+    "blob agreeing with other bytes": (blob_and_manifest_agree_on_other_bytes(), "does not hash to its name"),
+    "blob named for bytes packed once": (blob_named_for_bytes_packed_once(), "does not hash to its name"),
 }
 
 
@@ -428,3 +454,56 @@ def test_a_blob_that_does_not_hash_to_its_name_is_refused_even_when_the_manifest
     with pytest.raises(bundle.BundleError, match="does not hash to its name"):
         unpack(offline, bad, Console(quiet=True))
     assert snapshot(offline.cache_dir) == {}
+
+
+def test_a_poisoned_store_is_repaired_by_the_next_good_setup(tmp_path: Path) -> None:
+    archive = pack(project(tmp_path / "online"))
+    offline = project(tmp_path / "offline")
+    unpack(offline, archive, Console(quiet=True))
+    good = snapshot(offline.store)
+    store = Layout(offline.store)
+    victim = next(p for p in store.blobs.iterdir() if p.read_bytes() == b"svc layer")
+    victim.write_bytes(b"bad layer")  # the same size: a size check would keep it
+    assert snapshot(offline.store) != good
+    unpack(offline, archive, Console(quiet=True))
+    assert snapshot(offline.store) == good
+
+
+@pytest.mark.parametrize("second", ["files/resources/models/m.txt", "files/resources/models/M.TXT"])
+def test_a_member_twice_or_differing_only_in_case_is_refused(tmp_path: Path, second: str) -> None:
+    """A second copy of a name would overwrite the checked first one (or its twin on a case-blind disk)."""
+    archive = pack(project(tmp_path / "online"))
+    bad = tmp_path / "bad.tar"
+    with tarfile.open(archive) as tin, tarfile.open(bad, "w") as tout:
+        for m in tin.getmembers():
+            tout.addfile(m, tin.extractfile(m))
+        extra = tarfile.TarInfo(second)
+        extra.size = len(b"other bytes\n")
+        tout.addfile(extra, io.BytesIO(b"other bytes\n"))
+    offline = project(tmp_path / "offline")
+    with pytest.raises(bundle.BundleError, match=f"member '{second}' appears twice \\(or differs only in case\\)"):
+        unpack(offline, bad, Console(quiet=True))
+    assert snapshot(offline.cache_dir) == {}
+
+
+def test_setup_twice_leaves_a_capture_in_place_untouched(tmp_path: Path) -> None:
+    """A capture whose files are unchanged is not swapped again: builds key the mount on it, and a swap costs."""
+    online = project(tmp_path / "online")
+    oci.image(oci.new(online.store), "cache-svc", [b"layer"])
+    key = online.apt.dir / "debian_bookworm-slim-0123"
+    (key / "archives").mkdir(parents=True)
+    (key / "archives" / "curl_8.0_amd64.deb").write_bytes(b"a deb\n")
+    members = bundle.collect(online.cache_dir, {"apt": online.apt.dir})
+    manifest = bundle.Manifest(project=online.name, version="1", platforms=[], services={"svc": {}}, base_images={})
+    manifest.files = bundle.hash_members(members)
+    archive = online.cache_dir / "build-cache-20260101.tar"
+    bundle.write(archive, manifest, members)
+
+    offline = project(tmp_path / "offline")
+    _, _, files = unpack(offline, archive, Console(quiet=True))
+    placed = offline.apt.dir / key.name
+    assert files == 1 and (placed / "archives" / "curl_8.0_amd64.deb").read_bytes() == b"a deb\n"
+    inode = placed.stat().st_ino
+    _, _, files = unpack(offline, archive, Console(quiet=True))
+    assert files == 0
+    assert placed.stat().st_ino == inode  # the same folder, not a fresh copy swapped in

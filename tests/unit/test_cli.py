@@ -14,8 +14,10 @@ SCRIPT = [sys.executable, "-c", "from offline_build.cli import main; main()"]
 
 
 def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    # An unreachable engine: a dry run must not need one.
-    environ = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock", **env}
+    # An unreachable engine: a dry run must not need one. This checkout's code, whatever the
+    # cwd: a relative PYTHONPATH (or an editable install of another checkout) would test other code.
+    path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    environ = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock", "PYTHONPATH": path, **env}
     return subprocess.run([*SCRIPT, *args], cwd=cwd, capture_output=True, text=True, env=environ, check=False)
 
 

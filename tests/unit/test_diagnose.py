@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from offline_build import diagnose
+from offline_build.store import Layout
+from tests.unit import oci
 from tests.unit.test_bundle import pack, project
 
 
@@ -62,3 +64,20 @@ def test_diagnose_says_how_far_offline_verify_proved_this_bundle(tmp_path: Path)
     # Another bundle (a re-export changes the size) is not proven by this one's record.
     archive.write_bytes(archive.read_bytes() + b"\0" * 512)
     assert proof()[0] == "info"
+
+
+@pytest.mark.parametrize("deep", [True, False])
+def test_a_store_blob_that_does_not_hash_to_its_name_is_named(tmp_path: Path, deep: bool) -> None:
+    proj = project(tmp_path)
+    store = oci.new(proj.store)
+    oci.image(store, "cache-svc", [b"svc layer"])
+    (ok,) = diagnose._store(proj, deep)
+    assert ok.status == "ok"
+    victim = next(p for p in store.blobs.iterdir() if p.read_bytes() == b"svc layer")
+    # Deep: the same size, only the hash tells; quick: a cut-short blob, told by its size.
+    victim.write_bytes(b"bad layer" if deep else b"bad")
+    (row,) = diagnose._store(proj, deep)
+    assert row.status == "fail"
+    assert row.detail == f"1 blob(s) do not hash to their name: sha256:{victim.name}"
+    assert "offline.setup" in row.fix
+    assert Layout(proj.store).exists()

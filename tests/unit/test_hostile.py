@@ -14,6 +14,7 @@ from rich.console import Console
 
 from offline_build import bundle
 from offline_build.config import load
+from offline_build.diagnose import verify_archive
 from offline_build.errors import ConfigError, OfflineBuildError
 from offline_build.setup import unpack
 from offline_build.state import lock
@@ -52,6 +53,31 @@ def test_a_flood_of_tiny_members_is_refused(tmp_path: Path, monkeypatch: pytest.
             tar.addfile(info, io.BytesIO(b""))
     with pytest.raises(bundle.BundleError, match="more than 50 members"):
         unpack(project(tmp_path / "offline"), flood, Console(quiet=True))
+
+
+@pytest.mark.parametrize("reader", ["setup", "load_manifest", "diagnose"])
+def test_a_flood_is_refused_before_the_rest_of_its_headers_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    reader: str) -> None:
+    monkeypatch.setattr(bundle, "MAX_MEMBERS", 5)
+    flood = tmp_path / "flood.tar"
+    with tarfile.open(flood, "w") as tar:
+        for i in range(100):
+            tar.addfile(tarfile.TarInfo(f"files/resources/{i}"), io.BytesIO(b""))
+    headers: list[int] = []
+    real_next = tarfile.TarFile.next
+
+    def counting(self: tarfile.TarFile) -> tarfile.TarInfo | None:
+        headers.append(1)
+        return real_next(self)
+
+    monkeypatch.setattr(tarfile.TarFile, "next", counting)
+    read = {"setup": lambda: unpack(project(tmp_path / "offline"), flood, Console(quiet=True)),
+            "load_manifest": lambda: bundle.load_manifest(flood),
+            "diagnose": lambda: verify_archive(flood)}[reader]
+    with pytest.raises(bundle.BundleError, match="more than 5 members"):
+        read()
+    # Opening reads a few (r:* tries each compression); parsing every header would be over 100.
+    assert len(headers) < 20
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
@@ -152,3 +178,23 @@ def test_a_bundle_for_another_platform_is_refused(tmp_path: Path) -> None:
     arm = load(offline.path, environ={})
     with pytest.raises(bundle.BundleError, match="was built for linux/amd64, not linux/arm64"):
         unpack(arm, archive, Console(quiet=True))
+
+
+def test_without_the_stdlibs_data_filter_setup_works_and_the_pre_pass_still_refuses(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python before 3.10.12 / 3.11.4 has no tarfile.data_filter: our own checks must stand alone."""
+    monkeypatch.delattr(tarfile, "data_filter")
+    archive = pack(project(tmp_path / "online"))
+    offline = project(tmp_path / "offline")
+    unpack(offline, archive, Console(quiet=True))
+    assert (offline.cache_dir / "resources" / "models" / "m.txt").read_text() == "weights\n"
+    bad = tmp_path / "bad.tar"
+
+    def absolute(m: tarfile.TarInfo, data: bytes):  # noqa: ANN202
+        if m.name.startswith("files/resources"):
+            m.name = "/etc/evil"
+        return m, data
+
+    rewrite(archive, bad, absolute)
+    with pytest.raises(bundle.BundleError, match="member '/etc/evil' has an unsafe path"):
+        unpack(project(tmp_path / "other"), bad, Console(quiet=True))

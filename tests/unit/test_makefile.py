@@ -18,9 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 MK = ROOT / "Makefile.offline.mk"
 DEMO = ROOT / "examples" / "demo" / "offline.yaml"
 
-@pytest.fixture(autouse=True)
+
+@pytest.fixture()
 def gnu_make() -> None:
-    """Locally a machine without make skips these; CI (CI=true) must never pass by skipping them."""
+    """Only the tests that run make ask for it. Locally a machine without make skips those
+    (the rest still run); CI (CI=true) must never pass by skipping them."""
     if shutil.which("make") is None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("GNU make is not installed, and CI must run the make tests", pytrace=False)
@@ -49,6 +51,7 @@ def test_the_committed_file_is_what_the_generator_writes() -> None:
     assert MK.read_text() == makefile.render(load(DEMO, environ={}), runner="inv")
 
 
+@pytest.mark.usefixtures("gnu_make")
 def test_every_target_delegates_to_a_listed_task() -> None:
     tasks = listed_tasks()
     targets = [t for t in make_targets(MK) if t != "offline-help"]
@@ -60,6 +63,7 @@ def test_every_target_delegates_to_a_listed_task() -> None:
         assert task in tasks, f"{target} -> {task}, which inv --list does not show"
 
 
+@pytest.mark.usefixtures("gnu_make")
 def test_appended_to_an_existing_makefile_keeps_its_default_goal(tmp_path: Path) -> None:
     host = tmp_path / "Makefile"
     host.write_text("all:\n\t@echo building the app\n\n" + MK.read_text())
@@ -69,6 +73,7 @@ def test_appended_to_an_existing_makefile_keeps_its_default_goal(tmp_path: Path)
     assert dry(host, "web-offline-build", cwd=tmp_path) == f"{INV} web.offline-build"
 
 
+@pytest.mark.usefixtures("gnu_make")
 def test_cache_dir_and_version_pass_through(tmp_path: Path) -> None:
     probe = tmp_path / "Makefile"
     probe.write_text(MK.read_text().replace("$(OFFLINE_FOUND)$(OFFLINE_BUILD) offline.export $(OFFLINE_HOST_FLAG)",
@@ -90,6 +95,7 @@ def clean_make(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           env={"PATH": "/usr/bin:/bin", "HOME": str(folder)})
 
 
+@pytest.mark.usefixtures("gnu_make")
 def test_from_a_clean_shell_the_projects_virtualenv_is_found_and_the_engine_passed(tmp_path: Path) -> None:
     (tmp_path / "Makefile").write_text(makefile.render(load(DEMO, environ={})))
     fake = tmp_path / ".venv" / "bin" / "offline-build"
@@ -103,6 +109,7 @@ def test_from_a_clean_shell_the_projects_virtualenv_is_found_and_the_engine_pass
     assert clean_make(tmp_path, "web-offline-build").stdout.strip() == "ran: web.offline-build"
 
 
+@pytest.mark.usefixtures("gnu_make")
 def test_without_the_command_anywhere_make_says_how_to_fix_it(tmp_path: Path) -> None:
     (tmp_path / "Makefile").write_text(makefile.render(load(DEMO, environ={})))
     out = clean_make(tmp_path, "offline-setup")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from offline_build.store import IMAGE_NAME, Layout, StoreError
+from offline_build import store
+from offline_build.store import IMAGE_NAME, Layout, StoreError, misnamed
 from tests.unit import oci
 
 
@@ -62,7 +63,7 @@ def test_a_missing_referenced_blob_is_named(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="1 blob"):
         saved.reachable()
     store = oci.new(tmp_path / "store")
-    with pytest.raises(StoreError):
+    with pytest.raises(StoreError, match="1 blob.* referenced but absent"):
         store.merge(saved)
     assert store.tags() == {}  # nothing half-merged into the index
 
@@ -84,3 +85,96 @@ def test_placing_a_blob_never_uses_another_writers_temporary_name(tmp_path: Path
     source.write_bytes(data)
     assert layout.add_blob(source, digest, move=True)
     assert layout.blob_path(digest).read_bytes() == data and busy.is_dir()
+
+
+def blob_file(tmp_path: Path, data: bytes, name: str = "blob") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("move", [False, True])
+def test_bytes_that_do_not_hash_to_the_name_never_get_it(tmp_path: Path, move: bool) -> None:
+    layout = Layout(tmp_path / "store")
+    named = "sha256:" + hashlib.sha256(b"the real layer").hexdigest()
+    source = blob_file(tmp_path, b"another layer!")  # the same size: only the hash tells
+    with pytest.raises(StoreError, match="content does not hash to its name " + named):
+        layout.add_blob(source, named, move=move)
+    assert not layout.blob_path(named).exists()
+    assert source.read_bytes() == b"another layer!"  # refused before the move
+    assert [p.name for p in layout.blobs.iterdir()] == []  # no temporary left behind
+
+
+@pytest.mark.parametrize("move", [False, True])
+def test_a_poisoned_blob_of_the_right_size_is_replaced_not_skipped(tmp_path: Path, move: bool) -> None:
+    layout = Layout(tmp_path / "store")
+    data = b"the real layer"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    layout.blobs.mkdir(parents=True)
+    layout.blob_path(digest).write_bytes(b"a poisoned one")  # same size as the real bytes
+    layout.add_blob(blob_file(tmp_path, data), digest, move=move)
+    assert layout.blob_path(digest).read_bytes() == data
+
+
+def test_the_callers_hash_is_checked_too(tmp_path: Path) -> None:
+    """Setup hands over the hash it took while extracting: a wrong one is refused like wrong bytes."""
+    layout = Layout(tmp_path / "store")
+    data = b"layer"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with pytest.raises(StoreError, match="content does not hash to its name"):
+        layout.add_blob(blob_file(tmp_path, data), digest, move=True, sha256="0" * 64)
+    assert layout.add_blob(blob_file(tmp_path, data), digest, move=True, sha256=digest[7:])
+    assert layout.blob_path(digest).read_bytes() == data
+
+
+def test_a_merge_with_a_misnamed_blob_stops_before_the_index(tmp_path: Path) -> None:
+    store = oci.new(tmp_path / "store")
+    oci.image(store, "cache-old", [b"old"])
+    before = (store.root / "index.json").read_bytes()
+    saved = oci.new(tmp_path / "saved")
+    oci.image(saved, "cache-new", [b"good layer"])
+    victim = next(p for p in saved.blobs.iterdir() if p.read_bytes() == b"good layer")
+    victim.write_bytes(b"evil layer")
+    with pytest.raises(StoreError, match=f"content does not hash to its name sha256:{victim.name}"):
+        store.merge(saved, move=True)
+    assert (store.root / "index.json").read_bytes() == before
+    assert not store.blob_path(f"sha256:{victim.name}").exists()
+
+
+def test_misnamed_finds_a_bad_blob_by_size_cheaply_and_by_hash_when_asked(tmp_path: Path) -> None:
+    store = oci.new(tmp_path / "store")
+    oci.image(store, "cache-a", [b"layer one", b"layer two"])
+    reach = store.reachable()
+    one, two = (next(d for d in reach.values() if store.blob_path(d.digest).read_bytes() == b)
+                for b in (b"layer one", b"layer two"))
+    assert misnamed(store, reach.values(), rehash=True) == []
+    store.blob_path(one.digest).write_bytes(b"layer 1!!")  # same size
+    store.blob_path(two.digest).write_bytes(b"short")
+    assert misnamed(store, reach.values(), rehash=False) == [two]
+    assert sorted(d.digest for d in misnamed(store, reach.values(), rehash=True)) == sorted([one.digest, two.digest])
+
+
+def test_write_atomic_never_shows_a_reader_half_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the new bytes are written a reader sees the old file whole; a write that fails leaves it whole."""
+    path = tmp_path / "state.json"
+    path.write_bytes(b"old content")
+    seen: list[bytes] = []
+    real_fsync = store.os.fsync
+
+    def reader_looks(fd: int) -> None:  # called once the new bytes are written, before the rename
+        seen.append(path.read_bytes())
+        real_fsync(fd)
+
+    monkeypatch.setattr(store.os, "fsync", reader_looks)
+    store.write_atomic(path, b"new content, longer than the old")
+    assert seen[0] == b"old content"
+    assert path.read_bytes() == b"new content, longer than the old"
+
+    def disk_fails(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(store.os, "fsync", disk_fails)
+    with pytest.raises(OSError, match="Input/output error"):
+        store.write_atomic(path, b"never seen")
+    assert path.read_bytes() == b"new content, longer than the old"
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temporary left behind

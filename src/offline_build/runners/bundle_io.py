@@ -19,8 +19,8 @@ from .. import bundle, cachekeys
 from ..captures import place
 from ..engine import engine_platforms, runs_platform
 from ..errors import StepError
-from ..steps import MergeCache, Pack, Unpack, WriteFile
-from ..store import Layout, sha256_file
+from ..steps import DropBlobs, MergeCache, Pack, Unpack, WriteFile
+from ..store import Layout, copy_hashed, fsync_dir, sha256_file, write_atomic
 from . import Runtime, bar
 
 
@@ -44,7 +44,7 @@ def pack(rt: Runtime, step: Pack) -> dict[str, Any]:
     total = sum(p.stat().st_size for _, p in members)
     with bar(rt.console, "pack", total) as advance:
         size = bundle.write(step.output, manifest, members, progress=advance)
-    step.output.with_name(step.output.name.removesuffix(".tar") + ".manifest.json").write_bytes(manifest.to_json())
+    write_atomic(step.output.with_name(step.output.name.removesuffix(".tar") + ".manifest.json"), manifest.to_json())
     output: Path = step.output
     if step.split_size:
         output = bundle.split(step.output, step.split_size)
@@ -68,10 +68,23 @@ def merge_cache(rt: Runtime, step: MergeCache) -> dict[str, Any]:
     return {"blobs_added": added, "keys_added": keys}
 
 
+def drop_blobs(rt: Runtime, step: DropBlobs) -> dict[str, Any]:
+    """Remove the planned blobs (the caller holds the cache folder's lock, so none became reachable since)."""
+    blobs = Layout(step.store).blobs
+    dropped = 0
+    for name, size in step.blobs:
+        path = blobs / name
+        if path.is_file():
+            path.unlink()
+            dropped += size
+    if step.blobs:
+        fsync_dir(blobs)
+    return {"blobs": len(step.blobs), "bytes": dropped}
+
+
 def write_file(rt: Runtime, step: WriteFile) -> dict[str, Any]:
-    step.path.parent.mkdir(parents=True, exist_ok=True)
     if not step.path.is_file() or step.path.read_text() != step.text:
-        step.path.write_text(step.text)
+        write_atomic(step.path, step.text.encode())
     return {"path": step.path}
 
 
@@ -94,7 +107,7 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
     work.mkdir(parents=True, exist_ok=True)
     with bundle.open_archive(step.bundle) as tar, tempfile.TemporaryDirectory(dir=work, prefix="setup-") as tmp:
         try:
-            members = bundle.check_members(tar.getmembers(), where)
+            members = bundle.check_members(tar, where)
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise bundle.BundleError(f"{where}: not a readable bundle archive ({exc})",
                                      "the copy is damaged or truncated: copy it again") from None
@@ -102,15 +115,19 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
         _check_project(step, manifest, where)
         if platforms is not None and manifest.platforms:
             _check_platforms(manifest, platforms(), where)
+        hashed: dict[str, str] = {}
         if manifest.extends:
-            _materialize(step, manifest, {m.name for m in members}, Path(tmp), where)
+            hashed = _materialize(step, manifest, {m.name for m in members}, Path(tmp), where)
         _check_space(step, manifest, Path(tmp), where)
         with bar(console, "verify", sum(f.size for f in manifest.files)) as advance:
-            bundle.extract_verified(tar, members, manifest, Path(tmp), where, advance)
-        added = Layout(step.store).merge(Layout(Path(tmp)), move=True)
+            hashed |= bundle.extract_verified(tar, members, manifest, Path(tmp), where, advance)
+        blobs = {f"sha256:{name.rsplit('/', 1)[1]}": sha for name, sha in hashed.items()
+                 if name.startswith("blobs/sha256/")}
+        # The store checks each blob against its name with the hashes taken while extracting.
+        added = Layout(step.store).merge(Layout(Path(tmp)), move=True, hashed=blobs)
         files = sum(_place(Path(tmp) / name, dest) for name, dest in step.places)
     record = json.dumps({"bundle": step.bundle.name, **json.loads(manifest.to_json())}, indent=2)
-    (step.cache_dir / "bundle.json").write_text(record + "\n")
+    write_atomic(step.cache_dir / "bundle.json", (record + "\n").encode())
     return manifest, added, files
 
 
@@ -127,25 +144,29 @@ def _check_space(step: Unpack, manifest: bundle.Manifest, tmp: Path, where: str)
                                  f"{free >> 20} MiB free", "free disk space, or set CACHE_DIR to a larger disk")
 
 
-def _materialize(step: Unpack, manifest: bundle.Manifest, present: set[str], dest: Path, where: str) -> None:
+def _materialize(step: Unpack, manifest: bundle.Manifest, present: set[str], dest: Path,
+                 where: str) -> dict[str, str]:
     """A delta omits what its base bundle held: take those files from this machine, checked.
 
     Afterwards the scratch folder holds exactly what the full bundle would,
-    so the rest of setup cannot tell the two apart.
+    so the rest of setup cannot tell the two apart. Each file is hashed as
+    it is copied; returns those hashes (path -> sha256).
     """
     base = manifest.extends.get("bundle", "its base bundle")
     packed_once = bundle.copies(manifest, present)  # written from the archive itself, after extraction
+    hashed = {}
     for entry in manifest.files:
         if entry.path in present or entry.path in packed_once:
             continue
         local = _local_copy(step, entry.path)
-        if local is None or not local.is_file() or local.stat().st_size != entry.size \
-                or sha256_file(local) != entry.sha256:
-            raise bundle.BundleError(f"{where} is a delta of {base}, and {entry.path} from it is not here",
-                                     f"run offline.setup with {base} (or a full bundle) first")
         target = dest / entry.path
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(local, target)
+        if local is None or not local.is_file() or local.stat().st_size != entry.size \
+                or copy_hashed(local, target) != entry.sha256:
+            raise bundle.BundleError(f"{where} is a delta of {base}, and {entry.path} from it is not here",
+                                     f"run offline.setup with {base} (or a full bundle) first")
+        hashed[entry.path] = entry.sha256
+    return hashed
 
 
 def _local_copy(step: Unpack, name: str) -> Path | None:
@@ -189,6 +210,7 @@ def _place_files(src: Path, dest_root: Path) -> int:
         target = dest_root / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.is_file() or sha256_file(target) != sha256_file(path):
-            path.replace(target)
+            path.replace(target)  # from the scratch folder, whose files setup synced as it wrote them
+            fsync_dir(target.parent)
             count += 1
     return count

@@ -6,6 +6,7 @@ a 4xx; every fetch lands under a temporary name and is renamed into place.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -17,7 +18,7 @@ from typing import Any
 from ..errors import StepError
 from ..retry import retrying
 from ..steps import FetchResource
-from ..store import sha256_file
+from ..store import fsync_dir, sha256_file
 from . import Runtime
 
 
@@ -67,6 +68,8 @@ def _get(url: str, dest: Path) -> None:
         raise
     with resp, dest.open("wb") as out:
         shutil.copyfileobj(resp, out)
+        out.flush()
+        os.fsync(out.fileno())  # renamed into place next: the bytes must be on disk first
 
 
 def _git_archive(step: FetchResource, out: Path) -> None:
@@ -97,3 +100,4 @@ def _replace(tmp: Path, dest: Path) -> None:
     if dest.is_dir():
         shutil.rmtree(dest)
     tmp.replace(dest)
+    fsync_dir(dest.parent)

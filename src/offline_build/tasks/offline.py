@@ -16,6 +16,7 @@ from .. import diagnose as diagnosis
 from .. import export as exporting
 from .. import lint as lint_mod
 from .. import makefile, preinstall, report
+from .. import prune as pruning
 from .. import setup as restoring
 from .. import verify as verifying
 from ..config import Project
@@ -153,7 +154,7 @@ def apt_capture(c: Context, dry_run: bool = False, host: str | None = None, cach
 
 @task(auto_shortflags=False, help=helps("host", "cache_dir",
                                       json="print the checks as JSON instead of a table",
-                                      quick="skip re-hashing the bundle archive"))
+                                      quick="skip re-hashing the bundle archive and the store's blobs (sizes only)"))
 @clean_exit
 def diagnose(c: Context, host: str | None = None, cache_dir: str | None = None, json_: bool = False,
              quick: bool = False) -> None:
@@ -166,6 +167,17 @@ def diagnose(c: Context, host: str | None = None, cache_dir: str | None = None, 
         diagnosis.render(console(), checks)
     if diagnosis.failed(checks):
         raise Exit(code=1)
+
+
+@task(auto_shortflags=False, help=helps("cache_dir", dry_run="list the blobs it would drop and their bytes; drop nothing"))
+@clean_exit
+def prune(c: Context, dry_run: bool = False, cache_dir: str | None = None) -> None:
+    """Drop the store's blobs that no index entry reaches (old caches and images); needs no engine."""
+    proj = project(c, None, cache_dir)
+    out = console()
+    done = pruning.prune(proj, out, dry_run=dry_run)
+    if not dry_run:
+        out.print(f"dropped {done.blobs} unreachable blob(s), {report.human_size(done.bytes)}")
 
 
 @task(auto_shortflags=False, help=helps(
@@ -257,6 +269,7 @@ def collection() -> Collection:
     for t in (export, setup, build, build_classic, apt_capture, base_images, lint, verify):
         ns.add_task(t)
     ns.add_task(diagnose)
+    ns.add_task(prune)
     ns.add_task(makefile_, name="makefile")
     ns.add_task(bake)
     return ns
