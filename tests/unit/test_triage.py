@@ -33,6 +33,19 @@ def test_an_offline_step_that_needed_the_network_says_which_input_above_it_chang
     exc = _triage(step, failure(COPY, RUN), error())
     assert "[3/3] RUN pip install -r requirements.txt needed the network; it ran because a step above it did " \
            "([2/3] COPY . .): an input changed since the export" in exc.message
+    # The likely cause, from the lint rule that names the step's command, and that rule's fix.
+    assert exc.message.endswith("likely cause: pip reaches a package index (pip; offline.lint rule 'pip-install')")
+    assert exc.hint == ("carry wheels as a resource and install with --no-index --find-links; copy requirements "
+                        "files before the install so its layer stays cached; then export online again and carry "
+                        "the new bundle")
+
+
+def test_a_step_no_lint_rule_names_keeps_the_general_fix() -> None:
+    step = Build(title="build py (offline)", service="py", context=Path("."), offline=True)
+    script = Vertex("sha256:2", "[3/3] RUN --mount=type=bind,target=/s sh -c ./fetch-models.sh", completed=True,
+                    error='process "/bin/sh -c ./fetch-models.sh" did not complete successfully: exit code: 7')
+    exc = _triage(step, failure(COPY, script), error())
+    assert "needed the network" in exc.message and "likely cause" not in exc.message
     assert exc.hint and exc.hint.startswith("export online again and carry the new bundle")
 
 

@@ -21,10 +21,12 @@ from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import stream_stdout_and_stderr
 from rich.markup import escape
 
+from ..apt import simple_commands
 from ..captures import all_captures
 from ..captures.lang import CaptureBuild, take
 from ..engine import engine_message, image_present
 from ..errors import StepError
+from ..lint import RULES, command_rules
 from ..plan import cache_tag
 from ..progress import BuildReport
 from ..retry import TransientError, is_transient, retrying
@@ -184,6 +186,10 @@ def _triage(step: Build, report: BuildReport, exc: DockerException) -> StepError
     if is_transient(message):
         return TransientError(step.title, message, "check the engine, then run the build again")
     if step.offline and any(m in message.lower() for m in _NO_NETWORK):
+        rule = _lint_rule(report)
+        if rule:
+            return StepError(step.title, f"{message}\n{_why_it_ran(report)}\n{rule[0]}",
+                             f"{rule[1]}; then export online again and carry the new bundle")
         return StepError(step.title, f"{message}\n{_why_it_ran(report)}",
                          "export online again and carry the new bundle (offline.export --since <the last bundle> "
                          "makes a small delta), or make the step need no network (offline.lint shows how)")
@@ -194,7 +200,19 @@ def _triage(step: Build, report: BuildReport, exc: DockerException) -> StepError
 # How a step that reached for the network fails in an air gap (resolvers, curl, pip, npm, apt, go, git).
 _NO_NETWORK = ("temporary failure in name resolution", "eai_again", "could not resolve host",
                "network is unreachable", "name or service not known", "no route to host",
-               "failed to establish a new connection", "could not resolve", "dial tcp: lookup")
+               "failed to establish a new connection", "could not resolve", "dial tcp: lookup",
+               "connection refused", "failed to connect to")
+
+
+def _lint_rule(report: BuildReport) -> tuple[str, str] | None:
+    """(cause, fix) from offline.lint's rule for the failed step's command, when one names it: the likely cause
+    of a network call no capture covers."""
+    _, _, command = (report.failed.name if report.failed else "").partition("RUN ")
+    for argv in simple_commands(command):
+        for rule, word in command_rules(argv):
+            spec = RULES[rule]
+            return f"likely cause: {spec.title.lower()} ({word}; offline.lint rule '{rule}')", spec.hint
+    return None
 
 
 def _why_it_ran(report: BuildReport) -> str:
