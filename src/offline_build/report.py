@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .build import BuildOutcome
 from .setup import SetupReport
@@ -92,5 +93,6 @@ def verify(console: Console, outcomes: Iterable[VerifyOutcome], *, edits: bool =
         table.add_column(col, overflow="fold")
     style = {"all cached": "green", "rebuilt offline": "yellow", "failed": "bold red"}
     for o in outcomes:
-        table.add_row(o.service, f"[{style[o.status]}]{o.status}[/]", str(o.steps), str(o.cached), o.detail)
+        # Step names start with BuildKit's "[stage-0 4/5]": text, not rich markup.
+        table.add_row(o.service, f"[{style[o.status]}]{o.status}[/]", str(o.steps), str(o.cached), Text(o.detail))
     console.print(table)

@@ -15,6 +15,7 @@ The result is recorded per bundle (``proofs.json``), which ``offline.diagnose`` 
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -90,7 +91,7 @@ def _verify_one(scratch: Project, name: str, docker: DockerClient, console: Cons
     elif done.steps and done.cached == done.steps:
         status, detail = "all cached", "every step CACHED"
     else:
-        status, detail = "rebuilt offline", "ran offline: " + ", ".join(done.ran)
+        status, detail = "rebuilt offline", "ran offline: " + ", ".join(map(plain_step, done.ran))
     return VerifyOutcome(name, status, done.steps, done.cached, detail)
 
 
@@ -101,9 +102,14 @@ def _edit_outcome(name: str, done: BuildOutcome) -> VerifyOutcome:
     if done.steps and done.cached == done.steps:
         return VerifyOutcome(name, "all cached", done.steps, done.cached,
                              "no step reads the build context: an edit there re-runs nothing")
-    ran = ", ".join(done.ran) if done.ran else "only copies"
+    ran = ", ".join(map(plain_step, done.ran)) if done.ran else "only copies"
     return VerifyOutcome(name, "rebuilt offline", done.steps, done.cached,
                          f"ran again offline: {ran}; {done.cached} step(s) from the cache")
+
+
+def plain_step(name: str) -> str:
+    """A step as the report shows it: without the mounts the variant added (they are the same at every run)."""
+    return re.sub(r"--mount=\S+\s+", "", name)
 
 
 def prune_build_cache(docker: DockerClient) -> None:

@@ -43,3 +43,15 @@ def test_on_a_terminal_the_terminal_width_is_kept(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr("sys.stdout", Terminal())
     assert console().width == Console().width < UNWRAPPED
+
+
+def test_verify_shows_buildkit_step_names_whole(capsys: pytest.CaptureFixture[str]) -> None:
+    """``[stage-0 4/5]`` looks like rich markup: the report must print it, not swallow it."""
+    from offline_build import report
+    from offline_build.verify import VerifyOutcome, plain_step
+
+    name = plain_step("[stage-0 4/5] RUN --mount=type=bind,from=pip-api-1,target=/x pip install -r r.txt")
+    report.verify(console(), [VerifyOutcome("api", "rebuilt offline", 5, 4, f"ran again offline: {name}")], edits=True)
+    out = capsys.readouterr().out
+    assert "ran again offline: [stage-0 4/5] RUN pip install -r r.txt" in out
+    assert "offline.verify --edits (every build context edited," in out

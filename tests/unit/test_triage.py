@@ -61,3 +61,15 @@ def test_online_the_same_failure_keeps_the_general_fix() -> None:
     exc = _triage(step, failure(COPY, RUN), error())
     assert "needed the network" not in exc.message and not isinstance(exc, TransientError)
     assert exc.hint and exc.hint.startswith("offline.lint names steps that need the network")
+
+
+def test_in_the_edit_proof_the_step_ran_because_the_context_changed() -> None:
+    from offline_build.edits import EDIT_ARG
+
+    step = Build(title="build py (offline)", service="py", context=Path("."), offline=True,
+                 build_args=((EDIT_ARG, "abc"),))
+    cached_copy = Vertex("sha256:1", "[2/3] COPY . .", cached=True, completed=True)
+    exc = _triage(step, failure(cached_copy, RUN), error())
+    assert ("[3/3] RUN pip install -r requirements.txt needed the network; it ran because the build context "
+            "changed (offline.verify --edits): at the site, any edit to this service's source runs it again") \
+        in exc.message

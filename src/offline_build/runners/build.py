@@ -24,6 +24,7 @@ from rich.markup import escape
 from ..apt import simple_commands
 from ..captures import all_captures
 from ..captures.lang import CaptureBuild, take
+from ..edits import EDIT_ARG
 from ..engine import engine_message, image_present
 from ..errors import StepError
 from ..lint import RULES, command_rules
@@ -187,10 +188,11 @@ def _triage(step: Build, report: BuildReport, exc: DockerException) -> StepError
         return TransientError(step.title, message, "check the engine, then run the build again")
     if step.offline and any(m in message.lower() for m in _NO_NETWORK):
         rule = _lint_rule(report)
+        why = _why_it_ran(report, edited=EDIT_ARG in dict(step.build_args))
         if rule:
-            return StepError(step.title, f"{message}\n{_why_it_ran(report)}\n{rule[0]}",
+            return StepError(step.title, f"{message}\n{why}\n{rule[0]}",
                              f"{rule[1]}; then export online again and carry the new bundle")
-        return StepError(step.title, f"{message}\n{_why_it_ran(report)}",
+        return StepError(step.title, f"{message}\n{why}",
                          "export online again and carry the new bundle (offline.export --since <the last bundle> "
                          "makes a small delta), or make the step need no network (offline.lint shows how)")
     return StepError(step.title, message,
@@ -215,11 +217,15 @@ def _lint_rule(report: BuildReport) -> tuple[str, str] | None:
     return None
 
 
-def _why_it_ran(report: BuildReport) -> str:
-    """Why a step that needs the network ran offline at all: an input above it changed, or it was never cached."""
+def _why_it_ran(report: BuildReport, *, edited: bool = False) -> str:
+    """Why a step that needs the network ran offline at all: an input above it changed, or it was never cached
+    (or, *edited*, the edit proof ran it)."""
     failed = report.failed
     earlier = [v for v in report.ran if v is not failed and v.completed]
     name = failed.name if failed else "the step"
+    if edited:
+        return (f"{name} needed the network; it ran because the build context changed (offline.verify --edits): "
+                "at the site, any edit to this service's source runs it again")
     if earlier:
         return (f"{name} needed the network; it ran because a step above it did ({earlier[0].name}): an input "
                 "changed since the export, and the bundle's cache holds only what the export built")

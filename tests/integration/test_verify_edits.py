@@ -1,0 +1,129 @@
+"""Prove the edit loop before the trip: ``offline.verify --edits`` on an air-gapped engine.
+
+Two services after ``COPY . .``: ``app`` installs a Debian package there (the
+APT capture serves it offline), ``fetch`` downloads a file at build time
+from a server the online machine reaches (one on loopback here) and no
+capture covers. A plain verify passes (all CACHED: nothing changed); the
+edit proof rebuilds each as if its context had changed and fails ``fetch``,
+naming the step, its output and the lint rule; once the file is part of the
+source (the download gone), the proof passes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import reset
+from tests.integration.test_deps_maven_go import _Quiet
+from tests.integration.test_roundtrip import cli
+
+pytestmark = pytest.mark.engine
+
+SERVICES = ("app", "fetch")
+TOOLS = "RUN apt-get update && apt-get install -y --no-install-recommends curl\n"
+APP = f"""\
+FROM debian:bookworm-slim
+{TOOLS}WORKDIR /app
+COPY . .
+RUN apt-get update && apt-get install -y --no-install-recommends jq && jq --version > /jq-version
+CMD ["cat", "/jq-version"]
+"""
+FETCH = f"""\
+FROM debian:bookworm-slim
+{TOOLS}WORKDIR /app
+COPY . .
+RUN curl -fsS {{url}}/model.bin -o /model.bin
+CMD ["cat", "/model.bin"]
+"""
+FIXED = f"""\
+FROM debian:bookworm-slim
+{TOOLS}WORKDIR /app
+COPY . .
+RUN cp model.bin /model.bin
+CMD ["cat", "/model.bin"]
+"""
+MODEL = b"weights v1\n"
+
+
+@pytest.fixture(scope="session")
+def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("models")
+    (root / "model.bin").write_bytes(MODEL)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def write_project(root: Path, url: str) -> Path:
+    for name, dockerfile in (("app", APP), ("fetch", FETCH.format(url=url))):
+        (root / name).mkdir(parents=True)
+        (root / name / "Dockerfile").write_text(dockerfile)
+        (root / name / "main.txt").write_text("v1\n")
+    (root / "offline.yaml").write_text("project: proof\nversion: '1'\nnetwork: host\nservices:\n"
+                                       "  app: {context: app, image: proof/app}\n"
+                                       "  fetch: {context: fetch, image: proof/fetch}\n")
+    return root
+
+
+def verify_rows(stdout: str) -> dict[str, tuple[str, str]]:
+    """service -> (result, detail) from offline.verify's table (details may wrap onto the next lines)."""
+    rows: dict[str, list[str]] = {}
+    current = None
+    for line in stdout.splitlines():
+        line = line.strip()
+        cells = [c.strip() for c in line[1:-1].split("│")] if line.startswith("│") else []
+        if len(cells) != 5:
+            continue
+        if cells[0] in SERVICES:
+            current = cells[0]
+            rows[current] = [cells[1], cells[4]]
+        elif current and not cells[0] and cells[4]:
+            rows[current][1] += " " + cells[4]
+    return {s: (r[0], r[1]) for s, r in rows.items()}
+
+
+def test_the_edit_proof_finds_the_download_no_capture_covers(engines: dict[str, str], model_server: str,
+                                                              tmp_path: Path) -> None:
+    project = write_project(tmp_path / "proof", model_server)
+    cli(project, engines["online"], "offline.export")
+
+    reset("offline")
+    plain = cli(project, engines["offline"], "offline.verify")
+    assert {s: r for s, (r, _) in verify_rows(plain.stdout).items()} == dict.fromkeys(SERVICES, "all cached")
+
+    proof = cli(project, engines["offline"], "offline.verify", "--edits", check=False)
+    assert proof.returncode == 1, proof.stdout + proof.stderr
+    rows = verify_rows(proof.stdout)
+    result, detail = rows["app"]
+    assert result == "rebuilt offline", rows
+    # The step after the copy ran (APT served it), the three above it came from the cache.
+    assert detail.startswith("ran again offline: [stage-0 4/5] RUN ") and "apt-get install -y" in detail, detail
+    assert detail.endswith("; 3 step(s) from the cache"), detail
+    result, detail = rows["fetch"]
+    assert result == "failed", rows
+    assert f"step '[stage-0 4/5] RUN curl -fsS {model_server}/model.bin -o /model.bin' failed" in detail, detail
+    assert "Failed to connect to 127.0.0.1" in detail  # the step's own output
+    assert "it ran because the build context changed (offline.verify --edits)" in detail, detail
+    assert "likely cause: downloads a file at build time (curl; offline.lint rule 'download')" in detail, detail
+    diagnosed = cli(project, engines["online"], "offline.diagnose", "--quick", check=False).stdout
+    assert "offline.verify --edits failed" in diagnosed, diagnosed
+
+    # A fix: the file travels with the source, the step no longer downloads.
+    (project / "fetch" / "model.bin").write_bytes(MODEL)
+    (project / "fetch" / "Dockerfile").write_text(FIXED)
+    cli(project, engines["online"], "offline.export")
+    reset("offline")
+    proof = cli(project, engines["offline"], "offline.verify", "--edits")
+    rows = verify_rows(proof.stdout)
+    assert {s: r for s, (r, _) in rows.items()} == dict.fromkeys(SERVICES, "rebuilt offline"), rows
+    assert "RUN cp model.bin /model.bin" in rows["fetch"][1]
+    diagnosed = cli(project, engines["online"], "offline.diagnose", "--quick", check=False).stdout
+    assert "edit loop proven" in diagnosed, diagnosed
