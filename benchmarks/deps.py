@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -176,18 +177,19 @@ def write_report(args: argparse.Namespace, cold: dict[str, dict[str, float]],
               f"({DESCRIPTIONS[args.project].split(' (')[0].removeprefix('The project of ')}).", "", "Raw runs:", "",
               "```", f"cold {cold}", *(f"warm {r}" for r in warm), "```", ""]
     text = args.out.read_text() if args.out.is_file() else ""
-    args.out.write_text(replace_section(text, args.project, "\n".join(lines)))
+    args.out.write_text(replace_section(text, SECTIONS[args.project], "\n".join(lines)))
     print("\n".join(lines))
 
 
-def replace_section(text: str, project: str, body: str) -> str:
-    """*text* with *project*'s section replaced by *body*; the Maven and Go one stays last, inside the first."""
-    first, second = SECTIONS["python-node"], SECTIONS["maven-go"]
-    head, _, rest = text.partition(first)
-    _, _, tail = rest.partition(second)
-    if project == "maven-go":
-        return text.split(second)[0].rstrip() + "\n\n" + body
-    return head.rstrip() + "\n\n" + body + (f"\n{second}{tail}" if tail else "")
+def replace_section(text: str, heading: str, body: str) -> str:
+    """*text* with the section under *heading* (up to the next ``##``/``###`` heading) replaced by *body*,
+    or *body* appended when there is none; every other section stays where it is."""
+    if heading not in text:
+        return text.rstrip() + "\n\n" + body.rstrip() + "\n"
+    head, _, rest = text.partition(heading)
+    following = re.search(r"^#{2,3} ", rest, re.M)
+    tail = rest[following.start():] if following else ""
+    return head.rstrip() + "\n\n" + body.rstrip() + "\n" + (f"\n{tail}" if tail else "")
 
 
 if __name__ == "__main__":

@@ -119,9 +119,10 @@ def test_the_edit_proof_finds_the_download_no_capture_covers(engines: dict[str, 
     # A fix: the file travels with the source, the step no longer downloads.
     (project / "fetch" / "model.bin").write_bytes(MODEL)
     (project / "fetch" / "Dockerfile").write_text(FIXED)
-    cli(project, engines["online"], "offline.export")
     reset("offline")
-    proof = cli(project, engines["offline"], "offline.verify", "--edits")
+    # Exported and proven in one command, as a team can make it part of every export.
+    proof = cli(project, engines["online"], "offline.export", "--verify-edits", "--verify-host", engines["offline"])
+    assert "offline.export" in proof.stdout and "offline.verify --edits" in proof.stdout
     rows = verify_rows(proof.stdout)
     assert {s: r for s, (r, _) in rows.items()} == dict.fromkeys(SERVICES, "rebuilt offline"), rows
     assert "RUN cp model.bin /model.bin" in rows["fetch"][1]

@@ -186,3 +186,12 @@ def test_config_and_f_both_name_the_project_file_and_help_says_so(tmp_path: Path
     # A cluster invoke would read as its own runtime configuration is refused, not half-obeyed.
     clustered = run(["-ef", "other.yaml", "--list"], tmp_path / "demo")
     assert clustered.returncode == 2 and "was not read as the project file" in clustered.stderr
+
+
+def test_the_edit_proof_needs_an_engine_of_its_own() -> None:
+    out = run(["offline.export", "--verify-edits"], DEMO)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == ("offline-build: error: --verify-edits needs an engine with no network and none of this "
+                          "project's build cache\n  fix: pass --verify-host unix://... (e.g. an air-gapped engine)\n")
+    dry = run(["offline.verify", "--edits"], DEMO)
+    assert dry.returncode == 2 and "verify needs an engine without this project's build cache" in dry.stderr
