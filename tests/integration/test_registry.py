@@ -36,7 +36,11 @@ def tags(registry: str, repo: str, *, airgap: bool = False) -> list[str]:
     ns = ["ip", "netns", "exec", NETNS] if airgap else []
     out = subprocess.run([*ns, "busybox", "wget", "-q", "-O", "-", f"http://{registry}/v2/{repo}/tags/list"],
                          capture_output=True, text=True, check=False)
-    return sorted(json.loads(out.stdout).get("tags") or []) if out.returncode == 0 else []
+    if out.returncode == 0:
+        return sorted(json.loads(out.stdout).get("tags") or [])
+    if "404" in out.stderr:  # the registry answered: no such repository, so nothing was pushed there
+        return []
+    pytest.fail(f"could not ask {registry} for {repo}'s tags: {out.stderr.strip()}")
 
 
 def make_project(root: Path, cache: str = "") -> Path:

@@ -243,6 +243,7 @@ def test_a_delta_after_a_one_line_change_and_split_parts(engines: dict[str, str]
     shutil.copy2(delta, offline / "build-cache" / delta.name)
     cli(offline, engines["offline"], "offline.setup", "--bundle", str(offline / "build-cache" / delta.name))
     rows = build_report(cli(offline, engines["offline"], "offline.build").stdout)
+    assert set(rows) == {"backend", "worker", "web"}, rows
     assert all(cached == steps for steps, cached, _ in rows.values()), rows
     out = DockerClient(host=engines["offline"]).run("demo/web:1.0.0", remove=True, networks=["none"])
     assert out.strip() == "web: serving 36 bytes"
