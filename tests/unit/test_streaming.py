@@ -8,11 +8,25 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
+import subprocess
+import sys
 import tarfile
+import textwrap
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from rich.console import Console
 
 from offline_build import bundle
+from offline_build.runners import Runtime
+from offline_build.runners import images as images_mod
+from offline_build.steps import LoadImages
+from offline_build.store import REF_NAME, StoreError
+from tests.unit import oci
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +34,30 @@ MiB = 1 << 20
 
 
 # --- the references: the two-pass, in-memory ways, as they were -------------
+
+
+def old_docker_archive(layout: Any, desc: Any, ref: str) -> bytes:
+    """images.docker_archive before streaming: the whole tar in a BytesIO."""
+    manifest_desc = images_mod._platform_manifest(layout, desc)
+    doc = layout.read_json(manifest_desc.digest)
+    blobs = [manifest_desc.digest, doc["config"]["digest"], *(layer["digest"] for layer in doc["layers"])]
+    classic = [{"Config": f"blobs/sha256/{doc['config']['digest'].split(':')[1]}",
+                "RepoTags": [ref],
+                "Layers": [f"blobs/sha256/{layer['digest'].split(':')[1]}" for layer in doc["layers"]]}]
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+             "manifests": [{**manifest_desc.to_json(), "annotations": {
+                 "io.containerd.image.name": ref, REF_NAME: ref.rsplit(":", 1)[-1]}}]}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+                           ("index.json", json.dumps(index).encode()),
+                           ("manifest.json", json.dumps(classic).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for digest in dict.fromkeys(blobs):
+            tar.add(layout.blob_path(digest), arcname=f"blobs/sha256/{digest.split(':')[1]}")
+    return buf.getvalue()
 
 
 def old_write(output: Path, manifest: bundle.Manifest, members: list[tuple[str, Path]]) -> None:
@@ -41,6 +79,33 @@ def old_write(output: Path, manifest: bundle.Manifest, members: list[tuple[str, 
                 tar.addfile(info, fh)
 
 
+def members_of(data: bytes) -> list[tuple[str, bytes, int, int]]:
+    """(name, content, type, mode) of every member, in order."""
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return [(m.name, tar.extractfile(m).read() if m.isreg() else b"", int.from_bytes(m.type, "big"), m.mode)
+                for m in tar.getmembers()]  # type: ignore[union-attr]
+
+
+# --- docker_archive / load_images ---------------------------------------------
+
+
+def small_image(root: Path) -> tuple[Any, Any]:
+    layout = oci.new(root)
+    desc = oci.image(layout, "base-debian", [b"layer one" * 100, os.urandom(3000), b""])
+    return layout, desc
+
+
+def test_docker_archive_has_the_members_and_bytes_the_old_one_had(tmp_path: Path) -> None:
+    layout, desc = small_image(tmp_path / "store")
+    new = b"".join(images_mod.docker_archive(layout, desc, "debian:bookworm-slim"))
+    old = old_docker_archive(layout, desc, "debian:bookworm-slim")
+    # Same members, same order, same bytes; headers differ only in owner and time (now 0/none).
+    assert [(n, d, t) for n, d, t, _ in members_of(new)] == [(n, d, t) for n, d, t, _ in members_of(old)]
+    assert len(new) % tarfile.RECORDSIZE == 0
+    with tarfile.open(fileobj=io.BytesIO(new), mode="r|") as tar:  # docker load reads it as a stream
+        assert [m.name for m in tar][-1].startswith("blobs/sha256/")
+
+
 def test_tarstream_frames_exactly_as_tarfile_does(tmp_path: Path) -> None:
     """Byte for byte, with a long (PAX) name, an empty member and a block-sized one."""
     files = {"files/resources/" + "deep/" * 30 + "long-name.bin": os.urandom(1000),
@@ -55,3 +120,107 @@ def test_tarstream_frames_exactly_as_tarfile_does(tmp_path: Path) -> None:
     bundle.write(tmp_path / "new.tar", manifest, members)
     old_write(tmp_path / "old.tar", manifest, members)
     assert (tmp_path / "new.tar").read_bytes() == (tmp_path / "old.tar").read_bytes()
+
+
+def test_docker_archive_fails_before_the_engine_when_a_blob_is_missing(tmp_path: Path) -> None:
+    layout, desc = small_image(tmp_path / "store")
+    layer = layout.read_json(desc.digest)["layers"][1]["digest"]
+    layout.blob_path(layer).unlink()
+    with pytest.raises(StoreError, match="missing"):
+        images_mod.docker_archive(layout, desc, "debian:bookworm-slim")  # not iterated: raised when called
+
+
+class FakeImages:
+    """python-on-whales' image component, as load_images uses it; load takes the stream like the CLI's stdin."""
+
+    def __init__(self) -> None:
+        self.loaded = bytearray()
+        self.biggest = 0
+        self.calls = 0
+
+    def exists(self, ref: str) -> bool:
+        return False
+
+    def load(self, input: Any, quiet: bool = False) -> list[str]:
+        assert not isinstance(input, (bytes, str, Path)), "load_images must hand docker load a stream"
+        self.calls += 1
+        for chunk in input:
+            self.biggest = max(self.biggest, len(chunk))
+            self.loaded += chunk
+        return []
+
+
+def test_load_images_hands_docker_load_chunks_not_a_whole_image(tmp_path: Path) -> None:
+    layout = oci.new(tmp_path / "store")
+    desc = oci.image(layout, "base-x", [os.urandom(3 * MiB + 5)])
+    fake = FakeImages()
+    rt = Runtime(docker=SimpleNamespace(image=fake), console=Console(file=io.StringIO()))  # type: ignore[arg-type]
+    images_mod.load_images(rt, LoadImages("load", images=(("x:1", "base-x"),), store=layout.root))
+    assert fake.calls == 1
+    old = old_docker_archive(layout, desc, "x:1")
+    assert [m[:3] for m in members_of(bytes(fake.loaded))] == [m[:3] for m in members_of(old)]
+    assert fake.biggest <= 1 * MiB + 2 * tarfile.BLOCKSIZE  # one read of the store at a time
+
+
+PEAK_SCRIPT = textwrap.dedent("""
+    import hashlib, io, json, os, resource, sys
+    from pathlib import Path
+    from types import SimpleNamespace
+    from rich.console import Console
+    from offline_build.runners import Runtime, images
+    from offline_build.steps import LoadImages
+    from offline_build.store import REF_NAME, Descriptor, Layout
+
+    root, size = Path(sys.argv[1]), int(sys.argv[2])
+    layout = Layout(root)
+    layout.blobs.mkdir(parents=True)
+    chunk = os.urandom(1 << 20)
+    digest = hashlib.sha256()
+    tmp = root / "layer.tmp"
+    with tmp.open("wb") as fh:
+        for _ in range(size >> 20):
+            fh.write(chunk)
+            digest.update(chunk)
+    layer = "sha256:" + digest.hexdigest()
+    tmp.rename(layout.blob_path(layer))
+
+    def put(data):
+        d = "sha256:" + hashlib.sha256(data).hexdigest()
+        layout.blob_path(d).write_bytes(data)
+        return {"digest": d, "size": len(data)}
+
+    config = put(json.dumps({"rootfs": {"diff_ids": [layer]}}).encode())
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": size}]})
+    m = put(manifest.encode())
+    layout.write_index([Descriptor("application/vnd.oci.image.manifest.v1+json", m["digest"], m["size"],
+                                   {REF_NAME: "base-big"})])
+
+    seen = {"bytes": 0}
+    def load(input, quiet=False):
+        for c in ([input] if isinstance(input, bytes) else input):  # as python-on-whales takes either
+            seen["bytes"] += len(c)
+        return []
+    docker = SimpleNamespace(image=SimpleNamespace(exists=lambda ref: False, load=load))
+    rt = Runtime(docker=docker, console=Console(file=io.StringIO()))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    images.load_images(rt, LoadImages("load", images=(("big:1", "base-big"),), store=root))
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"before_kib": before, "after_kib": after, "sent": seen["bytes"]}))
+""")
+
+
+def peak(tmp_path: Path, size: int) -> dict[str, int]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(ROOT)])}
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(tmp_path / "store"), str(size)],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    return json.loads(out)
+
+
+def test_loading_a_256_mib_layer_keeps_peak_memory_flat(tmp_path: Path) -> None:
+    """Before streaming, the archive sat whole in memory: peak RSS grew by the layer (here 256 MiB, and more)."""
+    result = peak(tmp_path, 256 * MiB)
+    assert result["sent"] > 256 * MiB
+    growth_mib = (result["after_kib"] - result["before_kib"]) / 1024
+    assert growth_mib < 32, f"peak RSS grew by {growth_mib:.0f} MiB while loading a 256 MiB layer"

@@ -7,21 +7,22 @@ every wanted platform); setup loads them back into engines that cannot read
 
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
+from .. import tarstream
 from ..engine import arch, engine_message, image_present, runs_platform
 from ..errors import EngineError, OfflineBuildError, StepError
 from ..plan import base_tag
 from ..steps import LoadImages, SaveImages
-from ..store import IMAGE_NAME, INDEX_TYPES, REF_NAME, Descriptor, Layout, image_platforms
+from ..store import IMAGE_NAME, INDEX_TYPES, REF_NAME, Descriptor, Layout, StoreError, image_platforms
 from . import Runtime
 
 
@@ -62,11 +63,16 @@ def load_images(rt: Runtime, step: LoadImages) -> dict[str, Any]:
     out = []
     for ref, tag in step.images:
         before = _image_id(rt.docker, ref)
-        data = docker_archive(layout, tags[tag], ref)
+        chunks = docker_archive(layout, tags[tag], ref)
         try:
-            rt.docker.image.load(data, quiet=True)
+            # python-on-whales writes each chunk to docker load's stdin as it comes.
+            rt.docker.image.load(chunks, quiet=True)
         except DockerException as exc:
             raise EngineError(f"docker load of {ref} failed: {engine_message(exc)}",
+                              "check free disk space on the engine, then run offline.setup again") from None
+        except BrokenPipeError:
+            # docker load stopped reading before the end; its own words went to stderr.
+            raise EngineError(f"docker load of {ref} stopped before the whole image was sent",
                               "check free disk space on the engine, then run offline.setup again") from None
         after = _image_id(rt.docker, ref)
         state = "unchanged" if before == after else ("replaced" if before else "loaded")
@@ -82,11 +88,15 @@ def _image_id(docker: DockerClient, ref: str) -> str | None:
         return None
 
 
-def docker_archive(layout: Layout, desc: Any, ref: str) -> bytes:
-    """A ``docker load`` tar for one image: its OCI entry plus the classic manifest.json.
+def docker_archive(layout: Layout, desc: Any, ref: str) -> Iterator[bytes]:
+    """A ``docker load`` tar for one image, as chunks: its OCI entry plus the classic manifest.json.
 
     The classic ``manifest.json`` is what Docker 20.10 reads; newer engines
     read the OCI index. Layers stay gzip-compressed: both accept that.
+    Everything that can fail before the engine is asked (no image for this
+    machine, a blob not in the store) fails here, when called; the bytes
+    are read only as ``docker load`` takes them, one chunk at a time, so
+    memory does not grow with the layers.
     """
     manifest_desc = _platform_manifest(layout, desc)
     doc = layout.read_json(manifest_desc.digest)
@@ -97,15 +107,16 @@ def docker_archive(layout: Layout, desc: Any, ref: str) -> bytes:
     index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
              "manifests": [{**manifest_desc.to_json(), "annotations": {
                  "io.containerd.image.name": ref, REF_NAME: ref.rsplit(":", 1)[-1]}}]}
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in (("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
-                           ("index.json", json.dumps(index).encode()),
-                           ("manifest.json", json.dumps(classic).encode())):
-            _add(tar, name, data)
-        for digest in dict.fromkeys(blobs):
-            tar.add(layout.blob_path(digest), arcname=f"blobs/sha256/{digest.split(':')[1]}")
-    return buf.getvalue()
+    members: list[tarstream.Member] = [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+                                       ("index.json", json.dumps(index).encode()),
+                                       ("manifest.json", json.dumps(classic).encode())]
+    for digest in dict.fromkeys(blobs):
+        path = layout.blob_path(digest)
+        if not path.is_file():
+            raise StoreError(f"blob {digest} of {ref} is missing from {layout.root}",
+                             "run offline.setup again with the bundle")
+        members.append((f"blobs/sha256/{digest.split(':')[1]}", path))
+    return tarstream.stream(members)
 
 
 def _platform_manifest(layout: Layout, desc: Any) -> Any:
@@ -119,12 +130,6 @@ def _platform_manifest(layout: Layout, desc: Any) -> Any:
             return child
     raise OfflineBuildError(f"no {arch()} image for {desc.digest[:19]} in the store",
                             "export the bundle with --platform for this machine")
-
-
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    tar.addfile(info, io.BytesIO(data))
 
 
 def full_name(ref: str) -> str:
