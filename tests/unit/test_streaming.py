@@ -22,9 +22,10 @@ import pytest
 from rich.console import Console
 
 from offline_build import bundle
+from offline_build.errors import StepError
 from offline_build.runners import Runtime
 from offline_build.runners import images as images_mod
-from offline_build.steps import LoadImages
+from offline_build.steps import LoadImages, SaveImages
 from offline_build.store import REF_NAME, StoreError
 from tests.unit import oci
 
@@ -224,3 +225,128 @@ def test_loading_a_256_mib_layer_keeps_peak_memory_flat(tmp_path: Path) -> None:
     assert result["sent"] > 256 * MiB
     growth_mib = (result["after_kib"] - result["before_kib"]) / 1024
     assert growth_mib < 32, f"peak RSS grew by {growth_mib:.0f} MiB while loading a 256 MiB layer"
+
+
+# --- save_images ----------------------------------------------------------------
+
+
+def docker_save_tar(tmp_path: Path, corrupt: bool = False) -> tuple[Path, Any, dict[str, bytes]]:
+    """What ``docker save`` writes with the containerd store, plus the legacy bits a classic engine adds."""
+    src = oci.new(tmp_path / "engine")
+    desc = oci.image(src, "docker.io/library/debian:bookworm-slim", [os.urandom(2 * MiB + 7), b"small"],
+                     {"io.containerd.image.name": "docker.io/library/debian:bookworm-slim"})
+    blobs = {f"blobs/sha256/{p.name}": p.read_bytes() for p in src.blobs.iterdir()}
+    out = tmp_path / "saved.tar"
+    with tarfile.open(out, "w") as tar:
+        for name in ("blobs", "blobs/sha256"):
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.DIRTYPE
+            tar.addfile(info)
+        for name, data in blobs.items():
+            info = tarfile.TarInfo(name)
+            payload = (b"X" + data[1:]) if corrupt and len(data) > MiB else data
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+        link = tarfile.TarInfo("abc123/layer.tar")
+        link.type = tarfile.SYMTYPE
+        link.linkname = f"../{next(iter(blobs))}"
+        tar.addfile(link)
+        for name in ("index.json", "oci-layout", "manifest.json", "repositories"):
+            data = (src.root / name).read_bytes() if name in ("index.json", "oci-layout") else b"{}"
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out, desc, blobs
+
+
+class OneWay(io.RawIOBase):
+    """A pipe's end: read() only, no seek, so a reader that goes back fails as on a real pipe."""
+
+    def __init__(self, data: bytes) -> None:
+        self._src = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self._src.read(min(len(b), 4096))
+        b[:len(data)] = data
+        return len(data)
+
+
+def test_read_saved_takes_the_layout_from_a_one_way_stream(tmp_path: Path) -> None:
+    tar, _, blobs = docker_save_tar(tmp_path)
+    dest = tmp_path / "layout"
+    hashed = images_mod.read_saved(io.BufferedReader(OneWay(tar.read_bytes())), dest, "save")
+    written = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert written == sorted(["index.json", "oci-layout", *blobs])  # no manifest.json, legacy folder, link
+    assert hashed == {f"sha256:{n.rsplit('/', 1)[1]}": hashlib.sha256(d).hexdigest() for n, d in blobs.items()}
+    assert all((dest / n).read_bytes() == d for n, d in blobs.items())
+
+
+def test_read_saved_refuses_a_blob_that_is_not_its_name(tmp_path: Path) -> None:
+    tar, _, _ = docker_save_tar(tmp_path, corrupt=True)
+    with pytest.raises(StepError, match="with content of sha256"):
+        images_mod.read_saved(io.BufferedReader(OneWay(tar.read_bytes())), tmp_path / "layout", "save")
+
+
+FAKE_CLI = textwrap.dedent("""
+    import shutil, sys
+    args = sys.argv[1:]
+    assert args[:1] == ["save"], args
+    if "missing:1" in args:
+        sys.stderr.write("Error response from daemon: No such image: missing:1\\n")
+        sys.exit(1)
+    with open(sys.argv[0] + ".tar", "rb") as fh:
+        if "truncated:1" in args:
+            sys.stdout.buffer.write(fh.read(3000))
+            sys.stderr.write("error: context canceled\\n")
+            sys.exit(1)
+        shutil.copyfileobj(fh, sys.stdout.buffer)
+""")
+
+
+def save_runtime(tmp_path: Path, tar: Path) -> Runtime:
+    cli = tmp_path / "fake-docker.py"
+    cli.write_text(FAKE_CLI)
+    tar.rename(cli.with_name(cli.name + ".tar"))
+    docker = SimpleNamespace(image=SimpleNamespace(exists=lambda ref: True),
+                             client_config=SimpleNamespace(docker_cmd=[sys.executable, str(cli)]))
+    return Runtime(docker=docker, console=Console(file=io.StringIO()))  # type: ignore[arg-type]
+
+
+def test_save_images_streams_into_the_store_with_one_copy_on_disk(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    tar, desc, blobs = docker_save_tar(tmp_path)
+    rt = save_runtime(tmp_path, tar)
+    cache = tmp_path / "cache"
+    on_disk: list[int] = []
+    merge = images_mod.Layout.merge
+
+    def measuring_merge(self: Any, other: Any, **kwargs: Any) -> int:
+        # The moment of most disk use: everything saved is on disk, nothing moved yet.
+        on_disk.append(sum(p.stat().st_size for p in (cache / ".work").rglob("*") if p.is_file()))
+        assert kwargs.get("hashed"), "the hashes taken while writing must reach the store"
+        return merge(self, other, **kwargs)
+
+    monkeypatch.setattr(images_mod.Layout, "merge", measuring_merge)
+    step = SaveImages("save", images=("debian:bookworm-slim",), store=cache / "store")
+    result = images_mod.save_images(rt, step)
+    assert result["blobs_added"] == len(blobs)
+    layout_bytes = sum(len(d) for d in blobs.values()) + 1024  # the blobs, index.json and oci-layout
+    assert on_disk and on_disk[0] <= layout_bytes, f"{on_disk[0]} bytes on disk for {layout_bytes} of layout"
+    store = images_mod.Layout(cache / "store")
+    assert store.tags()["base-debian_bookworm-slim"].digest == desc.digest
+    assert all(store.blob_path(f"sha256:{n.rsplit('/', 1)[1]}").read_bytes() == d for n, d in blobs.items())
+
+
+@pytest.mark.parametrize(("image", "words"), [("missing:1", "No such image: missing:1"),
+                                              ("truncated:1", "context canceled")])
+def test_save_images_says_what_the_cli_said(tmp_path: Path, image: str, words: str) -> None:
+    """A failed save names the engine's words, not the truncated tar it left."""
+    tar, _, _ = docker_save_tar(tmp_path)
+    rt = save_runtime(tmp_path, tar)
+    step = SaveImages("save", images=(image,), store=tmp_path / "cache" / "store")
+    with pytest.raises(StepError, match=words):
+        images_mod.save_images(rt, step)
+    assert not (tmp_path / "cache" / "store").exists()
