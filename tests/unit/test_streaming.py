@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,11 +22,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from offline_build import bundle
-from offline_build.errors import StepError
-from offline_build.runners import Runtime
+from offline_build import bundle, packing, tarstream
+from offline_build.errors import OfflineBuildError, StepError
+from offline_build.runners import Runtime, bundle_io
 from offline_build.runners import images as images_mod
-from offline_build.steps import LoadImages, SaveImages
+from offline_build.steps import LoadImages, ManifestDraft, Pack, SaveImages
 from offline_build.store import REF_NAME, StoreError
 from tests.unit import oci
 
@@ -78,6 +79,15 @@ def old_write(output: Path, manifest: bundle.Manifest, members: list[tuple[str, 
             info.mtime = 0
             with path.open("rb") as fh:
                 tar.addfile(info, fh)
+
+
+def old_pack(output: Path, manifest: bundle.Manifest, members: list[tuple[str, Path]],
+             base: bundle.Manifest | None = None) -> None:
+    """runners.bundle_io.pack before: hash everything, then choose, then write."""
+    manifest.files = bundle.hash_members(members)
+    if base is not None:
+        members = bundle.delta_members(members, manifest.files, base)
+    old_write(output, manifest, bundle.unique_members(members, manifest.files))
 
 
 def members_of(data: bytes) -> list[tuple[str, bytes, int, int]]:
@@ -350,3 +360,138 @@ def test_save_images_says_what_the_cli_said(tmp_path: Path, image: str, words: s
     with pytest.raises(StepError, match=words):
         images_mod.save_images(rt, step)
     assert not (tmp_path / "cache" / "store").exists()
+
+
+# --- packing --------------------------------------------------------------------
+
+
+def pack_input(root: Path) -> list[tuple[str, Path]]:
+    """A store with shared layers, and files with a duplicate and a same-size neighbour."""
+    store = oci.new(root / "store")
+    shared = os.urandom(300_000)
+    oci.image(store, "cache-svc", [shared, os.urandom(200_001)])
+    oci.image(store, "base-debian", [shared])
+    res = root / "resources"
+    res.mkdir()
+    (res / "model.bin").write_bytes(os.urandom(150_000))
+    (res / "copy-of-model.bin").write_bytes((res / "model.bin").read_bytes())
+    (res / "notes.txt").write_text("weights\n")
+    return bundle.collect(root)
+
+
+class CountingFile:
+    """Wraps an open file; adds what each read() returns to the path's count."""
+
+    def __init__(self, fh: Any, counts: Counter[str], key: str) -> None:
+        self._fh, self._counts, self._key = fh, counts, key
+
+    def read(self, *args: Any) -> bytes:
+        data = self._fh.read(*args)
+        self._counts[self._key] += len(data)
+        return data
+
+    def __enter__(self) -> CountingFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fh, name)
+
+
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    original = Path.open
+
+    def counting_open(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        fh = original(self, mode, *args, **kwargs)
+        return CountingFile(fh, counts, str(self)) if "r" in mode else fh
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    return counts
+
+
+def test_packing_reads_each_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    members = pack_input(tmp_path)
+    counts = count_reads(monkeypatch)
+    packed = packing.write_hashed(tmp_path / "b.tar", bundle.Manifest("p", "1", [], {}, {}), members)
+    monkeypatch.undo()
+    assert {str(p): p.stat().st_size for _, p in members} == dict(counts)  # every byte once, no more
+    assert len(packed.members) == len(members) - 1  # the copy was hashed, and left out
+
+
+def test_a_delta_reads_nothing_twice_and_no_blob_its_base_has(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    members = pack_input(tmp_path)
+    base = bundle.Manifest("p", "0", [], {}, {})
+    base.files = bundle.hash_members(members)
+    (tmp_path / "resources" / "notes.txt").write_text("other w\n")  # same size, new content
+    counts = count_reads(monkeypatch)
+    packed = packing.write_hashed(tmp_path / "d.tar", bundle.Manifest("p", "1", [], {}, {}), members, base)
+    monkeypatch.undo()
+    assert [n for n, _ in packed.members] == ["oci-layout", "index.json", "files/resources/notes.txt"]
+    blobs = [str(p) for n, p in members if n.startswith("blobs/")]
+    assert not any(counts[b] for b in blobs)
+    notes = tmp_path / "resources" / "notes.txt"
+    # It could have been the base's (same path, same size): hashed first, then written.
+    assert counts[str(notes)] == 2 * notes.stat().st_size
+    assert all(counts[str(p)] <= p.stat().st_size for n, p in members if p != notes)
+
+
+@pytest.mark.parametrize("delta", [False, True])
+def test_packing_writes_the_archive_the_two_pass_way_wrote(tmp_path: Path, delta: bool) -> None:
+    members = pack_input(tmp_path)
+    base = None
+    if delta:
+        base = bundle.Manifest("p", "0", [], {}, {})
+        base.files = bundle.hash_members(members)[:4]
+        (tmp_path / "resources" / "notes.txt").write_text("other w\n")
+    old_manifest, new_manifest = (bundle.Manifest("p", "1", ["linux/amd64"], {"svc": {}}, {}) for _ in "ab")
+    old_pack(tmp_path / "old.tar", old_manifest, members, base)
+    packed = packing.write_hashed(tmp_path / "new.tar", new_manifest, members, base)
+    assert new_manifest.to_json() == old_manifest.to_json()  # the same checksums, byte for byte
+    assert (tmp_path / "new.tar").read_bytes() == (tmp_path / "old.tar").read_bytes()
+    assert packed.size == (tmp_path / "new.tar").stat().st_size
+
+
+def test_packing_refuses_a_blob_that_is_not_its_name_and_leaves_nothing(tmp_path: Path) -> None:
+    members = pack_input(tmp_path)
+    blob = next(p for n, p in members if n.startswith("blobs/") and p.stat().st_size == 200_001)
+    blob.write_bytes(b"Z" + blob.read_bytes()[1:])
+    with pytest.raises(bundle.BundleError, match="does not match its digest"):
+        packing.write_hashed(tmp_path / "out" / "b.tar", bundle.Manifest("p", "1", [], {}, {}), members)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_file_that_changes_size_while_packed_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    members = pack_input(tmp_path)
+    notes = tmp_path / "resources" / "notes.txt"
+    real = tarstream.file_chunks
+
+    def growing(path: Path, size: int, digest: Any = None) -> Any:
+        if path == notes:
+            notes.write_text("weights, and more\n")
+        return real(path, size, digest)
+
+    monkeypatch.setattr(tarstream, "file_chunks", growing)
+    with pytest.raises(OfflineBuildError, match="changed size"):
+        packing.write_hashed(tmp_path / "out" / "b.tar", bundle.Manifest("p", "1", [], {}, {}), members)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_the_pack_step_reads_each_layer_and_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the runner: no hashing pass before the writing one."""
+    members = pack_input(tmp_path)
+    step = Pack("pack", cache_dir=tmp_path, store=tmp_path / "store", output=tmp_path / "out" / "b.tar",
+                folders=(("resources", tmp_path / "resources"),), manifest=ManifestDraft("p", "1"))
+    rt = Runtime(docker=None, console=Console(file=io.StringIO()))  # type: ignore[arg-type]
+    counts = count_reads(monkeypatch)
+    result = bundle_io.pack(rt, step)
+    monkeypatch.undo()
+    big = {str(p): p.stat().st_size for _, p in members if p.stat().st_size > 1000}  # layers and files, not JSON
+    assert len(big) == 4  # two layers (one shared), a file and its copy
+    assert {k: counts[k] for k in big} == big
+    assert result["packed_files"] == len(members) - 1
+    manifest, _ = bundle.load_manifest(step.output)
+    assert [(f.path, f.sha256) for f in manifest.files] == [(e.path, e.sha256) for e in bundle.hash_members(members)]
