@@ -243,8 +243,8 @@ def test_loading_a_256_mib_layer_keeps_peak_memory_flat(tmp_path: Path) -> None:
 def docker_save_tar(tmp_path: Path, corrupt: bool = False) -> tuple[Path, Any, dict[str, bytes]]:
     """What ``docker save`` writes with the containerd store, plus the legacy bits a classic engine adds."""
     src = oci.new(tmp_path / "engine")
-    desc = oci.image(src, "docker.io/library/debian:bookworm-slim", [os.urandom(2 * MiB + 7), b"small"],
-                     {"io.containerd.image.name": "docker.io/library/debian:bookworm-slim"})
+    name = images_mod.full_name("debian:bookworm-slim")  # the normalised name containerd records
+    desc = oci.image(src, name, [os.urandom(2 * MiB + 7), b"small"], {"io.containerd.image.name": name})
     blobs = {f"blobs/sha256/{p.name}": p.read_bytes() for p in src.blobs.iterdir()}
     out = tmp_path / "saved.tar"
     with tarfile.open(out, "w") as tar:
