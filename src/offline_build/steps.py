@@ -117,7 +117,7 @@ class SaveImages(Step):
     platforms: tuple[str, ...] = ()  # each image must have content for these (the project's platforms)
 
     def argv(self) -> list[str]:
-        return ["docker", "save", "--output", "<tmp>.tar", *self.images]
+        return ["docker", "save", *self.images]  # read as a stream, blob by blob, into the store
 
 
 @dataclass(frozen=True)
