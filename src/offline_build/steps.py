@@ -251,11 +251,11 @@ class LoadImages(Step):
     why: str = ""
 
     def argv(self) -> list[str]:
-        return ["docker", "load", "--input", "<from the store>", *(ref for ref, _ in self.images)]
+        return ["docker", "load"]  # the archive goes to its standard input, built from the store as it is read
 
     def describe(self) -> str:
-        note = f"  # {self.why}" if self.why else ""
-        return super().describe() + note
+        note = f"; {self.why}" if self.why else ""
+        return f"docker load  # stdin: {', '.join(ref for ref, _ in self.images)} from the store{note}"
 
 
 @dataclass(frozen=True)
