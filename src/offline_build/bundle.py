@@ -28,12 +28,13 @@ import secrets
 import shutil
 import tarfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
-from . import __version__
+from . import __version__, tarstream
 from .parts import PARTS, open_parts, parts_folder
 from .parts import BundleError as BundleError  # re-exported: callers catch bundle.BundleError
 from .parts import parse_size as parse_size  # re-exported: export's --split-size
@@ -49,7 +50,6 @@ MANIFEST_SUM = "manifest.json.sha256"
 FILE_FOLDERS = ("apt", "go", "maven", "npm", "pip", "pnpm", "resources", "uv", "yarn")
 _ALLOWED = re.compile(r"^(oci-layout|index\.json|blobs/sha256/[0-9a-f]{64}|files/(" + "|".join(FILE_FOLDERS)
                       + r")/[^\0]+)$")
-_COMPRESSIONS = {"": "w", "gz": "w:gz"}
 
 Progress = Callable[[int], None]
 
@@ -168,26 +168,37 @@ def hash_members(members: list[tuple[str, Path]], progress: Progress | None = No
 
 
 def write(output: Path, manifest: Manifest, members: list[tuple[str, Path]],
-          compression: str = "", progress: Progress | None = None) -> int:
-    """Write the archive atomically: a partial file never carries the final name."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    # A name of its own in the same folder: two exports never write one file, and the rename stays atomic.
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+          progress: Progress | None = None) -> int:
+    """Write the archive atomically, its manifest already complete (see :mod:`offline_build.packing`)."""
     raw = manifest.to_json()
+    with atomic_output(output) as fh:
+        for name, content in [(MANIFEST, raw), (MANIFEST_SUM, _sum(raw)), *members]:
+            for chunk in tarstream.member_chunks(name, content):
+                fh.write(chunk)
+            if progress and isinstance(content, Path):
+                progress(content.stat().st_size)
+        fh.write(tarstream.end(fh.tell()))
+    return output.stat().st_size
+
+
+def _sum(raw: bytes) -> bytes:
+    """What ``manifest.json.sha256`` holds."""
+    return hashlib.sha256(raw).hexdigest().encode() + b"\n"
+
+
+@contextmanager
+def atomic_output(output: Path) -> Iterator[BinaryIO]:
+    """A new file that gets *output*'s name only once it is whole and synced.
+
+    A name of its own in the same folder: two exports never write one file,
+    and the rename stays atomic. Whatever goes wrong, the partial file goes.
+    """
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     try:
-        with tarfile.open(tmp, _COMPRESSIONS[compression], format=tarfile.PAX_FORMAT) as tar:
-            _add_bytes(tar, MANIFEST, raw)
-            _add_bytes(tar, MANIFEST_SUM, hashlib.sha256(raw).hexdigest().encode() + b"\n")
-            for name, path in members:
-                info = tarfile.TarInfo(name)
-                info.size = path.stat().st_size
-                info.mode = 0o644
-                info.mtime = 0
-                with path.open("rb") as fh:
-                    tar.addfile(info, fh)
-                if progress:
-                    progress(info.size)
-        with tmp.open("rb") as fh:
+        with tmp.open("xb") as fh:
+            yield fh
+            fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, output)
         fsync_dir(output.parent)
@@ -200,16 +211,6 @@ def write(output: Path, manifest: Manifest, members: list[tuple[str, Path]],
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return output.stat().st_size
-
-
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    import io
-
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mode = 0o644
-    tar.addfile(info, io.BytesIO(data))
 
 
 def load_manifest(path: Path) -> tuple[Manifest, str]:

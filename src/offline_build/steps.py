@@ -117,7 +117,7 @@ class SaveImages(Step):
     platforms: tuple[str, ...] = ()  # each image must have content for these (the project's platforms)
 
     def argv(self) -> list[str]:
-        return ["docker", "save", "--output", "<tmp>.tar", *self.images]
+        return ["docker", "save", *self.images]  # read as a stream, blob by blob, into the store
 
 
 @dataclass(frozen=True)
@@ -251,11 +251,11 @@ class LoadImages(Step):
     why: str = ""
 
     def argv(self) -> list[str]:
-        return ["docker", "load", "--input", "<from the store>", *(ref for ref, _ in self.images)]
+        return ["docker", "load"]  # the archive goes to its standard input, built from the store as it is read
 
     def describe(self) -> str:
-        note = f"  # {self.why}" if self.why else ""
-        return super().describe() + note
+        note = f"; {self.why}" if self.why else ""
+        return f"docker load  # stdin: {', '.join(ref for ref, _ in self.images)} from the store{note}"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import OfflineBuildError
 
@@ -100,9 +100,15 @@ def copy_hashed(source: Path, target: Path) -> str:
 
     One read per byte: the check and the copy are the same pass.
     """
+    with source.open("rb") as src:
+        return copy_stream_hashed(src, target)
+
+
+def copy_stream_hashed(source: BinaryIO, target: Path) -> str:
+    """:func:`copy_hashed` from an open stream (a pipe, a tar member): written, synced, hashed once."""
     digest = hashlib.sha256()
-    with source.open("rb") as src, target.open("xb") as out:
-        while chunk := src.read(CHUNK):
+    with target.open("xb") as out:
+        while chunk := source.read(CHUNK):
             digest.update(chunk)
             out.write(chunk)
         out.flush()

@@ -393,8 +393,8 @@ def test_setup_dry_run_prints_the_plan_and_changes_nothing(tmp_path: Path) -> No
     lines = console.export_text().splitlines()
     assert lines[0].startswith(f"# verify {archive} against its manifest")
     assert f"# place the bundle's files/resources/ in {offline.cache_dir / 'resources'}" in lines
-    assert lines[-1] == ("docker load --input '<from the store>' debian:bookworm-slim  "
-                         "# only on engines that cannot read oci-layout:// contexts")
+    assert lines[-1] == ("docker load  # stdin: debian:bookworm-slim from the store; "
+                         "only on engines that cannot read oci-layout:// contexts")
     assert snapshot(offline.cache_dir) == {}
 
 

@@ -7,22 +7,38 @@ every wanted platform); setup loads them back into engines that cannot read
 
 from __future__ import annotations
 
-import io
 import json
+import re
+import subprocess
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
+from .. import tarstream
 from ..engine import arch, engine_message, image_present, runs_platform
 from ..errors import EngineError, OfflineBuildError, StepError
 from ..plan import base_tag
 from ..steps import LoadImages, SaveImages
-from ..store import IMAGE_NAME, INDEX_TYPES, REF_NAME, Descriptor, Layout, image_platforms
+from ..store import (
+    IMAGE_NAME,
+    INDEX_TYPES,
+    REF_NAME,
+    Descriptor,
+    Layout,
+    StoreError,
+    copy_stream_hashed,
+    image_platforms,
+)
 from . import Runtime
+
+# What read_saved keeps of a docker save archive: the OCI layout, nothing else.
+_SAVED = re.compile(r"^(oci-layout|index\.json|blobs/sha256/[0-9a-f]{64})$")
 
 
 def save_images(rt: Runtime, step: SaveImages) -> dict[str, Any]:
@@ -34,14 +50,12 @@ def save_images(rt: Runtime, step: SaveImages) -> dict[str, Any]:
     work = step.store.parent / ".work"
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work, prefix="save-") as tmp:
-        tar_path = Path(tmp) / "images.tar"
-        try:
-            rt.docker.image.save(list(step.images), output=tar_path)
-        except DockerException as exc:
-            raise StepError(step.title, engine_message(exc)) from exc
         layout_dir = Path(tmp) / "layout"
-        with tarfile.open(tar_path) as tar:
-            tar.extractall(layout_dir, filter="data")
+        # Read as docker save writes it: each blob goes to the scratch layout
+        # (on the store's disk, so merging is a rename) hashed on the way, and
+        # no whole tar lands on disk first.
+        with saved_stream(rt.docker, step) as stream:
+            hashed = read_saved(stream, layout_dir, step.title)
         saved = Layout(layout_dir)
         if not saved.exists():
             raise StepError(step.title, "docker save wrote no OCI index (index.json)",
@@ -51,7 +65,7 @@ def save_images(rt: Runtime, step: SaveImages) -> dict[str, Any]:
         retag = {full_name(i): base_tag(i) for i in step.images}
         _check_names(saved, retag, step)
         _check_platforms(saved, step)
-        added = Layout(step.store).merge(saved, retag=retag, move=True)
+        added = Layout(step.store).merge(saved, retag=retag, move=True, hashed=hashed)
     return {"images": list(step.images), "blobs_added": added}
 
 
@@ -62,17 +76,81 @@ def load_images(rt: Runtime, step: LoadImages) -> dict[str, Any]:
     out = []
     for ref, tag in step.images:
         before = _image_id(rt.docker, ref)
-        data = docker_archive(layout, tags[tag], ref)
+        chunks = docker_archive(layout, tags[tag], ref)
         try:
-            rt.docker.image.load(data, quiet=True)
+            # python-on-whales writes each chunk to docker load's stdin as it comes.
+            rt.docker.image.load(chunks, quiet=True)
         except DockerException as exc:
             raise EngineError(f"docker load of {ref} failed: {engine_message(exc)}",
+                              "check free disk space on the engine, then run offline.setup again") from None
+        except BrokenPipeError:
+            # docker load stopped reading before the end; its own words went to stderr.
+            raise EngineError(f"docker load of {ref} stopped before the whole image was sent",
                               "check free disk space on the engine, then run offline.setup again") from None
         after = _image_id(rt.docker, ref)
         state = "unchanged" if before == after else ("replaced" if before else "loaded")
         rt.console.print(f"  {state}: {ref}")
         out.append((ref, state))
     return {"loaded": out}
+
+
+@contextmanager
+def saved_stream(docker: DockerClient, step: SaveImages) -> Iterator[BinaryIO]:
+    """The step's ``docker save`` as a pipe to read, with this client's connection flags.
+
+    Not python-on-whales' ``image.save()`` generator: it yields the binary
+    stream split at newline bytes (a chunk of any length), and after the
+    last one allows the CLI 0.1 s to exit before raising ``TimeoutExpired``.
+    """
+    argv = [*map(str, docker.client_config.docker_cmd), *step.argv()[1:]]
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: nothing the CLI says can block it
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err)
+        assert proc.stdout is not None
+        broken: Exception | None = None
+        try:
+            yield proc.stdout
+            proc.stdout.read()  # the rest (record padding), so the CLI never waits on a full pipe
+        except (tarfile.TarError, EOFError) as exc:
+            broken = exc  # the stream ended early or is no tar: the CLI's exit status says why
+        finally:
+            proc.stdout.close()  # the CLI stops on a broken pipe if the reader gave up (Ctrl-C, a bad blob)
+            code = proc.wait()
+        if code != 0:
+            err.seek(0)
+            words = err.read().decode(errors="replace").strip() or f"exit status {code}"
+            raise StepError(step.title, f"docker save failed: {words}")
+        if broken is not None:
+            raise StepError(step.title, f"docker save wrote an unreadable archive ({broken})")
+
+
+def read_saved(stream: BinaryIO, dest: Path, title: str) -> dict[str, str]:
+    """Write the OCI layout of a ``docker save`` stream into *dest*; digest -> sha256 of each blob written.
+
+    One pass over the stream (``r|``: no seeking back). Only the layout's
+    own files are written: ``oci-layout``, ``index.json`` and regular
+    ``blobs/sha256/<hex>`` files; the classic ``manifest.json``, legacy
+    folders and links are not needed, and never touch the disk. Each blob
+    is hashed as it is written; one whose bytes do not match its name is
+    refused here, before the store sees it. A truncated or foreign stream
+    raises ``tarfile.TarError`` (:func:`saved_stream` says what the CLI said).
+    """
+    hashed: dict[str, str] = {}
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            target = dest / member.name
+            if not member.isreg() or not _SAVED.match(member.name) or target.exists():
+                continue
+            source = tar.extractfile(member)
+            assert source is not None
+            target.parent.mkdir(parents=True, exist_ok=True)
+            sha = copy_stream_hashed(source, target)
+            if member.name.startswith("blobs/"):
+                hexpart = member.name.rsplit("/", 1)[1]
+                if sha != hexpart:
+                    raise StepError(title, f"docker save wrote {member.name} with content of sha256 {sha}",
+                                    "the engine's image store is damaged: pull the image again")
+                hashed[f"sha256:{hexpart}"] = sha
+    return hashed
 
 
 def _image_id(docker: DockerClient, ref: str) -> str | None:
@@ -82,11 +160,15 @@ def _image_id(docker: DockerClient, ref: str) -> str | None:
         return None
 
 
-def docker_archive(layout: Layout, desc: Any, ref: str) -> bytes:
-    """A ``docker load`` tar for one image: its OCI entry plus the classic manifest.json.
+def docker_archive(layout: Layout, desc: Any, ref: str) -> Iterator[bytes]:
+    """A ``docker load`` tar for one image, as chunks: its OCI entry plus the classic manifest.json.
 
     The classic ``manifest.json`` is what Docker 20.10 reads; newer engines
     read the OCI index. Layers stay gzip-compressed: both accept that.
+    Everything that can fail before the engine is asked (no image for this
+    machine, a blob not in the store) fails here, when called; the bytes
+    are read only as ``docker load`` takes them, one chunk at a time, so
+    memory does not grow with the layers.
     """
     manifest_desc = _platform_manifest(layout, desc)
     doc = layout.read_json(manifest_desc.digest)
@@ -97,15 +179,16 @@ def docker_archive(layout: Layout, desc: Any, ref: str) -> bytes:
     index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
              "manifests": [{**manifest_desc.to_json(), "annotations": {
                  "io.containerd.image.name": ref, REF_NAME: ref.rsplit(":", 1)[-1]}}]}
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in (("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
-                           ("index.json", json.dumps(index).encode()),
-                           ("manifest.json", json.dumps(classic).encode())):
-            _add(tar, name, data)
-        for digest in dict.fromkeys(blobs):
-            tar.add(layout.blob_path(digest), arcname=f"blobs/sha256/{digest.split(':')[1]}")
-    return buf.getvalue()
+    members: list[tarstream.Member] = [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+                                       ("index.json", json.dumps(index).encode()),
+                                       ("manifest.json", json.dumps(classic).encode())]
+    for digest in dict.fromkeys(blobs):
+        path = layout.blob_path(digest)
+        if not path.is_file():
+            raise StoreError(f"blob {digest} of {ref} is missing from {layout.root}",
+                             "run offline.setup again with the bundle")
+        members.append((f"blobs/sha256/{digest.split(':')[1]}", path))
+    return tarstream.stream(members)
 
 
 def _platform_manifest(layout: Layout, desc: Any) -> Any:
@@ -119,12 +202,6 @@ def _platform_manifest(layout: Layout, desc: Any) -> Any:
             return child
     raise OfflineBuildError(f"no {arch()} image for {desc.digest[:19]} in the store",
                             "export the bundle with --platform for this machine")
-
-
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    tar.addfile(info, io.BytesIO(data))
 
 
 def full_name(ref: str) -> str:
