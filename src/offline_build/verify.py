@@ -83,7 +83,7 @@ def _verify_one(scratch: Project, name: str, docker: DockerClient, console: Cons
     try:
         (done,) = build(scratch, [name], docker, console, edit=edit)
     except OfflineBuildError as exc:
-        return VerifyOutcome(name, "failed", 0, 0, exc.message)
+        return VerifyOutcome(name, "failed", 0, 0, exc.message + (f"\nfix: {exc.hint}" if exc.hint else ""))
     if edit is not None:
         return _edit_outcome(name, done)
     if done.builder != "buildkit":
