@@ -186,7 +186,7 @@ class Layout:
         try:
             data = json.loads((self.root / "index.json").read_text())
             return [Descriptor.from_json(d) for d in data.get("manifests", [])]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # AttributeError: JSON, but not an object
             raise StoreError(f"{self.root / 'index.json'}: not a valid OCI index ({exc})",
                              "re-run offline.setup (or offline.export on the online machine)") from None
 

@@ -206,3 +206,13 @@ def test_a_write_never_depends_on_the_systems_temporary_folder(tmp_path: Path, m
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no such folder"))
     store.write_atomic(tmp_path / "state.json", b"new")
     assert (tmp_path / "state.json").read_bytes() == b"new"
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '"index"', "3"])
+def test_an_index_that_is_json_but_not_an_object_is_a_store_error(tmp_path: Path, text: str) -> None:
+    layout = Layout(tmp_path / "store")
+    layout.blobs.mkdir(parents=True)
+    (layout.root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (layout.root / "index.json").write_text(text)
+    with pytest.raises(StoreError, match="index.json: not a valid OCI index"):
+        layout.index()
