@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from python_on_whales import DockerClient
+from python_on_whales import DockerClient, Image
 from python_on_whales.client_config import ClientNotFoundError
 from python_on_whales.components.system.models import SystemInfo
 from python_on_whales.exceptions import DockerException
@@ -212,16 +212,27 @@ def _try(docker: DockerClient, ctx: Path, *, dockerfile: str | None = None,
         file = ctx / "Probe.Dockerfile"
         write_atomic(file, dockerfile.encode())
     try:
-        docker.buildx.build(ctx, file=file, build_contexts=build_contexts or {}, cache_to=cache_to,
-                            cache_from=cache_from, network="none", progress=False)
-        return True
+        built = docker.buildx.build(ctx, file=file, build_contexts=build_contexts or {}, cache_to=cache_to,
+                                    cache_from=cache_from, network="none", progress=False)
     except DockerException as exc:
         words = engine_message(exc)
+    else:
+        _remove_probe_image(docker, built)
+        return True
     kind = failure_kind(words)
     if kind == "unreachable":
         raise EngineError(f"cannot reach the Docker engine: {words}",
                           "start the engine, or point --host / DOCKER_HOST at one")
     return False if kind == "refused" else None
+
+
+def _remove_probe_image(docker: DockerClient, built: object) -> None:
+    """The docker driver keeps what a probe built as an untagged image: a probe leaves nothing behind."""
+    if isinstance(built, Image):
+        try:
+            docker.image.remove(built.id)
+        except DockerException:
+            pass  # in use by a container, or already gone: it was never the user's, and is harmless
 
 
 # The engine's words for a feature it lacks (the docker driver's cache export,

@@ -18,7 +18,7 @@ from rich.console import Console
 from . import bundle
 from .config import Project
 from .engine import Capabilities, probe_engine
-from .executor import Executor, RunResult
+from .executor import Executor, RunResult, check_engine
 from .export import bundle_folders
 from .runners.bundle_io import unpack_bundle
 from .state import lock
@@ -68,10 +68,13 @@ def setup(project: Project, bundle_path: Path | None, docker: DockerClient, cons
         Executor(docker, console, dry_run=True).run(setup_plan(project, path, manifest, None))
         return None
     with lock(project.cache_dir):
-        # The probe also proves the engine answers, before the store is touched.
-        caps = probe_engine(docker, project, ("oci_layout_context",))
+        # The engine must answer before the store is touched; its capability
+        # probe (a build) waits until the bundle is accepted, so a refused
+        # bundle leaves the engine exactly as it was.
+        check_engine(docker)
         executor = Executor(docker, console)
         restored = executor.run(Plan("setup", (unpack_step(project, path),))).results[0].detail
+        caps = probe_engine(docker, project, ("oci_layout_context",))
         loads = executor.run(Plan("load", tuple(load_steps(project, restored["manifest"], caps))))
     return SetupReport(path, restored["manifest"], restored["blobs_added"], restored["files"], _loaded(loads), caps)
 

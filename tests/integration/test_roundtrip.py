@@ -204,6 +204,31 @@ def test_a_corrupted_or_incomplete_bundle_is_refused_and_nothing_changes(
     assert sorted(i.id for i in docker.image.list()) == images_before
 
 
+def build_cache_records(host: str) -> str:
+    """What ``docker buildx du`` lists (python-on-whales has no disk usage of its own: NotImplementedError)."""
+    out = subprocess.run(["docker", "--host", host, "buildx", "du"], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_a_refused_setup_leaves_the_engine_exactly_as_it_was(engines: dict[str, str], exported: Path,
+                                                             tmp_path: Path) -> None:
+    """The bundle is checked before the engine is asked anything but whether it answers; a probe leaves no image."""
+    reset("offline")
+    host = engines["offline"]
+    docker = DockerClient(host=host)
+    empty_cache = build_cache_records(host)
+    project = offline_project(tmp_path, exported)
+    cut = project / "build-cache" / "cut.tar"
+    cut.write_bytes(exported.read_bytes()[: exported.stat().st_size // 2])
+    out = cli(project, host, "offline.setup", "--bundle", str(cut), check=False)
+    assert out.returncode == 1 and "copy it again" in out.stderr, out.stderr
+    assert docker.image.list(all=True) == []
+    assert build_cache_records(host) == empty_cache
+
+    cli(project, host, "offline.setup")  # accepted: the capability probe runs now, and cleans up after itself
+    assert docker.image.list(filters=[("dangling", "true")]) == []
+
+
 def test_verify_proves_every_service_builds_offline(engines: dict[str, str], exported: Path, tmp_path: Path) -> None:
     reset("offline")
     project = offline_project(tmp_path, exported)
