@@ -170,7 +170,7 @@ def export(project: Project, names: list[str] | None, docker: DockerClient, cons
     packed = result.of(Pack)[0]
     return {"output": packed.detail["output"], "size": packed.detail["size"],
             "blobs": packed.detail["blobs"], "unique_bytes": packed.detail["unique_bytes"],
-            "folders": packed.detail["folders"],
+            "folders": packed.detail["folders"], "pack_seconds": packed.detail["write_seconds"],
             "services": [s.name for s in services], "result": result, "cache": _team_cache(project),
             "builder": _builder_line(project)}
 

@@ -62,6 +62,8 @@ def export(console: Console, summary: dict[str, Any], seconds: float) -> None:
     table.add_row("unique bytes", human_size(summary["unique_bytes"]))
     table.add_row("bundle", shown(summary["output"]))
     table.add_row("bundle size", human_size(summary["size"]))
+    if "pack_seconds" in summary:
+        table.add_row("packing", f"{summary['pack_seconds']:.1f}s")
     table.add_row("time", f"{seconds:.1f}s")
     console.print(table)
 
