@@ -10,9 +10,9 @@ from offline_build import lint, variant
 from offline_build.captures.gomod import GO
 from offline_build.captures.maven import MAVEN, offline_mvn
 from offline_build.config import load
-from offline_build.dockerfile import parse_text
 from offline_build.inputs import inputs
 from offline_build.pkgs import Install, install_of
+from tests.unit.test_deps import df as parsed
 
 BACKEND = """\
 FROM debian:bookworm-slim
@@ -27,12 +27,6 @@ COPY . .
 RUN CGO_ENABLED=0 go build -o /usr/local/bin/tool . && go vet ./...
 RUN go build -mod=vendor ./cmd/x
 """
-
-
-def parsed(text: str, tmp_path: Path):  # noqa: ANN201
-    path = tmp_path / "Dockerfile"
-    path.write_text(text)
-    return parse_text(text, path)
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
