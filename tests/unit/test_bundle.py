@@ -368,7 +368,10 @@ def test_the_same_bytes_travel_once_and_land_at_every_path(tmp_path: Path) -> No
     offline = project(tmp_path / "offline")
     unpack(offline, archive, Console(quiet=True))
     for name in ("a", "b"):
-        assert (offline.cache_dir / "resources" / name / "wheel.whl").read_bytes() == b"the same wheel\n"
+        placed = offline.cache_dir / "resources" / name / "wheel.whl"
+        assert placed.read_bytes() == b"the same wheel\n"
+        # The copy too is a plain 0644 file: captures are bind-mounted, and modes are part of the cache key.
+        assert placed.stat().st_mode & 0o7777 == 0o644, (name, oct(placed.stat().st_mode))
 
 
 def test_a_copy_outside_the_bundle_folders_is_refused(tmp_path: Path) -> None:
