@@ -101,7 +101,7 @@ def _edit_outcome(name: str, done: BuildOutcome) -> VerifyOutcome:
         return VerifyOutcome(name, "rebuilt offline", 0, 0, f"every step built by the {done.builder} (BuildKit could not)")
     if done.steps and done.cached == done.steps:
         return VerifyOutcome(name, "all cached", done.steps, done.cached,
-                             "no step reads the build context: an edit there re-runs nothing")
+                             "no RUN step follows a read of the build context: an edit there re-runs nothing")
     ran = ", ".join(map(plain_step, done.ran)) if done.ran else "only copies"
     return VerifyOutcome(name, "rebuilt offline", done.steps, done.cached,
                          f"ran again offline: {ran}; {done.cached} step(s) from the cache")
