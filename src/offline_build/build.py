@@ -101,12 +101,12 @@ def _edited(project: Project, i: Inputs, buildkit: Build | None, classic: Classi
     folder = project.cache_dir / "variants" / i.service.name
     if buildkit is not None:
         text = i.variant.text if i.variant else i.service.dockerfile.read_text(encoding="utf-8")
-        if (changed := edited(text, i.dockerfile)) is not None:
+        if (changed := edited(text, i.dockerfile, i.service.build_args)) is not None:
             steps.append(WriteFile(title=f"write {i.service.name}'s edited Dockerfile", path=folder / "Dockerfile.edit",
                                    text=changed))
             buildkit = replace(buildkit, dockerfile=folder / "Dockerfile.edit", build_args=buildkit.build_args + arg)
     if classic is not None and i.classic.text is not None:
-        if (changed := edited(i.classic.text, i.classic_path)) is not None:
+        if (changed := edited(i.classic.text, i.classic_path, i.service.build_args)) is not None:
             path = folder / "Dockerfile.classic-edit"
             steps.append(WriteFile(title=f"write {i.service.name}'s edited classic Dockerfile", path=path,
                                    text=changed))

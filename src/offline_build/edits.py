@@ -19,6 +19,7 @@ content), so a dependency step above the broad ``COPY . .`` runs again too.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from .dockerfile import Instruction, parse_text
@@ -37,7 +38,8 @@ def reads_context(ins: Instruction) -> bool:
         if ins.flag("from"):
             return False
         sources = ins.value[:-1]
-        return any(not s.startswith(("http://", "https://", "git@")) for s in sources)
+        # A URL is fetched, a heredoc is the Dockerfile's own text: neither is the context.
+        return any(not s.startswith(("http://", "https://", "git@", "<<")) for s in sources)
     if ins.cmd == "RUN":
         for mount in ins.flag_values("mount"):
             fields = dict(f.split("=", 1) if "=" in f else (f, "") for f in mount.split(","))
@@ -46,9 +48,12 @@ def reads_context(ins: Instruction) -> bool:
     return False
 
 
-def edited(text: str, path: Path) -> str | None:
-    """*text* with ``ARG OFFLINE_BUILD_EDIT`` before each stage's first read of the context; None if none reads it."""
-    df = parse_text(text, path)
+def edited(text: str, path: Path, build_args: Mapping[str, str] | None = None) -> str | None:
+    """*text* with ``ARG OFFLINE_BUILD_EDIT`` before each stage's first read of the context; None if none reads it.
+
+    *build_args* are the service's: a ``FROM ${BASE}`` must expand as the build expands it.
+    """
+    df = parse_text(text, path, build_args)
     firsts = [next((ins.line for ins in stage.instructions if reads_context(ins)), None)
               for stage in df.stages]
     lines = text.splitlines()

@@ -75,4 +75,7 @@ def proofs_of(cache_dir: Path) -> dict[str, Any]:
         data = json.loads((cache_dir / PROOFS).read_text())
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    return {key: {level: entry for level, entry in value.items() if isinstance(entry, dict)}
+            for key, value in data.items() if isinstance(value, dict)}

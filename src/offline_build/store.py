@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -176,7 +177,7 @@ class Layout:
 
     def blob_path(self, digest: str) -> Path:
         algo, _, hexpart = digest.partition(":")
-        if algo != "sha256" or len(hexpart) != 64:
+        if algo != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hexpart):
             raise StoreError(f"unsupported digest {digest!r}", "only sha256 digests are supported")
         return self.blobs / hexpart
 

@@ -195,3 +195,8 @@ def test_the_edit_proof_needs_an_engine_of_its_own() -> None:
                           "project's build cache\n  fix: pass --verify-host unix://... (e.g. an air-gapped engine)\n")
     dry = run(["offline.verify", "--edits"], DEMO)
     assert dry.returncode == 2 and "verify needs an engine without this project's build cache" in dry.stderr
+
+
+def test_the_edit_proof_and_a_delta_are_not_one_export() -> None:
+    out = run(["offline.export", "--verify-edits", "--verify-host", "unix:///nowhere", "--since", "x.tar"], DEMO)
+    assert out.returncode == 2 and "--verify-edits proves a whole bundle, and --since writes a delta" in out.stderr

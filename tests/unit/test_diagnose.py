@@ -81,3 +81,15 @@ def test_a_store_blob_that_does_not_hash_to_its_name_is_named(tmp_path: Path, de
     assert row.detail == f"1 blob(s) do not hash to their name: sha256:{victim.name}"
     assert "offline.setup" in row.fix
     assert Layout(proj.store).exists()
+
+
+def test_a_proofs_file_of_the_wrong_shape_claims_nothing_and_is_rewritten(tmp_path: Path) -> None:
+    from offline_build.state import PROOFS, bundle_key, proofs_of, record_proof
+
+    proj = project(tmp_path)
+    archive = pack(proj)
+    (proj.cache_dir / PROOFS).write_text(f'{{"{bundle_key(archive)}": "yes", "x": {{"edits": 3}}}}')
+    (row,) = [c for c in diagnose._bundle(proj, deep=False) if c.area == "proof"]
+    assert row.detail == f"{archive.name}: not proven by offline.verify"
+    record_proof(proj.cache_dir, archive, "edits", True, "2026-11-29 12:00 UTC")
+    assert proofs_of(proj.cache_dir)[bundle_key(archive)]["edits"]["passed"] is True

@@ -70,3 +70,11 @@ def test_verify_edits_builds_the_edited_dockerfile_with_a_fresh_value(tmp_path: 
     quiet = builds["quiet"].buildkit
     assert quiet is not None and EDIT_ARG not in dict(quiet.build_args)
     assert quiet == next(s for s in plain if isinstance(s, OfflineBuild) and s.service == "quiet").buildkit
+
+
+def test_a_base_from_a_build_argument_and_a_heredoc_copy(tmp_path: Path) -> None:
+    text = ("ARG BASE\nFROM ${BASE}\nCOPY <<EOF /etc/motd\nhello\nEOF\nRUN curl -fsS https://example.invalid/x\n"
+            "COPY . .\nRUN make\n")
+    # The heredoc is the Dockerfile's own text, not the context: the edit lands before COPY . ., not above curl.
+    out = edited(text, tmp_path / "Dockerfile", {"BASE": "debian:bookworm-slim"})
+    assert out is not None and out.splitlines()[6:8] == [f"ARG {EDIT_ARG}", "COPY . ."]

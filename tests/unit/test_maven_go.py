@@ -57,6 +57,9 @@ def test_maven_and_go_commands_are_recognised(argv: list[str], expected: Install
      "if [ -f pom.xml ]; then mvn -o package; else mvn -o -f x/pom.xml install; fi"),
     ("sh -c 'mvn package'", "sh -c 'mvn -o package'"),
     ("echo mvnd && cp mvn.log /tmp", "echo mvnd && cp mvn.log /tmp"),  # words that merely contain mvn
+    ("grep -q 'mvn' f && echo \"mvn\"", "grep -q 'mvn' f && echo \"mvn\""),  # quoted arguments, not commands
+    ("time mvn package && sudo mvn install", "time mvn -o package && sudo mvn -o install"),
+    ("nohup env mvn package", "nohup env mvn -o package"),
 ])
 def test_every_mvn_that_starts_a_command_gets_offline(command: str, expected: str) -> None:
     assert offline_mvn(command) == expected
@@ -70,7 +73,8 @@ def test_the_offline_variant_serves_maven_with_o_and_go_from_a_file_proxy(tmp_pa
     assert lines[3] == ("RUN --mount=type=bind,from=maven-svc-1,target=/.offline-build/maven/svc-1,rw "
                         "--mount=type=cache,target=/root/.m2 "
                         'export MAVEN_OPTS="-Dmaven.repo.local=/.offline-build/maven/svc-1 ${MAVEN_OPTS:-}" && '
-                        "mvn -o -B -U -s settings.xml clean package && cp target/*.jar /app.jar")
+                        "mvn -o -Dmaven.repo.local=/.offline-build/maven/svc-1 -B -U -s settings.xml clean package "
+                        "&& cp target/*.jar /app.jar")
     assert lines[7] == ("RUN --mount=type=bind,from=go-svc-1,target=/.offline-build/go/svc-1 "
                         "export GOPROXY=file:///.offline-build/go/svc-1 GOSUMDB=off GOPRIVATE= GONOPROXY= GONOSUMDB= "
                         "&& go mod download")
@@ -85,7 +89,8 @@ def test_the_capture_variant_keeps_the_repository_and_the_downloads(tmp_path: Pa
     lines = text.splitlines()
     # Online the step runs as written (no -o), its repository the capture folder; the resolver's notes are dropped.
     assert 'export MAVEN_OPTS="-Dmaven.repo.local=/.offline-build/out/maven/svc-1 ${MAVEN_OPTS:-}" && ' \
-           "( mvn -B -U -s settings.xml clean package && cp target/*.jar /app.jar )" in lines[3]
+           "( mvn -Dmaven.repo.local=/.offline-build/out/maven/svc-1 -B -U -s settings.xml clean package " \
+           "&& cp target/*.jar /app.jar )" in lines[3]
     assert "-name _remote.repositories" in lines[3] and " -o " not in lines[3].split("( ")[1].split(" )")[0]
     assert "export GOMODCACHE=/tmp/.offline-build-gomodcache" in lines[7]
     assert "cp -R /tmp/.offline-build-gomodcache/cache/download/. /.offline-build/out/go/svc-1/" in lines[7]
@@ -102,7 +107,8 @@ def test_the_classic_variant_serves_maven_with_o_too(tmp_path: Path) -> None:
     lines = i.classic.text.splitlines()  # type: ignore[union-attr]
     assert lines[3] == "COPY --from=p-svc-captures:latest /maven/svc-1 /.offline-build/maven/svc-1"
     assert lines[4] == ('RUN ( export MAVEN_OPTS="-Dmaven.repo.local=/.offline-build/maven/svc-1 ${MAVEN_OPTS:-}" '
-                        "&& mvn -o -B -U -s settings.xml clean package && cp target/*.jar /app.jar ) "
+                        "&& mvn -o -Dmaven.repo.local=/.offline-build/maven/svc-1 -B -U -s settings.xml clean package "
+                        "&& cp target/*.jar /app.jar ) "
                         "&& rm -rf /.offline-build")
 
 

@@ -216,3 +216,9 @@ def test_an_index_that_is_json_but_not_an_object_is_a_store_error(tmp_path: Path
     (layout.root / "index.json").write_text(text)
     with pytest.raises(StoreError, match="index.json: not a valid OCI index"):
         layout.index()
+
+
+def test_a_digest_must_be_64_hex_digits_not_merely_64_characters(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "store")
+    with pytest.raises(StoreError, match="unsupported digest"):
+        layout.blob_path("sha256:" + "../" * 21 + "x")

@@ -73,3 +73,13 @@ def test_in_the_edit_proof_the_step_ran_because_the_context_changed() -> None:
     assert ("[3/3] RUN pip install -r requirements.txt needed the network; it ran because the build context "
             "changed (offline.verify --edits): at the site, any edit to this service's source runs it again") \
         in exc.message
+
+
+def test_the_likely_cause_is_never_a_command_a_capture_serves_in_that_step() -> None:
+    step = Build(title="build py (offline)", service="py", context=Path("."), offline=True)
+    served = Vertex("sha256:2", "[3/3] RUN --mount=type=bind,from=pip-py-1,target=/.offline-build/pip/py-1 export "
+                    "PIP_NO_INDEX=1 PIP_FIND_LINKS=/.offline-build/pip/py-1 && pip install -r r.txt && "
+                    "curl -fsS https://example.invalid/model.bin -o /m", completed=True,
+                    error='process "/bin/sh -c ..." did not complete successfully: exit code: 6')
+    exc = _triage(step, failure(COPY, served), error())
+    assert exc.message.endswith("likely cause: downloads a file at build time (curl; offline.lint rule 'download')")

@@ -24,16 +24,23 @@ import re
 
 from .lang import LangCapture, StepNeed
 
-# ``mvn`` / ``./mvnw`` / ``/usr/bin/mvn`` where a command starts (after ``&&``, ``;``, ``|``, ``(``, a
-# quote, ``then``/``do``/``else``, or ``VAR=value`` assignments).
-_MVN = re.compile(r"(?P<lead>(?:^|[;&|(`'\"]|\b(?:then|do|else|exec)\s)\s*(?:[A-Za-z_]\w*=\S*\s+)*)"
+# ``mvn`` / ``./mvnw`` / ``/usr/bin/mvn`` where a command starts: after ``&&``, ``;``, ``|``, ``(``,
+# ``then``/``do``/``else``, the quote of ``sh -c '...'``, and behind ``VAR=value`` or ``time``/``nohup``/
+# ``sudo``/``env``/``exec``. A quoted ``'mvn'`` elsewhere (``grep -q 'mvn'``) is an argument, not a command.
+_MVN = re.compile(r"(?P<lead>(?:^|[;&|(`]|\b(?:then|do|else)\s|-c\s+['\"])\s*"
+                  r"(?:(?:[A-Za-z_]\w*=\S*|time|nohup|sudo|env|exec)\s+)*)"
                   r"(?P<mvn>(?:[\w.~${}/-]*/)?mvnw?)(?=\s|$|[;&|)'\"])")
 _BOOKKEEPING = r"\( -name _remote.repositories -o -name '*.lastUpdated' -o -name resolver-status.properties \)"
 
 
-def offline_mvn(command: str) -> str:
-    """*command* with ``-o`` after every ``mvn`` that starts a command."""
-    return _MVN.sub(lambda m: f"{m['lead']}{m['mvn']} -o", command)
+def with_flags(command: str, flags: str) -> str:
+    """*command* with *flags* right after every ``mvn`` that starts a command."""
+    return _MVN.sub(lambda m: f"{m['lead']}{m['mvn']} {flags}", command)
+
+
+def offline_mvn(command: str, repo: str = "") -> str:
+    """*command* with ``-o`` (and the capture as local repository) after every ``mvn`` that starts a command."""
+    return with_flags(command, f"-o -Dmaven.repo.local={repo}" if repo else "-o")
 
 
 class MavenCapture(LangCapture):
@@ -46,11 +53,13 @@ class MavenCapture(LangCapture):
     def serve_env(self, target: str) -> str:
         return f'MAVEN_OPTS="-Dmaven.repo.local={target} ${{MAVEN_OPTS:-}}"'
 
+    # The repository is given twice: in MAVEN_OPTS for an ``mvn`` the rewrite cannot see (a script's), and on
+    # the command line, which wins over a ``MAVEN_OPTS=...`` the step sets itself.
     def served_command(self, command: str, target: str) -> str:
-        return f"export {self.serve_env(target)} && {offline_mvn(command)}"
+        return f"export {self.serve_env(target)} && {offline_mvn(command, target)}"
 
     def capture_command(self, command: str, out: str, need: StepNeed) -> str:
-        return (f"mkdir -p {out} && export {self.serve_env(out)} && ( {command} ) "
+        return (f"mkdir -p {out} && export {self.serve_env(out)} && ( {with_flags(command, f'-Dmaven.repo.local={out}')} ) "
                 f"&& find {out} {_BOOKKEEPING} -type f -delete")
 
 

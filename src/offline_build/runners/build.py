@@ -23,11 +23,11 @@ from rich.markup import escape
 
 from ..apt import simple_commands
 from ..captures import all_captures
-from ..captures.lang import CaptureBuild, take
+from ..captures.lang import MOUNTS, CaptureBuild, take
 from ..edits import EDIT_ARG
 from ..engine import engine_message, image_present
 from ..errors import StepError
-from ..lint import RULES, command_rules
+from ..lint import _CAPTURED, RULES, command_rules
 from ..plan import cache_tag
 from ..progress import BuildReport
 from ..retry import TransientError, is_transient, retrying
@@ -203,7 +203,7 @@ def _triage(step: Build, report: BuildReport, exc: DockerException) -> StepError
 _NO_NETWORK = ("temporary failure in name resolution", "eai_again", "could not resolve host",
                "network is unreachable", "name or service not known", "no route to host",
                "failed to establish a new connection", "could not resolve", "dial tcp: lookup",
-               "connection refused", "failed to connect to")
+               "failed to connect to")
 
 
 def _lint_rule(report: BuildReport) -> tuple[str, str] | None:
@@ -212,6 +212,9 @@ def _lint_rule(report: BuildReport) -> tuple[str, str] | None:
     _, _, command = (report.failed.name if report.failed else "").partition("RUN ")
     for argv in simple_commands(command):
         for rule, word in command_rules(argv):
+            served = _CAPTURED.get(rule, ("",))[0]
+            if served and f"{MOUNTS}/{served}/" in command:
+                continue  # a capture serves this command here: the cause is elsewhere in the step
             spec = RULES[rule]
             return f"likely cause: {spec.title.lower()} ({word}; offline.lint rule '{rule}')", spec.hint
     return None

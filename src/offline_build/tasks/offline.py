@@ -47,6 +47,10 @@ def export(c: Context, dry_run: bool = False, host: str | None = None, version: 
            since: str | None = None, split_size: str | None = None, verify_edits: bool = False,
            verify_host: str | None = None) -> None:
     """Build every service on the online engine with cache export; pack the bundle."""
+    if verify_edits and since:
+        raise Exit("offline-build: error: --verify-edits proves a whole bundle, and --since writes a delta\n"
+                   "  fix: export without --since and --verify-edits, or prove the full bundle the delta extends "
+                   "(offline.verify --edits --bundle <it>)", code=2)
     if verify_edits and not verify_host and not dry_run:
         raise Exit("offline-build: error: --verify-edits needs an engine with no network and none of this "
                    "project's build cache\n  fix: pass --verify-host unix://... (e.g. an air-gapped engine)", code=2)
@@ -59,7 +63,7 @@ def export(c: Context, dry_run: bool = False, host: str | None = None, version: 
     if not dry_run:
         report.export(out, summary, time.monotonic() - started)
         if verify_edits:
-            _prove(proj, None, docker(verify_host), out, edits=True)
+            _prove(proj, Path(summary["output"]), docker(verify_host), out, edits=True)
 
 
 @task(auto_shortflags=False, help=helps("dry_run", "host", "cache_dir",
