@@ -108,7 +108,7 @@ def _edit_outcome(name: str, done: BuildOutcome) -> VerifyOutcome:
 
 
 def plain_step(name: str) -> str:
-    """A step as the report shows it: without the mounts the variant added (they are the same at every run)."""
+    """A step as the report shows it: without its --mount flags (the variant's and the user's: the same at every run)."""
     return re.sub(r"--mount=\S+\s+", "", name)
 
 
