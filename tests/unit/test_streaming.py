@@ -173,6 +173,31 @@ def test_load_images_hands_docker_load_chunks_not_a_whole_image(tmp_path: Path) 
     assert fake.biggest <= 1 * MiB + 2 * tarfile.BLOCKSIZE  # one read of the store at a time
 
 
+def test_a_store_read_failing_mid_load_ends_the_stream_for_docker_load_and_names_the_store(tmp_path: Path) -> None:
+    """python-on-whales leaves docker load waiting when the chunk generator raises: the stream must end cleanly,
+    and the store's failure be the error the user sees."""
+    layout = oci.new(tmp_path / "store")
+    desc = oci.image(layout, "base-x", [os.urandom(3 * MiB)])
+    blob = layout.blob_path(layout.read_json(desc.digest)["layers"][0]["digest"])
+
+    class Shrinking(FakeImages):
+        def load(self, input: Any, quiet: bool = False) -> list[str]:
+            self.calls += 1
+            for chunk in input:  # read to the end, as the CLI reads its stdin
+                if len(chunk) == MiB and blob.stat().st_size == 3 * MiB:
+                    blob.write_bytes(blob.read_bytes()[:MiB])  # the store loses a layer's tail mid-stream
+                self.loaded += chunk
+            self.finished = True  # the stream ended: a CLI would now see EOF, fail the cut archive, and exit
+            return []
+
+    fake = Shrinking()
+    fake.finished = False
+    rt = Runtime(docker=SimpleNamespace(image=fake), console=Console(file=io.StringIO()))  # type: ignore[arg-type]
+    with pytest.raises(OfflineBuildError, match="changed size while it was being archived"):
+        images_mod.load_images(rt, LoadImages("load", images=(("x:1", "base-x"),), store=layout.root))
+    assert fake.finished and fake.calls == 1 and 0 < len(fake.loaded) < 3 * MiB  # ended early, nothing raised into load
+
+
 PEAK_SCRIPT = textwrap.dedent("""
     import hashlib, io, json, os, resource, sys
     from pathlib import Path

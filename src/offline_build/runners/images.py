@@ -76,22 +76,49 @@ def load_images(rt: Runtime, step: LoadImages) -> dict[str, Any]:
     out = []
     for ref, tag in step.images:
         before = _image_id(rt.docker, ref)
-        chunks = docker_archive(layout, tags[tag], ref)
+        chunks = _Ended(docker_archive(layout, tags[tag], ref))
         try:
             # python-on-whales writes each chunk to docker load's stdin as it comes.
             rt.docker.image.load(chunks, quiet=True)
         except DockerException as exc:
+            chunks.raise_cause()  # the store failed mid-stream: that, not the cut archive, is the news
             raise EngineError(f"docker load of {ref} failed: {engine_message(exc)}",
                               "check free disk space on the engine, then run offline.setup again") from None
         except BrokenPipeError:
             # docker load stopped reading before the end; its own words went to stderr.
             raise EngineError(f"docker load of {ref} stopped before the whole image was sent",
                               "check free disk space on the engine, then run offline.setup again") from None
+        chunks.raise_cause()
         after = _image_id(rt.docker, ref)
         state = "unchanged" if before == after else ("replaced" if before else "loaded")
         rt.console.print(f"  {state}: {ref}")
         out.append((ref, state))
     return {"loaded": out}
+
+
+class _Ended:
+    """The archive's chunks, ended early instead of raising when reading the store fails mid-stream.
+
+    python-on-whales feeds ``docker load`` from a generator and does not
+    clean up when the generator raises: the CLI would be left waiting on its
+    standard input. Ended, the stream closes normally, ``docker load``
+    refuses the cut archive and is waited for; :meth:`raise_cause` then says
+    what went wrong in the store.
+    """
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._chunks
+        except (OfflineBuildError, OSError) as exc:
+            self._error = exc
+
+    def raise_cause(self) -> None:
+        if self._error is not None:
+            raise self._error
 
 
 @contextmanager
