@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from . import __version__, tarstream
+from . import __version__
 from .parts import PARTS, open_parts, parts_folder
 from .parts import BundleError as BundleError  # re-exported: callers catch bundle.BundleError
 from .parts import parse_size as parse_size  # re-exported: export's --split-size
 from .parts import split as split  # re-exported: the executor's Pack step
-from .store import CHUNK, Layout, fsync_dir, sha256_file
+from .store import CHUNK, Layout, fsync_dir
 
 # 2: a file whose bytes another file in the bundle already has is packed once
 # (the manifest still lists both); format 1 readers would call it missing.
@@ -152,36 +152,7 @@ def collect(cache_dir: Path, folders: Mapping[str, Path] | None = None) -> list[
     return members
 
 
-def hash_members(members: list[tuple[str, Path]], progress: Progress | None = None) -> list[FileEntry]:
-    """Hash every file; a blob whose content does not match its name is refused."""
-    entries = []
-    for name, path in members:
-        digest = sha256_file(path)
-        if name.startswith("blobs/sha256/") and digest != name.rsplit("/", 1)[1]:
-            raise BundleError(f"{path}: content does not match its digest",
-                              "the store is damaged: remove it and export again")
-        size = path.stat().st_size
-        entries.append(FileEntry(name, size, digest))
-        if progress:
-            progress(size)
-    return entries
-
-
-def write(output: Path, manifest: Manifest, members: list[tuple[str, Path]],
-          progress: Progress | None = None) -> int:
-    """Write the archive atomically, its manifest already complete (see :mod:`offline_build.packing`)."""
-    raw = manifest.to_json()
-    with atomic_output(output) as fh:
-        for name, content in [(MANIFEST, raw), (MANIFEST_SUM, _sum(raw)), *members]:
-            for chunk in tarstream.member_chunks(name, content):
-                fh.write(chunk)
-            if progress and isinstance(content, Path):
-                progress(content.stat().st_size)
-        fh.write(tarstream.end(fh.tell()))
-    return output.stat().st_size
-
-
-def _sum(raw: bytes) -> bytes:
+def manifest_sum(raw: bytes) -> bytes:
     """What ``manifest.json.sha256`` holds."""
     return hashlib.sha256(raw).hexdigest().encode() + b"\n"
 
@@ -225,33 +196,6 @@ def load_manifest(path: Path) -> tuple[Manifest, str]:
                 raise BundleError(f"{path}: no {MANIFEST} inside", "this is not an offline-build bundle")
             raw = _read_member(tar, member, str(path))
     return Manifest.from_json(raw, str(path)), hashlib.sha256(raw).hexdigest()
-
-
-def delta_members(members: list[tuple[str, Path]], entries: list[FileEntry],
-                  base: Manifest) -> list[tuple[str, Path]]:
-    """Only what *base* lacks: a file is the same when its path and sha256 are."""
-    have = {(f.path, f.sha256) for f in base.files}
-    digest = {e.path: e.sha256 for e in entries}
-    always = {"oci-layout", "index.json"}  # small, and the local index may hold more entries
-    return [(name, path) for name, path in members if name in always or (name, digest[name]) not in have]
-
-
-def unique_members(members: list[tuple[str, Path]], entries: list[FileEntry]) -> list[tuple[str, Path]]:
-    """Each content once: a later file with the same sha256 as an earlier one is left out.
-
-    Captures repeat themselves (two services' pip steps share most wheels);
-    setup copies the one packed file to every path the manifest lists for it.
-    """
-    digest = {e.path: e.sha256 for e in entries}
-    seen: set[str] = set()
-    out = []
-    for name, path in members:
-        key = digest.get(name, name)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append((name, path))
-    return out
 
 
 def copies(manifest: Manifest, present: set[str]) -> dict[str, str]:

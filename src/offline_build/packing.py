@@ -7,8 +7,8 @@ stand-in digests as with the real ones: it is written with stand-ins, the
 members after it are hashed as they are written, and the manifest and its
 checksum are written over the stand-ins at the end, same length, same
 place. The archive is byte for byte what hashing first and writing after
-produced (``bundle.hash_members``, ``delta_members``, ``unique_members``,
-``bundle.write``), and each file is read once.
+produced (the old two-pass packer, kept as the tests' reference in
+``tests/unit/twopass.py``), and each file is read once.
 
 What is left out (a delta's base already has it; a copy of a file packed
 earlier) must be known before it is written. A blob's sha256 is its name,
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import tarstream
-from .bundle import MANIFEST, MANIFEST_SUM, BundleError, FileEntry, Manifest, Progress, atomic_output
+from .bundle import MANIFEST, MANIFEST_SUM, BundleError, FileEntry, Manifest, Progress, atomic_output, manifest_sum
 from .store import sha256_file
 
 _STAND_IN = "0" * 64
@@ -74,7 +74,7 @@ def write_hashed(output: Path, manifest: Manifest, members: list[tuple[str, Path
         fh.seek(manifest_at)
         fh.write(raw)
         fh.seek(sum_at)
-        fh.write(hashlib.sha256(raw).hexdigest().encode() + b"\n")
+        fh.write(manifest_sum(raw))
     return Packed(manifest.files, plan.packed, output.stat().st_size)
 
 

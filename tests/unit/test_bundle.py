@@ -15,7 +15,7 @@ from offline_build import bundle
 from offline_build.config import Project, load
 from offline_build.setup import unpack
 from offline_build.store import Layout
-from tests.unit import oci
+from tests.unit import oci, twopass
 
 
 def project(root: Path, name: str = "demo") -> Project:
@@ -34,9 +34,9 @@ def pack(proj: Project) -> Path:
     members = bundle.collect(proj.cache_dir)
     manifest = bundle.Manifest(project=proj.name, version="1", platforms=[], services={"svc": {}},
                                base_images={"debian:bookworm-slim": "base-debian_bookworm-slim"})
-    manifest.files = bundle.hash_members(members)
+    manifest.files = twopass.hash_members(members)
     out = proj.cache_dir / "build-cache-20260101.tar"
-    bundle.write(out, manifest, members)
+    twopass.write(out, manifest, members)
     return out
 
 
@@ -102,10 +102,10 @@ def test_write_is_atomic(tmp_path: Path) -> None:
     out.write_bytes(b"the earlier bundle")
     members = [("oci-layout", good), ("index.json", tmp_path / "missing-file")]  # the second fails mid-write
     with pytest.raises(FileNotFoundError):
-        bundle.write(out, bundle.Manifest("p", "1", [], {}, {}), members)
+        twopass.write(out, bundle.Manifest("p", "1", [], {}, {}), members)
     assert out.read_bytes() == b"the earlier bundle"
     assert not list(tmp_path.glob(".out.tar*"))
-    written = bundle.write(out, bundle.Manifest("p", "1", [], {}, {}), members[:1])
+    written = twopass.write(out, bundle.Manifest("p", "1", [], {}, {}), members[:1])
     assert written == out.stat().st_size and tarfile.is_tarfile(out)
 
 
@@ -271,13 +271,13 @@ def add_image(proj: Project, tag: str, layers: list[bytes]) -> None:
 def pack_full_or_delta(proj: Project, name: str, since: Path | None = None) -> Path:
     members = bundle.collect(proj.cache_dir)
     manifest = bundle.Manifest(project=proj.name, version="1", platforms=[], services={}, base_images={})
-    manifest.files = bundle.hash_members(members)
+    manifest.files = twopass.hash_members(members)
     if since:
         base, sha = bundle.load_manifest(since)
-        members = bundle.delta_members(members, manifest.files, base)
+        members = twopass.delta_members(members, manifest.files, base)
         manifest.extends = {"bundle": since.name, "manifest_sha256": sha}
     out = proj.cache_dir / name
-    bundle.write(out, manifest, members)
+    twopass.write(out, manifest, members)
     return out
 
 
@@ -352,11 +352,11 @@ def pack_with_copies(proj: Project, manifest_edit=None) -> Path:  # noqa: ANN001
         (proj.cache_dir / "resources" / name / "wheel.whl").write_bytes(b"the same wheel\n")
     members = bundle.collect(proj.cache_dir)
     manifest = bundle.Manifest(project=proj.name, version="1", platforms=[], services={"svc": {}}, base_images={})
-    manifest.files = bundle.hash_members(members)
+    manifest.files = twopass.hash_members(members)
     if manifest_edit:
         manifest_edit(manifest)
     out = proj.cache_dir / "build-cache-20260101.tar"
-    bundle.write(out, manifest, bundle.unique_members(members, manifest.files))
+    twopass.write(out, manifest, twopass.unique_members(members, manifest.files))
     return out
 
 
@@ -498,9 +498,9 @@ def test_setup_twice_leaves_a_capture_in_place_untouched(tmp_path: Path) -> None
     (key / "archives" / "curl_8.0_amd64.deb").write_bytes(b"a deb\n")
     members = bundle.collect(online.cache_dir, {"apt": online.apt.dir})
     manifest = bundle.Manifest(project=online.name, version="1", platforms=[], services={"svc": {}}, base_images={})
-    manifest.files = bundle.hash_members(members)
+    manifest.files = twopass.hash_members(members)
     archive = online.cache_dir / "build-cache-20260101.tar"
-    bundle.write(archive, manifest, members)
+    twopass.write(archive, manifest, members)
 
     offline = project(tmp_path / "offline")
     _, _, files = unpack(offline, archive, Console(quiet=True))

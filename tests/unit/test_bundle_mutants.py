@@ -25,7 +25,7 @@ from offline_build import bundle
 from offline_build.config import Project, load
 from offline_build.setup import unpack
 from offline_build.store import CHUNK, Layout
-from tests.unit import oci
+from tests.unit import oci, twopass
 
 SAFE = "the bundle is not safe to extract"
 NOT_OURS = "this is not an offline-build bundle"
@@ -47,9 +47,9 @@ def pack(proj: Project, resources: dict[str, bytes] | None = None) -> Path:
         (proj.cache_dir / "resources" / name).write_bytes(data)
     members = bundle.collect(proj.cache_dir)
     manifest = bundle.Manifest(project=proj.name, version="1", platforms=[], services={"svc": {}}, base_images={})
-    manifest.files = bundle.hash_members(members)
+    manifest.files = twopass.hash_members(members)
     out = proj.cache_dir / "build-cache-20260101.tar"
-    bundle.write(out, manifest, bundle.unique_members(members, manifest.files))
+    twopass.write(out, manifest, twopass.unique_members(members, manifest.files))
     return out
 
 
@@ -253,18 +253,18 @@ def test_packing_a_damaged_store_blob_is_refused_and_progress_counts_every_byte(
     pack(proj)
     members = bundle.collect(proj.cache_dir)
     seen: list[int] = []
-    entries = bundle.hash_members(members, seen.append)
+    entries = twopass.hash_members(members, seen.append)
     assert sum(seen) == sum(e.size for e in entries)
     written: list[int] = []
     out = tmp_path / "new" / "folder" / "b.tar"
-    bundle.write(out, bundle.Manifest("demo", "1", [], {}, {}), members, progress=written.append)
+    twopass.write(out, bundle.Manifest("demo", "1", [], {}, {}), members, progress=written.append)
     assert sum(written) == sum(e.size for e in entries)
     with tarfile.open(out) as tar:  # what `tar tv` shows: plain files, no executable bit, no dates
         assert {(m.mode, m.mtime) for m in tar.getmembers()} == {(0o644, 0)}
     victim = Layout(proj.store).blobs / SVC
     victim.write_bytes(b"svc layeR")
     with pytest.raises(bundle.BundleError) as info:
-        bundle.hash_members(members)
+        twopass.hash_members(members)
     assert str(info.value) == (f"{victim}: content does not match its digest\n"
                                "  fix: the store is damaged: remove it and export again")
 
@@ -273,12 +273,12 @@ def test_a_delta_always_carries_the_index_and_packed_once_skips_only_repeats(tmp
     proj = project(tmp_path)
     archive = pack(proj)
     members = bundle.collect(proj.cache_dir)
-    entries = bundle.hash_members(members)
+    entries = twopass.hash_members(members)
     base, _ = bundle.load_manifest(archive)
-    assert [n for n, _ in bundle.delta_members(members, entries, base)] == ["oci-layout", "index.json"]
+    assert [n for n, _ in twopass.delta_members(members, entries, base)] == ["oci-layout", "index.json"]
     same = [bundle.FileEntry("a", 1, "x"), bundle.FileEntry("b", 1, "x"), bundle.FileEntry("c", 1, "y")]
     paths = [(e.path, tmp_path / e.path) for e in same]
-    assert bundle.unique_members(paths, same) == [paths[0], paths[2]]
+    assert twopass.unique_members(paths, same) == [paths[0], paths[2]]
 
 
 def test_now_is_utc_in_iso_8601() -> None:

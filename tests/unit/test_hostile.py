@@ -18,7 +18,7 @@ from offline_build.diagnose import verify_archive
 from offline_build.errors import ConfigError, OfflineBuildError
 from offline_build.setup import unpack
 from offline_build.state import lock
-from tests.unit import oci
+from tests.unit import oci, twopass
 from tests.unit.test_bundle import pack, project, rewrite, snapshot
 
 
@@ -170,9 +170,9 @@ def test_a_bundle_for_another_platform_is_refused(tmp_path: Path) -> None:
     oci.image(store, "cache-svc", [b"x"])
     members = bundle.collect(online.cache_dir)
     manifest = bundle.Manifest(project="demo", version="1", platforms=["linux/amd64"], services={}, base_images={})
-    manifest.files = bundle.hash_members(members)
+    manifest.files = twopass.hash_members(members)
     archive = online.cache_dir / "build-cache-20260101.tar"
-    bundle.write(archive, manifest, members)
+    twopass.write(archive, manifest, members)
     offline = project(tmp_path / "offline")
     (offline.path).write_text(offline.path.read_text() + "platforms: [linux/arm64]\n")
     arm = load(offline.path, environ={})

@@ -28,7 +28,7 @@ from offline_build.runners import Runtime, bundle_io
 from offline_build.runners import images as images_mod
 from offline_build.steps import LoadImages, ManifestDraft, Pack, SaveImages
 from offline_build.store import REF_NAME, StoreError
-from tests.unit import oci
+from tests.unit import oci, twopass
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +63,7 @@ def old_docker_archive(layout: Any, desc: Any, ref: str) -> bytes:
 
 
 def old_write(output: Path, manifest: bundle.Manifest, members: list[tuple[str, Path]]) -> None:
-    """bundle.write before streaming: tarfile, members copied by addfile."""
+    """The bundle writer before streaming: tarfile, members copied by addfile."""
     raw = manifest.to_json()
     with tarfile.open(output, "w", format=tarfile.PAX_FORMAT) as tar:
         for name, data in ((bundle.MANIFEST, raw),
@@ -84,10 +84,10 @@ def old_write(output: Path, manifest: bundle.Manifest, members: list[tuple[str, 
 def old_pack(output: Path, manifest: bundle.Manifest, members: list[tuple[str, Path]],
              base: bundle.Manifest | None = None) -> None:
     """runners.bundle_io.pack before: hash everything, then choose, then write."""
-    manifest.files = bundle.hash_members(members)
+    manifest.files = twopass.hash_members(members)
     if base is not None:
-        members = bundle.delta_members(members, manifest.files, base)
-    old_write(output, manifest, bundle.unique_members(members, manifest.files))
+        members = twopass.delta_members(members, manifest.files, base)
+    old_write(output, manifest, twopass.unique_members(members, manifest.files))
 
 
 def members_of(data: bytes) -> list[tuple[str, bytes, int, int]]:
@@ -127,8 +127,8 @@ def test_tarstream_frames_exactly_as_tarfile_does(tmp_path: Path) -> None:
         path.write_bytes(data)
         members.append((name, path))
     manifest = bundle.Manifest("p", "1", [], {}, {})
-    manifest.files = bundle.hash_members(members)
-    bundle.write(tmp_path / "new.tar", manifest, members)
+    manifest.files = twopass.hash_members(members)
+    twopass.write(tmp_path / "new.tar", manifest, members)
     old_write(tmp_path / "old.tar", manifest, members)
     assert (tmp_path / "new.tar").read_bytes() == (tmp_path / "old.tar").read_bytes()
 
@@ -450,7 +450,7 @@ def test_a_delta_reads_nothing_twice_and_no_blob_its_base_has(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     members = pack_input(tmp_path)
     base = bundle.Manifest("p", "0", [], {}, {})
-    base.files = bundle.hash_members(members)
+    base.files = twopass.hash_members(members)
     (tmp_path / "resources" / "notes.txt").write_text("other w\n")  # same size, new content
     counts = count_reads(monkeypatch)
     packed = packing.write_hashed(tmp_path / "d.tar", bundle.Manifest("p", "1", [], {}, {}), members, base)
@@ -470,7 +470,7 @@ def test_packing_writes_the_archive_the_two_pass_way_wrote(tmp_path: Path, delta
     base = None
     if delta:
         base = bundle.Manifest("p", "0", [], {}, {})
-        base.files = bundle.hash_members(members)[:4]
+        base.files = twopass.hash_members(members)[:4]
         (tmp_path / "resources" / "notes.txt").write_text("other w\n")
     old_manifest, new_manifest = (bundle.Manifest("p", "1", ["linux/amd64"], {"svc": {}}, {}) for _ in "ab")
     old_pack(tmp_path / "old.tar", old_manifest, members, base)
@@ -519,4 +519,4 @@ def test_the_pack_step_reads_each_layer_and_file_once(tmp_path: Path, monkeypatc
     assert {k: counts[k] for k in big} == big
     assert result["packed_files"] == len(members) - 1
     manifest, _ = bundle.load_manifest(step.output)
-    assert [(f.path, f.sha256) for f in manifest.files] == [(e.path, e.sha256) for e in bundle.hash_members(members)]
+    assert [(f.path, f.sha256) for f in manifest.files] == [(e.path, e.sha256) for e in twopass.hash_members(members)]
