@@ -51,6 +51,15 @@ class Instruction:
         prefix = f"--{name}="
         return [item[len(prefix):] for item in self.flags if item.startswith(prefix)]
 
+    def mounts(self) -> list[dict[str, str]]:
+        """Each ``--mount`` as its options (see :func:`mount_options`)."""
+        return [mount_options(value) for value in self.flag_values("mount")]
+
+
+def mount_options(value: str) -> dict[str, str]:
+    """One ``--mount`` value (``type=cache,target=/x``) as options, with BuildKit's default type: bind."""
+    return {"type": "bind", **dict(part.split("=", 1) if "=" in part else (part, "") for part in value.split(","))}
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -104,12 +113,8 @@ def _from_refs(ins: Instruction) -> list[str]:
         if ref:
             refs.append(ref)
     if ins.cmd == "RUN":
-        for mount in ins.flag_values("mount"):
-            opts = dict(
-                part.split("=", 1) if "=" in part else (part, "")
-                for part in mount.split(",")
-            )
-            if opts.get("from") and opts.get("type", "bind") in ("bind", "cache"):
+        for opts in ins.mounts():
+            if opts.get("from") and opts["type"] in ("bind", "cache"):
                 refs.append(opts["from"])
     return refs
 

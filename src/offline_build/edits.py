@@ -40,12 +40,7 @@ def reads_context(ins: Instruction) -> bool:
         sources = ins.value[:-1]
         # A URL is fetched, a heredoc is the Dockerfile's own text: neither is the context.
         return any(not s.startswith(("http://", "https://", "git@", "<<")) for s in sources)
-    if ins.cmd == "RUN":
-        for mount in ins.flag_values("mount"):
-            fields = dict(f.split("=", 1) if "=" in f else (f, "") for f in mount.split(","))
-            if fields.get("type", "bind") == "bind" and "from" not in fields:
-                return True
-    return False
+    return ins.cmd == "RUN" and any(m["type"] == "bind" and "from" not in m for m in ins.mounts())
 
 
 def edited(text: str, path: Path, build_args: Mapping[str, str] | None = None) -> str | None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .apt import external_base, uses_apt
 from .captures.apt import ANY_APT, to_true
 from .captures.lang import CAPTURE_STAGE, MOUNTS, OUT
-from .dockerfile import Dockerfile, Instruction
+from .dockerfile import Dockerfile, Instruction, mount_options
 
 if TYPE_CHECKING:
     from .captures import Capture
@@ -210,10 +210,7 @@ def _classic_instruction(ins: Instruction, apt_preinstalled: bool) -> tuple[str 
 
 def _mount_options(flag: str) -> dict[str, str] | None:
     """``--mount=type=cache,target=/x`` as options (BuildKit's default type is bind); None for other flags."""
-    if not flag.startswith("--mount="):
-        return None
-    options = dict(part.split("=", 1) if "=" in part else (part, "") for part in flag.removeprefix("--mount=").split(","))
-    return {"type": "bind", **options}
+    return mount_options(flag.removeprefix("--mount=")) if flag.startswith("--mount=") else None
 
 
 def _mount_type(flag: str) -> str | None:
