@@ -39,7 +39,7 @@ from .parts import PARTS, open_parts, parts_folder
 from .parts import BundleError as BundleError  # re-exported: callers catch bundle.BundleError
 from .parts import parse_size as parse_size  # re-exported: export's --split-size
 from .parts import split as split  # re-exported: the executor's Pack step
-from .store import CHUNK, Layout, fsync_dir
+from .store import Layout, copy_stream_hashed, fsync_dir
 
 # 2: a file whose bytes another file in the bundle already has is packed once
 # (the manifest still lists both); format 1 readers would call it missing.
@@ -373,19 +373,13 @@ def _stdlib_filter(member: tarfile.TarInfo, dest: Path, where: str) -> None:
 
 
 def _extract_hashed(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, where: str) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
+    """(size, sha256) of *member* written to *target*: hashed and synced as it is written (it is moved into the
+    store by a rename next, so its bytes must be on disk first)."""
     try:
         src = tar.extractfile(member)
         assert src is not None
-        with target.open("xb") as out:
-            while chunk := src.read(CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())  # moved into the store by a rename: the bytes must be on disk first
+        digest = copy_stream_hashed(src, target)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise BundleError(f"{where}: cannot read {member.name} ({exc})",
                           "the copy is damaged or truncated: copy it again") from None
-    return size, digest.hexdigest()
+    return target.stat().st_size, digest

@@ -66,11 +66,7 @@ def create_ignored(folder: Path) -> None:
 
 def fsync_dir(folder: Path) -> None:
     """Make the names in *folder* durable: a rename is only on disk once its folder is synced."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(folder, os.O_DIRECTORY)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -117,8 +113,8 @@ def copy_stream_hashed(source: BinaryIO, target: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def _fsync(path: Path, flags: int = 0) -> None:
+    fd = os.open(path, os.O_RDONLY | flags)
     try:
         os.fsync(fd)
     finally:
@@ -269,7 +265,7 @@ class Layout:
         try:
             if move:
                 _check_digest(sha256 or sha256_file(source), digest, source)
-                _fsync_file(source)  # its bytes on disk before a name in the store promises them
+                _fsync(source)  # its bytes on disk before a name in the store promises them
                 os.replace(source, tmp)
             else:
                 _check_digest(copy_hashed(source, tmp), digest, source)
