@@ -8,6 +8,7 @@ venv's own ``/venv/bin/pip``. The same shell reading as APT's
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -78,10 +79,16 @@ def _go(argv: list[str]) -> Install | None:
     return Install("go", (argv[0],), tuple(args)) if fetches and not vendored else None
 
 
-def installs(ins: Instruction) -> list[Install]:
-    """Every registry install a ``RUN`` makes, in order (none for other instructions)."""
+@functools.lru_cache(maxsize=4096)
+def installs(ins: Instruction) -> tuple[Install, ...]:
+    """Every registry install a ``RUN`` makes, in order (none for other instructions).
+
+    Each language capture asks this of every ``RUN`` for the installs that are
+    its own: the shell is read once per instruction (cached; instructions are
+    frozen), not once per capture.
+    """
     if ins.cmd != "RUN":
-        return []
-    return [found for pipeline in pipelines(run_text(ins))
-            for argv in simple_commands(shell_join(pipeline))
-            if (found := install_of(argv)) is not None]
+        return ()
+    return tuple(found for pipeline in pipelines(run_text(ins))
+                 for argv in simple_commands(shell_join(pipeline))
+                 if (found := install_of(argv)) is not None)
