@@ -24,7 +24,7 @@ from .errors import OfflineBuildError
 from .inputs import service_bases
 from .plan import base_tag, cache_tag
 from .report import human_size, shown
-from .state import bundle_key, proofs_of, restored_bundle
+from .state import proofs_of, restored_bundle
 from .store import Layout, StoreError, misnamed
 
 STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "info": "dim"}
@@ -262,7 +262,10 @@ def _bundle(project: Project, deep: bool) -> list[Check]:
 
 def _proof(project: Project, path: Path) -> Check:
     """When offline.verify last proved this bundle, and how far (``--edits``: a code change rebuilds offline)."""
-    proved = proofs_of(project.cache_dir).get(bundle_key(path), {})
+    try:
+        proved = proofs_of(project.cache_dir).get(bundle.load_manifest(path)[1], {})
+    except (bundle.BundleError, tarfile.TarError, EOFError, OSError):
+        proved = {}  # a damaged bundle is proven by nothing; the integrity row says what is wrong
     edits, cached = proved.get("edits"), proved.get("cached")
     if edits and edits.get("passed"):
         return Check("proof", "offline.verify", "ok", f"{path.name}: edit loop proven {edits.get('when')} (offline.verify --edits)")

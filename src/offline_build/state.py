@@ -56,16 +56,11 @@ def bundle_network(project: Project) -> str | None:
 PROOFS = "proofs.json"  # what offline.verify proved of which bundle, kept beside the bundles
 
 
-def bundle_key(path: Path) -> str:
-    """A bundle as proofs know it: name and size (cheap to check in diagnose; a re-export changes either)."""
-    size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.iterdir() if p.is_file())
-    return f"{path.name}:{size}"
-
-
-def record_proof(cache_dir: Path, bundle_path: Path, level: str, passed: bool, when: str) -> None:
-    """Remember that ``offline.verify`` (*level* "cached" or "edits") passed or failed for *bundle_path*."""
+def record_proof(cache_dir: Path, manifest_sha: str, level: str, passed: bool, when: str) -> None:
+    """Remember that ``offline.verify`` (*level* "cached" or "edits") passed or failed for the bundle whose
+    manifest hashes to *manifest_sha* (its identity: a re-export, renamed or not, is another bundle)."""
     proofs = proofs_of(cache_dir)
-    proofs.setdefault(bundle_key(bundle_path), {})[level] = {"passed": passed, "when": when}
+    proofs.setdefault(manifest_sha, {})[level] = {"passed": passed, "when": when}
     write_atomic(cache_dir / PROOFS, (json.dumps(proofs, indent=2, sort_keys=True) + "\n").encode())
 
 

@@ -73,7 +73,7 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
         edit = nonce() if edits else None
         outcomes = [_verify_one(scratch, name, docker, console, edit) for name in (s.name for s in pick(scratch, None))]
     passed = all(o.status != "failed" for o in outcomes)
-    record_proof(project.cache_dir, path, "edits" if edits else "cached", passed,
+    record_proof(project.cache_dir, bundle.load_manifest(path)[1], "edits" if edits else "cached", passed,
                  datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     return outcomes
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from offline_build import diagnose
+from offline_build import bundle, diagnose
 from offline_build.store import Layout
-from tests.unit import oci
+from tests.unit import oci, twopass
 from tests.unit.test_bundle import pack, project
 
 
@@ -45,24 +45,41 @@ def test_an_intact_bundle_verifies(tmp_path: Path) -> None:
 
 
 def test_diagnose_says_how_far_offline_verify_proved_this_bundle(tmp_path: Path) -> None:
+    from offline_build.bundle import load_manifest
     from offline_build.state import record_proof
 
     proj = project(tmp_path)
     archive = pack(proj)
+    key = load_manifest(archive)[1]
 
     def proof() -> tuple[str, str]:
         (row,) = [c for c in diagnose._bundle(proj, deep=False) if c.area == "proof"]
         return row.status, row.detail
 
     assert proof() == ("info", f"{archive.name}: not proven by offline.verify")
-    record_proof(proj.cache_dir, archive, "cached", True, "2026-11-29 10:00 UTC")
+    record_proof(proj.cache_dir, key, "cached", True, "2026-11-29 10:00 UTC")
     assert proof() == ("info", f"{archive.name}: builds all cached (2026-11-29 10:00 UTC); edit loop not proven")
-    record_proof(proj.cache_dir, archive, "edits", False, "2026-11-29 11:00 UTC")
+    record_proof(proj.cache_dir, key, "edits", False, "2026-11-29 11:00 UTC")
     assert proof() == ("warn", f"{archive.name}: offline.verify --edits failed 2026-11-29 11:00 UTC")
-    record_proof(proj.cache_dir, archive, "edits", True, "2026-11-29 12:00 UTC")
+    record_proof(proj.cache_dir, key, "edits", True, "2026-11-29 12:00 UTC")
     assert proof() == ("ok", f"{archive.name}: edit loop proven 2026-11-29 12:00 UTC (offline.verify --edits)")
-    # Another bundle (a re-export changes the size) is not proven by this one's record.
-    archive.write_bytes(archive.read_bytes() + b"\0" * 512)
+    # The proof follows the bundle's manifest, not its name: a renamed copy keeps it ...
+    size = archive.stat().st_size
+    renamed = archive.rename(archive.with_name("build-cache-renamed.tar"))
+    assert proof() == ("ok", f"{renamed.name}: edit loop proven 2026-11-29 12:00 UTC (offline.verify --edits)")
+    # ... and a re-export with other content, under the old name and the same size, is another bundle.
+    renamed.unlink()
+    (proj.cache_dir / "resources" / "models" / "m.txt").write_text("weightz\n")
+    members = bundle.collect(proj.cache_dir)
+    manifest = bundle.Manifest(project=proj.name, version="1", platforms=[], services={"svc": {}},
+                               base_images={"debian:bookworm-slim": "base-debian_bookworm-slim"})
+    manifest.files = twopass.hash_members(members)
+    twopass.write(archive, manifest, members)
+    assert archive.stat().st_size == size  # name and size alike: only the manifest tells them apart
+    assert load_manifest(archive)[1] != key
+    assert proof() == ("info", f"{archive.name}: not proven by offline.verify")
+    # A damaged bundle is proven by nothing (the integrity row says why), and diagnose goes on.
+    archive.write_bytes(b"not a tar")
     assert proof()[0] == "info"
 
 
@@ -84,12 +101,14 @@ def test_a_store_blob_that_does_not_hash_to_its_name_is_named(tmp_path: Path, de
 
 
 def test_a_proofs_file_of_the_wrong_shape_claims_nothing_and_is_rewritten(tmp_path: Path) -> None:
-    from offline_build.state import PROOFS, bundle_key, proofs_of, record_proof
+    from offline_build.bundle import load_manifest
+    from offline_build.state import PROOFS, proofs_of, record_proof
 
     proj = project(tmp_path)
     archive = pack(proj)
-    (proj.cache_dir / PROOFS).write_text(f'{{"{bundle_key(archive)}": "yes", "x": {{"edits": 3}}}}')
+    key = load_manifest(archive)[1]
+    (proj.cache_dir / PROOFS).write_text(f'{{"{key}": "yes", "x": {{"edits": 3}}}}')
     (row,) = [c for c in diagnose._bundle(proj, deep=False) if c.area == "proof"]
     assert row.detail == f"{archive.name}: not proven by offline.verify"
-    record_proof(proj.cache_dir, archive, "edits", True, "2026-11-29 12:00 UTC")
-    assert proofs_of(proj.cache_dir)[bundle_key(archive)]["edits"]["passed"] is True
+    record_proof(proj.cache_dir, key, "edits", True, "2026-11-29 12:00 UTC")
+    assert proofs_of(proj.cache_dir)[key]["edits"]["passed"] is True
