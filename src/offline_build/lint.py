@@ -23,7 +23,7 @@ from .apt import (
     simple_commands,
 )
 from .dockerfile import Dockerfile, Instruction, parse
-from .pkgs import install_of
+from .pkgs import go_args, install_of
 from .variant import classic_variant
 
 SEVERITIES = ("error", "warning", "info")
@@ -123,7 +123,7 @@ class Context:
 
 
 # rule -> the capture that serves it, and what the note says then.
-_CAPTURED = {"pip-install": ("pip", "pip install: served from the pip capture offline"),
+SERVED_BY = {"pip-install": ("pip", "pip install: served from the pip capture offline"),
              "npm-install": ("npm", "npm install: served from the npm capture offline"),
              "yarn": ("yarn", "yarn install: served from the yarn capture offline"),
              "uv-sync": ("uv", "uv: served from the uv capture offline"),
@@ -142,7 +142,7 @@ def _served(rule: str, argv: list[str], ins: Instruction, context: Context) -> s
     """
     if rule == "apt-update" and context.apt_captured:
         return "apt-get update: served from the APT capture offline"
-    tool, note = _CAPTURED.get(rule, ("", ""))
+    tool, note = SERVED_BY.get(rule, ("", ""))
     if not tool or tool not in context.captured or ins.heredocs or ins.json:
         return None
     install = install_of(argv)
@@ -183,8 +183,11 @@ def command_rules(argv: list[str]) -> list[tuple[str, str]]:
     if prog == "git" and sub in ("clone", "fetch", "pull", "ls-remote") or (
             prog == "git" and sub == "submodule" and "update" in words):
         return [("git-clone", "git")]
-    if prog == "go" and (sub in ("get",) or args[:2] == ["mod", "download"] or (sub == "install" and any("@" in a for a in args))):
-        return [("go-mod-download", "go")]
+    if prog == "go":
+        gargs = go_args(args)
+        gsub = next((a for a in gargs if not a.startswith("-")), "")
+        if gsub == "get" or gargs[:2] == ["mod", "download"] or (gsub == "install" and any("@" in a for a in gargs)):
+            return [("go-mod-download", "go")]
     if prog == "cargo" and (sub == "fetch" or (sub in ("build", "install") and not flags & {"--offline", "--frozen"})):
         return [("cargo-fetch", "cargo")]
     if _is_pip(prog, args):
@@ -203,7 +206,7 @@ def command_rules(argv: list[str]) -> list[tuple[str, str]]:
         return [] if "--offline" in flags else [("yarn", "yarn")]
     if prog == "pnpm" and sub in ("install", "i", "add", "fetch", "update"):
         return [] if "--offline" in flags else [("pnpm", "pnpm")]
-    if prog in ("mvn", "mvnw", "./mvnw"):
+    if prog in ("mvn", "mvnw"):
         out = [("mvn-update", prog)] if flags & {"-U", "--update-snapshots"} else []
         if not flags & {"-o", "--offline"}:
             out.append(("mvn", prog))

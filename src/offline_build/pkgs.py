@@ -69,14 +69,21 @@ def install_of(argv: list[str]) -> Install | None:
     return Install("pip", launcher, tuple(args))
 
 
+def go_args(args: list[str]) -> list[str]:
+    """A go command's arguments without its leading ``-C dir`` (go's only flag before the verb: run in *dir*)."""
+    if args[:1] == ["-C"]:
+        return args[2:]
+    return args[1:] if args[:1] and args[0].startswith("-C=") else args
+
+
 def _go(argv: list[str]) -> Install | None:
     """A ``go`` command that resolves modules; not in vendor mode, not with the proxy switched off."""
-    args = argv[1:]
+    args = go_args(argv[1:])
     verb = _verb(args)
     fetches = verb in _GO_VERBS or (verb == "mod" and _verb(args[args.index("mod") + 1:]) in _GO_MOD_VERBS)
     pairs = zip(args, args[1:])
     vendored = "-mod=vendor" in args or ("-mod", "vendor") in pairs
-    return Install("go", (argv[0],), tuple(args)) if fetches and not vendored else None
+    return Install("go", (argv[0],), tuple(argv[1:])) if fetches and not vendored else None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -128,4 +128,4 @@ def test_every_language_capture_can_be_switched_off_and_is_noted_by_lint() -> No
     names = {c.name for c in all_captures() if isinstance(c, LangCapture)}
     assert {"pip", "maven", "go"} <= names
     assert names == set(config.LANG_CAPTURES)
-    assert names == {tool for tool, _ in lint._CAPTURED.values()}
+    assert names == {tool for tool, _ in lint.SERVED_BY.values()}

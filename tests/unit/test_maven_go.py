@@ -11,6 +11,7 @@ from offline_build.captures.gomod import GO
 from offline_build.captures.maven import MAVEN, offline_mvn
 from offline_build.config import load
 from offline_build.inputs import inputs
+from offline_build.lint import command_rules
 from offline_build.pkgs import Install, install_of
 from tests.unit.test_deps import df as parsed
 
@@ -44,6 +45,10 @@ RUN go build -mod=vendor ./cmd/x
     (["go", "build", "-mod", "vendor", "."], None),
     (["go", "mod", "init", "example.com/x"], None),
     (["go", "version"], None),
+    (["go", "-C", "cmd/tool", "build", "."], Install("go", ("go",), ("-C", "cmd/tool", "build", "."))),
+    (["go", "-C=cmd/tool", "mod", "download"], Install("go", ("go",), ("-C=cmd/tool", "mod", "download"))),
+    (["go", "-C", "cmd/tool", "build", "-mod=vendor"], None),
+    (["go", "-C", "build", "version"], None),  # "build" names the folder here, not the verb
 ])
 def test_maven_and_go_commands_are_recognised(argv: list[str], expected: Install | None) -> None:
     assert install_of(argv) == expected
@@ -110,6 +115,16 @@ def test_the_classic_variant_serves_maven_with_o_too(tmp_path: Path) -> None:
                         "&& mvn -o -Dmaven.repo.local=/.offline-build/maven/svc-1 -B -U -s settings.xml clean package "
                         "&& cp target/*.jar /app.jar ) "
                         "&& rm -rf /.offline-build")
+
+
+@pytest.mark.parametrize(("argv", "rules"), [
+    (["go", "-C", "tool", "mod", "download"], [("go-mod-download", "go")]),
+    (["go", "-C=tool", "get", "example.com/x@v1"], [("go-mod-download", "go")]),
+    (["go", "-C", "get", "build"], []),  # builds in the folder "get": resolves from a cached go.sum
+    (["./mvnw", "-U", "package"], [("mvn-update", "mvnw"), ("mvn", "mvnw")]),
+])
+def test_lint_reads_go_after_its_folder_flag_and_the_maven_wrapper(argv: list[str], rules: list) -> None:
+    assert command_rules(argv) == rules
 
 
 def test_lint_notes_maven_and_go_steps_a_capture_serves(tmp_path: Path) -> None:

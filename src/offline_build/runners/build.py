@@ -27,7 +27,7 @@ from ..captures.lang import MOUNTS, CaptureBuild, take
 from ..edits import EDIT_ARG
 from ..engine import engine_message, image_present
 from ..errors import StepError
-from ..lint import _CAPTURED, RULES, command_rules
+from ..lint import SERVED_BY, RULES, command_rules
 from ..plan import cache_tag
 from ..progress import BuildReport
 from ..retry import TransientError, is_transient, retrying
@@ -212,7 +212,7 @@ def _lint_rule(report: BuildReport) -> tuple[str, str] | None:
     _, _, command = (report.failed.name if report.failed else "").partition("RUN ")
     for argv in simple_commands(command):
         for rule, word in command_rules(argv):
-            served = _CAPTURED.get(rule, ("",))[0]
+            served = SERVED_BY.get(rule, ("",))[0]
             if served and f"{MOUNTS}/{served}/" in command:
                 continue  # a capture serves this command here: the cause is elsewhere in the step
             spec = RULES[rule]
