@@ -27,7 +27,7 @@ from ..captures.lang import MOUNTS, CaptureBuild, take
 from ..edits import EDIT_ARG
 from ..engine import engine_message, image_present
 from ..errors import StepError
-from ..lint import SERVED_BY, RULES, command_rules
+from ..lint import RULES, SERVED_BY, command_rules
 from ..plan import cache_tag
 from ..progress import BuildReport
 from ..retry import TransientError, is_transient, retrying
