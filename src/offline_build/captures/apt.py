@@ -15,10 +15,12 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from python_on_whales.exceptions import DockerException
 
@@ -30,7 +32,7 @@ from ..errors import StepError
 from ..plan import slug
 from ..steps import Step
 from ..store import create_ignored
-from .base import Row, Served, plain_modes, remove, shown, swap_in
+from .base import Package, Row, Served, plain_modes, remove, shown, swap_in
 
 LISTS = "/var/lib/apt/lists"
 ARCHIVES = "/var/cache/apt/archives"
@@ -38,6 +40,9 @@ ARCHIVES = "/var/cache/apt/archives"
 _APT_VERB = r"\b(?:apt-get|apt)\b(?:\s+(?:-o\s+\S+|-t\s+\S+|-\S+))*\s+{verb}\b[^;&|\n]*"
 UPDATE = re.compile(_APT_VERB.format(verb="update"))
 ANY_APT = re.compile(_APT_VERB.format(verb=r"(?:update|install|upgrade|dist-upgrade|reinstall)"))
+# A captured package: <base>/archives/<name>_<version>_<arch>.deb, as apt names the files it downloads.
+_DEB = re.compile(r"(?P<key>[^/]+)/archives/(?P<name>[^/_]+)_(?P<version>[^/_]+)_(?P<arch>[^/_]+)\.deb")
+_ORIGIN = re.compile(rb"^Origin:[ \t]*(\S[^\r\n]*?)[ \t]*\r?$", re.M)
 
 
 def to_true(match: re.Match[str]) -> str:
@@ -123,6 +128,23 @@ class AptCapture:
 
     def explain(self, step_text: str, message: str) -> tuple[str, str] | None:
         return None  # apt's own "Unable to locate package" already names it
+
+    def packages(self, paths: Sequence[str], read: Callable[[str], bytes]) -> list[Package]:
+        """Each ``.deb`` by its file name; apt writes an epoch's colon as ``%3a`` there.
+
+        The purl's vendor (debian, ubuntu) is the Origin most of the base
+        image's Release files name: its own distribution has several (the
+        release, its updates, security), an added repository one.
+        """
+        debs = [(m, path) for path in paths if (m := _DEB.fullmatch(path))]
+        vendors: dict[str, str] = {}
+        for key in sorted({m["key"] for m, _ in debs}):
+            releases = sorted(p for p in paths if p.startswith(f"{key}/lists/") and p.endswith("Release"))
+            origins = Counter(found[1].decode(errors="replace").lower().replace(" ", "-")
+                              for found in (_ORIGIN.search(read(r)) for r in releases) if found)
+            vendors[key] = max(sorted(origins), key=origins.__getitem__, default="debian")
+        return [Package("deb", m["name"], unquote(m["version"]), path, vendors[m["key"]], (("arch", m["arch"]),))
+                for m, path in debs]
 
     def rows(self, project: Project) -> list[Row]:
         root = self.folder(project)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +34,24 @@ class Row:
     fix: str = ""
 
 
+@dataclass(frozen=True)
+class Package:
+    """One package a capture holds, as the bundle's SBOM lists it: the parts of its purl and where it is.
+
+    Plain strings rather than a purl object: every command imports the
+    captures, only the SBOM needs a purl library.
+    """
+
+    type: str  # the purl type: deb, pypi, npm, maven, golang
+    name: str
+    version: str
+    path: str  # where it is, relative to the capture folder (``<key>/...``)
+    namespace: str = ""
+    qualifiers: tuple[tuple[str, str], ...] = ()
+    whole: bool = True  # *path* is the package's own file, so its sha256 is the package's; False: kept unpacked
+    sha512: str = ""  # hex: the registry tarball's, when the tool names the package by it (npm, yarn, pnpm)
+
+
 class Capture(Protocol):
     """One package ecosystem's capture; see the module docstring for the life of one."""
 
@@ -60,6 +78,14 @@ class Capture(Protocol):
 
     def explain(self, step_text: str, message: str) -> tuple[str, str] | None:
         """(problem, fix) when a step this capture served failed offline for want of a package, else None."""
+        ...
+
+    def packages(self, paths: Sequence[str], read: Callable[[str], bytes]) -> list[Package]:
+        """The packages among the capture's files (*paths*, relative to its folder); *read* gives a small one's bytes.
+
+        Read from names where the tool's layout says enough, so the SBOM
+        reads no package twice: the bundle's manifest has every file's sha256.
+        """
         ...
 
 
