@@ -14,10 +14,15 @@ offline. Served offline with ``PIP_NO_INDEX=1`` and ``PIP_FIND_LINKS``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 
+from .base import Package
 from .lang import LangCapture, StepNeed, ca_env, quoted
 
 _REQUIREMENTS = re.compile(r"(?:^|\s)(?:-r|--requirement)(?:=|\s+)(\S+)")
+# The packaging specs' file names: {name}-{version}(-{build})?-{python}-{abi}-{platform}.whl, {name}-{version}.tar.gz
+_WHEEL = re.compile(r"(?P<name>[^-/]+)-(?P<version>[^-/]+)(?:-\d[^-/]*)?-[^-/]+-[^-/]+-[^-/]+\.whl")
+_SDIST = re.compile(r"(?P<name>[^/]+)-(?P<version>[^-/]+)\.(?:tar\.gz|zip)")
 
 
 class PipCapture(LangCapture):
@@ -43,6 +48,28 @@ class PipCapture(LangCapture):
 
     def changed_in(self, step_text: str) -> str:
         return " or ".join(dict.fromkeys(_REQUIREMENTS.findall(step_text))) or "what this step installs"
+
+    def packages(self, paths: Sequence[str], read: Callable[[str], bytes]) -> list[Package]:
+        """The wheels (and any sdist) ``pip wheel`` left flat in each key's folder."""
+        return [p for path in paths if path.count("/") == 1 and (p := distribution(path))]
+
+
+def distribution(path: str) -> Package | None:
+    """The PyPI package a wheel or sdist file is, by its name.
+
+    The file name goes in the purl (``file_name``): one version has a wheel per
+    Python and platform, and two steps may have captured different ones.
+    """
+    file = path.rsplit("/", 1)[-1]
+    found = _WHEEL.fullmatch(file) or _SDIST.fullmatch(file)
+    if found is None:
+        return None
+    return Package("pypi", found["name"], found["version"], path, qualifiers=(("file_name", file),))
+
+
+def canonical_name(name: str) -> str:
+    """A PyPI name as PyPI compares names (and a purl writes them): ``Zope_Interface`` is ``zope-interface``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 PIP = PipCapture()
