@@ -19,10 +19,13 @@ sent to its own server instead of the capture.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 
+from .base import Package
 from .lang import LangCapture, StepNeed, ca_env
 
 _SCRATCH = "/tmp/.offline-build-gomodcache"
+_SOURCE = re.compile(r"[^/]+/(?P<module>.+)/@v/(?P<version>[^/]+)\.zip")  # <key>/<module>/@v/<version>.zip
 
 
 class GoCapture(LangCapture):
@@ -40,6 +43,20 @@ class GoCapture(LangCapture):
                 f'GOFLAGS="${{GOFLAGS:+$GOFLAGS }}-modcacherw" && ( {command} ) && mkdir -p {out} '
                 f"&& if [ -d {download} ]; then cp -R {download}/. {out}/; fi "
                 f"&& rm -rf {out}/sumdb && find {out} -name '*.lock' -type f -delete && rm -rf {_SCRATCH}")
+
+    def packages(self, paths: Sequence[str], read: Callable[[str], bytes]) -> list[Package]:
+        """Each module version whose source go downloaded (its ``.zip``; a ``.mod`` alone only fed the module graph).
+
+        The proxy layout writes a capital as ``!`` and the small letter
+        (case-insensitive file systems): ``github.com/!azure/...`` is ``github.com/Azure/...``.
+        """
+        found = []
+        for m in (_SOURCE.fullmatch(path) for path in paths):
+            if m:
+                module, version = (re.sub(r"!([a-z])", lambda c: c[1].upper(), s) for s in (m["module"], m["version"]))
+                namespace, _, name = module.rpartition("/")
+                found.append(Package("golang", name, version, m[0], namespace))
+        return found
 
 
 GO = GoCapture()

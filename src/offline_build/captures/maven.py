@@ -21,7 +21,9 @@ at once, naming it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 
+from .base import Package
 from .lang import LangCapture, StepNeed
 
 # ``mvn`` / ``./mvnw`` / ``/usr/bin/mvn`` where a command starts: after ``&&``, ``;``, ``|``, ``(``,
@@ -31,6 +33,9 @@ _MVN = re.compile(r"(?P<lead>(?:^|[;&|(`]|\b(?:then|do|else)\s|-c\s+['\"])\s*"
                   r"(?:(?:[A-Za-z_]\w*=\S*|time|nohup|sudo|env|exec)\s+)*)"
                   r"(?P<mvn>(?:[\w.~${}/-]*/)?mvnw?)(?=\s|$|[;&|)'\"])")
 _BOOKKEEPING = r"\( -name _remote.repositories -o -name '*.lastUpdated' -o -name resolver-status.properties \)"
+# A file of the local repository: <key>/<group as folders>/<artifact>/<version>/<file>.
+_REPO_FILE = re.compile(r"(?P<key>[^/]+)/(?P<group>.+)/(?P<artifact>[^/]+)/(?P<version>[^/]+)/(?P<file>[^/]+)")
+_CHECKSUMS = (".sha1", ".md5", ".sha256", ".sha512", ".asc")
 
 
 def with_flags(command: str, flags: str) -> str:
@@ -61,6 +66,24 @@ class MavenCapture(LangCapture):
     def capture_command(self, command: str, out: str, need: StepNeed) -> str:
         return (f"mkdir -p {out} && export {self.serve_env(out)} && ( {with_flags(command, f'-Dmaven.repo.local={out}')} ) "
                 f"&& find {out} {_BOOKKEEPING} -type f -delete")
+
+    def packages(self, paths: Sequence[str], read: Callable[[str], bytes]) -> list[Package]:
+        """One package per group/artifact/version, the file that is it: ``<artifact>-<version>.jar``, else the
+        main file of another type, else the pom (a pom-only artifact: a parent, a BOM, or one resolved for its
+        dependency management only). Classified files (``-sources.jar``) and checksums are part of it, not packages.
+        """
+        by_version: dict[tuple[str, str, str, str], list[str]] = {}
+        for path in paths:
+            m = _REPO_FILE.fullmatch(path)
+            if m and m["file"].startswith(f"{m['artifact']}-{m['version']}.") and not m["file"].endswith(_CHECKSUMS):
+                by_version.setdefault((m["key"], m["group"], m["artifact"], m["version"]), []).append(path)
+        found = []
+        for (_, group, artifact, version), files in sorted(by_version.items()):
+            main = min(files, key=lambda p: (not p.endswith(".jar"), p.endswith(".pom"), p))
+            kind = main.rsplit(".", 1)[-1]
+            found.append(Package("maven", artifact, version, main, group.replace("/", "."),
+                                 () if kind == "jar" else (("type", kind),)))
+        return found
 
 
 MAVEN = MavenCapture()
