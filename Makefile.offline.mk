@@ -11,9 +11,9 @@ export CACHE_DIR OFFLINE_VERSION
 OFFLINE_FOUND = $(if $(shell command -v $(firstword $(OFFLINE_BUILD)) 2>/dev/null),,$(error $(firstword $(OFFLINE_BUILD)) is not on PATH nor in $(OFFLINE_MK_DIR).venv/bin: activate the virtualenv offline-build is installed in, or pass OFFLINE_BUILD=/path/to/inv))
 OFFLINE_HOST_FLAG = $(if $(OFFLINE_HOST),--host $(OFFLINE_HOST))
 
-.PHONY: offline-help offline-export offline-setup offline-diagnose offline-prune offline-build offline-build-classic offline-lint offline-verify offline-apt-capture offline-base-images offline-bake backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export
+.PHONY: offline-help offline-export offline-setup offline-diagnose offline-prune offline-build offline-build-classic offline-lint offline-verify offline-apt-capture offline-base-images offline-bake offline-keygen offline-sbom backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export
 offline-help:
-	@echo 'offline targets: offline-export offline-setup offline-diagnose offline-prune offline-build offline-build-classic offline-lint offline-verify offline-apt-capture offline-base-images offline-bake backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export'
+	@echo 'offline targets: offline-export offline-setup offline-diagnose offline-prune offline-build offline-build-classic offline-lint offline-verify offline-apt-capture offline-base-images offline-bake offline-keygen offline-sbom backend-offline-build backend-offline-export worker-offline-build worker-offline-export web-offline-build web-offline-export'
 offline-export:
 	$(OFFLINE_FOUND)$(OFFLINE_BUILD) offline.export $(OFFLINE_HOST_FLAG)
 offline-setup:
@@ -36,6 +36,10 @@ offline-base-images:
 	$(OFFLINE_FOUND)$(OFFLINE_BUILD) offline.base-images $(OFFLINE_HOST_FLAG)
 offline-bake:
 	$(OFFLINE_FOUND)$(OFFLINE_BUILD) offline.bake
+offline-keygen:
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) offline.keygen
+offline-sbom:
+	$(OFFLINE_FOUND)$(OFFLINE_BUILD) offline.sbom
 backend-offline-build:
 	$(OFFLINE_FOUND)$(OFFLINE_BUILD) backend.offline-build $(OFFLINE_HOST_FLAG)
 backend-offline-export:

@@ -65,7 +65,8 @@ installed() { command -v dockerd >/dev/null && command -v containerd >/dev/null 
     && docker buildx version >/dev/null 2>&1 && command -v debootstrap >/dev/null \
     && [[ -x /bin/busybox ]] && command -v nsenter >/dev/null && command -v ip >/dev/null \
     && command -v docker-registry >/dev/null && [[ -x $OLD_ROOT/usr/sbin/dockerd ]] \
-    && [[ -d /usr/share/maven-repo/org/apache/maven/plugins/maven-dependency-plugin ]]; }
+    && [[ -d /usr/share/maven-repo/org/apache/maven/plugins/maven-dependency-plugin ]] \
+    && command -v minisign >/dev/null; }
 
 # Debian's packaged Maven plugins and libraries: a Maven repository layout under /usr/share/maven-repo,
 # which the Maven capture tests serve on loopback as a site's internal mirror (Maven Central is not reachable).
@@ -85,11 +86,11 @@ install() {
     if [[ ! -f /etc/apt/preferences.d/trixie ]]; then
         printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/trixie
     fi
-    log "installing Docker 26 (trixie), debootstrap, busybox-static, Debian's Maven plugins"
+    log "installing Docker 26 (trixie), debootstrap, busybox-static, Debian's Maven plugins, minisign"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         docker.io/trixie docker-buildx/trixie docker-cli/trixie \
-        debootstrap busybox-static iproute2 util-linux docker-registry "${MAVEN_REPO_PACKAGES[@]}" >/dev/null
+        debootstrap busybox-static iproute2 util-linux docker-registry minisign "${MAVEN_REPO_PACKAGES[@]}" >/dev/null
     # The packages' own units must not start a system engine or registry.
     systemctl disable --now docker.service docker.socket containerd.service docker-registry.service \
         >/dev/null 2>&1 || true

@@ -2,12 +2,14 @@
 
 Layout inside the archive (all regular files, no links)::
 
-    manifest.json          what is inside, with the size and sha256 of every file
+    manifest.json          what is inside, with the size and sha256 of every file (and of the SBOM)
     manifest.json.sha256   the manifest's own checksum
     oci-layout, index.json the store's OCI index (only the reachable entries)
     blobs/sha256/<hex>     every blob once, by digest
     files/apt/...          APT captures (and files/pip/, files/maven/... for the language captures)
     files/resources/...    resources
+    sbom.cdx.json          the bill of materials (CycloneDX), made from the manifest's digests
+    manifest.json.minisig  with ``--sign``: the minisign signature over manifest.json (last)
 
 The archive is a plain tar by default: image layers are already gzip
 compressed, so compressing them again costs time for a few percent (see the
@@ -43,9 +45,17 @@ from .store import Layout, copy_stream_hashed, fsync_dir
 
 # 2: a file whose bytes another file in the bundle already has is packed once
 # (the manifest still lists both); format 1 readers would call it missing.
-FORMAT_VERSION = 2
+# 3: an SBOM member (its sha256 in the manifest's "sbom") and a signature member;
+# format 2 readers would call them unexpected.
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 MANIFEST_SUM = "manifest.json.sha256"
+SIGNATURE = "manifest.json.minisig"
+SBOM = "sbom.cdx.json"
+# Members the manifest describes without listing them in its files: itself, its checksum, its signature
+# (which signs it), and the SBOM (made from the listed files' digests, so written after them; its
+# sha256 is the manifest's "sbom").
+META = (MANIFEST, MANIFEST_SUM, SIGNATURE, SBOM)
 # The folders a bundle may carry under files/: resources and each capture's (a test keeps them in step).
 FILE_FOLDERS = ("apt", "go", "maven", "npm", "pip", "pnpm", "resources", "uv", "yarn")
 _ALLOWED = re.compile(r"^(oci-layout|index\.json|blobs/sha256/[0-9a-f]{64}|files/(" + "|".join(FILE_FOLDERS)
@@ -73,6 +83,7 @@ class Manifest:
     network: str = ""  # the build network mode; part of every RUN step's cache key
     extends: dict[str, str] = field(default_factory=dict)  # a delta: the bundle whose files it omits
     builder: dict[str, str] = field(default_factory=dict)  # a named builder: name, driver, image, tag
+    sbom: str = ""  # the sha256 of the SBOM member ("" for none: a bundle older than format 3)
     created: str = ""
     tool_version: str = __version__
     format_version: int = FORMAT_VERSION
@@ -89,6 +100,7 @@ class Manifest:
             "network": self.network,
             "extends": self.extends,
             "builder": self.builder,
+            "sbom": self.sbom,
             "services": self.services,
             "base_images": self.base_images,
             "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
@@ -115,7 +127,7 @@ class Manifest:
                        engine=dict(data.get("engine") or {}), created=str(data.get("created", "")),
                        network=str(data.get("network") or ""),
                        extends=dict(data.get("extends") or {}),
-                       builder=dict(data.get("builder") or {}),
+                       builder=dict(data.get("builder") or {}), sbom=str(data.get("sbom") or ""),
                        tool_version=str(data.get("tool_version", "")), format_version=version)
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{where}: {MANIFEST} is malformed ({exc})",
@@ -246,7 +258,7 @@ def check_members(members: Iterable[tarfile.TarInfo], where: str) -> list[tarfil
         pure = PurePosixPath(name)
         if pure.is_absolute() or ".." in pure.parts or name != pure.as_posix():
             raise BundleError(f"{where}: member {name!r} has an unsafe path", "the bundle is not safe to extract")
-        if name not in (MANIFEST, MANIFEST_SUM) and not _ALLOWED.match(name):
+        if name not in META and not _ALLOWED.match(name):
             raise BundleError(f"{where}: unexpected member {name!r}", "this is not an offline-build bundle")
         if name.lower() in seen:
             raise BundleError(f"{where}: member {name!r} appears twice (or differs only in case)",
@@ -304,13 +316,57 @@ def read_manifest(tar: tarfile.TarFile, members: list[tarfile.TarInfo], where: s
     # by setup too: the same rules as for members.
     if unsafe := sorted(p for p in listed if not _ALLOWED.match(p) or ".." in PurePosixPath(p).parts):
         raise BundleError(f"{where}: {MANIFEST} names an unsafe path {unsafe[0]!r}", "the bundle is not safe to extract")
-    present = set(by_name) - {MANIFEST, MANIFEST_SUM}
+    if SBOM in by_name and not re.fullmatch(r"[0-9a-f]{64}", manifest.sbom):
+        raise BundleError(f"{where}: {SBOM} is not described by the manifest", "the bundle was altered")
+    if manifest.sbom and SBOM not in by_name:
+        raise BundleError(f"{where}: {SBOM} is missing from the bundle", "the copy is incomplete: copy it again")
+    present = set(by_name) - set(META)
     if extra := sorted(present - listed):
         raise BundleError(f"{where}: {extra[0]} is not listed in the manifest", "the bundle was altered")
     if (missing := sorted(listed - present - set(copies(manifest, present)))) and not manifest.extends:
         raise BundleError(f"{where}: {missing[0]} is missing from the bundle",
                           "the copy is incomplete: copy it again")
     return manifest
+
+
+def read_signed(tar: tarfile.TarFile, members: list[tarfile.TarInfo], where: str) -> tuple[bytes, bytes | None]:
+    """The manifest's bytes as packed, and its signature's (None: an unsigned bundle)."""
+    by_name = {m.name: m for m in members}
+    signature = _read_member(tar, by_name[SIGNATURE], where) if SIGNATURE in by_name else None
+    return _read_member(tar, by_name[MANIFEST], where), signature
+
+
+def read_sbom(path: Path) -> bytes | None:
+    """A bundle's SBOM member (None: a bundle without one), checked against the manifest's digest."""
+    with open_archive(path) as tar:
+        members = check_members(tar, str(path))
+        manifest = read_manifest(tar, members, str(path))
+        member = next((m for m in members if m.name == SBOM), None)
+        if member is None or not manifest.sbom:
+            return None
+        raw = _read_member(tar, member, str(path))
+    if hashlib.sha256(raw).hexdigest() != manifest.sbom:
+        raise BundleError(f"{path}: {SBOM} does not match the manifest", "copy the bundle again from the online machine")
+    return raw
+
+
+def sbom_of(cache_dir: Path, path: Path | None) -> tuple[bytes, str]:
+    """The SBOM of *path* (default: the newest bundle here; with none, the one offline.setup restored last),
+    and where it came from."""
+    restored = cache_dir / SBOM
+    if path is None:
+        try:
+            path = find_bundle(cache_dir)
+        except BundleError:
+            if restored.is_file():
+                return restored.read_bytes(), "the bundle set up last"
+            raise BundleError(f"no bundle in {cache_dir} and none set up here",
+                              "pass --bundle PATH, or run offline.export (or offline.setup) first") from None
+    raw = read_sbom(path)
+    if raw is None:
+        raise BundleError(f"{path} carries no bill of materials (written before format 3)",
+                          "export it again with this version of offline-build")
+    return raw, path.name
 
 
 def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> bytes:
@@ -331,8 +387,10 @@ def extract_verified(tar: tarfile.TarFile, members: list[tarfile.TarInfo], manif
     """
     expected = {f.path: f for f in manifest.files}
     hashed: dict[str, str] = {}
+    if manifest.sbom:  # described by its digest alone: listed files have a size too
+        expected[SBOM] = FileEntry(SBOM, -1, manifest.sbom)
     for member in members:
-        if member.name in (MANIFEST, MANIFEST_SUM):
+        if member.name in (MANIFEST, MANIFEST_SUM, SIGNATURE):
             continue
         entry = expected[member.name]
         _stdlib_filter(member, dest, where)
@@ -340,7 +398,7 @@ def extract_verified(tar: tarfile.TarFile, members: list[tarfile.TarInfo], manif
         target.parent.mkdir(parents=True, exist_ok=True)
         size, digest = _extract_hashed(tar, member, target, where)
         target.chmod(0o644)  # captures are bind-mounted into builds: modes are part of the cache key
-        if size != entry.size or digest != entry.sha256:
+        if size != entry.size and entry.size >= 0 or digest != entry.sha256:
             raise BundleError(f"{where}: {member.name} is damaged (checksum mismatch)",
                               "copy the bundle again from the online machine")
         hashed[member.name] = digest

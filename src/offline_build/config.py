@@ -30,6 +30,7 @@ from .model import (
     Project,
     Resource,
     Service,
+    SigningOptions,
 )
 from .options import (
     APT_KEYS,
@@ -66,7 +67,7 @@ PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 
 TOP_KEYS = ("project", "version", "cache_dir", "platforms", "network", "services", "services_from",
             "base_images", "resources", "apt", "cache", "builder", "ca_file",
-            "captures")
+            "captures", "signing")
 LANG_CAPTURES = ("pip", "uv", "npm", "yarn", "pnpm", "maven", "go")  # the captures a project file may switch off
 
 
@@ -102,6 +103,7 @@ def load(path: Path | str | None = None, overrides: Overrides | None = None,
         builder=read_builder(top.get("builder")),
         ca_file=_ca_file(top.get("ca_file"), env.get("OFFLINE_CA_FILE"), root, path),
         captures_off=_captures_off(top.get("captures")),
+        signing=_signing(top.get("signing"), root),
     )
 
 
@@ -139,6 +141,17 @@ def _network(node: Node | None) -> str | None:
 def _captures_off(node: Node | None) -> frozenset[str]:
     fields = node.mapping(LANG_CAPTURES) if node is not None else {}
     return frozenset(name for name, value in fields.items() if not value.boolean())
+
+
+def _signing(node: Node | None, root: Path) -> SigningOptions:
+    """Paths only, checked when used: the online machine has no need of the site's keys, nor the site of ours."""
+    if node is None:
+        return SigningOptions()
+    fields = node.mapping(("key", "trusted_keys"))
+    key = (root / fields["key"].string()).resolve() if "key" in fields else None
+    trusted = tuple((root / item.string()).resolve() for item in fields["trusted_keys"].sequence()) \
+        if "trusted_keys" in fields else ()
+    return SigningOptions(key, trusted)
 
 
 def _ca_file(node: Node | None, from_env: str | None, root: Path, path: Path) -> Path | None:

@@ -17,7 +17,7 @@ from python_on_whales.exceptions import DockerException
 from rich.console import Console
 from rich.table import Table
 
-from . import bundle
+from . import bundle, sbom, signing
 from .config import Project
 from .engine import Capabilities, engine_platforms, image_present, probe_engine, runs_platform
 from .errors import OfflineBuildError
@@ -245,6 +245,7 @@ def _bundle(project: Project, deep: bool) -> list[Check]:
                  f"{human_size(free)} free, setup needs up to {human_size(need)}",
                  "" if free > need else "free disk space or set CACHE_DIR to a larger disk")]
     out.append(_proof(project, path))
+    out += _trust(project, path)
     if not deep:
         return out + [Check("bundle", "integrity", "info", f"{path.name}: not re-hashed (--quick)")]
     try:
@@ -258,6 +259,32 @@ def _bundle(project: Project, deep: bool) -> list[Check]:
         out.append(Check("bundle", "integrity", "fail", f"{path.name} is damaged or truncated ({exc})",
                          "copy the bundle again from the online machine"))
     return out
+
+
+def _trust(project: Project, path: Path) -> list[Check]:
+    """The bundle's signature as setup will judge it, and what its bill of materials lists."""
+    try:
+        with bundle.open_archive(path) as tar:
+            members = bundle.check_members(tar, str(path))
+            bundle.read_manifest(tar, members, str(path))
+            raw, signature = bundle.read_signed(tar, members, str(path))
+        raw_sbom = bundle.read_sbom(path)
+    except (bundle.BundleError, tarfile.TarError, EOFError, OSError):
+        return []  # the integrity row names what is wrong with it
+    try:
+        verdict = signing.check(raw, signature, signing.load_trusted(project.signing.trusted_keys), path.name)
+        status = "ok" if verdict.state == "signed" else "info"
+        row = Check("bundle", "signature", status, f"{path.name}: {verdict.describe()}",
+                    "" if verdict.state == "signed" else "sign it (offline.export --sign KEY) and trust the key "
+                                                       "here (signing.trusted_keys)")
+    except signing.SigningError as exc:
+        row = Check("bundle", "signature", "fail", exc.message, exc.hint or "")
+    if raw_sbom is None:
+        bill = Check("bundle", "sbom", "info", f"{path.name}: no bill of materials (an older bundle)",
+                     "export again to carry one")
+    else:
+        bill = Check("bundle", "sbom", "info", f"{bundle.SBOM}: {sbom.summary(raw_sbom)} (offline.sbom prints it)")
+    return [row, bill]
 
 
 def _proof(project: Project, path: Path) -> Check:
@@ -287,7 +314,9 @@ def verify_archive(path: Path) -> bundle.Manifest:
     with bundle.open_archive(path) as tar:
         members = bundle.check_members(tar, where)
         manifest = bundle.read_manifest(tar, members, where)
-        expected = {f.path: f for f in manifest.files}
+        expected = {f.path: f.sha256 for f in manifest.files}
+        if manifest.sbom:
+            expected[bundle.SBOM] = manifest.sbom
         for m in members:
             if m.name not in expected:
                 continue
@@ -295,7 +324,7 @@ def verify_archive(path: Path) -> bundle.Manifest:
             digest = hashlib.sha256()
             while fh and (chunk := fh.read(1 << 20)):
                 digest.update(chunk)
-            if digest.hexdigest() != expected[m.name].sha256:
+            if digest.hexdigest() != expected[m.name]:
                 raise bundle.BundleError(f"{where}: {m.name} is damaged (checksum mismatch)",
                                          "copy the bundle again from the online machine")
     return manifest

@@ -38,6 +38,7 @@ from .inputs import (
 )
 from .plan import base_tag, bundle_name, cache_tag, ensure_builder, online_build
 from .preinstall import apt_union, preinstall_steps
+from .signing import Signer
 from .state import lock
 from .steps import FetchResource, ManifestDraft, MergeCache, Pack, Plan, SaveImages, Step
 from .store import sha256_file
@@ -45,7 +46,7 @@ from .store import sha256_file
 
 def export_plan(project: Project, services: list[Service], today: date | None = None,
                 since: Path | None = None, split_size: int | None = None,
-                engine: dict[str, str] | None = None) -> Plan:
+                engine: dict[str, str] | None = None, signer: Signer | None = None) -> Plan:
     """Save bases, capture, write variants, build with cache export, preinstall, fetch, pack.
 
     Captures are made for the union of every service's needs, even when
@@ -75,7 +76,8 @@ def export_plan(project: Project, services: list[Service], today: date | None = 
     steps.append(Pack(title="pack the delta bundle" if since else "pack the bundle", cache_dir=project.cache_dir,
                       store=project.store, output=project.cache_dir / bundle_name(today, delta=since is not None),
                       services=tuple(s.name for s in services), since=since, split_size=split_size,
-                      folders=bundle_folders(project), manifest=manifest_draft(project, everyone, engine or {})))
+                      folders=bundle_folders(project), manifest=manifest_draft(project, everyone, engine or {}),
+                      resources=project.resources, root=project.root, signer=signer))
     return Plan("export", tuple(steps))
 
 
@@ -147,14 +149,15 @@ def _lint_first(project: Project, console: Console, strict: bool) -> None:
 
 def export(project: Project, names: list[str] | None, docker: DockerClient, console: Console,
            *, dry_run: bool = False, today: date | None = None, strict: bool = False,
-           since: Path | None = None, split_size: int | None = None) -> dict[str, Any]:
+           since: Path | None = None, split_size: int | None = None, signer: Signer | None = None) -> dict[str, Any]:
     services = pick(project, names)
     check_backend(project)
     if since is not None:
         bundle.load_manifest(since)  # refuse a bad --since before any build starts
     _lint_first(project, console, strict)
     if dry_run:
-        Executor(docker, console, dry_run=True).run(export_plan(project, services, today, since, split_size))
+        Executor(docker, console, dry_run=True).run(export_plan(project, services, today, since, split_size,
+                                                                     signer=signer))
         return {}
     caps = probe_engine(docker, project, ("cache_export",))
     if not caps.cache_export:
@@ -163,7 +166,7 @@ def export(project: Project, names: list[str] | None, docker: DockerClient, cons
             "export on Docker 26+ with the containerd image store on "
             '({"features": {"containerd-snapshotter": true}} in daemon.json)')
     engine = {"server": caps.server_version, "buildx": caps.buildx_version or ""}
-    plan = export_plan(project, services, today, since, split_size, engine)
+    plan = export_plan(project, services, today, since, split_size, engine, signer)
     with lock(project.cache_dir):
         _clear_partials(project.cache_dir / ".work", services)
         result = Executor(docker, console).run(plan)
@@ -171,6 +174,7 @@ def export(project: Project, names: list[str] | None, docker: DockerClient, cons
     return {"output": packed.detail["output"], "size": packed.detail["size"],
             "blobs": packed.detail["blobs"], "unique_bytes": packed.detail["unique_bytes"],
             "folders": packed.detail["folders"], "pack_seconds": packed.detail["write_seconds"],
+            "signed": packed.detail["signed"], "sbom": packed.detail["sbom"],
             "services": [s.name for s in services], "result": result, "cache": _team_cache(project),
             "builder": _builder_line(project)}
 

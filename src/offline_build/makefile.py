@@ -27,6 +27,8 @@ PROJECT_TARGETS = {
     "offline-apt-capture": "offline.apt-capture",
     "offline-base-images": "offline.base-images",
     "offline-bake": "offline.bake",
+    "offline-keygen": "offline.keygen",
+    "offline-sbom": "offline.sbom",
 }
 
 # The tasks that talk to an engine: make passes them OFFLINE_HOST as --host.

@@ -42,6 +42,14 @@ class Resource:
 
 
 @dataclass(frozen=True)
+class SigningOptions:
+    """``signing:``: the secret key export signs with, the public keys setup trusts (none: any bundle, said so)."""
+
+    key: Path | None = None
+    trusted_keys: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
 class AptOptions:
     enabled: bool
     dir: Path
@@ -127,6 +135,7 @@ class Project:
     # Language captures switched off (``captures: {pip: false}``): their
     # steps are built as written, and need the registry offline.
     captures_off: frozenset[str] = frozenset()
+    signing: SigningOptions = SigningOptions()
 
     @property
     def store(self) -> Path:

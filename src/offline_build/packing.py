@@ -16,17 +16,34 @@ so it is never read for that. A file can only be left out if an earlier
 packed file has its size or the base has a file of its path and size:
 only such a file is hashed before it is written (one read if it is left
 out, two in the rare case it is not).
+
+After the files come the SBOM (made from their digests, so it reads
+nothing again; the manifest's "sbom" holds its sha256, a stand-in of the
+same length until then) and, for a signed bundle, the signature over the
+final manifest: both known only at the end, and both small.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from . import tarstream
-from .bundle import MANIFEST, MANIFEST_SUM, BundleError, FileEntry, Manifest, Progress, atomic_output, manifest_sum
+from .bundle import (
+    MANIFEST,
+    MANIFEST_SUM,
+    SBOM,
+    SIGNATURE,
+    BundleError,
+    FileEntry,
+    Manifest,
+    Progress,
+    atomic_output,
+    manifest_sum,
+)
 from .store import sha256_file
 
 _STAND_IN = "0" * 64
@@ -40,18 +57,25 @@ class Packed:
     entries: list[FileEntry]
     members: list[tuple[str, Path]]
     size: int
+    manifest: bytes = b""  # the manifest as packed (what a signature signs)
+    signature: bytes | None = None
 
 
 def write_hashed(output: Path, manifest: Manifest, members: list[tuple[str, Path]],
-                 base: Manifest | None = None, progress: Progress | None = None) -> Packed:
+                 base: Manifest | None = None, progress: Progress | None = None, *,
+                 sbom: Callable[[Manifest], bytes] | None = None,
+                 sign: Callable[[bytes], bytes] | None = None) -> Packed:
     """Write the bundle of *members* (without what *base* holds), hashing each file as it goes in.
 
-    Sets ``manifest.files``. A blob whose bytes do not hash to its name is
+    Sets ``manifest.files`` (and ``manifest.sbom``). *sbom* makes the bill of
+    materials from the manifest with every digest known; *sign* signs the
+    final manifest's bytes. A blob whose bytes do not hash to its name is
     refused and no bundle is left behind.
     """
     sizes = {name: path.stat().st_size for name, path in members}
     known = {name: _blob_hex(name) for name, _ in members}
     manifest.files = [FileEntry(name, sizes[name], known[name] or _STAND_IN) for name, _ in members]
+    manifest.sbom = _STAND_IN if sbom else ""
     draft = manifest.to_json()
     plan = _Plan(base)
     with atomic_output(output) as fh:
@@ -67,15 +91,27 @@ def write_hashed(output: Path, manifest: Manifest, members: list[tuple[str, Path
             digests[name] = _pack_one(fh, name, path, sizes[name], known[name], plan)
             if progress:
                 progress(sizes[name])
-        fh.write(tarstream.end(fh.tell()))
         manifest.files = [FileEntry(name, sizes[name], digests[name]) for name, _ in members]
+        if sbom:
+            manifest.sbom = _write_bytes(fh, SBOM, sbom(manifest))
         raw = manifest.to_json()
         assert len(raw) == len(draft), "a manifest's length depends on sizes and paths only"
+        signature = sign(raw) if sign else None
+        if signature is not None:
+            _write_bytes(fh, SIGNATURE, signature)
+        fh.write(tarstream.end(fh.tell()))
         fh.seek(manifest_at)
         fh.write(raw)
         fh.seek(sum_at)
         fh.write(manifest_sum(raw))
-    return Packed(manifest.files, plan.packed, output.stat().st_size)
+    return Packed(manifest.files, plan.packed, output.stat().st_size, raw, signature)
+
+
+def _write_bytes(fh: BinaryIO, name: str, data: bytes) -> str:
+    """One member from memory (the SBOM, the signature: small); its sha256."""
+    fh.write(tarstream.header(name, len(data)))
+    fh.write(data + tarstream.padding(len(data)))
+    return hashlib.sha256(data).hexdigest()
 
 
 class _Plan:

@@ -62,6 +62,10 @@ def export(console: Console, summary: dict[str, Any], seconds: float) -> None:
     table.add_row("unique bytes", human_size(summary["unique_bytes"]))
     table.add_row("bundle", shown(summary["output"]))
     table.add_row("bundle size", human_size(summary["size"]))
+    if summary.get("sbom"):
+        table.add_row("bill of materials", f"sbom.cdx.json: {summary['sbom']}")
+    if "signed" in summary:
+        table.add_row("signature", f"key {summary['signed']}" if summary["signed"] else "unsigned (no --sign)")
     if "pack_seconds" in summary:
         table.add_row("packing", f"{summary['pack_seconds']:.1f}s")
     table.add_row("time", f"{seconds:.1f}s")
@@ -78,6 +82,8 @@ def setup(console: Console, rep: SetupReport, seconds: float) -> None:
     table.add_row("verified files", str(len(rep.manifest.files)))
     table.add_row("new blobs in store", str(rep.blobs_added))
     table.add_row("files placed", str(rep.files))
+    if rep.signature:
+        table.add_row("signature", rep.signature.describe())
     if rep.caps:
         mode = "oci-layout contexts" if rep.caps.oci_layout_context else "loaded into the engine"
         table.add_row("base images", mode)

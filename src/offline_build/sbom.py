@@ -47,6 +47,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
 from . import __version__
+from .bundle import SBOM as SBOM  # the member the bundle carries it as (re-exported)
 from .bundle import FileEntry, Manifest
 from .captures import all_captures
 from .captures.base import Package
@@ -55,7 +56,6 @@ from .errors import OfflineBuildError
 from .model import Resource
 from .store import INDEX_TYPES, Descriptor
 
-SBOM = "sbom.cdx.json"  # the member the bundle carries it as
 SCHEMA = SchemaVersion.V1_6
 PATH = "offline-build:bundle-path"  # a place in the bundle a component is at (repeated when it is in several)
 PLATFORM = "offline-build:platform"

@@ -20,7 +20,8 @@ from .config import Project
 from .engine import Capabilities, probe_engine
 from .executor import Executor, RunResult, check_engine
 from .export import bundle_folders
-from .runners.bundle_io import unpack_bundle
+from .runners.bundle_io import Unpacked, unpack_bundle
+from .signing import Verdict
 from .state import lock
 from .steps import LoadImages, Plan, Step, Unpack
 
@@ -33,13 +34,14 @@ class SetupReport:
     files: int
     loaded: list[tuple[str, str]]  # (image, "loaded" | "replaced" | "unchanged")
     caps: Capabilities | None
+    signature: Verdict | None = None
 
 
 def unpack_step(project: Project, path: Path, *, check_platforms: bool = True) -> Unpack:
     return Unpack(title=f"verify and restore {path.name}", bundle=path, store=project.store,
                   cache_dir=project.cache_dir, project=project.name, platforms=project.platforms,
                   places=tuple((f"files/{name}", folder) for name, folder in bundle_folders(project)),
-                  check_platforms=check_platforms)
+                  check_platforms=check_platforms, trusted_keys=project.signing.trusted_keys)
 
 
 def load_steps(project: Project, manifest: bundle.Manifest, caps: Capabilities | None) -> list[Step]:
@@ -76,7 +78,8 @@ def setup(project: Project, bundle_path: Path | None, docker: DockerClient, cons
         restored = executor.run(Plan("setup", (unpack_step(project, path),))).results[0].detail
         caps = probe_engine(docker, project, ("oci_layout_context",))
         loads = executor.run(Plan("load", tuple(load_steps(project, restored["manifest"], caps))))
-    return SetupReport(path, restored["manifest"], restored["blobs_added"], restored["files"], _loaded(loads), caps)
+    return SetupReport(path, restored["manifest"], restored["blobs_added"], restored["files"], _loaded(loads), caps,
+                       restored["signature"])
 
 
 def _loaded(result: RunResult) -> list[tuple[str, str]]:
@@ -84,7 +87,7 @@ def _loaded(result: RunResult) -> list[tuple[str, str]]:
 
 
 def unpack(project: Project, path: Path, console: Console,
-           platforms: Callable[[], tuple[str, ...]] | None = None) -> tuple[bundle.Manifest, int, int]:
+           platforms: Callable[[], tuple[str, ...]] | None = None) -> Unpacked:
     """Verify *path* and merge it into *project*'s store (the library call behind the Unpack step)."""
     return unpack_bundle(unpack_step(project, path, check_platforms=platforms is not None), console, platforms)
 

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .model import Resource
+from .signing import Signer
+
 
 @dataclass(frozen=True)
 class Step:
@@ -157,6 +160,12 @@ class Pack(Step):
     split_size: int | None = None  # cut into numbered parts of at most this many bytes
     folders: tuple[tuple[str, Path], ...] = ()
     manifest: ManifestDraft | None = None
+    resources: tuple[Resource, ...] = ()  # for the SBOM: each resource's source
+    root: Path | None = None  # the project folder: the SBOM shows local sources relative to it
+    signer: Signer | None = None  # sign the manifest (the key was unlocked when the plan was made)
+
+    def describe(self) -> str:
+        return f"# {self.title}" + (f" (signed with key {self.signer.key_id})" if self.signer else "")
 
 
 @dataclass(frozen=True)
@@ -235,6 +244,7 @@ class Unpack(Step):
     platforms: tuple[str, ...] = ()
     places: tuple[tuple[str, Path], ...] = ()
     check_platforms: bool = True
+    trusted_keys: tuple[Path, ...] = ()  # with any: only a bundle one of them signed is set up
 
     def describe(self) -> str:
         lines = [f"# verify {self.bundle} against its manifest (every file's sha256), merge it into {self.store}"]

@@ -67,7 +67,7 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
         # as they are. No team cache: the proof is of the bundle alone.
         scratch = replace(project, cache_dir=Path(tmp), cache=CacheOptions(),
                           apt=replace(project.apt, dir=Path(tmp) / "apt-lists"))
-        manifest, _, _ = unpack(scratch, path, console, lambda: engine_platforms(docker))
+        manifest = unpack(scratch, path, console, lambda: engine_platforms(docker)).manifest
         caps = probe_engine(docker, scratch, ("oci_layout_context",))
         Executor(docker, console).run(Plan("load", tuple(load_steps(scratch, manifest, caps))))
         edit = nonce() if edits else None

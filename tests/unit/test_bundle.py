@@ -64,7 +64,7 @@ def test_round_trip_into_an_empty_store(tmp_path: Path) -> None:
     online = project(tmp_path / "online")
     archive = pack(online)
     offline = project(tmp_path / "offline")
-    manifest, added, files = unpack(offline, archive, Console(quiet=True))
+    manifest, added, files, _ = unpack(offline, archive, Console(quiet=True))
     assert manifest.project == "demo"
     assert set(Layout(offline.store).tags()) == {"cache-svc", "base-debian_bookworm-slim"}
     assert (offline.cache_dir / "resources" / "models" / "m.txt").read_text() == "weights\n"
@@ -80,7 +80,7 @@ def test_setup_twice_changes_nothing(tmp_path: Path) -> None:
     offline = project(tmp_path / "offline")
     unpack(offline, archive, Console(quiet=True))
     before = snapshot(offline.store)
-    _, added, files = unpack(offline, archive, Console(quiet=True))
+    _, added, files, _ = unpack(offline, archive, Console(quiet=True))
     assert (added, files) == (0, 0)
     assert snapshot(offline.store) == before
 
@@ -325,7 +325,7 @@ def test_split_parts_round_trip_and_name_a_missing_or_damaged_part(tmp_path: Pat
     assert b"".join(p.read_bytes() for p in parts) == whole
     for given in (folder, parts[0]):
         target = project(tmp_path / f"from-{given.name}")
-        manifest, _, _ = unpack(target, given, Console(quiet=True))
+        unpack(target, given, Console(quiet=True))
         assert set(Layout(target.store).tags()) == {"cache-svc", "base-debian_bookworm-slim"}
     good = parts[1].read_bytes()
     parts[1].write_bytes(b"x" + good[1:])
@@ -503,10 +503,10 @@ def test_setup_twice_leaves_a_capture_in_place_untouched(tmp_path: Path) -> None
     twopass.write(archive, manifest, members)
 
     offline = project(tmp_path / "offline")
-    _, _, files = unpack(offline, archive, Console(quiet=True))
+    files = unpack(offline, archive, Console(quiet=True)).files
     placed = offline.apt.dir / key.name
     assert files == 1 and (placed / "archives" / "curl_8.0_amd64.deb").read_bytes() == b"a deb\n"
     inode = placed.stat().st_ino
-    _, _, files = unpack(offline, archive, Console(quiet=True))
+    files = unpack(offline, archive, Console(quiet=True)).files
     assert files == 0
     assert placed.stat().st_ino == inode  # the same folder, not a fresh copy swapped in

@@ -18,7 +18,8 @@ def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[s
     # cwd: a relative PYTHONPATH (or an editable install of another checkout) would test other code.
     path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
     environ = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock", "PYTHONPATH": path, **env}
-    return subprocess.run([*SCRIPT, *args], cwd=cwd, capture_output=True, text=True, env=environ, check=False)
+    return subprocess.run([*SCRIPT, *args], cwd=cwd, capture_output=True, text=True, env=environ, check=False,
+                          stdin=subprocess.DEVNULL)  # never a terminal: a task that would ask must say so
 
 
 def task_names(listing: str) -> set[str]:
@@ -154,13 +155,20 @@ def test_outside_a_project_version_help_and_lint_of_a_file_work(tmp_path: Path) 
     for args in (["--help"], []):
         shown = run(args, tmp_path)
         assert shown.returncode == 0, shown.stderr
-        assert task_names(shown.stdout.split("Subcommands:")[1]) == {"offline.lint"}
+        assert task_names(shown.stdout.split("Subcommands:")[1]) == {"offline.lint", "offline.keygen"}
         assert "appear where an offline.yaml is" in shown.stdout
     linted = run(["offline.lint", "--path", str(CORPUS)], tmp_path)
     assert linted.returncode == 1 and "error npm-install" in linted.stdout, linted.stderr
     (tmp_path / "Dockerfile").write_text("FROM debian:bookworm-slim\nCOPY . /app\n")
     clean = run(["offline.lint", "--path", "Dockerfile"], tmp_path)
     assert clean.returncode == 0, clean.stderr
+    made = run(["offline.keygen", "--key", "keys/team.key"], tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "keys" / "team.key").is_file() and (tmp_path / "keys" / "team.pub").is_file()
+    assert "offline.export --sign keys/team.key" in made.stdout
+    again = run(["offline.keygen", "--key", "keys/team.key"], tmp_path)
+    assert again.returncode == 1 and again.stdout == ""
+    assert again.stderr.startswith("offline-build: error: keys/team.key already exists\n  fix: ")
 
 
 def test_outside_a_project_every_other_task_says_so_and_exits_2(tmp_path: Path) -> None:
@@ -200,3 +208,21 @@ def test_the_edit_proof_needs_an_engine_of_its_own() -> None:
 def test_the_edit_proof_and_a_delta_are_not_one_export() -> None:
     out = run(["offline.export", "--verify-edits", "--verify-host", "unix:///nowhere", "--since", "x.tar"], DEMO)
     assert out.returncode == 2 and "--verify-edits proves a whole bundle, and --since writes a delta" in out.stderr
+
+
+def test_export_signs_with_the_key_given_and_a_missing_key_stops_it_before_any_build(tmp_path: Path) -> None:
+    missing = run(["offline.export", "--dry-run", "--sign", str(tmp_path / "nowhere.key")], DEMO)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr == (f"offline-build: error: signing key {tmp_path / 'nowhere.key'} does not exist\n"
+                              "  fix: make one with offline.keygen --key PATH (or minisign -G), or fix --sign\n")
+    assert run(["offline.keygen", "--key", "team.key"], tmp_path).returncode == 0
+    (tmp_path / "team.key").chmod(0o640)
+    plan = run(["offline.export", "--dry-run", "--sign", str(tmp_path / "team.key")], DEMO)
+    assert plan.returncode == 0, plan.stderr
+    key_id = (tmp_path / "team.pub").read_text().split()[-2]
+    assert f"# pack the bundle (signed with key {key_id})" in plan.stdout
+    assert f"warning: {tmp_path / 'team.key'} is readable by others (mode 0640)" in plan.stdout
+    encrypted = run(["offline.keygen", "--key", "enc.key", "--encrypt"], tmp_path)
+    assert encrypted.returncode == 1
+    assert "--encrypt needs a password and there is no terminal to ask it on" in encrypted.stderr
+    assert not (tmp_path / "enc.key").exists()

@@ -40,8 +40,36 @@ def test_a_truncated_bundle_is_a_failed_row_not_a_traceback(tmp_path: Path, frac
 def test_an_intact_bundle_verifies(tmp_path: Path) -> None:
     proj = project(tmp_path)
     pack(proj)
-    (row,) = [c for c in diagnose._bundle(proj, deep=True) if c.area == "bundle"]
+    (row,) = [c for c in diagnose._bundle(proj, deep=True) if c.name == "integrity"]
     assert row.status == "ok" and "files verified" in row.detail
+
+
+def test_diagnose_judges_the_signature_as_setup_will_and_summarises_the_sbom(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from offline_build import signing
+    from offline_build.model import SigningOptions
+    from tests.unit.test_signing import packed
+
+    secret, public = signing.keygen(tmp_path / "team.key", None)
+    other, other_pub = signing.keygen(tmp_path / "other.key", None)
+    proj = project(tmp_path / "p")
+    signer = signing.load_signer(secret)
+    packed(proj, signer)
+
+    def rows(p) -> dict[str, tuple[str, str]]:  # noqa: ANN001
+        return {c.name: (c.status, c.detail) for c in diagnose._bundle(p, deep=False) if c.area == "bundle"}
+
+    name = "build-cache-20261129.tar"
+    assert rows(proj)["signature"] == ("info", f"{name}: signed by key {signer.key_id}, not checked: no trusted key "
+                                               "configured (signing.trusted_keys)")
+    assert rows(replace(proj, signing=SigningOptions(trusted_keys=(public,))))["signature"] == (
+        "ok", f"{name}: signed by trusted key {signer.key_id}")
+    status, detail = rows(replace(proj, signing=SigningOptions(trusted_keys=(other_pub,))))["signature"]
+    assert status == "fail" and detail.startswith(f"{name} is signed by key {signer.key_id}, which is not trusted")
+    assert diagnose.failed([c for c in diagnose._bundle(replace(proj, signing=SigningOptions(trusted_keys=(
+        other_pub,))), deep=False)])
+    assert rows(proj)["sbom"] == ("info", "sbom.cdx.json: 1 base image, 1 resource (offline.sbom prints it)")
 
 
 def test_diagnose_says_how_far_offline_verify_proved_this_bundle(tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from .. import bundle, cachekeys, packing
+from .. import bundle, cachekeys, packing, sbom, signing
 from ..captures import place
 from ..engine import engine_platforms, runs_platform
 from ..errors import StepError
@@ -37,9 +37,21 @@ def pack(rt: Runtime, step: Pack) -> dict[str, Any]:
         base, base_sha = bundle.load_manifest(step.since)
         manifest.extends = {"bundle": step.since.name.removesuffix(".manifest.json"), "manifest_sha256": base_sha}
     started = time.monotonic()
+    paths, made = dict(members), {}
+    signer = step.signer
+
+    def bill(done: bundle.Manifest) -> bytes:
+        made["sbom"] = sbom.document(done, paths, step.resources, step.root)
+        return made["sbom"]
+
     with bar(rt.console, "pack", total) as advance:
-        packed = packing.write_hashed(step.output, manifest, members, base, progress=advance)
-    write_atomic(step.output.with_name(step.output.name.removesuffix(".tar") + ".manifest.json"), manifest.to_json())
+        packed = packing.write_hashed(
+            step.output, manifest, members, base, progress=advance, sbom=bill,
+            sign=(lambda raw: signer.sign(raw, _signed_comment(manifest))) if signer else None)
+    beside = step.output.with_name(step.output.name.removesuffix(".tar") + ".manifest.json")
+    write_atomic(beside, packed.manifest)
+    if packed.signature is not None:  # so that ``minisign -Vm <it>`` checks it with no tar in between
+        write_atomic(beside.with_name(beside.name + ".minisig"), packed.signature)
     output: Path = step.output
     if step.split_size:
         output = bundle.split(step.output, step.split_size)
@@ -49,7 +61,13 @@ def pack(rt: Runtime, step: Pack) -> dict[str, Any]:
     return {"folders": {n: (len(sizes), sum(sizes)) for n, sizes in folders.items() if sizes}, "output": output,
             "size": packed.size, "blobs": len(blobs), "packed_files": len(packed.members),
             "unique_bytes": sum(e.size for e in blobs), "files": len(entries),
+            "signed": signer.key_id if signer else "", "sbom": sbom.summary(made["sbom"]),
             "write_seconds": time.monotonic() - started}  # hashing included: it happens while writing
+
+
+def _signed_comment(manifest: bundle.Manifest) -> str:
+    """minisign's trusted comment (signed too, shown by ``minisign -V``): which bundle this is."""
+    return f"offline-build bundle of {manifest.project} {manifest.version}, created {manifest.created}"
 
 
 def merge_cache(rt: Runtime, step: MergeCache) -> dict[str, Any]:
@@ -85,21 +103,31 @@ def write_file(rt: Runtime, step: WriteFile) -> dict[str, Any]:
     return {"path": step.path}
 
 
+class Unpacked(NamedTuple):
+    manifest: bundle.Manifest
+    blobs_added: int
+    files: int
+    signature: signing.Verdict
+
+
 def unpack(rt: Runtime, step: Unpack) -> dict[str, Any]:
     platforms = (lambda: engine_platforms(rt.docker)) if step.check_platforms else None
-    manifest, added, files = unpack_bundle(step, rt.console, platforms)
-    return {"manifest": manifest, "blobs_added": added, "files": files}
+    done = unpack_bundle(step, rt.console, platforms)
+    return {"manifest": done.manifest, "blobs_added": done.blobs_added, "files": done.files,
+            "signature": done.signature}
 
 
-def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str, ...]] | None = None,
-                  ) -> tuple[bundle.Manifest, int, int]:
+def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str, ...]] | None = None) -> Unpacked:
     """Verify the whole bundle in a scratch folder, then merge it into the store.
 
+    The signature is checked first (against *step*'s trusted keys), then
+    project and platforms: a bundle refused for any of them writes nothing.
     *platforms* tells what the engine can run (asked only for a bundle that
     names platforms: it costs a buildx call); a bundle for others is refused
     before anything is written. ``None``: not checked.
     """
     where = str(step.bundle)
+    trusted = signing.load_trusted(step.trusted_keys)  # a wrong key path fails before the archive is read
     work = step.cache_dir / ".work"
     work.mkdir(parents=True, exist_ok=True)
     with bundle.open_archive(step.bundle) as tar, tempfile.TemporaryDirectory(dir=work, prefix="setup-") as tmp:
@@ -109,6 +137,7 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
             raise bundle.BundleError(f"{where}: not a readable bundle archive ({exc})",
                                      "the copy is damaged or truncated: copy it again") from None
         manifest = bundle.read_manifest(tar, members, where)
+        verdict = signing.check(*bundle.read_signed(tar, members, where), trusted, where)
         _check_project(step, manifest, where)
         if platforms is not None and manifest.platforms:
             _check_platforms(manifest, platforms(), where)
@@ -123,9 +152,14 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
         # The store checks each blob against its name with the hashes taken while extracting.
         added = Layout(step.store).merge(Layout(Path(tmp)), move=True, hashed=blobs)
         files = sum(_place(Path(tmp) / name, dest) for name, dest in step.places)
-    record = json.dumps({"bundle": step.bundle.name, **json.loads(manifest.to_json())}, indent=2)
+        if manifest.sbom:  # kept with the record of the restored bundle: diagnose and offline.sbom read it
+            write_atomic(step.cache_dir / bundle.SBOM, (Path(tmp) / bundle.SBOM).read_bytes())
+        else:
+            (step.cache_dir / bundle.SBOM).unlink(missing_ok=True)
+    record = json.dumps({"bundle": step.bundle.name, "signature": verdict.describe(),
+                         **json.loads(manifest.to_json())}, indent=2)
     write_atomic(step.cache_dir / "bundle.json", (record + "\n").encode())
-    return manifest, added, files
+    return Unpacked(manifest, added, files, verdict)
 
 
 def _place(src: Path, dest: Path) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from invoke import Collection, Context, Exit, task
@@ -15,8 +16,9 @@ from .. import bundle as bundle_mod
 from .. import diagnose as diagnosis
 from .. import export as exporting
 from .. import lint as lint_mod
-from .. import makefile, preinstall, report
+from .. import makefile, preinstall, report, signing
 from .. import prune as pruning
+from .. import sbom as sbom_mod
 from .. import setup as restoring
 from .. import verify as verifying
 from ..config import Project
@@ -40,12 +42,14 @@ from .service import collection as service_collection
     since="write a delta: only what this earlier bundle (or its .manifest.json) lacks",
     split_size="cut the bundle into numbered parts of at most this size (e.g. 3900M for FAT32)",
     verify_edits="then prove the edit loop (as offline.verify --edits does) on the engine given as --verify-host",
-    verify_host="the engine for --verify-edits: one with no network and none of this project's build cache"))
+    verify_host="the engine for --verify-edits: one with no network and none of this project's build cache",
+    sign="sign the bundle with this minisign secret key (default: offline.yaml's signing.key; encrypted keys "
+         f"read their password from {signing.PASSWORD_ENV} or the terminal)"))
 @clean_exit
 def export(c: Context, dry_run: bool = False, host: str | None = None, version: str | None = None,
            cache_dir: str | None = None, platform: str | None = None, strict: bool = False,
            since: str | None = None, split_size: str | None = None, verify_edits: bool = False,
-           verify_host: str | None = None) -> None:
+           verify_host: str | None = None, sign: str | None = None) -> None:
     """Build every service on the online engine with cache export; pack the bundle."""
     if verify_edits and since:
         raise Exit("offline-build: error: --verify-edits proves a whole bundle, and --since writes a delta\n"
@@ -58,22 +62,37 @@ def export(c: Context, dry_run: bool = False, host: str | None = None, version: 
     out = console()
     started = time.monotonic()
     size = bundle_mod.parse_size(split_size) if split_size else None
+    signer = _signer(Path(sign) if sign else proj.signing.key, out)  # unlocked now: a typo fails before the builds
     summary = exporting.export(proj, None, docker(host), out, dry_run=dry_run, strict=strict,
-                              since=Path(since) if since else None, split_size=size)
+                              since=Path(since) if since else None, split_size=size, signer=signer)
     if not dry_run:
         report.export(out, summary, time.monotonic() - started)
         if verify_edits:
             _prove(proj, Path(summary["output"]), docker(verify_host), out, edits=True)
 
 
-@task(auto_shortflags=False, help=helps("dry_run", "host", "cache_dir",
-                 bundle="bundle to restore: a build-cache-*.tar, a folder of its parts, or the first part "
-                        "(default: the newest in the cache dir)"))
+def _signer(key: Path | None, out: Console) -> signing.Signer | None:
+    if key is None:
+        return None
+    if key.is_file() and (warning := signing.loose_permissions(key)):
+        out.print(f"[yellow]warning:[/] {warning}")
+    return signing.load_signer(key)
+
+
+@task(auto_shortflags=False, iterable=["trust"], help=helps(
+    "dry_run", "host", "cache_dir",
+    bundle="bundle to restore: a build-cache-*.tar, a folder of its parts, or the first part "
+           "(default: the newest in the cache dir)",
+    trust="set up only bundles signed by this minisign public key (repeatable; adds to offline.yaml's "
+          "signing.trusted_keys)"))
 @clean_exit
 def setup(c: Context, bundle: str | None = None, dry_run: bool = False, host: str | None = None,
-          cache_dir: str | None = None) -> None:
-    """Verify a bundle, merge it into the local store, load base images where the engine needs them."""
+          cache_dir: str | None = None, trust: list[str] | None = None) -> None:
+    """Verify a bundle (and its signature), merge it into the local store, load base images where needed."""
     proj = project(c, None, cache_dir)
+    if trust:
+        keys = proj.signing.trusted_keys + tuple(Path(t).resolve() for t in trust)
+        proj = replace(proj, signing=replace(proj.signing, trusted_keys=keys))
     out = console()
     started = time.monotonic()
     rep = restoring.setup(proj, Path(bundle) if bundle else None, docker(host), out, dry_run=dry_run)
@@ -261,16 +280,67 @@ def makefile_(c: Context, output: str | None = None, runner: str = "offline-buil
     console().print(f"wrote {path}")
 
 
+@task(auto_shortflags=False, help={
+    "key": "where to write the secret key (default: offline-build.key); the public key goes beside it (.pub)",
+    "encrypt": f"protect the secret key with a password (from {signing.PASSWORD_ENV}, or asked twice)"})
+@clean_exit
+def keygen(c: Context, key: str = "offline-build.key", encrypt: bool = False) -> None:
+    """Make a minisign key pair for signing bundles (export --sign KEY; setup trusts KEY's .pub)."""
+    password = _new_password() if encrypt else None
+    secret, public = signing.keygen(Path(key), password)
+    out = console()
+    out.print(f"wrote {secret} (secret: keep it on the online machine, mode 0600) and {public} (public: give it "
+              "to every site that sets bundles up)")
+    (loaded,) = signing.load_trusted((public,))
+    out.print(f"key id {signing.key_id(loaded)}; sign with: offline.export --sign {secret}; "
+              f"trust with: signing.trusted_keys: [{public}] in offline.yaml, or offline.setup --trust {public}")
+
+
+def _new_password() -> str:
+    import getpass
+    import os
+    import sys
+
+    if os.environ.get(signing.PASSWORD_ENV):
+        return os.environ[signing.PASSWORD_ENV]
+    if not sys.stdin.isatty():
+        raise signing.SigningError("--encrypt needs a password and there is no terminal to ask it on",
+                                   f"set {signing.PASSWORD_ENV} to the password")
+    first, second = getpass.getpass("password: "), getpass.getpass("again: ")
+    if not first or first != second:
+        raise signing.SigningError("the passwords are empty or differ", "run offline.keygen --encrypt again")
+    return first
+
+
+@task(auto_shortflags=False, help={
+    "bundle": "the bundle to read (default: the newest build-cache-*.tar; without one, the last bundle set up)",
+    "output": "write the CycloneDX JSON here instead of printing it",
+    "cache_dir": COMMON_HELP["cache_dir"]})
+@clean_exit
+def sbom(c: Context, bundle: str | None = None, output: str | None = None, cache_dir: str | None = None) -> None:
+    """Print a bundle's bill of materials (CycloneDX JSON): base images, packages, resources."""
+    proj = project(c, None, cache_dir)
+    raw, where = bundle_mod.sbom_of(proj.cache_dir, Path(bundle) if bundle else None)
+    if output:
+        from ..store import write_atomic
+
+        write_atomic(Path(output), raw)
+        console().print(f"wrote {output} ({where}): {sbom_mod.summary(raw)}")
+    else:
+        print(raw.decode(), end="" if raw.endswith(b"\n") else "\n")
+
+
 def without_project() -> Collection:
     """The ``offline`` tasks that work where there is no project file."""
     ns = Collection("offline")
     ns.add_task(lint)
+    ns.add_task(keygen)
     return ns
 
 
 def collection() -> Collection:
     ns = Collection("offline")
-    for t in (export, setup, build, build_classic, apt_capture, base_images, lint, verify):
+    for t in (export, setup, build, build_classic, apt_capture, base_images, lint, verify, keygen, sbom):
         ns.add_task(t)
     ns.add_task(diagnose)
     ns.add_task(prune)

@@ -1,0 +1,204 @@
+"""Signed bundles: a minisign signature over the manifest, and with it over every file by digest.
+
+The manifest lists the sha256 of every file in the bundle (and of its
+bill of materials), and setup refuses any file that does not match it; so
+a signature over the manifest's bytes covers the whole bundle. The
+signature travels inside the bundle as ``manifest.json.minisig`` (and
+beside the export's ``.manifest.json``), in minisign's own format: Debian's
+``minisign`` verifies it, and keys made by ``minisign -G`` sign here.
+
+Only public keys are ever read by setup; a secret key is read by export
+and keygen, never written anywhere but its own file, never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import os
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import minisign
+
+from .errors import OfflineBuildError
+from .store import fsync_dir
+
+SIGNATURE = "manifest.json.minisig"  # the member (and the suffix beside a .manifest.json)
+PASSWORD_ENV = "OFFLINE_BUILD_KEY_PASSWORD"  # unlocks an encrypted secret key where nobody can type
+
+
+class SigningError(OfflineBuildError):
+    """A key or a signature is missing, unreadable or wrong."""
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A secret key, unlocked once when the plan is made (a wrong password fails before the long build).
+
+    The key itself is kept out of ``repr`` so a dry run, a log line or a
+    traceback shows which key, never what it is.
+    """
+
+    path: Path
+    key_id: str
+    key: minisign.SecretKey = field(repr=False, compare=False)
+
+    def sign(self, manifest: bytes, comment: str) -> bytes:
+        """The signature file's bytes for *manifest* (prehashed, as minisign signs by default)."""
+        return bytes(self.key.sign(manifest, trusted_comment=comment)) + b"\n"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What setup found: ``signed`` by a trusted key, ``unchecked`` (signed, no key configured), ``unsigned``."""
+
+    state: str
+    key_id: str = ""
+    comment: str = ""
+
+    def describe(self) -> str:
+        if self.state == "signed":
+            return f"signed by trusted key {self.key_id}"
+        if self.state == "unchecked":
+            return f"signed by key {self.key_id}, not checked: no trusted key configured (signing.trusted_keys)"
+        return "unsigned: anyone who could write the bundle could have changed it (see SECURITY.md)"
+
+
+def keygen(path: Path, password: str | None) -> tuple[Path, Path]:
+    """Write a new key pair: *path* (the secret key, mode 0600) and *path*.pub; never over an existing file."""
+    public = public_path(path)
+    for existing in (path, public):
+        if existing.exists():
+            raise SigningError(f"{existing} already exists", "choose another --key path, or move the old key away "
+                                                             "(bundles it signed verify only with its public key)")
+    pair = minisign.KeyPair.generate()
+    secret = pair.secret_key
+    # The library's default comment prints the id in the other byte order; minisign's own tools show this one.
+    pair.public_key.untrusted_comment = f"minisign public key {key_id(pair.public_key)}"
+    if password:
+        secret.encrypt(password)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _write_new(path, bytes(secret) + b"\n", 0o600)
+        _write_new(public, bytes(pair.public_key) + b"\n", 0o644)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    finally:
+        secret.wipe()
+    return path, public
+
+
+def public_path(secret: Path) -> Path:
+    """Where keygen puts the public half: ``team.key`` -> ``team.pub`` (minisign's own names)."""
+    return secret.with_suffix(".pub") if secret.suffix == ".key" else secret.with_name(secret.name + ".pub")
+
+
+def loose_permissions(path: Path) -> str | None:
+    """A warning when others than the owner may read the secret key; None when it is private."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        return f"{path} is readable by others (mode {mode:04o}): run chmod 600 {path}"
+    return None
+
+
+def load_signer(path: Path, password: str | None = None) -> Signer:
+    """Read and unlock a secret key (minisign's format; encrypted with a password or not)."""
+    try:
+        key = minisign.SecretKey.from_file(path)
+    except FileNotFoundError:
+        raise SigningError(f"signing key {path} does not exist",
+                           "make one with offline.keygen --key PATH (or minisign -G), or fix --sign") from None
+    except (minisign.Error, ValueError, OSError) as exc:
+        raise SigningError(f"{path} is not a minisign secret key ({exc})",
+                           "pass the secret key file (offline.keygen writes PATH and PATH's .pub)") from None
+    if key.is_encrypted():
+        secret = password if password is not None else _ask_password(path)
+        try:
+            key.decrypt(secret)
+        except minisign.Error:
+            key.wipe()
+            raise SigningError(f"wrong password for {path}", f"set {PASSWORD_ENV} to the key's password") from None
+    return Signer(path, key_id(minisign.PublicKey.from_secret_key(key)), key)
+
+
+def _ask_password(path: Path) -> str:
+    if PASSWORD_ENV in os.environ:
+        return os.environ[PASSWORD_ENV]
+    if not sys.stdin.isatty():
+        raise SigningError(f"{path} is encrypted and there is no terminal to ask its password on",
+                           f"set {PASSWORD_ENV} to the key's password")
+    return getpass.getpass(f"password for {path}: ")
+
+
+def load_trusted(paths: tuple[Path, ...]) -> tuple[minisign.PublicKey, ...]:
+    """The public keys setup trusts; each must be readable (a typo must not silently trust nothing)."""
+    keys = []
+    for path in paths:
+        try:
+            keys.append(minisign.PublicKey.from_file(path))
+        except FileNotFoundError:
+            raise SigningError(f"trusted key {path} does not exist",
+                               "fix signing.trusted_keys in offline.yaml or --trust") from None
+        except (minisign.Error, ValueError, OSError) as exc:
+            raise SigningError(f"{path} is not a minisign public key ({exc})",
+                               "give the .pub file offline.keygen (or minisign -G) wrote") from None
+    return tuple(keys)
+
+
+def key_id(public: minisign.PublicKey) -> str:
+    """The key's id as ``minisign`` prints it (a little-endian 64-bit number in hex)."""
+    return _id(base64.b64decode(public.to_base64())[2:10])
+
+
+def check(manifest: bytes, signature: bytes | None, trusted: tuple[minisign.PublicKey, ...], where: str) -> Verdict:
+    """Check *signature* over *manifest* against the *trusted* keys; raise when it must not be set up.
+
+    With no trusted key, a bundle is taken signed or not (the verdict says
+    which). With trusted keys, only a bundle one of them signed is taken.
+    """
+    if signature is None:
+        if trusted:
+            raise SigningError(f"{where} is not signed, and this project trusts only signed bundles",
+                               "export it again with offline.export --sign KEY (the key trusted here)")
+        return Verdict("unsigned")
+    try:
+        sig = minisign.Signature.from_bytes(signature)
+    except (minisign.Error, ValueError) as exc:
+        raise SigningError(f"{where}: its signature is unreadable ({exc})",
+                           "copy the bundle again from the online machine") from None
+    signer = _id(base64.b64decode(bytes(sig).splitlines()[1])[2:10])
+    if not trusted:
+        return Verdict("unchecked", signer, sig.trusted_comment)
+    by_id = {key_id(k): k for k in trusted}
+    if signer not in by_id:
+        raise SigningError(f"{where} is signed by key {signer}, which is not trusted here "
+                           f"(trusted: {', '.join(sorted(by_id))})",
+                           "export it again signed with a trusted key, or add that key's .pub to "
+                           "signing.trusted_keys if you trust it")
+    try:
+        by_id[signer].verify(manifest, sig)
+    except minisign.VerifyError:
+        raise SigningError(f"{where}: its manifest was changed after key {signer} signed it",
+                           "do not use this bundle; export it again on the online machine") from None
+    return Verdict("signed", signer, sig.trusted_comment)
+
+
+def _id(raw: bytes) -> str:
+    return f"{int.from_bytes(raw, 'little'):016X}"
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    fsync_dir(path.parent)
+
+
+__all__ = ["PASSWORD_ENV", "SIGNATURE", "Signer", "SigningError", "Verdict", "check", "key_id", "keygen",
+           "load_signer", "load_trusted", "loose_permissions", "public_path"]

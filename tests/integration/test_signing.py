@@ -1,0 +1,133 @@
+"""Signed bundles and the bill of materials, end to end on the harness's engines.
+
+The demo exported once with ``--sign`` on the online engine; Debian's
+``minisign`` (installed by the harness) checks the signature; the bundle is
+set up on the empty air-gapped engine trusting the key, and refused, with the
+store and the engine as they were, trusting another.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+from python_on_whales import DockerClient
+
+from offline_build import bundle
+from tests.integration.conftest import reset
+from tests.integration.test_roundtrip import CLI, build_report, cli, copy_demo
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="module")
+def signed(engines: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """(project, bundle, key id): the demo exported signed with a key offline.keygen made."""
+    project = copy_demo(tmp_path_factory.mktemp("signed") / "demo")
+    made = plain(project, "offline.keygen", "--key", "keys/team.key")
+    key_id = re.search(r"key id ([0-9A-F]{16})", made.stdout)
+    assert key_id, made.stdout
+    out = cli(project, engines["online"], "offline.export", "--sign", "keys/team.key")
+    assert f"key {key_id[1]}" in out.stdout  # the export report's signature row
+    (archive,) = (project / "build-cache").glob("build-cache-*.tar")
+    return project, archive, key_id[1]
+
+
+def plain(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A task that talks to no engine (keygen, sbom): no --host."""
+    out = subprocess.run([*CLI, *args], cwd=project, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def site(tmp_path: Path, archive: Path, trusted: Path | None) -> Path:
+    """The offline machine's checkout: the bundle copied in, the public key it trusts (if any) in its project file."""
+    project = copy_demo(tmp_path / "demo")
+    (project / "build-cache").mkdir()
+    shutil.copy2(archive, project / "build-cache" / archive.name)
+    if trusted is not None:
+        shutil.copy2(trusted, project / "trusted.pub")
+        config = project / "offline.yaml"
+        config.write_text(config.read_text() + "signing:\n  trusted_keys: [trusted.pub]\n")
+    return project
+
+
+def test_minisign_verifies_the_bundles_signature(signed: tuple[Path, Path, str]) -> None:
+    project, archive, key_id = signed
+    beside = archive.with_name(archive.name.removesuffix(".tar") + ".manifest.json")
+    out = subprocess.run(["minisign", "-Vm", str(beside), "-p", str(project / "keys" / "team.pub")],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "Trusted comment: offline-build bundle of demo 1.0.0, created " in out.stdout
+    with tarfile.open(archive) as tar:
+        assert tar.extractfile(bundle.MANIFEST).read() == beside.read_bytes()  # type: ignore[union-attr]
+        assert tar.extractfile(bundle.SIGNATURE).read() == Path(f"{beside}.minisig").read_bytes()  # type: ignore[union-attr]
+    secret = (project / "keys" / "team.key").read_text().splitlines()[1]
+    assert secret.encode() not in archive.read_bytes()
+
+
+def test_the_sbom_lists_the_base_image_and_every_captured_deb(signed: tuple[Path, Path, str]) -> None:
+    project, archive, _ = signed
+    plain(project, "offline.sbom", "--output", "sbom.json")
+    raw = (project / "sbom.json").read_text()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(raw) is None
+    doc = json.loads(raw)
+    components = doc["components"]
+    (base,) = [c for c in components if c["type"] == "container"]
+    assert base["name"] == "debian" or base["name"].startswith("debian")
+    assert re.search(r"@sha256(:|%3A)[0-9a-f]{64}", base["purl"]), base
+    debs = {c["name"]: c for c in components if c.get("purl", "").startswith("pkg:deb/")}
+    with tarfile.open(archive) as tar:
+        carried = [m.name for m in tar.getmembers() if m.name.endswith(".deb")]
+    assert carried  # jq and its libraries, captured for the backend
+    for member in carried:
+        name, version, arch = Path(member).name.removesuffix(".deb").split("_")
+        assert name in debs, name
+        assert debs[name]["version"] == version.replace("%3a", ":")
+        assert f"arch={arch}" in debs[name]["purl"]
+        assert debs[name]["hashes"][0]["alg"] == "SHA-256"
+    assert "jq" in debs
+
+
+def test_a_trusted_signed_bundle_sets_up_and_builds_and_diagnose_says_so(
+        engines: dict[str, str], signed: tuple[Path, Path, str], tmp_path: Path) -> None:
+    project, archive, key_id = signed
+    reset("offline")
+    host = engines["offline"]
+    here = site(tmp_path, archive, project / "keys" / "team.pub")
+    setup = cli(here, host, "offline.setup")
+    assert f"signed by trusted key {key_id}" in setup.stdout
+    checks = json.loads(cli(here, host, "offline.diagnose", "--json", "--quick").stdout)["checks"]
+    rows = {c["name"]: c for c in checks if c["area"] == "bundle"}
+    assert rows["signature"]["status"] == "ok" and key_id in rows["signature"]["detail"]
+    assert re.search(r"\d+ deb", rows["sbom"]["detail"]), rows["sbom"]
+    built = build_report(cli(here, host, "offline.build").stdout)
+    assert all(cached == steps and status == "all cached" for steps, cached, status in built.values()), built
+
+
+def test_a_bundle_signed_by_another_key_is_refused_and_nothing_changes(
+        engines: dict[str, str], signed: tuple[Path, Path, str], tmp_path: Path) -> None:
+    project, archive, key_id = signed
+    reset("offline")
+    host = engines["offline"]
+    plain(project, "offline.keygen", "--key", str(tmp_path / "other.key"))
+    here = site(tmp_path, archive, tmp_path / "other.pub")
+    engine = DockerClient(host=host)
+    images = sorted(i.id for i in engine.image.list())
+    out = cli(here, host, "offline.setup", check=False)
+    assert out.returncode == 1
+    assert f"is signed by key {key_id}, which is not trusted here" in out.stderr
+    assert "Traceback" not in out.stderr and out.stderr.count("offline-build: error:") == 1
+    assert not (here / "build-cache" / "store").exists()
+    assert sorted(i.id for i in engine.image.list()) == images
+    # The same bundle with no key configured: set up, and said to be unchecked (once, not as an error).
+    open_site = site(tmp_path / "open", archive, None)
+    taken = cli(open_site, host, "offline.setup")
+    assert f"signed by key {key_id}, not checked" in taken.stdout

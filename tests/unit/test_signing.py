@@ -1,0 +1,256 @@
+"""Signed bundles: keys, the signature inside the bundle, and setup's refusals (no engine needed)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from offline_build import bundle, packing, sbom, signing
+from offline_build.model import Resource, SigningOptions
+from offline_build.setup import unpack
+from tests.unit import oci
+from tests.unit.test_bundle import project, rewrite, snapshot
+
+
+def packed(proj, signer: signing.Signer | None) -> Path:  # noqa: ANN001
+    """A small real bundle of *proj*, signed by *signer* (or not), with an SBOM member."""
+    store = oci.new(proj.store)
+    oci.image(store, "cache-svc", [b"base", b"svc layer"])
+    oci.image(store, "base-debian_bookworm-slim", [b"base"])
+    (proj.cache_dir / "resources" / "models").mkdir(parents=True, exist_ok=True)
+    (proj.cache_dir / "resources" / "models" / "m.txt").write_text("weights\n")
+    manifest = bundle.Manifest(project=proj.name, version="1", platforms=[], services={"svc": {}},
+                               base_images={"debian:bookworm-slim": "base-debian_bookworm-slim"},
+                               created="2026-11-29T12:00:00Z")
+    out = proj.cache_dir / "build-cache-20261129.tar"
+    members = bundle.collect(proj.cache_dir)
+    model = Resource("model", "url", "https://example.com/m.txt", "models/m.txt")
+    packing.write_hashed(out, manifest, members, sbom=lambda m: sbom.document(m, dict(members), (model,)),
+                         sign=(lambda raw: signer.sign(raw, "offline-build bundle of demo 1")) if signer else None)
+    return out
+
+
+def trusting(proj, *keys: Path):  # noqa: ANN001, ANN201
+    return replace(proj, signing=SigningOptions(trusted_keys=keys))
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, Path]:
+    made = {}
+    for name in ("team", "other"):
+        secret, public = signing.keygen(tmp_path / "keys" / f"{name}.key", None)
+        made[name], made[f"{name}.pub"] = secret, public
+    return made
+
+
+def test_keygen_writes_a_private_secret_key_and_its_public_half_and_never_overwrites(tmp_path: Path) -> None:
+    secret, public = signing.keygen(tmp_path / "team.key", None)
+    assert public == tmp_path / "team.pub"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    key_id = signing.key_id(signing.load_trusted((public,))[0])
+    # The public key file names the id as minisign itself prints it.
+    assert public.read_text().splitlines()[0] == f"untrusted comment: minisign public key {key_id}"
+    assert signing.load_signer(secret).key_id == key_id
+    before = (secret.read_bytes(), public.read_bytes())
+    with pytest.raises(signing.SigningError, match="team.key already exists"):
+        signing.keygen(secret, None)
+    public.unlink()
+    with pytest.raises(signing.SigningError, match="team.key already exists"):
+        signing.keygen(secret, None)
+    assert secret.read_bytes() == before[0] and not public.exists()
+
+
+def test_an_encrypted_key_needs_its_password_and_says_how_to_give_it(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    secret, _ = signing.keygen(tmp_path / "enc.key", "correct horse")
+    assert b"encrypted" in secret.read_bytes().splitlines()[0]
+    assert signing.load_signer(secret, "correct horse").key_id
+    with pytest.raises(signing.SigningError) as wrong:
+        signing.load_signer(secret, "battery staple")
+    assert str(wrong.value) == (f"wrong password for {secret}\n"
+                                f"  fix: set {signing.PASSWORD_ENV} to the key's password")
+    monkeypatch.setenv(signing.PASSWORD_ENV, "correct horse")
+    assert signing.load_signer(secret).key_id
+    monkeypatch.delenv(signing.PASSWORD_ENV)
+    monkeypatch.setattr(sys, "stdin", io.StringIO())  # not a terminal: CI, a pipe
+    with pytest.raises(signing.SigningError, match="no terminal to ask its password on"):
+        signing.load_signer(secret)
+
+
+def test_a_key_readable_by_others_is_warned_about(keys: dict[str, Path]) -> None:
+    assert signing.loose_permissions(keys["team"]) is None
+    keys["team"].chmod(0o644)
+    assert signing.loose_permissions(keys["team"]) == (
+        f"{keys['team']} is readable by others (mode 0644): run chmod 600 {keys['team']}")
+
+
+@pytest.mark.parametrize("path", ["missing.key", "not-a-key"])
+def test_a_missing_or_wrong_secret_key_is_one_message(tmp_path: Path, path: str) -> None:
+    (tmp_path / "not-a-key").write_text("hello\n")
+    with pytest.raises(signing.SigningError) as raised:
+        signing.load_signer(tmp_path / path)
+    assert str(raised.value).startswith(f"{'signing key ' if path == 'missing.key' else ''}{tmp_path / path}")
+    assert raised.value.hint
+
+
+def test_signed_round_trip_sets_up_and_says_which_key(tmp_path: Path, keys: dict[str, Path]) -> None:
+    signer = signing.load_signer(keys["team"])
+    archive = packed(project(tmp_path / "online"), signer)
+    offline = trusting(project(tmp_path / "offline"), keys["team.pub"])
+    done = unpack(offline, archive, Console(quiet=True))
+    assert done.signature == signing.Verdict("signed", signer.key_id, "offline-build bundle of demo 1")
+    assert done.signature.describe() == f"signed by trusted key {signer.key_id}"
+    record = json.loads((offline.cache_dir / "bundle.json").read_text())
+    assert record["signature"] == f"signed by trusted key {signer.key_id}"
+    with tarfile.open(archive) as tar:
+        assert (offline.cache_dir / bundle.SBOM).read_bytes() == tar.extractfile(bundle.SBOM).read()  # type: ignore[union-attr]
+
+
+def test_without_a_trusted_key_a_bundle_is_taken_and_its_state_said(tmp_path: Path, keys: dict[str, Path]) -> None:
+    signer = signing.load_signer(keys["team"])
+    unsigned = packed(project(tmp_path / "a"), None)
+    signed = packed(project(tmp_path / "b"), signer)
+    assert unpack(project(tmp_path / "c"), unsigned, Console(quiet=True)).signature.state == "unsigned"
+    verdict = unpack(project(tmp_path / "d"), signed, Console(quiet=True)).signature
+    assert (verdict.state, verdict.key_id) == ("unchecked", signer.key_id)
+    assert "not checked: no trusted key configured" in verdict.describe()
+
+
+def _refused(offline, archive: Path, message: str) -> None:  # noqa: ANN001
+    before = snapshot(offline.cache_dir)
+    with pytest.raises(signing.SigningError) as raised:
+        unpack(offline, archive, Console(quiet=True))
+    assert raised.value.message == message.format(w=archive)
+    assert raised.value.hint
+    assert snapshot(offline.cache_dir) == before  # the store, the captures, bundle.json: as they were
+
+
+def test_an_unsigned_bundle_is_refused_where_a_key_is_trusted(tmp_path: Path, keys: dict[str, Path]) -> None:
+    archive = packed(project(tmp_path / "online"), None)
+    offline = trusting(project(tmp_path / "offline"), keys["team.pub"])
+    _refused(offline, archive, "{w} is not signed, and this project trusts only signed bundles")
+
+
+def test_a_bundle_signed_by_another_key_is_refused(tmp_path: Path, keys: dict[str, Path]) -> None:
+    other = signing.load_signer(keys["other"])
+    team = signing.key_id(signing.load_trusted((keys["team.pub"],))[0])
+    archive = packed(project(tmp_path / "online"), other)
+    offline = trusting(project(tmp_path / "offline"), keys["team.pub"])
+    _refused(offline, archive, f"{{w}} is signed by key {other.key_id}, which is not trusted here (trusted: {team})")
+
+
+def test_a_manifest_changed_after_signing_is_refused_even_with_its_checksum_redone(
+        tmp_path: Path, keys: dict[str, Path]) -> None:
+    """What a checksum cannot catch: the manifest and its sha256 rewritten together. The signature does."""
+    signer = signing.load_signer(keys["team"])
+    archive = packed(project(tmp_path / "online"), signer)
+    edited = tmp_path / "build-cache-20261130.tar"
+
+    def change(member, data):  # noqa: ANN001, ANN202
+        if member.name == bundle.MANIFEST:
+            doc = json.loads(data)
+            doc["version"] = "2"
+            data = json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
+            change.manifest = data
+        if member.name == bundle.MANIFEST_SUM:
+            data = bundle.manifest_sum(change.manifest)
+        return member, data
+
+    rewrite(archive, edited, change)
+    offline = trusting(project(tmp_path / "offline"), keys["team.pub"])
+    _refused(offline, edited, f"{{w}}: its manifest was changed after key {signer.key_id} signed it")
+    # Without a trusted key the same bundle is taken: its checksums agree. That is what signing adds.
+    assert unpack(project(tmp_path / "open"), edited, Console(quiet=True)).signature.state == "unchecked"
+
+
+def test_a_trusted_key_that_cannot_be_read_fails_before_the_bundle_is_opened(tmp_path: Path) -> None:
+    archive = packed(project(tmp_path / "online"), None)
+    offline = trusting(project(tmp_path / "offline"), tmp_path / "nowhere.pub")
+    before = snapshot(offline.cache_dir)
+    with pytest.raises(signing.SigningError, match="trusted key .*nowhere.pub does not exist"):
+        unpack(offline, archive, Console(quiet=True))
+    assert snapshot(offline.cache_dir) == before
+
+
+def test_the_secret_key_never_enters_the_bundle(tmp_path: Path, keys: dict[str, Path]) -> None:
+    signer = signing.load_signer(keys["team"])
+    archive = packed(project(tmp_path / "online"), signer)
+    data = archive.read_bytes()
+    encoded = keys["team"].read_text().splitlines()[1]
+    seed = base64.b64decode(encoded)[54:86]  # the Ed25519 secret seed in minisign's unencrypted layout
+    assert encoded.encode() not in data and seed not in data
+    assert keys["team"].name.encode() not in data
+    assert "key=" not in repr(signer) and encoded not in repr(signer)
+
+
+def test_the_signature_is_the_last_member_and_signs_the_manifest_as_packed(tmp_path: Path,
+                                                                         keys: dict[str, Path]) -> None:
+    archive = packed(project(tmp_path / "online"), signing.load_signer(keys["team"]))
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        raw = tar.extractfile(bundle.MANIFEST).read()  # type: ignore[union-attr]
+        sig = tar.extractfile(bundle.SIGNATURE).read()  # type: ignore[union-attr]
+        bill = tar.extractfile(bundle.SBOM).read()  # type: ignore[union-attr]
+    assert names[:2] == [bundle.MANIFEST, bundle.MANIFEST_SUM] and names[-2:] == [bundle.SBOM, bundle.SIGNATURE]
+    assert json.loads(raw)["sbom"] == hashlib.sha256(bill).hexdigest()
+    verdict = signing.check(raw, sig, signing.load_trusted((keys["team.pub"],)), "b")
+    assert verdict.state == "signed"
+
+
+def test_an_sbom_that_does_not_match_the_manifest_is_refused(tmp_path: Path) -> None:
+    archive = packed(project(tmp_path / "online"), None)
+    edited = tmp_path / "build-cache-20261130.tar"
+    rewrite(archive, edited, lambda m, d: (m, b'{"bom": 2}\n') if m.name == bundle.SBOM else (m, d))
+    offline = project(tmp_path / "offline")
+    before = snapshot(offline.cache_dir)
+    with pytest.raises(bundle.BundleError, match="sbom.cdx.json is damaged"):
+        unpack(offline, edited, Console(quiet=True))
+    with pytest.raises(bundle.BundleError, match="sbom.cdx.json does not match the manifest"):
+        bundle.read_sbom(edited)
+    assert snapshot(offline.cache_dir) == before
+
+
+@pytest.fixture
+def minisign_tool() -> str:
+    """Debian's minisign, which ``scripts/engines.sh install`` puts on every test machine (CI: required)."""
+    found = shutil.which("minisign")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("minisign is not installed: scripts/engines.sh install puts it there", pytrace=False)
+        pytest.skip("minisign is not installed (scripts/engines.sh install puts it there)")
+    return found
+
+
+def test_minisign_itself_verifies_our_signature_and_its_keys_sign_for_us(tmp_path: Path, keys: dict[str, Path],
+                                                                      minisign_tool: str) -> None:
+    signer = signing.load_signer(keys["team"])
+    archive = packed(project(tmp_path / "online"), signer)
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "x", members=[tar.getmember(bundle.MANIFEST), tar.getmember(bundle.SIGNATURE)],
+                       filter="data")
+    ok = subprocess.run([minisign_tool, "-Vm", str(tmp_path / "x" / bundle.MANIFEST), "-p", str(keys["team.pub"])],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "Trusted comment: offline-build bundle of demo 1" in ok.stdout
+    other = subprocess.run([minisign_tool, "-Vm", str(tmp_path / "x" / bundle.MANIFEST), "-p", str(keys["other.pub"])],
+                           capture_output=True, text=True)
+    assert other.returncode != 0
+    # A key pair made by minisign (-W: no password) signs bundles that setup trusts with its .pub.
+    subprocess.run([minisign_tool, "-G", "-W", "-p", str(tmp_path / "std.pub"), "-s", str(tmp_path / "std.key")],
+                   check=True, capture_output=True)
+    theirs = packed(project(tmp_path / "b"), signing.load_signer(tmp_path / "std.key"))
+    offline = trusting(project(tmp_path / "offline"), tmp_path / "std.pub")
+    assert unpack(offline, theirs, Console(quiet=True)).signature.state == "signed"
