@@ -51,6 +51,7 @@ FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 MANIFEST_SUM = "manifest.json.sha256"
 SIGNATURE = "manifest.json.minisig"
+MAX_SIGNATURE = 8 << 10  # a minisign signature is under 1 KiB even with the longest trusted comment
 SBOM = "sbom.cdx.json"
 # Members the manifest describes without listing them in its files: itself, its checksum, its signature
 # (which signs it), and the SBOM (made from the listed files' digests, so written after them; its
@@ -84,6 +85,7 @@ class Manifest:
     extends: dict[str, str] = field(default_factory=dict)  # a delta: the bundle whose files it omits
     builder: dict[str, str] = field(default_factory=dict)  # a named builder: name, driver, image, tag
     sbom: str = ""  # the sha256 of the SBOM member ("" for none: a bundle older than format 3)
+    signed_by: str = ""  # the id of the key that signs it, written before signing: a stripped signature shows
     created: str = ""
     tool_version: str = __version__
     format_version: int = FORMAT_VERSION
@@ -101,6 +103,7 @@ class Manifest:
             "extends": self.extends,
             "builder": self.builder,
             "sbom": self.sbom,
+            "signed_by": self.signed_by,
             "services": self.services,
             "base_images": self.base_images,
             "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
@@ -128,6 +131,7 @@ class Manifest:
                        network=str(data.get("network") or ""),
                        extends=dict(data.get("extends") or {}),
                        builder=dict(data.get("builder") or {}), sbom=str(data.get("sbom") or ""),
+                       signed_by=str(data.get("signed_by") or ""),
                        tool_version=str(data.get("tool_version", "")), format_version=version)
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{where}: {MANIFEST} is malformed ({exc})",
@@ -316,8 +320,8 @@ def read_manifest(tar: tarfile.TarFile, members: list[tarfile.TarInfo], where: s
     # by setup too: the same rules as for members.
     if unsafe := sorted(p for p in listed if not _ALLOWED.match(p) or ".." in PurePosixPath(p).parts):
         raise BundleError(f"{where}: {MANIFEST} names an unsafe path {unsafe[0]!r}", "the bundle is not safe to extract")
-    if SBOM in by_name and not re.fullmatch(r"[0-9a-f]{64}", manifest.sbom):
-        raise BundleError(f"{where}: {SBOM} is not described by the manifest", "the bundle was altered")
+    if (SBOM in by_name or manifest.sbom) and not re.fullmatch(r"[0-9a-f]{64}", manifest.sbom):
+        raise BundleError(f"{where}: the manifest's sbom digest {manifest.sbom!r} is malformed", "the bundle was altered")
     if manifest.sbom and SBOM not in by_name:
         raise BundleError(f"{where}: {SBOM} is missing from the bundle", "the copy is incomplete: copy it again")
     present = set(by_name) - set(META)
@@ -332,8 +336,12 @@ def read_manifest(tar: tarfile.TarFile, members: list[tarfile.TarInfo], where: s
 def read_signed(tar: tarfile.TarFile, members: list[tarfile.TarInfo], where: str) -> tuple[bytes, bytes | None]:
     """The manifest's bytes as packed, and its signature's (None: an unsigned bundle)."""
     by_name = {m.name: m for m in members}
-    signature = _read_member(tar, by_name[SIGNATURE], where) if SIGNATURE in by_name else None
-    return _read_member(tar, by_name[MANIFEST], where), signature
+    signature = by_name.get(SIGNATURE)
+    if signature is not None and signature.size > MAX_SIGNATURE:
+        raise BundleError(f"{where}: {SIGNATURE} is {signature.size} bytes, not a minisign signature",
+                          "the bundle was altered: copy it again from the online machine")
+    raw = _read_member(tar, signature, where) if signature is not None else None
+    return _read_member(tar, by_name[MANIFEST], where), raw
 
 
 def read_sbom(path: Path) -> bytes | None:
@@ -348,25 +356,6 @@ def read_sbom(path: Path) -> bytes | None:
     if hashlib.sha256(raw).hexdigest() != manifest.sbom:
         raise BundleError(f"{path}: {SBOM} does not match the manifest", "copy the bundle again from the online machine")
     return raw
-
-
-def sbom_of(cache_dir: Path, path: Path | None) -> tuple[bytes, str]:
-    """The SBOM of *path* (default: the newest bundle here; with none, the one offline.setup restored last),
-    and where it came from."""
-    restored = cache_dir / SBOM
-    if path is None:
-        try:
-            path = find_bundle(cache_dir)
-        except BundleError:
-            if restored.is_file():
-                return restored.read_bytes(), "the bundle set up last"
-            raise BundleError(f"no bundle in {cache_dir} and none set up here",
-                              "pass --bundle PATH, or run offline.export (or offline.setup) first") from None
-    raw = read_sbom(path)
-    if raw is None:
-        raise BundleError(f"{path} carries no bill of materials (written before format 3)",
-                          "export it again with this version of offline-build")
-    return raw, path.name
 
 
 def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> bytes:
@@ -398,7 +387,7 @@ def extract_verified(tar: tarfile.TarFile, members: list[tarfile.TarInfo], manif
         target.parent.mkdir(parents=True, exist_ok=True)
         size, digest = _extract_hashed(tar, member, target, where)
         target.chmod(0o644)  # captures are bind-mounted into builds: modes are part of the cache key
-        if size != entry.size and entry.size >= 0 or digest != entry.sha256:
+        if (size != entry.size and entry.size >= 0) or digest != entry.sha256:
             raise BundleError(f"{where}: {member.name} is damaged (checksum mismatch)",
                               "copy the bundle again from the online machine")
         hashed[member.name] = digest

@@ -149,8 +149,13 @@ def _signing(node: Node | None, root: Path) -> SigningOptions:
         return SigningOptions()
     fields = node.mapping(("key", "trusted_keys"))
     key = (root / fields["key"].string()).resolve() if "key" in fields else None
-    trusted = tuple((root / item.string()).resolve() for item in fields["trusted_keys"].sequence()) \
-        if "trusted_keys" in fields else ()
+    trusted: tuple[Path, ...] = ()
+    if "trusted_keys" in fields:
+        items = fields["trusted_keys"].sequence()
+        if not items:  # written to switch trust on, it would quietly switch it off
+            raise fields["trusted_keys"].error("an empty list trusts no key, so every bundle would be taken",
+                                               "list the .pub files to trust, or remove trusted_keys")
+        trusted = tuple((root / item.string()).resolve() for item in items)
     return SigningOptions(key, trusted)
 
 

@@ -263,28 +263,33 @@ def _bundle(project: Project, deep: bool) -> list[Check]:
 
 def _trust(project: Project, path: Path) -> list[Check]:
     """The bundle's signature as setup will judge it, and what its bill of materials lists."""
+    return [row for row in (_signature(project, path), _sbom(path)) if row is not None]
+
+
+def _signature(project: Project, path: Path) -> Check | None:
     try:
-        with bundle.open_archive(path) as tar:
-            members = bundle.check_members(tar, str(path))
-            bundle.read_manifest(tar, members, str(path))
-            raw, signature = bundle.read_signed(tar, members, str(path))
-        raw_sbom = bundle.read_sbom(path)
-    except (bundle.BundleError, tarfile.TarError, EOFError, OSError):
-        return []  # the integrity row names what is wrong with it
-    try:
-        verdict = signing.check(raw, signature, signing.load_trusted(project.signing.trusted_keys), path.name)
-        status = "ok" if verdict.state == "signed" else "info"
-        row = Check("bundle", "signature", status, f"{path.name}: {verdict.describe()}",
-                    "" if verdict.state == "signed" else "sign it (offline.export --sign KEY) and trust the key "
-                                                       "here (signing.trusted_keys)")
+        verdict = signing.judge(path, project.signing.trusted_keys, path.name)
     except signing.SigningError as exc:
-        row = Check("bundle", "signature", "fail", exc.message, exc.hint or "")
-    if raw_sbom is None:
-        bill = Check("bundle", "sbom", "info", f"{path.name}: no bill of materials (an older bundle)",
+        return Check("bundle", "signature", "fail", exc.message, exc.hint or "")
+    except (bundle.BundleError, tarfile.TarError, EOFError, OSError):
+        return None  # not readable as a bundle: the integrity row names what is wrong
+    fix = "" if verdict.state == "signed" else "sign it (offline.export --sign KEY) and trust the key here " \
+                                                "(signing.trusted_keys)"
+    return Check("bundle", "signature", "ok" if verdict.state == "signed" else "info",
+                 f"{path.name}: {verdict.describe()}", fix)
+
+
+def _sbom(path: Path) -> Check | None:
+    try:
+        raw = bundle.read_sbom(path)
+    except bundle.BundleError as exc:
+        return Check("bundle", "sbom", "fail", exc.message, exc.hint or "")
+    except (tarfile.TarError, EOFError, OSError):
+        return None
+    if raw is None:
+        return Check("bundle", "sbom", "info", f"{path.name}: no bill of materials (an older bundle)",
                      "export again to carry one")
-    else:
-        bill = Check("bundle", "sbom", "info", f"{bundle.SBOM}: {sbom.summary(raw_sbom)} (offline.sbom prints it)")
-    return [row, bill]
+    return Check("bundle", "sbom", "info", f"{bundle.SBOM}: {sbom.summary(raw)} (offline.sbom prints it)")
 
 
 def _proof(project: Project, path: Path) -> Check:

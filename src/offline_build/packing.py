@@ -44,6 +44,7 @@ from .bundle import (
     atomic_output,
     manifest_sum,
 )
+from .signing import Signer
 from .store import sha256_file
 
 _STAND_IN = "0" * 64
@@ -64,18 +65,20 @@ class Packed:
 def write_hashed(output: Path, manifest: Manifest, members: list[tuple[str, Path]],
                  base: Manifest | None = None, progress: Progress | None = None, *,
                  sbom: Callable[[Manifest], bytes] | None = None,
-                 sign: Callable[[bytes], bytes] | None = None) -> Packed:
+                 signer: Signer | None = None) -> Packed:
     """Write the bundle of *members* (without what *base* holds), hashing each file as it goes in.
 
-    Sets ``manifest.files`` (and ``manifest.sbom``). *sbom* makes the bill of
-    materials from the manifest with every digest known; *sign* signs the
-    final manifest's bytes. A blob whose bytes do not hash to its name is
-    refused and no bundle is left behind.
+    Sets ``manifest.files`` (and ``manifest.sbom``, ``manifest.signed_by``).
+    *sbom* makes the bill of materials from the manifest with every digest
+    known; *signer* signs the final manifest's bytes, which name its key
+    (so a bundle stripped of its signature says it lost one). A blob whose
+    bytes do not hash to its name is refused and no bundle is left behind.
     """
     sizes = {name: path.stat().st_size for name, path in members}
     known = {name: _blob_hex(name) for name, _ in members}
     manifest.files = [FileEntry(name, sizes[name], known[name] or _STAND_IN) for name, _ in members]
     manifest.sbom = _STAND_IN if sbom else ""
+    manifest.signed_by = signer.key_id if signer else ""
     draft = manifest.to_json()
     plan = _Plan(base)
     with atomic_output(output) as fh:
@@ -96,7 +99,7 @@ def write_hashed(output: Path, manifest: Manifest, members: list[tuple[str, Path
             manifest.sbom = _write_bytes(fh, SBOM, sbom(manifest))
         raw = manifest.to_json()
         assert len(raw) == len(draft), "a manifest's length depends on sizes and paths only"
-        signature = sign(raw) if sign else None
+        signature = signer.sign(raw, signed_comment(manifest)) if signer else None
         if signature is not None:
             _write_bytes(fh, SIGNATURE, signature)
         fh.write(tarstream.end(fh.tell()))
@@ -105,6 +108,11 @@ def write_hashed(output: Path, manifest: Manifest, members: list[tuple[str, Path
         fh.seek(sum_at)
         fh.write(manifest_sum(raw))
     return Packed(manifest.files, plan.packed, output.stat().st_size, raw, signature)
+
+
+def signed_comment(manifest: Manifest) -> str:
+    """minisign's trusted comment (signed too, shown by ``minisign -V``): which bundle this is."""
+    return f"offline-build bundle of {manifest.project} {manifest.version}, created {manifest.created}"
 
 
 def _write_bytes(fh: BinaryIO, name: str, data: bytes) -> str:

@@ -43,12 +43,11 @@ from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.model.tool import ToolRepository
 from cyclonedx.output import make_outputter
 from cyclonedx.schema import OutputFormat, SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
 from . import __version__
 from .bundle import SBOM as SBOM  # the member the bundle carries it as (re-exported)
-from .bundle import FileEntry, Manifest
+from .bundle import BundleError, FileEntry, Manifest, find_bundle, read_sbom
 from .captures import all_captures
 from .captures.base import Package
 from .captures.pip import canonical_name
@@ -91,6 +90,25 @@ def document(manifest: Manifest, paths: Mapping[str, Path], resources: Sequence[
     bom = Bom(components=components, metadata=metadata, serial_number=_serial(manifest))
     bom.register_dependency(project, components)  # the project's builds use all of it
     return _validated(make_outputter(bom, OutputFormat.JSON, SCHEMA).output_as_string(indent=2)).encode() + b"\n"
+
+
+def of_bundle(cache_dir: Path, path: Path | None) -> tuple[bytes, str]:
+    """The SBOM of *path* (default: the newest bundle here; with none, the one offline.setup restored last),
+    and where it came from."""
+    restored = cache_dir / SBOM
+    if path is None:
+        try:
+            path = find_bundle(cache_dir)
+        except BundleError:
+            if restored.is_file():
+                return restored.read_bytes(), "the bundle set up last"
+            raise BundleError(f"no bundle in {cache_dir} and none set up here",
+                              "pass --bundle PATH, or run offline.export (or offline.setup) first") from None
+    raw = read_sbom(path)
+    if raw is None:
+        raise BundleError(f"{path} carries no bill of materials (written before format 3)",
+                          "export it again with this version of offline-build")
+    return raw, path.name
 
 
 def summary(raw: bytes) -> str:
@@ -310,11 +328,12 @@ def _file(res: Resource, name: str, entry: FileEntry) -> Component:
 
 
 def _source(res: Resource, root: Path | None) -> str:
-    """Where the resource came from, as safe to carry: a URL without its user and password, a local path
-    (a ``path`` resource, a git repository on disk) relative to the project."""
+    """Where the resource came from, as safe to carry: a URL without its user, password and query (a signed
+    download link's token lives there), a local path (a ``path`` resource, a git repository on disk) relative
+    to the project."""
     parts = urlsplit(res.source)
-    if parts.scheme and "@" in parts.netloc:
-        return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    if parts.scheme and ("@" in parts.netloc or parts.query):
+        return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1], query="", fragment=""))
     local = Path(res.source)
     if not parts.scheme and root is not None and local.is_absolute() and local.is_relative_to(root):
         return local.relative_to(root).as_posix()
@@ -352,6 +371,9 @@ def _serial(manifest: Manifest) -> uuid.UUID:
 
 def _validated(text: str) -> str:
     """*text*, once CycloneDX's own schema accepts it: an invalid document is a bug, never shipped."""
+    # Imported here: jsonschema takes seconds to import, and every other task (--help too) would wait for it.
+    from cyclonedx.validation.json import JsonStrictValidator
+
     error = JsonStrictValidator(SCHEMA).validate_str(text)
     if error is not None:
         first = str(error).splitlines()[0] if str(error) else repr(error)

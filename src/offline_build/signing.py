@@ -23,10 +23,10 @@ from pathlib import Path
 
 import minisign
 
+from . import bundle
 from .errors import OfflineBuildError
 from .store import fsync_dir
 
-SIGNATURE = "manifest.json.minisig"  # the member (and the suffix beside a .manifest.json)
 PASSWORD_ENV = "OFFLINE_BUILD_KEY_PASSWORD"  # unlocks an encrypted secret key where nobody can type
 
 
@@ -63,7 +63,8 @@ class Verdict:
         if self.state == "signed":
             return f"signed by trusted key {self.key_id}"
         if self.state == "unchecked":
-            return f"signed by key {self.key_id}, not checked: no trusted key configured (signing.trusted_keys)"
+            return (f"signature claims key {self.key_id}, not checked: no trusted key configured "
+                    "(signing.trusted_keys)")
         return "unsigned: anyone who could write the bundle could have changed it (see SECURITY.md)"
 
 
@@ -81,11 +82,18 @@ def keygen(path: Path, password: str | None) -> tuple[Path, Path]:
     if password:
         secret.encrypt(password)
     path.parent.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
     try:
-        _write_new(path, bytes(secret) + b"\n", 0o600)
-        _write_new(public, bytes(pair.public_key) + b"\n", 0o644)
+        for target, data, mode in ((path, bytes(secret) + b"\n", 0o600), (public, bytes(pair.public_key) + b"\n", 0o644)):
+            _write_new(target, data, mode)
+            written.append(target)
+    except FileExistsError as exc:  # made by someone else since the check above: theirs, not ours to remove
+        for mine in written:
+            mine.unlink()
+        raise SigningError(f"{exc.filename} already exists", "choose another --key path") from None
     except BaseException:
-        path.unlink(missing_ok=True)
+        for mine in written:
+            mine.unlink()
         raise
     finally:
         secret.wipe()
@@ -116,7 +124,7 @@ def load_signer(path: Path, password: str | None = None) -> Signer:
         raise SigningError(f"{path} is not a minisign secret key ({exc})",
                            "pass the secret key file (offline.keygen writes PATH and PATH's .pub)") from None
     if key.is_encrypted():
-        secret = password if password is not None else _ask_password(path)
+        secret = password if password is not None else ask_password(f"password for {path}: ", str(path))
         try:
             key.decrypt(secret)
         except minisign.Error:
@@ -125,13 +133,23 @@ def load_signer(path: Path, password: str | None = None) -> Signer:
     return Signer(path, key_id(minisign.PublicKey.from_secret_key(key)), key)
 
 
-def _ask_password(path: Path) -> str:
-    if PASSWORD_ENV in os.environ:
+def ask_password(prompt: str, what: str, *, confirm: bool = False) -> str:
+    """A key's password: ``OFFLINE_BUILD_KEY_PASSWORD`` when set and not empty, else asked on the terminal
+    (twice with *confirm*); never where nobody can type."""
+    if os.environ.get(PASSWORD_ENV):
         return os.environ[PASSWORD_ENV]
     if not sys.stdin.isatty():
-        raise SigningError(f"{path} is encrypted and there is no terminal to ask its password on",
-                           f"set {PASSWORD_ENV} to the key's password")
-    return getpass.getpass(f"password for {path}: ")
+        raise SigningError(f"{what} needs a password and there is no terminal to ask it on",
+                           f"set {PASSWORD_ENV} to the password")
+    try:
+        first = getpass.getpass(prompt)
+        if confirm and first != getpass.getpass("again: "):
+            raise SigningError("the two passwords differ", "type the same password twice")
+    except EOFError:  # Ctrl-D at the prompt
+        raise SigningError(f"no password given for {what}", f"type it, or set {PASSWORD_ENV}") from None
+    if not first:
+        raise SigningError(f"an empty password for {what}", "type a password, or leave the key unencrypted")
+    return first
 
 
 def load_trusted(paths: tuple[Path, ...]) -> tuple[minisign.PublicKey, ...]:
@@ -154,13 +172,20 @@ def key_id(public: minisign.PublicKey) -> str:
     return _id(base64.b64decode(public.to_base64())[2:10])
 
 
-def check(manifest: bytes, signature: bytes | None, trusted: tuple[minisign.PublicKey, ...], where: str) -> Verdict:
+def check(manifest: bytes, signature: bytes | None, trusted: tuple[minisign.PublicKey, ...], where: str,
+          signed_by: str = "") -> Verdict:
     """Check *signature* over *manifest* against the *trusted* keys; raise when it must not be set up.
 
     With no trusted key, a bundle is taken signed or not (the verdict says
     which). With trusted keys, only a bundle one of them signed is taken.
+    *signed_by* is the key id the manifest itself names (export writes it
+    before signing): a bundle that says it was signed and carries no
+    signature, or another key's, was cut short or altered, trusted keys or not.
     """
     if signature is None:
+        if signed_by:
+            raise SigningError(f"{where} was signed by key {signed_by}, and its signature is missing",
+                               "the copy is incomplete or was altered: copy it again from the online machine")
         if trusted:
             raise SigningError(f"{where} is not signed, and this project trusts only signed bundles",
                                "export it again with offline.export --sign KEY (the key trusted here)")
@@ -170,7 +195,10 @@ def check(manifest: bytes, signature: bytes | None, trusted: tuple[minisign.Publ
     except (minisign.Error, ValueError) as exc:
         raise SigningError(f"{where}: its signature is unreadable ({exc})",
                            "copy the bundle again from the online machine") from None
-    signer = _id(base64.b64decode(bytes(sig).splitlines()[1])[2:10])
+    signer = _signature_key_id(sig)
+    if signed_by and signer != signed_by:
+        raise SigningError(f"{where} names key {signed_by} as its signer, and its signature is by key {signer}",
+                           "do not use this bundle; export it again on the online machine")
     if not trusted:
         return Verdict("unchecked", signer, sig.trusted_comment)
     by_id = {key_id(k): k for k in trusted}
@@ -182,9 +210,26 @@ def check(manifest: bytes, signature: bytes | None, trusted: tuple[minisign.Publ
     try:
         by_id[signer].verify(manifest, sig)
     except minisign.VerifyError:
-        raise SigningError(f"{where}: its manifest was changed after key {signer} signed it",
+        # An edit after signing, or a signature copied from another bundle: either way not what the key signed.
+        raise SigningError(f"{where}: its signature (key {signer}) does not match its manifest",
                            "do not use this bundle; export it again on the online machine") from None
     return Verdict("signed", signer, sig.trusted_comment)
+
+
+def judge(path: Path, trusted: tuple[Path, ...], where: str | None = None) -> Verdict:
+    """Setup's verdict on the bundle at *path*, reading only (a dry run, diagnose); raises as setup would."""
+    keys = load_trusted(trusted)
+    label = where or str(path)
+    with bundle.open_archive(path) as tar:
+        members = bundle.check_members(tar, label)
+        manifest = bundle.read_manifest(tar, members, label)
+        raw, signature = bundle.read_signed(tar, members, label)
+    return check(raw, signature, keys, label, manifest.signed_by)
+
+
+def _signature_key_id(sig: minisign.Signature) -> str:
+    """The id of the key a signature names (its second line: algorithm, key id, signature; base64)."""
+    return _id(base64.b64decode(bytes(sig).splitlines()[1])[2:10])
 
 
 def _id(raw: bytes) -> str:
@@ -200,5 +245,5 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
     fsync_dir(path.parent)
 
 
-__all__ = ["PASSWORD_ENV", "SIGNATURE", "Signer", "SigningError", "Verdict", "check", "key_id", "keygen",
+__all__ = ["PASSWORD_ENV", "Signer", "ask_password", "judge", "SigningError", "Verdict", "check", "key_id", "keygen",
            "load_signer", "load_trusted", "loose_permissions", "public_path"]

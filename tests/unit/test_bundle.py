@@ -394,7 +394,8 @@ def test_setup_dry_run_prints_the_plan_and_changes_nothing(tmp_path: Path) -> No
     console = Console(record=True, width=400)
     assert setup(offline, archive, None, console, dry_run=True) is None  # type: ignore[arg-type]
     lines = console.export_text().splitlines()
-    assert lines[0].startswith(f"# verify {archive} against its manifest")
+    assert lines[0] == "# signature: unsigned: anyone who could write the bundle could have changed it (see SECURITY.md)"
+    assert lines[1].startswith(f"# verify {archive} against its manifest")
     assert f"# place the bundle's files/resources/ in {offline.cache_dir / 'resources'}" in lines
     assert lines[-1] == ("docker load  # stdin: debian:bookworm-slim from the store; "
                          "only on engines that cannot read oci-layout:// contexts")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -222,7 +223,54 @@ def test_export_signs_with_the_key_given_and_a_missing_key_stops_it_before_any_b
     key_id = (tmp_path / "team.pub").read_text().split()[-2]
     assert f"# pack the bundle (signed with key {key_id})" in plan.stdout
     assert f"warning: {tmp_path / 'team.key'} is readable by others (mode 0640)" in plan.stdout
+    secret = (tmp_path / "team.key").read_text().splitlines()[1]
+    assert secret not in plan.stdout + plan.stderr
     encrypted = run(["offline.keygen", "--key", "enc.key", "--encrypt"], tmp_path)
     assert encrypted.returncode == 1
     assert "--encrypt needs a password and there is no terminal to ask it on" in encrypted.stderr
     assert not (tmp_path / "enc.key").exists()
+
+
+def test_a_signing_key_inside_a_build_context_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    demo = tmp_path / "demo"
+    shutil.copytree(DEMO, demo, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
+    made = run(["offline.keygen", "--key", "services/web/team.key"], demo)
+    assert made.returncode == 0, made.stderr
+    out = run(["offline.export", "--dry-run", "--sign", "services/web/team.key"], demo)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr == (f"offline-build: error: signing key {demo / 'services/web/team.key'} is inside web's build "
+                          "context\n  fix: keep it outside every build context, e.g. ~/.minisign/\n")
+
+
+def test_setup_and_sbom_say_what_is_wrong_without_touching_anything(tmp_path: Path) -> None:
+    import shutil
+
+    demo = tmp_path / "demo"
+    shutil.copytree(DEMO, demo, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
+    (demo / "build-cache").mkdir()
+    (demo / "build-cache" / "build-cache-20261129.tar").write_bytes(b"")
+    trust = run(["offline.setup", "--dry-run", "--trust", "nowhere.pub"], demo)
+    assert trust.returncode == 1
+    assert trust.stderr.startswith(f"offline-build: error: trusted key {demo / 'nowhere.pub'} does not exist")
+    nothing = run(["offline.sbom"], tmp_path / "demo" / "services")
+    assert nothing.returncode == 2  # no project file there
+    (demo / "build-cache" / "build-cache-20261129.tar").unlink()
+    none = run(["offline.sbom", "--output", str(tmp_path)], demo)
+    assert none.returncode == 1 and "Traceback" not in none.stderr
+    assert none.stderr.startswith("offline-build: error: no bundle in ")
+    from offline_build.config import load
+    from tests.unit.test_signing import packed
+
+    packed(load(demo / "offline.yaml", environ={}), None)
+    into_folder = run(["offline.sbom", "--output", str(tmp_path)], demo)
+    assert into_folder.returncode == 1 and "Traceback" not in into_folder.stderr
+    assert into_folder.stderr.startswith(f"offline-build: error: cannot write {tmp_path} (")
+    printed = run(["offline.sbom"], demo)
+    assert printed.returncode == 0 and json.loads(printed.stdout)["bomFormat"] == "CycloneDX"
+    config = demo / "offline.yaml"
+    config.write_text(config.read_text() + "signing:\n  trusted_keys: []\n")
+    empty = run(["offline.setup", "--dry-run"], demo)
+    assert empty.returncode == 2
+    assert "signing.trusted_keys: an empty list trusts no key, so every bundle would be taken" in empty.stderr

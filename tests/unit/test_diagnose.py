@@ -61,8 +61,8 @@ def test_diagnose_judges_the_signature_as_setup_will_and_summarises_the_sbom(tmp
         return {c.name: (c.status, c.detail) for c in diagnose._bundle(p, deep=False) if c.area == "bundle"}
 
     name = "build-cache-20261129.tar"
-    assert rows(proj)["signature"] == ("info", f"{name}: signed by key {signer.key_id}, not checked: no trusted key "
-                                               "configured (signing.trusted_keys)")
+    assert rows(proj)["signature"] == ("info", f"{name}: signature claims key {signer.key_id}, not checked: no "
+                                               "trusted key configured (signing.trusted_keys)")
     assert rows(replace(proj, signing=SigningOptions(trusted_keys=(public,))))["signature"] == (
         "ok", f"{name}: signed by trusted key {signer.key_id}")
     status, detail = rows(replace(proj, signing=SigningOptions(trusted_keys=(other_pub,))))["signature"]
@@ -70,6 +70,15 @@ def test_diagnose_judges_the_signature_as_setup_will_and_summarises_the_sbom(tmp
     assert diagnose.failed([c for c in diagnose._bundle(replace(proj, signing=SigningOptions(trusted_keys=(
         other_pub,))), deep=False)])
     assert rows(proj)["sbom"] == ("info", "sbom.cdx.json: 1 base image, 1 resource (offline.sbom prints it)")
+    # A bill of materials that does not match the manifest fails, and the signature row stays (--quick too).
+    from tests.unit.test_bundle import rewrite
+
+    archive = proj.cache_dir / name
+    rewrite(archive, tmp_path / "x.tar", lambda m, d: (m, b"{}\n") if m.name == bundle.SBOM else (m, d))
+    (tmp_path / "x.tar").replace(archive)
+    status, detail = rows(proj)["sbom"]
+    assert (status, detail) == ("fail", f"{archive}: sbom.cdx.json does not match the manifest")
+    assert rows(proj)["signature"][0] == "info"
 
 
 def test_diagnose_says_how_far_offline_verify_proved_this_bundle(tmp_path: Path) -> None:

@@ -157,7 +157,7 @@ def resources(cache: Path, project: Path) -> list[Resource]:
     write(cache / "resources", {"tool.tgz": b"a downloaded tool", "lib.tar": b"git archive of lib",
                                 "vendored.tar": b"git archive of a repository on disk",
                                 "certs/ca.pem": "ca\n", "certs/extra/site.pem": "site\n"})
-    return [Resource("tool", "url", "https://robot:s3cret@downloads.example.invalid/tool.tgz", "tool.tgz"),
+    return [Resource("tool", "url", "https://robot:s3cret@downloads.example.invalid/tool.tgz?X-Token=s3cret#part", "tool.tgz"),
             Resource("lib", "git", "https://git.example.invalid/acme/lib.git", "lib.tar", ref="v1.2"),
             Resource("vendored", "git", str(project / "vendor" / "lib"), "vendored.tar", ref="abc123"),
             Resource("certs", "path", str(project / "certs"), "certs")]
@@ -335,7 +335,7 @@ def test_resources_carry_their_source_and_digests(bundle: Exported) -> None:
     found = {c["name"]: c for c in bundle.data()["components"] if c["type"] == "file"}
     tool, lib, certs = found["tool"], found["lib"], found["certs"]
     assert sha256(tool) == hashlib.sha256(b"a downloaded tool").hexdigest()
-    assert props(tool, "offline-build:source") == ["https://downloads.example.invalid/tool.tgz"]  # no credentials
+    assert props(tool, "offline-build:source") == ["https://downloads.example.invalid/tool.tgz"]  # no credentials, no token
     assert tool["externalReferences"] == [{"type": "distribution", "url": "https://downloads.example.invalid/tool.tgz"}]
     assert lib["version"] == "v1.2" and props(lib, "offline-build:ref") == ["v1.2"]
     assert lib["externalReferences"] == [{"type": "vcs", "url": "https://git.example.invalid/acme/lib.git",

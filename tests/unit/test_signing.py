@@ -39,7 +39,7 @@ def packed(proj, signer: signing.Signer | None) -> Path:  # noqa: ANN001
     members = bundle.collect(proj.cache_dir)
     model = Resource("model", "url", "https://example.com/m.txt", "models/m.txt")
     packing.write_hashed(out, manifest, members, sbom=lambda m: sbom.document(m, dict(members), (model,)),
-                         sign=(lambda raw: signer.sign(raw, "offline-build bundle of demo 1")) if signer else None)
+                         signer=signer)
     return out
 
 
@@ -86,7 +86,12 @@ def test_an_encrypted_key_needs_its_password_and_says_how_to_give_it(tmp_path: P
     assert signing.load_signer(secret).key_id
     monkeypatch.delenv(signing.PASSWORD_ENV)
     monkeypatch.setattr(sys, "stdin", io.StringIO())  # not a terminal: CI, a pipe
-    with pytest.raises(signing.SigningError, match="no terminal to ask its password on"):
+    with pytest.raises(signing.SigningError) as no_terminal:
+        signing.load_signer(secret)
+    assert str(no_terminal.value) == (f"{secret} needs a password and there is no terminal to ask it on\n"
+                                      f"  fix: set {signing.PASSWORD_ENV} to the password")
+    monkeypatch.setenv(signing.PASSWORD_ENV, "")  # empty counts as unset, for keygen and export alike
+    with pytest.raises(signing.SigningError, match="no terminal"):
         signing.load_signer(secret)
 
 
@@ -111,7 +116,7 @@ def test_signed_round_trip_sets_up_and_says_which_key(tmp_path: Path, keys: dict
     archive = packed(project(tmp_path / "online"), signer)
     offline = trusting(project(tmp_path / "offline"), keys["team.pub"])
     done = unpack(offline, archive, Console(quiet=True))
-    assert done.signature == signing.Verdict("signed", signer.key_id, "offline-build bundle of demo 1")
+    assert done.signature == signing.Verdict("signed", signer.key_id, "offline-build bundle of demo 1, created 2026-11-29T12:00:00Z")
     assert done.signature.describe() == f"signed by trusted key {signer.key_id}"
     record = json.loads((offline.cache_dir / "bundle.json").read_text())
     assert record["signature"] == f"signed by trusted key {signer.key_id}"
@@ -126,7 +131,8 @@ def test_without_a_trusted_key_a_bundle_is_taken_and_its_state_said(tmp_path: Pa
     assert unpack(project(tmp_path / "c"), unsigned, Console(quiet=True)).signature.state == "unsigned"
     verdict = unpack(project(tmp_path / "d"), signed, Console(quiet=True)).signature
     assert (verdict.state, verdict.key_id) == ("unchecked", signer.key_id)
-    assert "not checked: no trusted key configured" in verdict.describe()
+    assert verdict.describe() == (f"signature claims key {signer.key_id}, not checked: no trusted key configured "
+                                  "(signing.trusted_keys)")
 
 
 def _refused(offline, archive: Path, message: str) -> None:  # noqa: ANN001
@@ -171,7 +177,7 @@ def test_a_manifest_changed_after_signing_is_refused_even_with_its_checksum_redo
 
     rewrite(archive, edited, change)
     offline = trusting(project(tmp_path / "offline"), keys["team.pub"])
-    _refused(offline, edited, f"{{w}}: its manifest was changed after key {signer.key_id} signed it")
+    _refused(offline, edited, f"{{w}}: its signature (key {signer.key_id}) does not match its manifest")
     # Without a trusted key the same bundle is taken: its checksums agree. That is what signing adds.
     assert unpack(project(tmp_path / "open"), edited, Console(quiet=True)).signature.state == "unchecked"
 
@@ -190,7 +196,9 @@ def test_the_secret_key_never_enters_the_bundle(tmp_path: Path, keys: dict[str, 
     archive = packed(project(tmp_path / "online"), signer)
     data = archive.read_bytes()
     encoded = keys["team"].read_text().splitlines()[1]
-    seed = base64.b64decode(encoded)[54:86]  # the Ed25519 secret seed in minisign's unencrypted layout
+    # minisign's secret key: algorithms and KDF (54 bytes), key id (8), Ed25519 seed (32), public key, checksum.
+    seed = base64.b64decode(encoded)[62:94]
+    assert signing.load_signer(keys["team"]).key.sign(b"x", trusted_comment="t")  # the layout is the real one
     assert encoded.encode() not in data and seed not in data
     assert keys["team"].name.encode() not in data
     assert "key=" not in repr(signer) and encoded not in repr(signer)
@@ -206,6 +214,7 @@ def test_the_signature_is_the_last_member_and_signs_the_manifest_as_packed(tmp_p
         bill = tar.extractfile(bundle.SBOM).read()  # type: ignore[union-attr]
     assert names[:2] == [bundle.MANIFEST, bundle.MANIFEST_SUM] and names[-2:] == [bundle.SBOM, bundle.SIGNATURE]
     assert json.loads(raw)["sbom"] == hashlib.sha256(bill).hexdigest()
+    assert json.loads(raw)["signed_by"] == signing.load_signer(keys["team"]).key_id
     verdict = signing.check(raw, sig, signing.load_trusted((keys["team.pub"],)), "b")
     assert verdict.state == "signed"
 
@@ -244,7 +253,7 @@ def test_minisign_itself_verifies_our_signature_and_its_keys_sign_for_us(tmp_pat
     ok = subprocess.run([minisign_tool, "-Vm", str(tmp_path / "x" / bundle.MANIFEST), "-p", str(keys["team.pub"])],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
-    assert "Trusted comment: offline-build bundle of demo 1" in ok.stdout
+    assert "Trusted comment: offline-build bundle of demo 1, created 2026-11-29T12:00:00Z" in ok.stdout
     other = subprocess.run([minisign_tool, "-Vm", str(tmp_path / "x" / bundle.MANIFEST), "-p", str(keys["other.pub"])],
                            capture_output=True, text=True)
     assert other.returncode != 0
@@ -254,3 +263,92 @@ def test_minisign_itself_verifies_our_signature_and_its_keys_sign_for_us(tmp_pat
     theirs = packed(project(tmp_path / "b"), signing.load_signer(tmp_path / "std.key"))
     offline = trusting(project(tmp_path / "offline"), tmp_path / "std.pub")
     assert unpack(offline, theirs, Console(quiet=True)).signature.state == "signed"
+
+
+def test_a_signature_stripped_from_a_signed_bundle_is_refused_trusted_keys_or_not(
+        tmp_path: Path, keys: dict[str, Path]) -> None:
+    """The manifest names its signer before it is signed: losing the signature is an alteration, not "unsigned"."""
+    signer = signing.load_signer(keys["team"])
+    archive = packed(project(tmp_path / "online"), signer)
+    stripped = tmp_path / "build-cache-20261130.tar"
+    rewrite(archive, stripped, lambda m, d: None if m.name == bundle.SIGNATURE else (m, d))
+    message = f"{{w}} was signed by key {signer.key_id}, and its signature is missing"
+    _refused(project(tmp_path / "open"), stripped, message)
+    _refused(trusting(project(tmp_path / "offline"), keys["team.pub"]), stripped, message)
+
+
+def test_a_signature_copied_from_another_bundle_is_refused(tmp_path: Path, keys: dict[str, Path]) -> None:
+    signer = signing.load_signer(keys["team"])
+    first = packed(project(tmp_path / "one"), signer)
+    proj = project(tmp_path / "two")
+    (proj.cache_dir / "resources" / "models").mkdir(parents=True)
+    (proj.cache_dir / "resources" / "models" / "other.txt").write_text("other\n")
+    second = packed(proj, signer)
+    with tarfile.open(first) as tar:
+        borrowed = tar.extractfile(bundle.SIGNATURE).read()  # type: ignore[union-attr]
+    swapped = tmp_path / "build-cache-20261130.tar"
+    rewrite(second, swapped, lambda m, d: (m, borrowed) if m.name == bundle.SIGNATURE else (m, d))
+    _refused(trusting(project(tmp_path / "offline"), keys["team.pub"]), swapped,
+             f"{{w}}: its signature (key {signer.key_id}) does not match its manifest")
+
+
+def test_an_oversized_or_unreadable_signature_is_one_message(tmp_path: Path, keys: dict[str, Path]) -> None:
+    archive = packed(project(tmp_path / "online"), signing.load_signer(keys["team"]))
+    for name, data in (("big", b"x" * (bundle.MAX_SIGNATURE + 1)), ("junk", b"not a signature\n")):
+        edited = tmp_path / f"build-cache-2026113{len(name)}.tar"
+        rewrite(archive, edited, lambda m, d: (m, data) if m.name == bundle.SIGNATURE else (m, d))  # noqa: B023
+        offline = trusting(project(tmp_path / name), keys["team.pub"])
+        before = snapshot(offline.cache_dir)
+        with pytest.raises((bundle.BundleError, signing.SigningError)) as raised:
+            unpack(offline, edited, Console(quiet=True))
+        expected = "is 8193 bytes, not a minisign signature" if name == "big" else "its signature is unreadable"
+        assert expected in raised.value.message
+        assert snapshot(offline.cache_dir) == before
+
+
+def test_split_parts_and_a_delta_are_signed_the_same_way(tmp_path: Path, keys: dict[str, Path]) -> None:
+    signer = signing.load_signer(keys["team"])
+    online = project(tmp_path / "online")
+    archive = packed(online, signer)
+    offline = trusting(project(tmp_path / "offline"), keys["team.pub"])
+    folder = bundle.split(archive, 4096)
+    parts = sorted(folder.glob(f"{archive.name}.[0-9][0-9][0-9]"))
+    assert len(parts) > 2  # the manifest in the first, the signature in the last
+    assert unpack(offline, folder, Console(quiet=True)).signature.state == "signed"
+    # A delta of it: its own manifest, signed, naming what it extends.
+    base_manifest = bundle.load_manifest(folder)[0]
+    (online.cache_dir / "resources" / "models" / "new.txt").write_text("new\n")
+    manifest = bundle.Manifest(project=online.name, version="1", platforms=[], services={"svc": {}},
+                               base_images={}, created="2026-11-30T12:00:00Z",
+                               extends={"bundle": archive.name, "manifest_sha256": "0" * 64})
+    delta = online.cache_dir / "build-cache-20261130-delta.tar"
+    packing.write_hashed(delta, manifest, bundle.collect(online.cache_dir), base_manifest, signer=signer)
+    done = unpack(offline, delta, Console(quiet=True))
+    assert done.signature.state == "signed"
+    assert (offline.cache_dir / "resources" / "models" / "new.txt").read_text() == "new\n"
+
+
+def test_a_format_2_bundle_without_sbom_or_signer_still_sets_up(tmp_path: Path) -> None:
+    archive = packed(project(tmp_path / "online"), None)
+    old = tmp_path / "build-cache-20250101.tar"
+
+    def downgrade(member, data):  # noqa: ANN001, ANN202
+        if member.name == bundle.SBOM:
+            return None
+        if member.name == bundle.MANIFEST:
+            doc = json.loads(data)
+            for key in ("sbom", "signed_by"):
+                del doc[key]
+            doc["format_version"] = 2
+            data = downgrade.raw = json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
+        if member.name == bundle.MANIFEST_SUM:
+            data = bundle.manifest_sum(downgrade.raw)
+        return member, data
+
+    rewrite(archive, old, downgrade)
+    offline = project(tmp_path / "offline")
+    done = unpack(offline, old, Console(quiet=True))
+    assert (done.manifest.format_version, done.manifest.sbom, done.signature.state) == (2, "", "unsigned")
+    assert not (offline.cache_dir / bundle.SBOM).exists()
+    with pytest.raises(bundle.BundleError, match="carries no bill of materials"):
+        sbom.of_bundle(offline.cache_dir, old)

@@ -46,12 +46,14 @@ def pack(rt: Runtime, step: Pack) -> dict[str, Any]:
 
     with bar(rt.console, "pack", total) as advance:
         packed = packing.write_hashed(
-            step.output, manifest, members, base, progress=advance, sbom=bill,
-            sign=(lambda raw: signer.sign(raw, _signed_comment(manifest))) if signer else None)
+            step.output, manifest, members, base, progress=advance, sbom=bill, signer=signer)
     beside = step.output.with_name(step.output.name.removesuffix(".tar") + ".manifest.json")
     write_atomic(beside, packed.manifest)
+    signature = beside.with_name(beside.name + ".minisig")
     if packed.signature is not None:  # so that ``minisign -Vm <it>`` checks it with no tar in between
-        write_atomic(beside.with_name(beside.name + ".minisig"), packed.signature)
+        write_atomic(signature, packed.signature)
+    else:
+        signature.unlink(missing_ok=True)  # an earlier signed export of the same name signed another manifest
     output: Path = step.output
     if step.split_size:
         output = bundle.split(step.output, step.split_size)
@@ -63,11 +65,6 @@ def pack(rt: Runtime, step: Pack) -> dict[str, Any]:
             "unique_bytes": sum(e.size for e in blobs), "files": len(entries),
             "signed": signer.key_id if signer else "", "sbom": sbom.summary(made["sbom"]),
             "write_seconds": time.monotonic() - started}  # hashing included: it happens while writing
-
-
-def _signed_comment(manifest: bundle.Manifest) -> str:
-    """minisign's trusted comment (signed too, shown by ``minisign -V``): which bundle this is."""
-    return f"offline-build bundle of {manifest.project} {manifest.version}, created {manifest.created}"
 
 
 def merge_cache(rt: Runtime, step: MergeCache) -> dict[str, Any]:
@@ -137,7 +134,7 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
             raise bundle.BundleError(f"{where}: not a readable bundle archive ({exc})",
                                      "the copy is damaged or truncated: copy it again") from None
         manifest = bundle.read_manifest(tar, members, where)
-        verdict = signing.check(*bundle.read_signed(tar, members, where), trusted, where)
+        verdict = signing.check(*bundle.read_signed(tar, members, where), trusted, where, manifest.signed_by)
         _check_project(step, manifest, where)
         if platforms is not None and manifest.platforms:
             _check_platforms(manifest, platforms(), where)

@@ -23,7 +23,7 @@ from .. import setup as restoring
 from .. import verify as verifying
 from ..config import Project
 from ..engine import buildx_version
-from ..errors import ConfigError
+from ..errors import ConfigError, OfflineBuildError
 from ..inputs import lint_project
 from .common import (
     BUILD_FLAGS,
@@ -62,18 +62,27 @@ def export(c: Context, dry_run: bool = False, host: str | None = None, version: 
     out = console()
     started = time.monotonic()
     size = bundle_mod.parse_size(split_size) if split_size else None
-    signer = _signer(Path(sign) if sign else proj.signing.key, out)  # unlocked now: a typo fails before the builds
-    summary = exporting.export(proj, None, docker(host), out, dry_run=dry_run, strict=strict,
-                              since=Path(since) if since else None, split_size=size, signer=signer)
+    signer = _signer(proj, Path(sign).resolve() if sign else proj.signing.key, out)  # a typo fails before any build
+    try:
+        summary = exporting.export(proj, None, docker(host), out, dry_run=dry_run, strict=strict,
+                                  since=Path(since) if since else None, split_size=size, signer=signer)
+    finally:
+        if signer:
+            signer.key.wipe()  # the unlocked key leaves memory with the export
     if not dry_run:
         report.export(out, summary, time.monotonic() - started)
         if verify_edits:
             _prove(proj, Path(summary["output"]), docker(verify_host), out, edits=True)
 
 
-def _signer(key: Path | None, out: Console) -> signing.Signer | None:
+def _signer(proj: Project, key: Path | None, out: Console) -> signing.Signer | None:
     if key is None:
         return None
+    for service in proj.services.values():
+        if key.is_relative_to(service.context.resolve()):
+            # Inside a build context, a COPY . would put the secret key into the image (and the bundle's cache).
+            raise signing.SigningError(f"signing key {key} is inside {service.name}'s build context",
+                                       "keep it outside every build context, e.g. ~/.minisign/")
     if key.is_file() and (warning := signing.loose_permissions(key)):
         out.print(f"[yellow]warning:[/] {warning}")
     return signing.load_signer(key)
@@ -89,10 +98,7 @@ def _signer(key: Path | None, out: Console) -> signing.Signer | None:
 def setup(c: Context, bundle: str | None = None, dry_run: bool = False, host: str | None = None,
           cache_dir: str | None = None, trust: list[str] | None = None) -> None:
     """Verify a bundle (and its signature), merge it into the local store, load base images where needed."""
-    proj = project(c, None, cache_dir)
-    if trust:
-        keys = proj.signing.trusted_keys + tuple(Path(t).resolve() for t in trust)
-        proj = replace(proj, signing=replace(proj.signing, trusted_keys=keys))
+    proj = _trusting(project(c, None, cache_dir), trust)
     out = console()
     started = time.monotonic()
     rep = restoring.setup(proj, Path(bundle) if bundle else None, docker(host), out, dry_run=dry_run)
@@ -203,21 +209,30 @@ def prune(c: Context, dry_run: bool = False, cache_dir: str | None = None) -> No
         out.print(f"dropped {done.blobs} unreachable blob(s), {report.human_size(done.bytes)}")
 
 
-@task(auto_shortflags=False, help=helps(
+def _trusting(proj: Project, trust: list[str] | None) -> Project:
+    """*proj* with --trust's public keys added to the project file's."""
+    if not trust:
+        return proj
+    keys = proj.signing.trusted_keys + tuple(Path(t).resolve() for t in trust)
+    return replace(proj, signing=replace(proj.signing, trusted_keys=keys))
+
+
+@task(auto_shortflags=False, iterable=["trust"], help=helps(
     "cache_dir", bundle="bundle to verify (default: the newest build-cache-*.tar in the cache dir)",
+    trust="as offline.setup --trust: prove only a bundle signed by this public key (repeatable)",
     host="engine to verify on: one holding none of this project's build cache (e.g. the offline machine's)",
     prune_build_cache="use the --host (or default) engine after emptying its whole build cache",
     edits="rebuild every service as if its build context had changed: the steps a code change re-runs must "
           "work with no network"))
 @clean_exit
 def verify(c: Context, bundle: str | None = None, host: str | None = None, cache_dir: str | None = None,
-           prune_build_cache: bool = False, edits: bool = False) -> None:
+           prune_build_cache: bool = False, edits: bool = False, trust: list[str] | None = None) -> None:
     """Prove the bundle: set it up in a scratch store and build every service on a cache-less engine."""
     if not host and not prune_build_cache:
         raise Exit("offline-build: error: verify needs an engine without this project's build cache\n"
                    "  fix: pass --host unix://... (another engine), or --prune-build-cache to empty this one's",
                    code=2)
-    proj = project(c, None, cache_dir)
+    proj = _trusting(project(c, None, cache_dir), trust)
     engine = docker(host)
     if prune_build_cache:
         verifying.prune_build_cache(engine)
@@ -281,35 +296,20 @@ def makefile_(c: Context, output: str | None = None, runner: str = "offline-buil
 
 
 @task(auto_shortflags=False, help={
-    "key": "where to write the secret key (default: offline-build.key); the public key goes beside it (.pub)",
+    "key": "where to write the secret key (default: ~/.minisign/offline-build.key, outside every project); "
+           "the public key goes beside it (.pub)",
     "encrypt": f"protect the secret key with a password (from {signing.PASSWORD_ENV}, or asked twice)"})
 @clean_exit
-def keygen(c: Context, key: str = "offline-build.key", encrypt: bool = False) -> None:
+def keygen(c: Context, key: str = "~/.minisign/offline-build.key", encrypt: bool = False) -> None:
     """Make a minisign key pair for signing bundles (export --sign KEY; setup trusts KEY's .pub)."""
-    password = _new_password() if encrypt else None
-    secret, public = signing.keygen(Path(key), password)
+    password = signing.ask_password("password: ", "offline.keygen --encrypt", confirm=True) if encrypt else None
+    secret, public = signing.keygen(Path(key).expanduser(), password)
     out = console()
     out.print(f"wrote {secret} (secret: keep it on the online machine, mode 0600) and {public} (public: give it "
               "to every site that sets bundles up)")
     (loaded,) = signing.load_trusted((public,))
     out.print(f"key id {signing.key_id(loaded)}; sign with: offline.export --sign {secret}; "
               f"trust with: signing.trusted_keys: [{public}] in offline.yaml, or offline.setup --trust {public}")
-
-
-def _new_password() -> str:
-    import getpass
-    import os
-    import sys
-
-    if os.environ.get(signing.PASSWORD_ENV):
-        return os.environ[signing.PASSWORD_ENV]
-    if not sys.stdin.isatty():
-        raise signing.SigningError("--encrypt needs a password and there is no terminal to ask it on",
-                                   f"set {signing.PASSWORD_ENV} to the password")
-    first, second = getpass.getpass("password: "), getpass.getpass("again: ")
-    if not first or first != second:
-        raise signing.SigningError("the passwords are empty or differ", "run offline.keygen --encrypt again")
-    return first
 
 
 @task(auto_shortflags=False, help={
@@ -320,11 +320,15 @@ def _new_password() -> str:
 def sbom(c: Context, bundle: str | None = None, output: str | None = None, cache_dir: str | None = None) -> None:
     """Print a bundle's bill of materials (CycloneDX JSON): base images, packages, resources."""
     proj = project(c, None, cache_dir)
-    raw, where = bundle_mod.sbom_of(proj.cache_dir, Path(bundle) if bundle else None)
+    raw, where = sbom_mod.of_bundle(proj.cache_dir, Path(bundle) if bundle else None)
     if output:
         from ..store import write_atomic
 
-        write_atomic(Path(output), raw)
+        try:
+            write_atomic(Path(output), raw)
+        except OSError as exc:
+            raise OfflineBuildError(f"cannot write {output} ({exc.strerror})",
+                                    "pass --output a file path in a folder that exists") from None
         console().print(f"wrote {output} ({where}): {sbom_mod.summary(raw)}")
     else:
         print(raw.decode(), end="" if raw.endswith(b"\n") else "\n")
