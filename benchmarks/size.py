@@ -18,6 +18,7 @@ the engines' writes included) per bundle byte.
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import platform
 import re
@@ -142,7 +143,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="0.1,1,4", help="GB, comma-separated")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--from-log", type=Path, help="rewrite the report from an earlier run's printed results")
     args = parser.parse_args()
+    if args.from_log:
+        write_report(args, [_logged(line) for line in args.from_log.read_text().splitlines()
+                            if re.match(r"^[0-9.]+ GB \[", line)], device())
+        return
     hosts = dict(line.split("=", 1) for line in harness("up", "online", "offline").splitlines() if "=" in line)
     dev = device()
     work = Path(tempfile.mkdtemp(prefix="offline-build-bench-size-", dir="/var/tmp"))
@@ -166,6 +172,41 @@ ROWS = (("bundle bytes", "bytes", 1e9, "GB"), ("export", "export", 1, "s"),
         ("disk bytes written per bundle byte (setup + rebuild)", "amplification", 1, "x"))
 
 
+def _logged(line: str) -> tuple[str, list]:
+    title, _, rows = line.partition(" [")
+    return title, ast.literal_eval("[" + rows)
+
+
+# The issue's targets at the largest size: (what, ours/seed must be at most, how it is told).
+TARGETS = (("packing at least 10x faster than the seed", "pack", 0.1),
+           ("setup + first rebuild at least 2x faster", "first", 0.5),
+           ("write amplification at most half the seed's", "amplification", 0.5))
+# Why a target is out of reach, said only when it is missed.
+GAPS = {
+    "first": "our setup writes every byte of the bundle once (hashed and synced as it is extracted) and the first "
+             "rebuild has BuildKit copy the layers it uses into its own content store; the seed spends most of its "
+             "time in gunzip. What is left is the disk's own speed, which we share with the seed.",
+    "amplification": "after setup, the first build has the engine copy the cache's layers into its content store: "
+                     "that copy is the engine's own, the same for us and for the seed, and it is most of the bytes "
+                     "written in both; our setup adds nothing beyond the one copy of the bundle.",
+}
+
+
+def targets(results: list) -> list[str]:
+    """The targets at the largest size, each met or not with the measured ratio (and the gap's reason)."""
+    title, rows = results[-1]
+    lines = [f"Against the targets at {title} (medians):", ""]
+    for what, key, limit in TARGETS:
+        ratio = statistics.median(r[0][key] / r[1][key] for r in rows)
+        met = ratio <= limit
+        lines.append(f"- {what}: ours / seed = {ratio:.2f}, {1 / ratio:.1f}x ({'met' if met else 'not met'})"
+                     + ("" if met else f": {GAPS[key]}"))
+    rss = [statistics.median(r[0][k] for r in rows) for _, rows in results for k in ("export_rss", "setup_rss")]
+    lines.append(f"- peak RSS under 200 MB for export and setup, flat across sizes: {min(rss):.0f}-{max(rss):.0f} MB "
+                 f"({'met' if max(rss) < 200 else 'not met'})")
+    return [*lines, ""]
+
+
 def write_report(args: argparse.Namespace, results: list, dev: str) -> None:
     lines = [SECTION, "",
              f"`.venv/bin/python benchmarks/size.py --sizes {args.sizes} --runs {args.runs}` on {platform.machine()}, "
@@ -181,7 +222,7 @@ def write_report(args: argparse.Namespace, results: list, dev: str) -> None:
             o = statistics.median(r[0][key] for r in rows) / scale
             s = statistics.median(r[1][key] for r in rows) / scale
             lines.append(f"| {title} | {label} | {o:.2f} {unit} | {s:.2f} {unit} | {o / s:.2f} |")
-    lines += ["", "Raw runs:", "", "```", *(f"{t} {r}" for t, r in results), "```", ""]
+    lines += ["", *targets(results), "Raw runs:", "", "```", *(f"{t} {r}" for t, r in results), "```", ""]
     text = args.out.read_text() if args.out.is_file() else ""
     args.out.write_text(replace_section(text, SECTION, "\n".join(lines)))
     print("\n".join(lines))
