@@ -306,10 +306,11 @@ def keygen(c: Context, key: str = "~/.minisign/offline-build.key", encrypt: bool
     secret, public = signing.keygen(Path(key).expanduser(), password)
     out = console()
     out.print(f"wrote {secret} (secret: keep it on the online machine, mode 0600) and {public} (public: give it "
-              "to every site that sets bundles up)")
+              "to every site that sets bundles up)", markup=False)
     (loaded,) = signing.load_trusted((public,))
     out.print(f"key id {signing.key_id(loaded)}; sign with: offline.export --sign {secret}; "
-              f"trust with: signing.trusted_keys: [{public}] in offline.yaml, or offline.setup --trust {public}")
+              f"trust with: signing.trusted_keys: [{public}] in offline.yaml, or offline.setup --trust {public}",
+              markup=False)
 
 
 @task(auto_shortflags=False, help={
@@ -329,7 +330,7 @@ def sbom(c: Context, bundle: str | None = None, output: str | None = None, cache
         except OSError as exc:
             raise OfflineBuildError(f"cannot write {output} ({exc.strerror})",
                                     "pass --output a file path in a folder that exists") from None
-        console().print(f"wrote {output} ({where}): {sbom_mod.summary(raw)}")
+        console().print(f"wrote {output} ({where}): {sbom_mod.summary(raw)}", markup=False)
     else:
         print(raw.decode(), end="" if raw.endswith(b"\n") else "\n")
 
