@@ -18,8 +18,10 @@ import getpass
 import os
 import stat
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import minisign
 
@@ -115,14 +117,9 @@ def loose_permissions(path: Path) -> str | None:
 
 def load_signer(path: Path, password: str | None = None) -> Signer:
     """Read and unlock a secret key (minisign's format; encrypted with a password or not)."""
-    try:
-        key = minisign.SecretKey.from_file(path)
-    except FileNotFoundError:
-        raise SigningError(f"signing key {path} does not exist",
-                           "make one with offline.keygen --key PATH (or minisign -G), or fix --sign") from None
-    except (minisign.Error, ValueError, OSError) as exc:
-        raise SigningError(f"{path} is not a minisign secret key ({exc})",
-                           "pass the secret key file (offline.keygen writes PATH and PATH's .pub)") from None
+    key = _key_file(minisign.SecretKey.from_file, path, "signing key", "secret",
+                    "make one with offline.keygen --key PATH (or minisign -G), or fix --sign",
+                    "pass the secret key file (offline.keygen writes PATH and PATH's .pub)")
     if key.is_encrypted():
         secret = password if password is not None else ask_password(f"password for {path}: ", str(path))
         try:
@@ -154,17 +151,22 @@ def ask_password(prompt: str, what: str, *, confirm: bool = False) -> str:
 
 def load_trusted(paths: tuple[Path, ...]) -> tuple[minisign.PublicKey, ...]:
     """The public keys setup trusts; each must be readable (a typo must not silently trust nothing)."""
-    keys = []
-    for path in paths:
-        try:
-            keys.append(minisign.PublicKey.from_file(path))
-        except FileNotFoundError:
-            raise SigningError(f"trusted key {path} does not exist",
-                               "fix signing.trusted_keys in offline.yaml or --trust") from None
-        except (minisign.Error, ValueError, OSError) as exc:
-            raise SigningError(f"{path} is not a minisign public key ({exc})",
-                               "give the .pub file offline.keygen (or minisign -G) wrote") from None
-    return tuple(keys)
+    return tuple(_key_file(minisign.PublicKey.from_file, path, "trusted key", "public",
+                           "fix signing.trusted_keys in offline.yaml or --trust",
+                           "give the .pub file offline.keygen (or minisign -G) wrote") for path in paths)
+
+
+K = TypeVar("K")
+
+
+def _key_file(read: Callable[[Path], K], path: Path, role: str, kind: str, missing: str, wrong: str) -> K:
+    """A key read from *path*; a missing file or one that is not a minisign *kind* key is one message."""
+    try:
+        return read(path)
+    except FileNotFoundError:
+        raise SigningError(f"{role} {path} does not exist", missing) from None
+    except (minisign.Error, ValueError, OSError) as exc:
+        raise SigningError(f"{path} is not a minisign {kind} key ({exc})", wrong) from None
 
 
 def key_id(public: minisign.PublicKey) -> str:
