@@ -15,7 +15,8 @@
 #   install          install the engine packages (idempotent)
 #   up [ENGINE...]   install if needed, start engines (default: all), make base images;
 #                    prints NAME=unix://... per engine
-#   images ENGINE... import the harness's base images (debian:bookworm-slim, busybox:local)
+#   images ENGINE... import the harness's base images (debian:bookworm-slim, busybox:local;
+#                    on online also debian-arm64:bookworm-slim, run under qemu-aarch64 emulation)
 #   reset ENGINE...  stop the engine, drop all its images and build cache, start it empty
 #   hosts            print NAME=unix://... for each running engine
 #   env ENGINE       print "export DOCKER_HOST=..." for ENGINE
@@ -66,7 +67,7 @@ installed() { command -v dockerd >/dev/null && command -v containerd >/dev/null 
     && [[ -x /bin/busybox ]] && command -v nsenter >/dev/null && command -v ip >/dev/null \
     && command -v docker-registry >/dev/null && [[ -x $OLD_ROOT/usr/sbin/dockerd ]] \
     && [[ -d /usr/share/maven-repo/org/apache/maven/plugins/maven-dependency-plugin ]] \
-    && command -v minisign >/dev/null; }
+    && command -v minisign >/dev/null && [[ -x /usr/bin/qemu-aarch64-static ]]; }
 
 # Debian's packaged Maven plugins and libraries: a Maven repository layout under /usr/share/maven-repo,
 # which the Maven capture tests serve on loopback as a site's internal mirror (Maven Central is not reachable).
@@ -86,11 +87,12 @@ install() {
     if [[ ! -f /etc/apt/preferences.d/trixie ]]; then
         printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/trixie
     fi
-    log "installing Docker 26 (trixie), debootstrap, busybox-static, Debian's Maven plugins, minisign"
+    log "installing Docker 26 (trixie), debootstrap, busybox-static, Debian's Maven plugins, minisign, qemu-user-static"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         docker.io/trixie docker-buildx/trixie docker-cli/trixie \
-        debootstrap busybox-static iproute2 util-linux docker-registry minisign "${MAVEN_REPO_PACKAGES[@]}" >/dev/null
+        debootstrap busybox-static iproute2 util-linux docker-registry minisign qemu-user-static binfmt-support \
+        "${MAVEN_REPO_PACKAGES[@]}" >/dev/null
     # The packages' own units must not start a system engine or registry.
     systemctl disable --now docker.service docker.socket containerd.service docker-registry.service \
         >/dev/null 2>&1 || true
@@ -133,6 +135,25 @@ stop_pidfile() {
         wait_gone "$pid"
     fi
     rm -f "$pidfile"
+}
+
+# ARM64 under emulation: qemu-aarch64 registered with binfmt_misc (kernel-wide, so the
+# air-gapped engines see it too), flag F so it works in containers of any root. Only
+# aarch64: a platform the machine cannot run stays for the tests that expect a refusal.
+EMULATED=aarch64
+
+emulation() {
+    local fmt
+    [[ -e /proc/sys/fs/binfmt_misc/register ]] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    for fmt in /proc/sys/fs/binfmt_misc/qemu-*; do
+        [[ -e $fmt ]] || continue
+        [[ ${fmt##*/qemu-} == "$EMULATED" ]] || echo -1 > "$fmt"   # unregister the others
+    done
+    if [[ ! -e /proc/sys/fs/binfmt_misc/qemu-$EMULATED ]]; then
+        update-binfmts --enable "qemu-$EMULATED" >/dev/null 2>&1 || true
+    fi
+    grep -q '^flags: .*F' "/proc/sys/fs/binfmt_misc/qemu-$EMULATED" 2>/dev/null \
+        || die "qemu-$EMULATED is not registered with binfmt_misc (flag F): arm64 builds cannot run"
 }
 
 airgap() {
@@ -232,6 +253,13 @@ fill_debian() {
     rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*_Packages
 }
 
+fill_debian_arm64() {
+    log "debootstrap bookworm for arm64 (minbase, under emulation), once; later runs only import the tarball"
+    debootstrap --arch=arm64 --variant=minbase bookworm "$1" "$(mirror)" >"$STATE/debootstrap-arm64.log" 2>&1 \
+        || { tail -n 20 "$STATE/debootstrap-arm64.log" >&2; die "debootstrap for arm64 failed"; }
+    rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*_Packages
+}
+
 fill_busybox() {
     mkdir -p "$1/bin" "$1/tmp" "$1/etc"
     cp /bin/busybox "$1/bin/busybox"
@@ -244,7 +272,12 @@ images() {
     local name
     make_tarball "$IMAGES_DIR/debian-bookworm-slim.rootfs.tar" fill_debian
     make_tarball "$IMAGES_DIR/busybox-v2.rootfs.tar" fill_busybox
+    make_tarball "$IMAGES_DIR/debian-bookworm-slim-arm64.rootfs.tar" fill_debian_arm64
     for name in "$@"; do
+        # The arm64 Debian base: for ARM64 projects exported on this amd64 machine (containerd store only).
+        [[ $name != online ]] || dk "$name" image inspect debian-arm64:bookworm-slim >/dev/null 2>&1 \
+            || dk "$name" import --platform linux/arm64 --change 'CMD ["bash"]' \
+                "$IMAGES_DIR/debian-bookworm-slim-arm64.rootfs.tar" debian-arm64:bookworm-slim >/dev/null
         dk "$name" image inspect debian:bookworm-slim >/dev/null 2>&1 \
             || dk "$name" import --change 'CMD ["bash"]' "$IMAGES_DIR/debian-bookworm-slim.rootfs.tar" debian:bookworm-slim >/dev/null
         dk "$name" image inspect busybox:local >/dev/null 2>&1 \
@@ -307,6 +340,7 @@ up() {
     for name in "${names[@]}"; do valid_engine "$name"; done
     mkdir -p "$STATE"
     install
+    emulation
     airgap
     start_containerd
     for name in "${names[@]}"; do start_engine "$name"; done
