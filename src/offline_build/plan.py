@@ -85,6 +85,28 @@ def base_tag(image: str) -> str:
     return f"base-{slug(image)}"
 
 
+def repository(name: str) -> str:
+    """An image name as Docker normalises it: ``debian`` -> ``docker.io/library/debian``, ``me/app`` ->
+    ``docker.io/me/app``; a first part with a dot, a port or ``localhost`` is a registry, kept. A tag or
+    digest after the name goes along unchanged. A name to match and to write down, not a host anything here
+    contacts."""
+    first = name.split("/", 1)[0]
+    if "/" not in name:
+        return f"docker.io/library/{name}"
+    if "." in first or ":" in first or first == "localhost":
+        return name
+    return f"docker.io/{name}"
+
+
+def full_name(ref: str) -> str:
+    """``debian:bookworm-slim`` -> ``docker.io/library/debian:bookworm-slim``, ``debian`` ->
+    ``docker.io/library/debian:latest``: the normalised reference containerd records in ``docker save`` output."""
+    name = repository(ref)
+    if ":" not in name.rsplit("/", 1)[-1] and "@" not in name:
+        name += ":latest"
+    return name
+
+
 # --- builders ----------------------------------------------------------------
 
 

@@ -53,6 +53,7 @@ from .captures.base import Package
 from .captures.pip import canonical_name
 from .errors import OfflineBuildError
 from .model import Resource
+from .plan import repository
 from .store import INDEX_TYPES, Descriptor
 
 SCHEMA = SchemaVersion.V1_6
@@ -209,14 +210,7 @@ def _reference(image: str) -> _Ref:
     head, colon, tag = rest.rpartition(":")
     if not colon or "/" in tag:
         head, tag = rest, ""
-    first, slash, _ = head.partition("/")
-    if not slash:
-        repository = f"docker.io/library/{head}"
-    elif "." in first or ":" in first or first == "localhost":
-        repository = head
-    else:
-        repository = f"docker.io/{head}"
-    return _Ref(head, repository, tag or (None if digest else "latest"))
+    return _Ref(head, repository(head), tag or (None if digest else "latest"))
 
 
 def _container(ref: _Ref, digest: str, files: Mapping[str, FileEntry], platforms: Sequence[str], arch: str | None,

@@ -23,7 +23,7 @@ from python_on_whales.exceptions import DockerException
 from .. import tarstream
 from ..engine import arch, engine_message, image_present, runs_platform
 from ..errors import EngineError, OfflineBuildError, StepError
-from ..plan import base_tag
+from ..plan import base_tag, full_name
 from ..steps import LoadImages, SaveImages
 from ..store import (
     IMAGE_NAME,
@@ -229,23 +229,6 @@ def _platform_manifest(layout: Layout, desc: Any) -> Any:
             return child
     raise OfflineBuildError(f"no {arch()} image for {desc.digest[:19]} in the store",
                             "export the bundle with --platform for this machine")
-
-
-def full_name(ref: str) -> str:
-    """``debian:bookworm-slim`` -> ``docker.io/library/debian:bookworm-slim``.
-
-    The normalised reference containerd records in ``docker save`` output;
-    a name to match, not a host anything here contacts.
-    """
-    name = ref
-    first = name.split("/", 1)[0]
-    if "/" not in name:
-        name = f"docker.io/library/{name}"
-    elif "." not in first and ":" not in first and first != "localhost":
-        name = f"docker.io/{name}"
-    if ":" not in name.rsplit("/", 1)[-1] and "@" not in name:
-        name += ":latest"
-    return name
 
 
 def _check_platforms(saved: Layout, step: SaveImages) -> None:
