@@ -90,6 +90,11 @@ class Manifest:
     tool_version: str = __version__
     format_version: int = FORMAT_VERSION
 
+    def digests(self) -> dict[str, str]:
+        """The sha256 every member but the manifest's own checksum and signature must have, by path: the
+        listed files and the SBOM (described by its digest alone)."""
+        return {f.path: f.sha256 for f in self.files} | ({SBOM: self.sbom} if self.sbom else {})
+
     def to_json(self) -> bytes:
         data = {
             "format_version": self.format_version,
@@ -374,20 +379,17 @@ def extract_verified(tar: tarfile.TarFile, members: list[tarfile.TarInfo], manif
     Each member is hashed as it is written (one read per byte); returns the
     sha256 of each path written, so the store need not read the blobs again.
     """
-    expected = {f.path: f for f in manifest.files}
+    expected, sizes = manifest.digests(), {f.path: f.size for f in manifest.files}
     hashed: dict[str, str] = {}
-    if manifest.sbom:  # described by its digest alone: listed files have a size too
-        expected[SBOM] = FileEntry(SBOM, -1, manifest.sbom)
     for member in members:
         if member.name in (MANIFEST, MANIFEST_SUM, SIGNATURE):
             continue
-        entry = expected[member.name]
         _stdlib_filter(member, dest, where)
         target = dest / member.name
         target.parent.mkdir(parents=True, exist_ok=True)
         size, digest = _extract_hashed(tar, member, target, where)
         target.chmod(0o644)  # captures are bind-mounted into builds: modes are part of the cache key
-        if (size != entry.size and entry.size >= 0) or digest != entry.sha256:
+        if size != sizes.get(member.name, size) or digest != expected[member.name]:
             raise BundleError(f"{where}: {member.name} is damaged (checksum mismatch)",
                               "copy the bundle again from the online machine")
         hashed[member.name] = digest

@@ -319,9 +319,7 @@ def verify_archive(path: Path) -> bundle.Manifest:
     with bundle.open_archive(path) as tar:
         members = bundle.check_members(tar, where)
         manifest = bundle.read_manifest(tar, members, where)
-        expected = {f.path: f.sha256 for f in manifest.files}
-        if manifest.sbom:
-            expected[bundle.SBOM] = manifest.sbom
+        expected = manifest.digests()
         for m in members:
             if m.name not in expected:
                 continue
