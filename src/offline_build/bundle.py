@@ -349,18 +349,34 @@ def read_signed(tar: tarfile.TarFile, members: list[tarfile.TarInfo], where: str
     return _read_member(tar, by_name[MANIFEST], where), raw
 
 
-def read_sbom(path: Path) -> bytes | None:
-    """A bundle's SBOM member (None: a bundle without one), checked against the manifest's digest."""
-    with open_archive(path) as tar:
-        members = check_members(tar, str(path))
-        manifest = read_manifest(tar, members, str(path))
-        member = next((m for m in members if m.name == SBOM), None)
-        if member is None or not manifest.sbom:
+@dataclass(frozen=True)
+class Claims:
+    """What a bundle says of itself, read in one pass over its headers: the manifest (validated), its bytes as
+    packed, its signature's and its SBOM's (not yet checked: a bad SBOM must not hide the signature's verdict)."""
+
+    manifest: Manifest
+    raw: bytes
+    signature: bytes | None
+    sbom_member: bytes | None
+
+    def sbom(self, where: str) -> bytes | None:
+        """The SBOM (None: a bundle without one), checked against the manifest's digest."""
+        if self.sbom_member is None or not self.manifest.sbom:
             return None
-        raw = _read_member(tar, member, str(path))
-    if hashlib.sha256(raw).hexdigest() != manifest.sbom:
-        raise BundleError(f"{path}: {SBOM} does not match the manifest", "copy the bundle again from the online machine")
-    return raw
+        if hashlib.sha256(self.sbom_member).hexdigest() != self.manifest.sbom:
+            raise BundleError(f"{where}: {SBOM} does not match the manifest",
+                              "copy the bundle again from the online machine")
+        return self.sbom_member
+
+
+def read_claims(path: Path) -> Claims:
+    where = str(path)
+    with open_archive(path) as tar:
+        members = check_members(tar, where)
+        manifest = read_manifest(tar, members, where)
+        raw, signature = read_signed(tar, members, where)
+        sbom = next((_read_member(tar, m, where) for m in members if m.name == SBOM), None)
+    return Claims(manifest, raw, signature, sbom)
 
 
 def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> bytes:

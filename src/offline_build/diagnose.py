@@ -262,30 +262,30 @@ def _bundle(project: Project, deep: bool) -> list[Check]:
 
 
 def _trust(project: Project, path: Path) -> list[Check]:
-    """The bundle's signature as setup will judge it, and what its bill of materials lists."""
-    return [row for row in (_signature(project, path), _sbom(path)) if row is not None]
-
-
-def _signature(project: Project, path: Path) -> Check | None:
+    """The bundle's signature as setup will judge it, and what its bill of materials lists (one read of it)."""
     try:
-        verdict = signing.judge(path, project.signing.trusted_keys, path.name)
+        claims = bundle.read_claims(path)
+    except (bundle.BundleError, tarfile.TarError, EOFError, OSError):
+        return []  # not readable as a bundle: the integrity row names what is wrong
+    return [_signature(project, path, claims), _sbom(path, claims)]
+
+
+def _signature(project: Project, path: Path, claims: bundle.Claims) -> Check:
+    try:
+        verdict = signing.judge(claims, signing.load_trusted(project.signing.trusted_keys), path.name)
     except signing.SigningError as exc:
         return Check("bundle", "signature", "fail", exc.message, exc.hint or "")
-    except (bundle.BundleError, tarfile.TarError, EOFError, OSError):
-        return None  # not readable as a bundle: the integrity row names what is wrong
     fix = "" if verdict.state == "signed" else "sign it (offline.export --sign KEY) and trust the key here " \
                                                 "(signing.trusted_keys)"
     return Check("bundle", "signature", "ok" if verdict.state == "signed" else "info",
                  f"{path.name}: {verdict.describe()}", fix)
 
 
-def _sbom(path: Path) -> Check | None:
+def _sbom(path: Path, claims: bundle.Claims) -> Check:
     try:
-        raw = bundle.read_sbom(path)
+        raw = claims.sbom(str(path))
     except bundle.BundleError as exc:
         return Check("bundle", "sbom", "fail", exc.message, exc.hint or "")
-    except (tarfile.TarError, EOFError, OSError):
-        return None
     if raw is None:
         return Check("bundle", "sbom", "info", f"{path.name}: no bill of materials (an older bundle)",
                      "export again to carry one")

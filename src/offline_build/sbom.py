@@ -47,7 +47,7 @@ from packageurl import PackageURL
 
 from . import __version__
 from .bundle import SBOM as SBOM  # the member the bundle carries it as (re-exported)
-from .bundle import BundleError, FileEntry, Manifest, find_bundle, read_sbom
+from .bundle import BundleError, FileEntry, Manifest, find_bundle, read_claims
 from .captures import all_captures
 from .captures.base import Package
 from .captures.pip import canonical_name
@@ -105,7 +105,7 @@ def of_bundle(cache_dir: Path, path: Path | None) -> tuple[bytes, str]:
                 return restored.read_bytes(), "the bundle set up last"
             raise BundleError(f"no bundle in {cache_dir} and none set up here",
                               "pass --bundle PATH, or run offline.export (or offline.setup) first") from None
-    raw = read_sbom(path)
+    raw = read_claims(path).sbom(str(path))
     if raw is None:
         raise BundleError(f"{path} carries no bill of materials (written before format 3)",
                           "export it again with this version of offline-build")

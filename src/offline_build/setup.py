@@ -21,7 +21,7 @@ from .engine import Capabilities, probe_engine
 from .executor import Executor, RunResult, check_engine
 from .export import bundle_folders
 from .runners.bundle_io import Unpacked, unpack_bundle
-from .signing import Verdict, judge
+from .signing import Verdict, judge, load_trusted
 from .state import lock
 from .steps import LoadImages, Plan, Step, Unpack
 
@@ -66,10 +66,11 @@ def setup(project: Project, bundle_path: Path | None, docker: DockerClient, cons
           *, dry_run: bool = False) -> SetupReport | None:
     path = bundle_path or bundle.find_bundle(project.cache_dir)
     if dry_run:
-        verdict = judge(path, project.signing.trusted_keys)  # refused here as setup would refuse it
-        manifest, _ = bundle.load_manifest(path)  # reads, never writes: the plan lists the images by name
+        trusted = load_trusted(project.signing.trusted_keys)  # a wrong key path first, as setup says it
+        claims = bundle.read_claims(path)  # reads, never writes: the plan lists the images by name
+        verdict = judge(claims, trusted, str(path))  # refused here as setup would refuse it
         console.print(f"# signature: {verdict.describe()}", markup=False, highlight=False)
-        Executor(docker, console, dry_run=True).run(setup_plan(project, path, manifest, None))
+        Executor(docker, console, dry_run=True).run(setup_plan(project, path, claims.manifest, None))
         return None
     with lock(project.cache_dir):
         # The engine must answer before the store is touched; its capability

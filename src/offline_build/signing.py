@@ -218,15 +218,9 @@ def check(manifest: bytes, signature: bytes | None, trusted: tuple[minisign.Publ
     return Verdict("signed", signer, sig.trusted_comment)
 
 
-def judge(path: Path, trusted: tuple[Path, ...], where: str | None = None) -> Verdict:
-    """Setup's verdict on the bundle at *path*, reading only (a dry run, diagnose); raises as setup would."""
-    keys = load_trusted(trusted)
-    label = where or str(path)
-    with bundle.open_archive(path) as tar:
-        members = bundle.check_members(tar, label)
-        manifest = bundle.read_manifest(tar, members, label)
-        raw, signature = bundle.read_signed(tar, members, label)
-    return check(raw, signature, keys, label, manifest.signed_by)
+def judge(claims: bundle.Claims, trusted: tuple[minisign.PublicKey, ...], where: str) -> Verdict:
+    """Setup's verdict on a bundle from what it says of itself, reading nothing more (a dry run, diagnose)."""
+    return check(claims.raw, claims.signature, trusted, where, claims.manifest.signed_by)
 
 
 def _signature_key_id(sig: minisign.Signature) -> str:

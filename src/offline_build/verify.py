@@ -67,13 +67,13 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
         # as they are. No team cache: the proof is of the bundle alone.
         scratch = replace(project, cache_dir=Path(tmp), cache=CacheOptions(),
                           apt=replace(project.apt, dir=Path(tmp) / "apt-lists"))
-        manifest = unpack(scratch, path, console, lambda: engine_platforms(docker)).manifest
+        restored = unpack(scratch, path, console, lambda: engine_platforms(docker))
         caps = probe_engine(docker, scratch, ("oci_layout_context",))
-        Executor(docker, console).run(Plan("load", tuple(load_steps(scratch, manifest, caps))))
+        Executor(docker, console).run(Plan("load", tuple(load_steps(scratch, restored.manifest, caps))))
         edit = nonce() if edits else None
         outcomes = [_verify_one(scratch, name, docker, console, edit) for name in (s.name for s in pick(scratch, None))]
     passed = all(o.status != "failed" for o in outcomes)
-    record_proof(project.cache_dir, bundle.load_manifest(path)[1], "edits" if edits else "cached", passed,
+    record_proof(project.cache_dir, restored.manifest_sha256, "edits" if edits else "cached", passed,
                  datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     return outcomes
 

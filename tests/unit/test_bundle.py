@@ -64,7 +64,8 @@ def test_round_trip_into_an_empty_store(tmp_path: Path) -> None:
     online = project(tmp_path / "online")
     archive = pack(online)
     offline = project(tmp_path / "offline")
-    manifest, added, files, _ = unpack(offline, archive, Console(quiet=True))
+    done = unpack(offline, archive, Console(quiet=True))
+    manifest, added = done.manifest, done.blobs_added
     assert manifest.project == "demo"
     assert set(Layout(offline.store).tags()) == {"cache-svc", "base-debian_bookworm-slim"}
     assert (offline.cache_dir / "resources" / "models" / "m.txt").read_text() == "weights\n"
@@ -80,7 +81,8 @@ def test_setup_twice_changes_nothing(tmp_path: Path) -> None:
     offline = project(tmp_path / "offline")
     unpack(offline, archive, Console(quiet=True))
     before = snapshot(offline.store)
-    _, added, files, _ = unpack(offline, archive, Console(quiet=True))
+    done = unpack(offline, archive, Console(quiet=True))
+    added, files = done.blobs_added, done.files
     assert (added, files) == (0, 0)
     assert snapshot(offline.store) == before
 

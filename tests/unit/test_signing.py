@@ -118,6 +118,7 @@ def test_signed_round_trip_sets_up_and_says_which_key(tmp_path: Path, keys: dict
     done = unpack(offline, archive, Console(quiet=True))
     assert done.signature == signing.Verdict("signed", signer.key_id, "offline-build bundle of demo 1, created 2026-11-29T12:00:00Z")
     assert done.signature.describe() == f"signed by trusted key {signer.key_id}"
+    assert done.manifest_sha256 == bundle.load_manifest(archive)[1]  # the key offline.verify records proofs under
     record = json.loads((offline.cache_dir / "bundle.json").read_text())
     assert record["signature"] == f"signed by trusted key {signer.key_id}"
     with tarfile.open(archive) as tar:
@@ -228,7 +229,7 @@ def test_an_sbom_that_does_not_match_the_manifest_is_refused(tmp_path: Path) -> 
     with pytest.raises(bundle.BundleError, match="sbom.cdx.json is damaged"):
         unpack(offline, edited, Console(quiet=True))
     with pytest.raises(bundle.BundleError, match="sbom.cdx.json does not match the manifest"):
-        bundle.read_sbom(edited)
+        bundle.read_claims(edited).sbom(str(edited))
     assert snapshot(offline.cache_dir) == before
 
 

@@ -6,6 +6,7 @@ reaches the store, so a damaged or foreign bundle changes nothing here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tarfile
@@ -105,6 +106,7 @@ class Unpacked(NamedTuple):
     blobs_added: int
     files: int
     signature: signing.Verdict
+    manifest_sha256: str  # the bundle's identity (offline.verify records its proofs under it)
 
 
 def unpack(rt: Runtime, step: Unpack) -> dict[str, Any]:
@@ -134,7 +136,8 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
             raise bundle.BundleError(f"{where}: not a readable bundle archive ({exc})",
                                      "the copy is damaged or truncated: copy it again") from None
         manifest = bundle.read_manifest(tar, members, where)
-        verdict = signing.check(*bundle.read_signed(tar, members, where), trusted, where, manifest.signed_by)
+        raw, signature = bundle.read_signed(tar, members, where)
+        verdict = signing.check(raw, signature, trusted, where, manifest.signed_by)
         _check_project(step, manifest, where)
         if platforms is not None and manifest.platforms:
             _check_platforms(manifest, platforms(), where)
@@ -156,7 +159,7 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
     record = json.dumps({"bundle": step.bundle.name, "signature": verdict.describe(),
                          **json.loads(manifest.to_json())}, indent=2)
     write_atomic(step.cache_dir / "bundle.json", (record + "\n").encode())
-    return Unpacked(manifest, added, files, verdict)
+    return Unpacked(manifest, added, files, verdict, hashlib.sha256(raw).hexdigest())
 
 
 def _place(src: Path, dest: Path) -> int:
