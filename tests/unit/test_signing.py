@@ -238,7 +238,7 @@ def minisign_tool() -> str:
     """Debian's minisign, which ``scripts/engines.sh install`` puts on every test machine (CI: required)."""
     found = shutil.which("minisign")
     if found is None:
-        if os.environ.get("CI") == "true":
+        if os.environ.get("CI", "").lower() == "true":
             pytest.fail("minisign is not installed: scripts/engines.sh install puts it there", pytrace=False)
         pytest.skip("minisign is not installed (scripts/engines.sh install puts it there)")
     return found
