@@ -16,7 +16,8 @@
 #   up [ENGINE...]   install if needed, start engines (default: all), make base images;
 #                    prints NAME=unix://... per engine
 #   images ENGINE... import the harness's base images (debian:bookworm-slim, busybox:local;
-#                    on online also debian-arm64:bookworm-slim, run under qemu-aarch64 emulation)
+#                    on online also debian-arm64:bookworm-slim, run under qemu-aarch64 emulation, and
+#                    debian-multi:bookworm-slim holding both platforms)
 #   reset ENGINE...  stop the engine, drop all its images and build cache, start it empty
 #   hosts            print NAME=unix://... for each running engine
 #   env ENGINE       print "export DOCKER_HOST=..." for ENGINE
@@ -282,7 +283,23 @@ images() {
             || dk "$name" import --change 'CMD ["bash"]' "$IMAGES_DIR/debian-bookworm-slim.rootfs.tar" debian:bookworm-slim >/dev/null
         dk "$name" image inspect busybox:local >/dev/null 2>&1 \
             || dk "$name" import --change 'CMD ["sh"]' "$IMAGES_DIR/busybox-v2.rootfs.tar" busybox:local >/dev/null
+        [[ $name != online ]] || multi_platform_base "$name"
     done
+}
+
+# One image holding both Debian bases, as a registry's debian:bookworm-slim holds several
+# platforms: a multi-platform build whose stages pick base-${TARGETARCH}, loaded as one image
+# (the containerd store keeps an index; no registry needed). Nothing runs: no network either.
+multi_platform_base() {
+    dk "$1" image inspect debian-multi:bookworm-slim >/dev/null 2>&1 && return 0
+    local ctx
+    ctx=$(mktemp -d)
+    printf '%s\n' 'FROM debian:bookworm-slim AS base-amd64' 'FROM debian-arm64:bookworm-slim AS base-arm64' \
+        'FROM base-${TARGETARCH}' > "$ctx/Dockerfile"
+    dk "$1" buildx build --platform linux/amd64,linux/arm64 --network none --load \
+        --tag debian-multi:bookworm-slim "$ctx" >"$STATE/multi-platform-base.log" 2>&1 \
+        || { rm -rf "$ctx"; tail -n 20 "$STATE/multi-platform-base.log" >&2; die "building debian-multi:bookworm-slim failed"; }
+    rm -rf "$ctx"
 }
 
 # --- registries --------------------------------------------------------------

@@ -17,10 +17,10 @@ from rich.console import Console
 from .backends import check_backend
 from .config import Project, Service
 from .edits import EDIT_ARG, edited
-from .engine import Capabilities, probe_engine
+from .engine import Capabilities, arch, native_platform, probe_engine
 from .executor import Executor, StepResult
 from .inputs import Inputs, inputs, pick, variant_steps
-from .plan import base_tag, cache_tag, ensure_builder, image_tag, offline_build
+from .plan import base_tag, build_platforms, cache_tag, ensure_builder, image_tag, offline_build
 from .state import bundle_network
 from .steps import Build, ClassicBuild, EnsureBuilder, OfflineBuild, Plan, Step, WriteFile
 from .store import Layout, create_ignored
@@ -58,14 +58,17 @@ def classic_step(project: Project, i: Inputs) -> ClassicBuild | None:
 
 
 def plan_offline_builds(project: Project, services: list[Service], caps: Capabilities | None,
-                        *, fallback: bool = True, classic_only: bool = False, edit: str | None = None) -> Plan:
+                        *, fallback: bool = True, classic_only: bool = False, edit: str | None = None,
+                        native: str | None = None) -> Plan:
     """One offline build per service, using what the store holds, each with its classic fallback.
 
     With *caps* None (a dry run, which must not touch the engine) the plan
     assumes an engine that reads ``oci-layout://`` contexts. With *edit*
     (``offline.verify --edits``) each builds its edited Dockerfile
     (:mod:`offline_build.edits`) with that value: as if its whole context had changed.
+    *native* is the engine's own platform (None: this machine's, as in a dry run).
     """
+    platforms = build_platforms(project.platforms, native or f"linux/{arch()}", project.platforms_asked)
     everyone = [inputs(project, s, online=False) for s in services]
     steps: list[Step] = list(variant_steps(everyone))
     tags, network = Layout(project.store).tags(), bundle_network(project)  # read once, for every service
@@ -73,7 +76,7 @@ def plan_offline_builds(project: Project, services: list[Service], caps: Capabil
     if use_builder and not classic_only:  # the classic builder is the engine's own
         steps.insert(0, use_builder)
     for i in everyone:
-        buildkit = None if classic_only else _buildkit_step(project, i, caps, tags, network)
+        buildkit = None if classic_only else _buildkit_step(project, i, caps, tags, network, platforms)
         classic = classic_step(project, i)
         if edit is not None:
             buildkit, classic = _edited(project, i, buildkit, classic, edit, steps)
@@ -84,11 +87,11 @@ def plan_offline_builds(project: Project, services: list[Service], caps: Capabil
 
 
 def _buildkit_step(project: Project, i: Inputs, caps: Capabilities | None, tags: dict[str, Any],
-                   network: str | None) -> Build:
+                   network: str | None, platforms: tuple[str, ...]) -> Build:
     use_oci = (caps.oci_layout_context if caps else True) and all(base_tag(b) in tags for b in i.bases)
     step = offline_build(project, i.service, i.bases, cache=cache_tag(i.service.name) in tags,
                          oci_contexts=use_oci, network=network, dockerfile=i.dockerfile,
-                         contexts=i.contexts)
+                         contexts=i.contexts, platforms=platforms)
     if project.cache.offline_writes_back and caps is not None and not caps.cache_export:
         step = replace(step, cache_to=())  # reading the team cache still helps; failing over the write would not
     return step
@@ -131,7 +134,9 @@ def build(project: Project, names: list[str] | None, docker: DockerClient, conso
     if not dry_run and classic_only:
         create_ignored(project.cache_dir)  # the variants go there; no probe made it
     caps = None if dry_run or classic_only else probe_engine(docker, project, need)
-    plan = plan_offline_builds(project, services, caps, fallback=fallback, classic_only=classic_only, edit=edit)
+    native = None if dry_run or classic_only else native_platform(docker)
+    plan = plan_offline_builds(project, services, caps, fallback=fallback, classic_only=classic_only, edit=edit,
+                               native=native)
     if pushes and caps is not None and not caps.cache_export:
         console.print(f"note: this engine cannot export caches; builds read {project.cache.backend} "
                       "cache but do not write it back")

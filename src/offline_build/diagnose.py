@@ -19,10 +19,10 @@ from rich.table import Table
 
 from . import bundle, sbom, signing
 from .config import Project
-from .engine import Capabilities, engine_platforms, image_present, probe_engine, runs_platform
+from .engine import Capabilities, engine_platforms, image_present, native_platform, probe_engine, runs_platform
 from .errors import OfflineBuildError
 from .inputs import service_bases
-from .plan import base_tag, cache_tag
+from .plan import base_tag, build_platforms, cache_tag
 from .report import human_size, shown
 from .state import proofs_of, restored_bundle
 from .store import Layout, StoreError, misnamed
@@ -103,15 +103,32 @@ def _engine(project: Project, docker: DockerClient, checks: list[Check]) -> Capa
 
 
 def _platforms(project: Project, docker: DockerClient) -> list[Check]:
-    """The restored bundle's platforms (else the project's) against what the engine runs."""
-    available = engine_platforms(docker)
+    """The restored bundle's platforms (else the project's) against what the engine runs, and what a build makes."""
+    available, native = engine_platforms(docker), native_platform(docker)
     wanted: list[str] = (restored_bundle(project) or {}).get("platforms") or list(project.platforms)
-    foreign = [p for p in wanted if not runs_platform(p, available)]
+    return [platforms_check(wanted, available, native)]
+
+
+def platforms_check(wanted: list[str], available: tuple[str, ...], native: str) -> Check:
+    """One row: which of the bundle's platforms this engine runs, and which ``offline.build`` makes by default."""
+    runs = [p for p in wanted if runs_platform(p, available)]
+    foreign = [p for p in wanted if p not in runs]
+    if wanted and not runs:
+        return Check("engine", "platforms", "fail", f"the bundle is for {', '.join(wanted)}; this engine runs "
+                     f"{', '.join(available)}", f"export for {native}, or add emulation (binfmt_misc, qemu-user-static)")
+    if not wanted:
+        return Check("engine", "platforms", "info", f"the engine's own: {native}")
+    built = build_platforms(tuple(wanted), native)
+    others = [p for p in runs if p not in built]
+    detail = (f"the bundle serves {', '.join(wanted)}; this engine is {native}"
+              + (f", also runs {', '.join(others)}" if others else "")
+              + f"; offline.build makes {', '.join(built)}"
+              + ("" if any(runs_platform(native, (p,)) for p in built) else " under emulation")
+              + (f" (--platform {','.join(runs)} for all it runs)" if others else ""))
     if foreign:
-        return [Check("engine", "platforms", "fail", f"needs {', '.join(foreign)}; runs {', '.join(available)}",
-                      f"export for {available[0]}, or add emulation (binfmt_misc, qemu-user-static)")]
-    return [Check("engine", "platforms", "ok" if wanted else "info",
-                  f"runs {', '.join(wanted) if wanted else ', '.join(available)}")]
+        return Check("engine", "platforms", "warn", detail + f"; cannot run {', '.join(foreign)}",
+                     f"build {', '.join(foreign)} on a machine of that platform, or add emulation (qemu-user-static)")
+    return Check("engine", "platforms", "ok", detail)
 
 
 def _builder(project: Project, docker: DockerClient) -> list[Check]:

@@ -342,9 +342,14 @@ def engine_platforms(docker: DockerClient, info: SystemInfo | None = None) -> tu
             return found
     except DockerException:
         pass
+    return (native_platform(docker, info),)
+
+
+def native_platform(docker: DockerClient, info: SystemInfo | None = None) -> str:
+    """The engine's own platform (``linux/amd64``): what it builds and runs when no platform is asked for."""
     info = info or engine_info(docker)
     arch = ARCHES.get((info.architecture or "").lower(), (info.architecture or "").lower())
-    return (f"{info.os_type or 'linux'}/{arch}",)
+    return f"{info.os_type or 'linux'}/{arch}"
 
 
 def runs_platform(wanted: str, available: tuple[str, ...]) -> bool:

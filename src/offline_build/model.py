@@ -136,6 +136,9 @@ class Project:
     # steps are built as written, and need the registry offline.
     captures_off: frozenset[str] = frozenset()
     signing: SigningOptions = SigningOptions()
+    # The platforms came from --platform: offline builds make exactly those,
+    # not only the engine's own (see plan.build_platforms).
+    platforms_asked: bool = False
 
     @property
     def store(self) -> Path:

@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from .config import BuilderOptions, CacheOptions, Project, Service
+from .engine import runs_platform
 from .steps import Build, EnsureBuilder
 
 
@@ -152,18 +153,36 @@ def online_build(project: Project, service: Service, cache_dest: Path | None = N
     )
 
 
+def build_platforms(platforms: tuple[str, ...], native: str, asked: bool = False) -> tuple[str, ...]:
+    """The platforms an offline build of a project for *platforms* makes on an engine whose own is *native*.
+
+    All of them when *asked* for with ``--platform``; else, when the project builds for
+    the engine's own platform, that one alone (the image ``docker run``
+    uses here, and only its steps run: an arm64 rebuild under emulation is
+    several times slower); else the project's (an arm64-only project on an
+    amd64 engine builds under emulation, as it was exported).
+    """
+    if asked or not platforms:
+        return platforms
+    own = [p for p in platforms if runs_platform(native, (p,))]
+    return (own[0],) if own else platforms
+
+
 def offline_build(project: Project, service: Service, bases: tuple[str, ...],
                   *, cache: bool, oci_contexts: bool, network: str | None,
-                  dockerfile: Path | None = None, contexts: tuple[tuple[str, str], ...] = ()) -> Build:
+                  dockerfile: Path | None = None, contexts: tuple[tuple[str, str], ...] = (),
+                  platforms: tuple[str, ...] | None = None) -> Build:
     """A build on the offline machine, with cache and base images from the store.
 
     *network* must be the mode the export built with: BuildKit puts the
     network mode into every ``RUN`` step's cache key, so any other mode
     misses the whole imported cache. *oci_contexts* says whether the engine
     can read base images straight from the store (``oci-layout://``);
-    otherwise they must already be loaded.
+    otherwise they must already be loaded. *platforms*: what it builds
+    (:func:`build_platforms`); None, the project's.
     """
     store = project.store
+    captures = tuple(path for _, path in contexts)
     contexts = contexts + (tuple((b, f"oci-layout://{store}:{base_tag(b)}") for b in bases) if oci_contexts else ())
     cache_from = (f"type=local,src={store},tag={cache_tag(service.name)}",) if cache else ()
     remote = remote_cache(project.cache, service.name)
@@ -176,7 +195,7 @@ def offline_build(project: Project, service: Service, bases: tuple[str, ...],
         tags=(image_tag(project, service),),
         target=service.target,
         build_args=tuple(sorted(service.build_args.items())),
-        platforms=project.platforms,
+        platforms=project.platforms if platforms is None else platforms,
         network=network,
         build_contexts=contexts,
         cache_from=cache_from + ((remote,) if remote else ()),
@@ -185,6 +204,7 @@ def offline_build(project: Project, service: Service, bases: tuple[str, ...],
         builder=project.builder.named,
         needs_store_tags=needs_tags + ((cache_tag(service.name),) if cache else ()),
         needs_images=() if oci_contexts else bases,
+        capture_dirs=captures,
         offline=True,
         cache_write_fix="make it reachable from the engine, or build without it: unset OFFLINE_CACHE_BACKEND "
                         "and OFFLINE_CACHE_REF (the project file's cache is only read), or OFFLINE_CACHE_BACKEND=local",

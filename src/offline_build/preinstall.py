@@ -14,7 +14,8 @@ from python_on_whales import DockerClient
 from rich.console import Console
 
 from .captures import all_captures
-from .captures.apt import APT, ARCHIVES, LISTS, CaptureApt, context_name, union
+from .captures.apt import APT, ARCHIVES, LISTS, CaptureApt, context_name, mounts, union
+from .captures.base import PLATFORM_ARGS, PLATFORM_DIR
 from .captures.lang import LangCapture
 from .config import Project
 from .executor import Executor, check_engine
@@ -40,9 +41,8 @@ def preinstall_steps(project: Project, everyone: list[Inputs], capturing: set[st
         name = context_name(base)
         recommends = " --no-install-recommends" if use.no_recommends else ""
         folder = project.cache_dir / "variants" / "_preinstalled" / slug(base).lower()
-        text = (f"FROM {base}\n"
-                f"RUN --mount=type=bind,from={name},source=lists,target={LISTS},rw "
-                f"--mount=type=bind,from={name},source=archives,target={ARCHIVES},rw "
+        text = (f"FROM {base}\n{PLATFORM_ARGS}\n"
+                f"RUN {' '.join(mounts(name))} "
                 f"mkdir -p {LISTS}/partial {ARCHIVES}/partial "
                 f"&& apt-get install -y{recommends} {' '.join(use.packages)}\n")
         steps.append(WriteFile(title=f"write the Dockerfile of {preinstalled_image(project, base)}",
@@ -79,7 +79,9 @@ def captures_image_steps(project: Project, everyone: list[Inputs], capturing: se
             continue
         image = captures_image(project, i.service)
         folder = project.cache_dir / "variants" / "_captures" / i.service.name
-        text = "FROM scratch\n" + "".join(f"COPY {tool}/{key} /{tool}/{key}\n" for tool, key in keys)
+        # One platform's capture per image platform: the classic builder copies from the engine's own.
+        text = f"FROM scratch\n{PLATFORM_ARGS}\n" + "".join(f"COPY {tool}/{key}/{PLATFORM_DIR} /{tool}/{key}\n"
+                                                             for tool, key in keys)
         steps.append(WriteFile(title=f"write the Dockerfile of {image}", path=folder / "Dockerfile", text=text))
         steps.append(Build(title=f"build {image}", service="", context=root, dockerfile=folder / "Dockerfile",
                            tags=(image,), network="none", load=True, platforms=project.platforms))

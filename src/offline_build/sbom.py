@@ -31,7 +31,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -270,16 +270,42 @@ def _found(files: Mapping[str, FileEntry], read: Read) -> list[tuple[str, Packag
         if not mine:
             continue
         try:
-            found += [(capture.name, p) for p in capture.packages(mine, _under(read, prefix))]
+            for platform, paths in _by_platform(mine).items():
+                found += [(capture.name, _placed(p, platform))
+                          for p in capture.packages(paths, _under(read, prefix, platform))]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SbomError(f"files/{capture.name}: cannot tell which packages it holds ({exc!r})",
                             f"export again; if it persists, {_BUG}") from None
     return found
 
 
-def _under(read: Read, prefix: str) -> Read:
-    """*read* for paths relative to *prefix*: a capture reads its own folder."""
-    return lambda rel: read(prefix + rel)
+def _by_platform(paths: Sequence[str]) -> dict[str, list[str]]:
+    """A capture's files (``<key>/<platform>/<file>``) per platform, each as ``<key>/<file>``.
+
+    Each capture reads its own layout under a key; the platform folder is
+    the same for all of them, so it is taken off here and put back by :func:`_placed`.
+    """
+    out: dict[str, list[str]] = {}
+    for path in paths:
+        parts = path.split("/", 2)
+        if len(parts) == 3:
+            out.setdefault(parts[1], []).append(f"{parts[0]}/{parts[2]}")
+    return dict(sorted(out.items()))
+
+
+def _placed(package: Package, platform: str) -> Package:
+    key, rest = package.path.split("/", 1)
+    return replace(package, path=f"{key}/{platform}/{rest}")
+
+
+def _under(read: Read, prefix: str, platform: str) -> Read:
+    """*read* for ``<key>/<file>`` paths of one platform: a capture reads its own folder."""
+
+    def read_one(rel: str) -> bytes:
+        key, rest = rel.split("/", 1)
+        return read(f"{prefix}{key}/{platform}/{rest}")
+
+    return read_one
 
 
 def _purl(package: Package) -> PackageURL:

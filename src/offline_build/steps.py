@@ -59,6 +59,7 @@ class Build(ImageBuild):
     # because BuildKit quietly falls back to the network when they are absent.
     needs_store_tags: tuple[str, ...] = ()
     needs_images: tuple[str, ...] = ()
+    capture_dirs: tuple[str, ...] = ()  # folders of captures it mounts: each must hold every platform built
     # What to do when writing to the team cache fails: export and offline
     # builds have different ways out.
     cache_write_fix: str = ""

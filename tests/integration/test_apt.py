@@ -62,8 +62,8 @@ def test_the_capture_travels_in_the_bundle(apt_bundle: Path) -> None:
     with tarfile.open(apt_bundle) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
     paths = [f["path"] for f in manifest["files"]]
-    assert any(p.startswith("files/apt/debian_bookworm-slim/archives/jq_") and p.endswith(".deb") for p in paths)
-    assert any(p.startswith("files/apt/debian_bookworm-slim/lists/") and "Packages" in p for p in paths)
+    assert any(p.startswith("files/apt/debian_bookworm-slim/linux_amd64/archives/jq_") and p.endswith(".deb") for p in paths)
+    assert any(p.startswith("files/apt/debian_bookworm-slim/linux_amd64/lists/") and "Packages" in p for p in paths)
     assert manifest["network"] == "none"
     assert "demo-debian_bookworm-slim-apt:1.0.0" in manifest["base_images"]
 

@@ -214,8 +214,8 @@ def test_a_source_change_rebuilds_offline_and_runs(engines: dict[str, str], jvmg
     project = offline_copy(tmp_path, jvmgo_bundle)
     cli(project, host, "offline.setup")
     diagnosed = cli(project, host, "offline.diagnose").stdout
-    assert "1 step(s): api-1;" in diagnosed and "in build-cache/captures/maven" in diagnosed, diagnosed
-    assert "1 step(s): tool-1;" in diagnosed and "in build-cache/captures/go" in diagnosed, diagnosed
+    assert "1 step(s): api-1 for linux_amd64;" in diagnosed and "in build-cache/captures/maven" in diagnosed, diagnosed
+    assert "1 step(s): tool-1 for linux_amd64;" in diagnosed and "in build-cache/captures/go" in diagnosed, diagnosed
     first = build_report(cli(project, host, "offline.build").stdout, SERVICES)
     assert set(first) == set(SERVICES)
     for service, (steps, cached, status) in first.items():

@@ -126,3 +126,69 @@ def test_an_arm64_project_with_apt_builds_offline_under_emulation_and_rebuilds_f
     rebuilt = build_report(cli(site, engines["offline"], "offline.build").stdout, ("app",))
     assert rebuilt["app"][2] == "rebuilt offline", rebuilt
     assert docker.run("arm/app:latest", remove=True, networks=["none"], platform="linux/arm64").split()[0] == "aarch64"
+
+
+MULTI_APP = """\
+FROM debian-multi:bookworm-slim AS build
+COPY marker /marker
+RUN apt-get update && apt-get install -y --no-install-recommends jq
+RUN uname -m > /arch && jq -n '"jq works"' > /jq
+FROM debian-multi:bookworm-slim
+COPY --from=build /arch /jq /
+COPY app.txt /app.txt
+CMD ["sh", "-c", "cat /arch /jq /app.txt"]
+"""
+
+
+def test_one_bundle_serves_amd64_and_arm64_each_from_its_own_capture(engines: dict[str, str], tmp_path: Path) -> None:
+    """linux/amd64 and linux/arm64 in one export from a base holding both: each platform's APT capture in the
+    bundle, set up on the empty air-gapped engine, each platform built all cached and run, the engine's own by
+    default, then a change above the APT step rebuilt offline for both from their own captures."""
+    from tests.integration.conftest import reset
+    from tests.integration.test_roundtrip import build_report, cli
+
+    online = tmp_path / "online"
+    (online / "app").mkdir(parents=True)
+    (online / "app" / "Dockerfile").write_text(MULTI_APP)
+    (online / "app" / "marker").write_text("one\n")
+    (online / "app" / "app.txt").write_text("multi app\n")
+    (online / "offline.yaml").write_text("project: multi\nnetwork: none\nplatforms: [linux/amd64, linux/arm64]\n"
+                                         "services:\n  app:\n    context: app\n    image: multi/app\n")
+    cli(online, engines["online"], "offline.export")
+    (archive,) = (online / "build-cache").glob("build-cache-*.tar")
+    with tarfile.open(archive) as tar:
+        debs = [n for n in tar.getnames() if n.endswith(".deb")]
+    capture = "files/apt/debian-multi_bookworm-slim"
+    for platform, arch in (("linux_amd64", "amd64"), ("linux_arm64", "arm64")):
+        mine = [Path(n).name for n in debs if n.startswith(f"{capture}/{platform}/archives/")]
+        assert any(d.startswith("jq_") and d.endswith(f"_{arch}.deb") for d in mine), debs
+        assert all(d.endswith((f"_{arch}.deb", "_all.deb")) for d in mine), debs
+    assert len(debs) == len([n for n in debs if n.startswith((f"{capture}/linux_amd64/", f"{capture}/linux_arm64/"))])
+
+    reset("offline")
+    site = tmp_path / "site"
+    shutil.copytree(online, site, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
+    (site / "build-cache").mkdir()
+    shutil.copy2(archive, site / "build-cache" / archive.name)
+    cli(site, engines["offline"], "offline.setup")
+    checks = json.loads(cli(site, engines["offline"], "offline.diagnose", "--json", "--quick").stdout)["checks"]
+    (row,) = [c for c in checks if c["name"] == "platforms"]
+    assert row["status"] == "ok" and row["detail"].startswith(
+        "the bundle serves linux/amd64, linux/arm64; this engine is linux/amd64, also runs linux/arm64; "
+        "offline.build makes linux/amd64 "), row
+    docker = DockerClient(host=engines["offline"])
+
+    def runs(platform: str) -> list[str]:
+        return docker.run("multi/app:latest", remove=True, networks=["none"], platform=platform).split()
+
+    # The engine's own platform by default; the other with --platform: each all cached.
+    for flags, platform, arch in (((), "linux/amd64", "x86_64"), (("--platform", "linux/arm64"), "linux/arm64",
+                                                                   "aarch64")):
+        rows = build_report(cli(site, engines["offline"], "offline.build", *flags).stdout, ("app",))
+        assert rows["app"][1] == rows["app"][0] and rows["app"][2] == "all cached", (flags, rows)
+        assert runs(platform) == [arch, '"jq', 'works"', "multi", "app"]
+
+    (site / "app" / "marker").write_text("two\n")  # above the APT step: apt-get runs again, per platform
+    both = cli(site, engines["offline"], "offline.build", "--platform", "linux/amd64,linux/arm64").stdout
+    assert build_report(both, ("app",))["app"][2] == "rebuilt offline", both
+    assert runs("linux/amd64")[0] == "x86_64" and runs("linux/arm64")[0] == "aarch64"

@@ -431,7 +431,7 @@ def test_the_apt_folder_is_git_ignored_and_its_gitignore_never_travels(tmp_path:
 
     proj = project(tmp_path / "online")
     step = CaptureApt(title="capture", base="debian:bookworm-slim",
-                      dest=APT.context_dir(proj, "debian:bookworm-slim"), packages=("curl",))
+                      dest=APT.context_dir(proj, "debian:bookworm-slim"), packages=("curl",), platforms=("linux/amd64",))
     rt = SimpleNamespace(docker=SimpleNamespace(run=run))
     assert capture_apt(rt, step) == {"debs": 1}
     assert capture_apt(rt, step) == {"debs": 1}  # again: the folder swap leaves the file be
@@ -439,14 +439,14 @@ def test_the_apt_folder_is_git_ignored_and_its_gitignore_never_travels(tmp_path:
     assert sorted(p.name for p in proj.apt.dir.iterdir()) == [".gitignore", step.dest.name]
 
     names = [name for name, _ in bundle.collect(proj.cache_dir, {"apt": proj.apt.dir})]
-    assert f"files/apt/{step.dest.name}/archives/curl_8.0_amd64.deb" in names
+    assert f"files/apt/{step.dest.name}/linux_amd64/archives/curl_8.0_amd64.deb" in names
     assert not [n for n in names if n.endswith(".gitignore")]
 
     # Offline, setup places the capture and is the one to make apt-lists/ there.
     offline = project(tmp_path / "offline")
     assert place(proj.apt.dir, offline.apt.dir) == 1
     assert (offline.apt.dir / ".gitignore").read_text() == "*\n"
-    assert (offline.apt.dir / step.dest.name / "archives" / "curl_8.0_amd64.deb").is_file()
+    assert (offline.apt.dir / step.dest.name / "linux_amd64" / "archives" / "curl_8.0_amd64.deb").is_file()
 
 
 def test_a_blob_that_does_not_hash_to_its_name_is_refused_even_when_the_manifest_agrees(tmp_path: Path) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from offline_build import lint, variant
 from offline_build.captures.apt import APT
-from offline_build.captures.lang import CAPTURE_STAGE, MARKER, CaptureBuild, take
+from offline_build.captures.lang import CAPTURE_STAGE, MARKER, CaptureBuild, platform_outputs, take
 from offline_build.captures.npm import NPM
 from offline_build.captures.pip import PIP
 from offline_build.config import load
@@ -80,12 +81,15 @@ def test_the_offline_variant_mounts_each_capture_and_cuts_the_registry(tmp_path:
     parsed = df(FRONTEND, tmp_path)
     v = variant.offline_variant(parsed, [(PIP, PIP.steps_of("svc", parsed)), (NPM, NPM.steps_of("svc", parsed))],
                                 service="svc")
-    lines = v.text.splitlines()
-    assert lines[3] == ("RUN --mount=type=bind,from=npm-svc-1,target=/.offline-build/npm/svc-1,rw "
+    lines = [line for line in v.text.splitlines() if line != "ARG TARGETOS TARGETARCH TARGETVARIANT"]
+    assert v.text.count("ARG TARGETOS TARGETARCH TARGETVARIANT\nRUN --mount=type=bind,from=") == 3
+    assert lines[3] == ("RUN --mount=type=bind,from=npm-svc-1,source=${TARGETOS}_${TARGETARCH}${TARGETVARIANT:+_${TARGETVARIANT}},"
+                        "target=/.offline-build/npm/svc-1,rw "
                         "export npm_config_cache=/.offline-build/npm/svc-1 npm_config_offline=true "
                         "npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false && "
                         "if [ -f package-lock.json ]; then npm ci; else npm install; fi")
-    assert lines[6] == ("RUN --mount=type=bind,from=pip-svc-1,target=/.offline-build/pip/svc-1 "
+    assert lines[6] == ("RUN --mount=type=bind,from=pip-svc-1,source=${TARGETOS}_${TARGETARCH}${TARGETVARIANT:+_${TARGETVARIANT}},"
+                        "target=/.offline-build/pip/svc-1 "
                         "export PIP_NO_INDEX=1 PIP_FIND_LINKS=/.offline-build/pip/svc-1 "
                         "PIP_DISABLE_PIP_VERSION_CHECK=1 && python3 -m venv /venv && "
                         "/venv/bin/pip install -r requirements.txt")
@@ -94,7 +98,7 @@ def test_the_offline_variant_mounts_each_capture_and_cuts_the_registry(tmp_path:
     # A key the bundle did not bring leaves its step as written (it would need the network).
     only_second = {k: n for k, n in PIP.steps_of("svc", parsed).items() if k == "svc-2"}
     partial = variant.offline_variant(parsed, [(PIP, only_second), (NPM, {})], service="svc")
-    assert partial.text.splitlines()[6] == FRONTEND.splitlines()[6]
+    assert partial.text.splitlines()[6] == FRONTEND.splitlines()[6]  # (the npm step above it is unserved too)
 
 
 def test_the_capture_variant_runs_the_step_online_and_copies_the_captures_out(tmp_path: Path) -> None:
@@ -191,10 +195,32 @@ def test_taking_a_capture_drops_npm_logs_marks_and_fixes_modes(tmp_path: Path) -
     (src / "svc-1" / "_cacache" / "blob").write_text("y")
     (src / "svc-1" / "_cacache" / "blob").chmod(0o600)
     root = tmp_path / "captures" / "npm"
-    assert take(src, root) == {"svc-1": 1}
-    assert not (root / "svc-1" / "_logs").exists() and (root / "svc-1" / MARKER).is_file()
-    assert not (root / "svc-1" / "_cacache" / "tmp").exists()
-    assert (root / "svc-1" / "_cacache" / "blob").stat().st_mode & 0o777 == 0o644
+    assert take({"linux_amd64": src}, root, tmp_path / "scratch") == {"svc-1": 1}
+    kept = root / "svc-1" / "linux_amd64"
+    assert not (kept / "_logs").exists() and (kept / MARKER).is_file()
+    assert not (kept / "_cacache" / "tmp").exists()
+    assert (kept / "_cacache" / "blob").stat().st_mode & 0o777 == 0o644
+    assert NPM.captured(SimpleNamespace(cache_dir=tmp_path), "svc-1")  # type: ignore[arg-type]
+
+
+def test_a_multi_platform_capture_keeps_each_platform_beside_the_others_and_replaces_the_key_whole(
+        tmp_path: Path) -> None:
+    # BuildKit's local output splits by platform only when there are several.
+    assert platform_outputs(tmp_path / "out", ["linux/arm64"]) == {"linux_arm64": tmp_path / "out"}
+    outputs = platform_outputs(tmp_path / "out", ["linux/amd64", "linux/arm/v7"])
+    assert outputs == {"linux_amd64": tmp_path / "out" / "linux_amd64", "linux_arm_v7": tmp_path / "out" / "linux_arm_v7"}
+    root = tmp_path / "captures" / "pip"
+    (root / "svc-1" / "linux_s390x").mkdir(parents=True)  # a platform the project no longer builds for
+    (root / "svc-1" / "linux_s390x" / "old.whl").write_text("old")
+    for folder, wheel in (("linux_amd64", "x-1-cp311-cp311-manylinux_2_17_x86_64.whl"),
+                          ("linux_arm_v7", "x-1-cp311-cp311-manylinux_2_17_armv7l.whl")):
+        (outputs[folder] / "pip" / "svc-1").mkdir(parents=True)
+        (outputs[folder] / "pip" / "svc-1" / wheel).write_text(folder)
+    counts = take({p: out / "pip" for p, out in outputs.items()}, root, tmp_path / "out" / ".keys")
+    assert counts == {"svc-1": 2}
+    assert sorted(p.name for p in (root / "svc-1").iterdir()) == ["linux_amd64", "linux_arm_v7"]
+    assert (root / "svc-1" / "linux_arm_v7" / "x-1-cp311-cp311-manylinux_2_17_armv7l.whl").read_text() == "linux_arm_v7"
+    assert all((root / "svc-1" / p / MARKER).is_file() for p in ("linux_amd64", "linux_arm_v7"))
 
 
 def test_lint_notes_what_a_capture_serves_and_keeps_what_it_cannot(tmp_path: Path) -> None:
@@ -238,13 +264,14 @@ def test_diagnose_lists_the_captured_steps(tmp_path: Path) -> None:
     project = load(project_with(tmp_path, FRONTEND), environ={})
     assert NPM.rows(project) == []
     key = project.cache_dir / "captures" / "npm" / "svc-1"
-    (key / "_cacache").mkdir(parents=True)
-    (key / "_cacache" / "entry").write_bytes(b"x" * 2_000_000)
-    (key / MARKER).write_text("npm capture of svc-1\n")
-    (key.parent / ".svc-2.old" / "_cacache").mkdir(parents=True)  # a capture half swapped in: not a step
+    for platform in ("linux_amd64", "linux_arm64"):
+        (key / platform / "_cacache").mkdir(parents=True)
+        (key / platform / "_cacache" / "entry").write_bytes(b"x" * 1_000_000)
+        (key / platform / MARKER).write_text("npm capture of svc-1\n")
+    (key.parent / ".svc-2.old" / "linux_amd64" / "_cacache").mkdir(parents=True)  # half swapped in: not a step
     (row,) = NPM.rows(project)
     assert (row.name, row.status) == ("npm", "info")
-    assert row.detail == "1 step(s): svc-1; 1 file(s), 2.0 MB in build-cache/captures/npm"
+    assert row.detail == "1 step(s): svc-1 for linux_amd64, linux_arm64; 2 file(s), 2.0 MB in build-cache/captures/npm"
     assert NPM.captured(project, "svc-1") and not NPM.captured(project, "svc-2")
 
 
@@ -257,7 +284,7 @@ def test_exporting_one_service_makes_no_captures_image_for_another_never_capture
     images = [s.tags[0] for s in export_plan(project, [project.service("svc")]).steps
               if type(s) is Build and s.tags and s.tags[0].endswith("-captures:latest")]
     assert images == ["p-svc-captures:latest"]
-    key = project.cache_dir / "captures" / "npm" / "other-1"
+    key = project.cache_dir / "captures" / "npm" / "other-1" / "linux_amd64"
     key.mkdir(parents=True)
     (key / MARKER).write_text("npm capture of other-1\n")  # an earlier export captured it: its image is made again
     images = [s.tags[0] for s in export_plan(project, [project.service("svc")]).steps

@@ -74,13 +74,15 @@ def test_the_offline_variant_serves_maven_with_o_and_go_from_a_file_proxy(tmp_pa
     df = parsed(BACKEND, tmp_path)
     maven, go = MAVEN.steps_of("svc", df), GO.steps_of("svc", df)
     assert set(maven) == {"svc-1"} and set(go) == {"svc-1", "svc-2"}  # the vendored build needs nothing
-    lines = variant.offline_variant(df, [(MAVEN, maven), (GO, go)], service="svc").text.splitlines()
-    assert lines[3] == ("RUN --mount=type=bind,from=maven-svc-1,target=/.offline-build/maven/svc-1,rw "
+    text = variant.offline_variant(df, [(MAVEN, maven), (GO, go)], service="svc").text
+    lines = [line for line in text.splitlines() if line != "ARG TARGETOS TARGETARCH TARGETVARIANT"]
+    platform = "${TARGETOS}_${TARGETARCH}${TARGETVARIANT:+_${TARGETVARIANT}}"
+    assert lines[3] == (f"RUN --mount=type=bind,from=maven-svc-1,source={platform},target=/.offline-build/maven/svc-1,rw "
                         "--mount=type=cache,target=/root/.m2 "
                         'export MAVEN_OPTS="-Dmaven.repo.local=/.offline-build/maven/svc-1 ${MAVEN_OPTS:-}" && '
                         "mvn -o -Dmaven.repo.local=/.offline-build/maven/svc-1 -B -U -s settings.xml clean package "
                         "&& cp target/*.jar /app.jar")
-    assert lines[7] == ("RUN --mount=type=bind,from=go-svc-1,target=/.offline-build/go/svc-1 "
+    assert lines[7] == (f"RUN --mount=type=bind,from=go-svc-1,source={platform},target=/.offline-build/go/svc-1 "
                         "export GOPROXY=file:///.offline-build/go/svc-1 GOSUMDB=off GOPRIVATE= GONOPROXY= GONOSUMDB= "
                         "&& go mod download")
     assert "from=go-svc-2" in lines[9] and lines[9].endswith("CGO_ENABLED=0 go build -o /usr/local/bin/tool . && go vet ./...")

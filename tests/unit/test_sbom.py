@@ -87,6 +87,9 @@ def store(root: Path) -> dict[str, str]:
             "attestation": attestation["digest"]}
 
 
+AMD, ARM = "linux_amd64", "linux_arm64"  # the platforms' folders under each capture's key
+
+
 def write(root: Path, files: dict[str, bytes | str]) -> None:
     for name, content in files.items():
         path = root / name
@@ -102,16 +105,23 @@ def apt(root: Path) -> None:
     """Three bases' APT captures: jq's very file in two Debian ones, an Ubuntu one, an epoch, a third-party list."""
     debian, python, ubuntu = (slug(b).lower() for b in (DEBIAN, "python:3.12-slim", "ubuntu:24.04"))
     write(root, {
-        f"{debian}/lists/deb.debian.org_debian_dists_bookworm_InRelease": release("Debian"),
-        f"{debian}/lists/deb.debian.org_debian-security_dists_bookworm-security_InRelease": release("Debian"),
-        f"{debian}/lists/deb.nodesource.com_node%5f20.x_dists_nodistro_InRelease": release("Node Source"),
-        f"{debian}/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.gz": b"\x1f\x8b index",
-        f"{debian}/archives/jq_1.6-2.1_amd64.deb": b"jq 1.6 for bookworm",
-        f"{debian}/archives/libcap2_1%3a2.66-4_amd64.deb": b"libcap2 with an epoch",
-        f"{python}/lists/deb.debian.org_debian_dists_bookworm_InRelease": release("Debian"),
-        f"{python}/archives/jq_1.6-2.1_amd64.deb": b"jq 1.6 for bookworm",
-        f"{ubuntu}/lists/archive.ubuntu.com_ubuntu_dists_noble_InRelease": release("Ubuntu"),
-        f"{ubuntu}/archives/jq_1.7.1-3build1_amd64.deb": b"jq 1.7 for noble",
+        f"{debian}/{AMD}/lists/mirror.example.invalid_debian_dists_bookworm_InRelease": release("Debian"),
+        f"{debian}/{AMD}/lists/mirror.example.invalid_debian-security_dists_bookworm-security_InRelease":
+            release("Debian"),
+        f"{debian}/{AMD}/lists/nodes.example.invalid_node%5f20.x_dists_nodistro_InRelease": release("Node Source"),
+        f"{debian}/{AMD}/lists/mirror.example.invalid_debian_dists_bookworm_main_binary-amd64_Packages.gz":
+            b"\x1f\x8b index",
+        f"{debian}/{AMD}/archives/jq_1.6-2.1_amd64.deb": b"jq 1.6 for bookworm",
+        f"{debian}/{AMD}/archives/libcap2_1%3a2.66-4_amd64.deb": b"libcap2 with an epoch",
+        f"{debian}/{AMD}/archives/tzdata_2024a-0+deb12u1_all.deb": b"tzdata, for every arch",
+        # The same base for arm64 (a multi-platform project): its own lists and .debs, one shared _all.deb.
+        f"{debian}/{ARM}/lists/mirror.example.invalid_debian_dists_bookworm_InRelease": release("Debian"),
+        f"{debian}/{ARM}/archives/jq_1.6-2.1_arm64.deb": b"jq 1.6 for bookworm on arm64",
+        f"{debian}/{ARM}/archives/tzdata_2024a-0+deb12u1_all.deb": b"tzdata, for every arch",
+        f"{python}/{AMD}/lists/mirror.example.invalid_debian_dists_bookworm_InRelease": release("Debian"),
+        f"{python}/{AMD}/archives/jq_1.6-2.1_amd64.deb": b"jq 1.6 for bookworm",
+        f"{ubuntu}/{AMD}/lists/ubuntu.example.invalid_ubuntu_dists_noble_InRelease": release("Ubuntu"),
+        f"{ubuntu}/{AMD}/archives/jq_1.7.1-3build1_amd64.deb": b"jq 1.7 for noble",
     })
 
 
@@ -151,6 +161,11 @@ def languages(root: Path) -> None:
     shutil.copytree(DATA / "npm" / "web-1", root / "npm" / "web-2")
     shutil.copytree(DATA / "yarn", root / "yarn")
     shutil.copytree(DATA / "pnpm", root / "pnpm")
+    for key in (k for tool in root.iterdir() for k in list(tool.iterdir())):  # the layout captures keep: per platform
+        moved = key.with_name(f".{key.name}")
+        key.replace(moved)
+        key.mkdir()
+        moved.replace(key / AMD)
 
 
 def resources(cache: Path, project: Path) -> list[Resource]:
@@ -265,10 +280,11 @@ def test_each_deb_is_listed_with_name_version_arch_sha256_and_vendor(bundle: Exp
     debs = by_purl(bundle.data(), "deb")
     debian = slug(DEBIAN).lower()
     assert set(debs) == {"pkg:deb/debian/jq@1.6-2.1?arch=amd64", "pkg:deb/debian/libcap2@1:2.66-4?arch=amd64",
+                         "pkg:deb/debian/jq@1.6-2.1?arch=arm64", "pkg:deb/debian/tzdata@2024a-0%2Bdeb12u1?arch=all",
                          "pkg:deb/ubuntu/jq@1.7.1-3build1?arch=amd64"}
     libcap = debs["pkg:deb/debian/libcap2@1:2.66-4?arch=amd64"]
     assert (libcap["name"], libcap["version"]) == ("libcap2", "1:2.66-4")  # %3a decoded: the epoch's colon
-    member = f"files/apt/{debian}/archives/libcap2_1%3a2.66-4_amd64.deb"
+    member = f"files/apt/{debian}/{AMD}/archives/libcap2_1%3a2.66-4_amd64.deb"
     assert sha256(libcap) == entry(bundle, member) == hashlib.sha256(b"libcap2 with an epoch").hexdigest()
     assert props(libcap, sbom.PATH) == [member]
 
@@ -276,8 +292,14 @@ def test_each_deb_is_listed_with_name_version_arch_sha256_and_vendor(bundle: Exp
 def test_a_package_kept_in_several_places_is_listed_once_with_each_place(bundle: Exported) -> None:
     data = bundle.data()
     jq = by_purl(data, "deb")["pkg:deb/debian/jq@1.6-2.1?arch=amd64"]
-    assert props(jq, sbom.PATH) == [f"files/apt/{slug(b).lower()}/archives/jq_1.6-2.1_amd64.deb"
+    assert props(jq, sbom.PATH) == [f"files/apt/{slug(b).lower()}/{AMD}/archives/jq_1.6-2.1_amd64.deb"
                                     for b in (DEBIAN, "python:3.12-slim")]
+    # One platform's package is not another's; an _all.deb both captured is one component in two places.
+    arm = by_purl(data, "deb")["pkg:deb/debian/jq@1.6-2.1?arch=arm64"]
+    assert props(arm, sbom.PATH) == [f"files/apt/{slug(DEBIAN).lower()}/{ARM}/archives/jq_1.6-2.1_arm64.deb"]
+    tzdata = by_purl(data, "deb")["pkg:deb/debian/tzdata@2024a-0%2Bdeb12u1?arch=all"]
+    assert props(tzdata, sbom.PATH) == [f"files/apt/{slug(DEBIAN).lower()}/{p}/archives/tzdata_2024a-0+deb12u1_all.deb"
+                                        for p in (AMD, ARM)]
     npm = by_purl(data, "npm")
     assert set(npm) == {"pkg:npm/tiny-pad@1.0.0", "pkg:npm/%40acme/ms-lite@0.2.0-rc.1"}
     pad = npm["pkg:npm/tiny-pad@1.0.0"]
@@ -296,7 +318,7 @@ def test_a_package_kept_in_several_places_is_listed_once_with_each_place(bundle:
 def test_the_same_name_and_version_with_other_bytes_stays_two_components(tmp_path: Path) -> None:
     bundle = exported(tmp_path)
     python = slug("python:3.12-slim").lower()
-    member = f"files/apt/{python}/archives/jq_1.6-2.1_amd64.deb"
+    member = f"files/apt/{python}/{AMD}/archives/jq_1.6-2.1_amd64.deb"
     bundle.manifest.files = [replace(f, sha256="ab" * 32) if f.path == member else f for f in bundle.manifest.files]
     jqs = [c for c in bundle.data()["components"] if c.get("purl") == "pkg:deb/debian/jq@1.6-2.1?arch=amd64"]
     assert sorted(sha256(c) for c in jqs) == sorted(["ab" * 32, hashlib.sha256(b"jq 1.6 for bookworm").hexdigest()])
@@ -312,7 +334,7 @@ def test_python_npm_maven_and_go_packages_have_their_purls(bundle: Exported) -> 
         "pkg:pypi/docopt@0.6.2?file_name=docopt-0.6.2-py2.py3-none-any.whl",  # uv built it: its unpacked copy is not
         "pkg:pypi/six@1.16.0"}  # kept unpacked by uv: no file, no hash
     six = by_purl(data, "pypi")["pkg:pypi/six@1.16.0"]
-    assert "hashes" not in six and props(six, sbom.PATH) == ["files/uv/uv-1/archive-v0/AbC"]
+    assert "hashes" not in six and props(six, sbom.PATH) == [f"files/uv/uv-1/{AMD}/archive-v0/AbC"]
     assert set(by_purl(data, "maven")) == {"pkg:maven/org.apache.commons/commons-lang3@3.12.0",
                                            "pkg:maven/org.junit/junit-bom@5.10.0?type=pom"}
     lang3 = by_purl(data, "maven")["pkg:maven/org.apache.commons/commons-lang3@3.12.0"]
@@ -325,7 +347,7 @@ def test_python_npm_maven_and_go_packages_have_their_purls(bundle: Exported) -> 
 
 
 def test_hashes_are_the_manifests_not_read_again(bundle: Exported) -> None:
-    member = "files/go/tool-1/github.com/!burnt!sushi/toml/@v/v1.3.2.zip"
+    member = f"files/go/tool-1/{AMD}/github.com/!burnt!sushi/toml/@v/v1.3.2.zip"
     bundle.paths[member].write_bytes(b"changed after the export hashed it")
     toml = by_purl(bundle.data(), "golang")["pkg:golang/github.com/BurntSushi/toml@v1.3.2"]
     assert sha256(toml) == entry(bundle, member) == hashlib.sha256(b"toml source").hexdigest()
@@ -358,7 +380,7 @@ def test_the_same_export_gives_the_same_bytes_and_another_another_serial(tmp_pat
 
 
 def test_summary_counts_what_it_lists(bundle: Exported) -> None:
-    assert sbom.summary(bundle.document()) == "2 base images, 3 deb, 5 pypi, 2 npm, 2 maven, 1 golang, 4 resources"
+    assert sbom.summary(bundle.document()) == "2 base images, 5 deb, 5 pypi, 2 npm, 2 maven, 1 golang, 4 resources"
     assert sbom.summary(b'{"components": [{"type": "container", "name": "x"}]}') == "1 base image"
     assert sbom.summary(b"{}") == "nothing"
 

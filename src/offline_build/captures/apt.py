@@ -3,10 +3,12 @@
 ``apt-get update`` needs the network even when ``/var/cache/apt`` is a cache
 mount, because the package index lives in ``/var/lib/apt/lists``. Online,
 a throwaway container of each base image runs ``apt-get update`` and
-``install --download-only`` for every package any service installs on it
-(``apt-lists/<base>/``); offline, the variant bind-mounts that folder's
-``lists`` and ``archives`` into each ``RUN`` that uses APT and turns
-``apt-get update`` into ``true``. The Dockerfile side (what a RUN installs)
+``install --download-only`` for every package any service installs on it,
+once per platform the project builds for, under emulation where the platform
+is not the machine's (``apt-lists/<base>/<os>_<arch>/``: an arm64 build needs
+``binary-arm64`` lists and ``_arm64.deb`` files); offline, the variant
+bind-mounts the built platform's ``lists`` and ``archives`` into each ``RUN``
+that uses APT and turns ``apt-get update`` into ``true``. The Dockerfile side (what a RUN installs)
 is parsed in :mod:`offline_build.apt`.
 """
 
@@ -27,12 +29,12 @@ from python_on_whales.exceptions import DockerException
 from .. import apt as parse
 from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
-from ..engine import engine_message
+from ..engine import engine_message, native_platform
 from ..errors import StepError
 from ..plan import slug
 from ..steps import Step
 from ..store import create_ignored
-from .base import Package, Row, Served, plain_modes, remove, shown, swap_in
+from .base import PLATFORM_DIR, Package, Row, Served, plain_modes, platform_dir, remove, shown, swap_in
 
 LISTS = "/var/lib/apt/lists"
 ARCHIVES = "/var/cache/apt/archives"
@@ -40,7 +42,8 @@ ARCHIVES = "/var/cache/apt/archives"
 _APT_VERB = r"\b(?:apt-get|apt)\b(?:\s+(?:-o\s+\S+|-t\s+\S+|-\S+))*\s+{verb}\b[^;&|\n]*"
 UPDATE = re.compile(_APT_VERB.format(verb="update"))
 ANY_APT = re.compile(_APT_VERB.format(verb=r"(?:update|install|upgrade|dist-upgrade|reinstall)"))
-# A captured package: <base>/archives/<name>_<version>_<arch>.deb, as apt names the files it downloads.
+# A captured package: <base>/archives/<name>_<version>_<arch>.deb, as apt names the files it downloads
+# (the SBOM hands each capture its files without the platform folder).
 _DEB = re.compile(r"(?P<key>[^/]+)/archives/(?P<name>[^/_]+)_(?P<version>[^/_]+)_(?P<arch>[^/_]+)\.deb")
 _ORIGIN = re.compile(rb"^Origin:[ \t]*(\S[^\r\n]*?)[ \t]*\r?$", re.M)
 
@@ -57,10 +60,14 @@ def context_name(base: str) -> str:
 
 @dataclass(frozen=True)
 class CaptureApt(Step):
-    """``apt-get update`` and ``install --download-only`` in a throwaway container of *base*."""
+    """``apt-get update`` and ``install --download-only`` in a throwaway container of *base*, per platform.
+
+    *platforms* empty: the engine's own, found when the step runs.
+    """
 
     base: str = ""
     dest: Path = Path(".")
+    platforms: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
     no_recommends: bool = True
     source_edits: tuple[str, ...] = ()
@@ -78,11 +85,15 @@ class CaptureApt(Step):
             f"apt-get install -y --download-only{recommends} {' '.join(shlex.quote(p) for p in self.packages)}",
         ])
 
-    def argv(self) -> list[str]:
-        return ["docker", "run", "--rm", "--network", self.network,
-                "--volume", f"{self.dest}/lists:/var/lib/apt/lists",
-                "--volume", f"{self.dest}/archives:/var/cache/apt/archives",
+    def argv(self, platform: str | None = None) -> list[str]:
+        platform = platform or (self.platforms[0] if self.platforms else None)
+        folder = self.dest / (platform_dir(platform) if platform else "<engine platform>")
+        return ["docker", "run", "--rm", "--network", self.network, *(["--platform", platform] if platform else []),
+                "--volume", f"{folder}/lists:{LISTS}", "--volume", f"{folder}/archives:{ARCHIVES}",
                 self.base, "sh", "-c", self.script()]
+
+    def describe(self) -> str:
+        return "\n".join(shlex.join(self.argv(p)) for p in self.platforms or (None,))  # type: ignore[arg-type]
 
 
 class AptCapture:
@@ -97,7 +108,7 @@ class AptCapture:
         return parse.analyse(df) if project.apt.enabled else {}
 
     def captured(self, project: Project, key: str) -> bool:
-        return (self.context_dir(project, key) / "lists").is_dir()
+        return any(self.context_dir(project, key).glob("*/lists"))
 
     def context_dir(self, project: Project, key: str) -> Path:
         return project.apt.dir / slug(key).lower()
@@ -108,17 +119,17 @@ class AptCapture:
         if base not in keys or not parse.uses_apt(ins):
             return None
         name = context_name(base)
-        mounts = (f"--mount=type=bind,from={name},source=lists,target={LISTS},rw",
-                  f"--mount=type=bind,from={name},source=archives,target={ARCHIVES},rw")
         command = UPDATE.sub(to_true, command)
         if not ins.heredocs:
             # apt wants its partial/ folders; the capture leaves none (modes must match exactly).
             command = f"mkdir -p {LISTS}/partial {ARCHIVES}/partial && {command}"
-        return Served(mounts, command, {name: base})
+        return Served(mounts(name), command, {name: base}, per_platform=True)
 
     def capture_steps(self, project: Project, needs: list[Mapping[str, Any]]) -> list[Step]:
-        return [CaptureApt(title=f"capture APT for {base} ({len(use.packages)} packages)", base=base,
-                           dest=self.context_dir(project, base), packages=tuple(use.packages),
+        platforms = f", {', '.join(project.platforms)}" if project.platforms else ""
+        return [CaptureApt(title=f"capture APT for {base} ({len(use.packages)} packages{platforms})", base=base,
+                           dest=self.context_dir(project, base), platforms=project.platforms,
+                           packages=tuple(use.packages),
                            no_recommends=use.no_recommends,
                            source_edits=tuple(parse.shell_join(e) for e in use.source_edits))
                 for base, use in union(needs).items()]
@@ -148,11 +159,14 @@ class AptCapture:
 
     def rows(self, project: Project) -> list[Row]:
         root = self.folder(project)
-        bases = sorted(p for p in root.iterdir() if (p / "lists").is_dir()) if root.is_dir() else []
-        if not bases:
+        captured = sorted(p.parent for p in root.glob("*/*/lists") if p.is_dir()) if root.is_dir() else []
+        if not captured:
             return []
-        debs = sum(len(list((p / "archives").glob("*.deb"))) for p in bases)
-        return [Row("apt", "info", f"{len(bases)} base image(s), {debs} .deb file(s) in {shown(root, project.root)}")]
+        debs = sum(len(list((p / "archives").glob("*.deb"))) for p in captured)
+        bases = {p.parent for p in captured}
+        platforms = sorted({p.name for p in captured})
+        return [Row("apt", "info", f"{len(bases)} base image(s) for {', '.join(platforms)}, {debs} .deb file(s) "
+                                   f"in {shown(root, project.root)}")]
 
 
 APT = AptCapture()
@@ -170,21 +184,38 @@ def union(needs: list[Mapping[str, Any]]) -> dict[str, parse.BaseApt]:
     return merged_all
 
 
+def mounts(name: str) -> tuple[str, str]:
+    """The bind mounts of a base image's capture (named context *name*) for the platform being built."""
+    return (f"--mount=type=bind,from={name},source={PLATFORM_DIR}/lists,target={LISTS},rw",
+            f"--mount=type=bind,from={name},source={PLATFORM_DIR}/archives,target={ARCHIVES},rw")
+
+
 def capture_apt(rt: Any, step: CaptureApt) -> dict[str, Any]:
-    """Capture into a fresh folder, tidy it, then swap it in whole."""
+    """Capture each platform into a fresh folder, tidy it, then swap the base's folder in whole.
+
+    Whole: a platform the project no longer builds for leaves with the rest.
+    """
     create_ignored(step.dest.parent)  # apt-lists/ lives beside the project's files
     fresh = step.dest.with_name(f".{step.dest.name}.partial")
     shutil.rmtree(fresh, ignore_errors=True)
-    (fresh / "lists").mkdir(parents=True)
-    (fresh / "archives").mkdir()
+    debs = 0
     try:
-        rt.docker.run(step.base, ["sh", "-c", step.script()], remove=True, networks=[step.network],
-                      volumes=[(str(fresh / "lists"), LISTS), (str(fresh / "archives"), ARCHIVES)])
-    except DockerException as exc:
+        for platform in step.platforms or (native_platform(rt.docker),):
+            folder = fresh / platform_dir(platform)
+            (folder / "lists").mkdir(parents=True)
+            (folder / "archives").mkdir()
+            try:
+                rt.docker.run(step.base, ["sh", "-c", step.script()], remove=True, networks=[step.network],
+                              platform=platform if step.platforms else None,
+                              volumes=[(str(folder / "lists"), LISTS), (str(folder / "archives"), ARCHIVES)])
+            except DockerException as exc:
+                raise StepError(step.title, f"APT capture for {platform} failed: {engine_message(exc)}",
+                                "check the package names, that this machine reaches the base image's APT mirror, "
+                                "and that the engine runs this platform (offline.diagnose)") from None
+            debs += _tidy(folder)
+    except BaseException:
         shutil.rmtree(fresh, ignore_errors=True)
-        raise StepError(step.title, f"APT capture failed: {engine_message(exc)}",
-                        "check the package names and that this machine reaches the base image's APT mirror") from None
-    debs = _tidy(fresh)
+        raise
     swap_in(fresh, step.dest)
     return {"debs": debs}
 

@@ -22,6 +22,7 @@ class Served:
     command: str
     contexts: dict[str, str] = field(default_factory=dict)  # build context name -> the capture's key
     outputs: tuple[str, ...] = ()  # capture mode: stages whose capture folders the last stage copies out
+    per_platform: bool = False  # a mount reads PLATFORM_DIR: the stage must declare PLATFORM_ARGS first
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,25 @@ class Capture(Protocol):
         reads no package twice: the bundle's manifest has every file's sha256.
         """
         ...
+
+
+# Every capture keeps one folder per platform under each key (``<key>/linux_arm64/``), named as
+# BuildKit's own multi-platform output names them. A served step mounts the one for the platform
+# being built: BuildKit expands the stage's build args in ``--mount`` options, so one Dockerfile
+# serves every platform, in the export's build and the offline one alike (equal text, equal keys).
+PLATFORM_ARGS = "ARG TARGETOS TARGETARCH TARGETVARIANT"
+PLATFORM_DIR = "${TARGETOS}_${TARGETARCH}${TARGETVARIANT:+_${TARGETVARIANT}}"
+
+
+def platform_dir(platform: str) -> str:
+    """``linux/arm64`` -> ``linux_arm64``, ``linux/arm/v7`` -> ``linux_arm_v7``: what PLATFORM_DIR expands to.
+
+    ``arm64/v8`` is plain ``arm64``, as BuildKit normalises it (TARGETVARIANT is empty).
+    """
+    parts = platform.strip().lower().split("/")
+    if len(parts) == 3 and parts[1] == "arm64" and parts[2] == "v8":
+        parts = parts[:2]
+    return "_".join(parts)
 
 
 def shown(path: Path, root: Path) -> str:

@@ -13,14 +13,16 @@ variant, so a capture that missed something fails online, and the cache
 keys online and offline are equal.
 
 Keys are ``<service>-<n>``: the n-th step (from 1) of the service's
-Dockerfile that uses the tool.
+Dockerfile that uses the tool; each key holds one folder per platform
+(``<key>/linux_arm64/``: a wheel for aarch64 is not one for x86_64), which a
+multi-platform capture build writes side by side.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
 from ..pkgs import Install, installs
 from ..steps import Build, Step
-from .base import Row, Served, plain_modes, remove, shown, swap_in
+from .base import PLATFORM_DIR, Row, Served, plain_modes, platform_dir, remove, shown, swap_in
 
 MOUNTS = "/.offline-build"  # where captures are mounted in build containers
 OUT = f"{MOUNTS}/out"  # where a capture build leaves them for the last stage to copy out
@@ -74,7 +76,7 @@ class LangCapture:
         return found
 
     def captured(self, project: Project, key: str) -> bool:
-        return (self.context_dir(project, key) / MARKER).is_file()
+        return any(self.context_dir(project, key).glob(f"*/{MARKER}"))
 
     def context_dir(self, project: Project, key: str) -> Path:
         return self.folder(project) / key
@@ -92,8 +94,8 @@ class LangCapture:
                           self.capture_command(command, out, need), outputs=(stage.name or str(stage.index),))
         target = f"{MOUNTS}/{self.name}/{key}"
         name = f"{self.name}-{key}"
-        mount = f"--mount=type=bind,from={name},target={target}" + (",rw" if self.rw else "")
-        return Served((mount,), self.served_command(command, target), {name: key})
+        mount = f"--mount=type=bind,from={name},source={PLATFORM_DIR},target={target}" + (",rw" if self.rw else "")
+        return Served((mount,), self.served_command(command, target), {name: key}, per_platform=True)
 
     def served_command(self, command: str, target: str) -> str:
         """*command* with the tool pointed at the capture in *target* and kept off the network (both builders)."""
@@ -129,12 +131,14 @@ class LangCapture:
 
     def rows(self, project: Project) -> list[Row]:
         root = self.folder(project)
-        keys = sorted(p for p in root.iterdir() if (p / MARKER).is_file()) if root.is_dir() else []
-        if not keys:
+        captured = sorted(m.parent for m in root.glob(f"*/*/{MARKER}")) if root.is_dir() else []
+        if not captured:
             return []
-        files = [f for k in keys for f in k.rglob("*") if f.is_file() and f.name != MARKER]
+        keys = sorted({p.parent.name for p in captured})
+        platforms = sorted({p.name for p in captured})
+        files = [f for k in captured for f in k.rglob("*") if f.is_file() and f.name != MARKER]
         size = sum(f.stat().st_size for f in files)
-        return [Row(self.name, "info", f"{len(keys)} step(s): {', '.join(k.name for k in keys)}; "
+        return [Row(self.name, "info", f"{len(keys)} step(s): {', '.join(keys)} for {', '.join(platforms)}; "
                                        f"{len(files)} file(s), {size / 1e6:.1f} MB in {shown(root, project.root)}")]
 
 
@@ -156,22 +160,52 @@ class CaptureBuild(Build):
     folders: tuple[tuple[str, Path], ...] = ()  # tool -> the project's capture folder for it
 
 
-def take(src: Path, root: Path) -> dict[str, int]:
-    """Tidy each captured key (modes, tool logs) and swap it into *root*; file count per key."""
+def take(sources: Mapping[str, Path], root: Path, scratch: Path) -> dict[str, int]:
+    """Gather each captured key from every platform's output, tidy it and swap it into *root* whole.
+
+    *sources* maps a platform's folder name (``linux_arm64``) to the capture
+    build's output for this tool there (one folder per key); *scratch* is
+    where a key is put together, on the same file system as *root*. Whole:
+    a platform the project no longer builds for leaves with the rest.
+    Returns the file count per key.
+    """
+    keys = sorted({p.name for src in sources.values() if src.is_dir() for p in src.iterdir() if p.is_dir()})
     out: dict[str, int] = {}
-    if not src.is_dir():
-        return out
-    for fresh in sorted(p for p in src.iterdir() if p.is_dir()):
-        for junk in ("_logs", "_update-notifier-last-checked"):  # npm's run logs: not dependencies
-            remove(fresh / junk)
-        for folder in sorted((p for p in fresh.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-            if not any(folder.iterdir()):
-                folder.rmdir()  # a bundle carries files only: an empty folder would differ offline, and the key with it
-        (fresh / MARKER).write_text(f"{src.name} capture of {fresh.name}\n")
+    for key in keys:
+        fresh = scratch / key
+        fresh.mkdir(parents=True)
+        for platform, src in sorted(sources.items()):
+            if (src / key).is_dir():
+                (src / key).replace(fresh / platform)
+            else:
+                (fresh / platform).mkdir()
+            _tidy(fresh / platform, f"{root.name} capture of {key} for {platform}")
         plain_modes(fresh)
-        out[fresh.name] = sum(1 for p in fresh.rglob("*") if p.is_file()) - 1
-        swap_in(fresh, root / fresh.name)
+        out[key] = sum(1 for p in fresh.rglob("*") if p.is_file() and p.name != MARKER)
+        swap_in(fresh, root / key)
     return out
+
+
+def _tidy(folder: Path, marker: str) -> None:
+    """Drop the tool's logs and empty folders, and mark the folder (an empty capture must still travel)."""
+    for junk in ("_logs", "_update-notifier-last-checked"):  # npm's run logs: not dependencies
+        remove(folder / junk)
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        if not any(sub.iterdir()):
+            sub.rmdir()  # a bundle carries files only: an empty folder would differ offline, and the key with it
+    (folder / MARKER).write_text(marker + "\n")
+
+
+def platform_outputs(dest: Path, platforms: Sequence[str]) -> dict[str, Path]:
+    """Where a capture build writing to *dest* left each platform's files, by the platform's folder name.
+
+    BuildKit's local output puts each platform in its own folder (named as
+    :func:`~offline_build.captures.base.platform_dir` names them) only when
+    there are several.
+    """
+    if len(platforms) == 1:
+        return {platform_dir(platforms[0]): dest}
+    return {platform_dir(p): dest / platform_dir(p) for p in platforms}
 
 
 def quoted(argv: tuple[str, ...]) -> str:

@@ -23,9 +23,10 @@ from rich.markup import escape
 
 from ..apt import simple_commands
 from ..captures import all_captures
-from ..captures.lang import MOUNTS, CaptureBuild, take
+from ..captures.base import platform_dir
+from ..captures.lang import MOUNTS, CaptureBuild, platform_outputs, take
 from ..edits import EDIT_ARG
-from ..engine import engine_message, image_present
+from ..engine import engine_message, image_present, native_platform
 from ..errors import StepError
 from ..lint import RULES, SERVED_BY, command_rules
 from ..plan import cache_tag
@@ -94,7 +95,9 @@ def capture_build(rt: Runtime, step: CaptureBuild) -> dict[str, Any]:
     shutil.rmtree(step.dest, ignore_errors=True)
     try:
         detail = build(rt, step)
-        counts = {tool: take(step.dest / tool, root) for tool, root in step.folders}
+        outputs = platform_outputs(step.dest, step.platforms or (native_platform(rt.docker),))
+        counts = {tool: take({p: out / tool for p, out in outputs.items()}, root, step.dest / ".keys" / tool)
+                  for tool, root in step.folders}
     finally:
         shutil.rmtree(step.dest, ignore_errors=True)
     return {**detail, "captured": counts}
@@ -117,6 +120,14 @@ def preflight(rt: Runtime, step: Build, store: Path | None) -> None:
         if not image_present(rt.docker, image):
             raise StepError(step.title, f"base image {image} is not in the engine",
                             "run offline.setup: it loads base images into engines that need them")
+    for folder in step.capture_dirs:
+        for platform in step.platforms:
+            if not (Path(folder) / platform_dir(platform)).is_dir():
+                # BuildKit would say only '"/linux_arm64" not found', at the step.
+                raise StepError(step.title, f"the capture in {folder} has nothing for {platform}: the bundle was "
+                                "exported for other platforms",
+                                f"build for the bundle's platforms (offline.diagnose lists them), or export again "
+                                f"with {platform} in offline.yaml's platforms")
 
 
 def build(rt: Runtime, step: Build) -> dict[str, Any]:

@@ -220,13 +220,15 @@ def _check_project(step: Unpack, manifest: bundle.Manifest, where: str) -> None:
 
 
 def _check_platforms(manifest: bundle.Manifest, available: tuple[str, ...], where: str) -> None:
-    """Refuse a bundle for platforms this engine cannot run.
+    """Refuse a bundle for no platform this engine can run.
 
     A fully cached build would even succeed, but the first changed RUN step
     would fail with "exec format error" at the site, where nobody can fix it.
+    A multi-platform bundle needs one: an amd64 site and an arm64 one set up
+    the same bundle, and each builds its own platform (diagnose says which).
     """
     foreign = [p for p in manifest.platforms if not runs_platform(p, available)]
-    if foreign:
+    if foreign and len(foreign) == len(manifest.platforms):
         raise bundle.BundleError(
             f"{where} is for {', '.join(foreign)} and this engine runs {', '.join(available)}",
             f"export again with --platform {available[0]}, or give this machine emulation for "
