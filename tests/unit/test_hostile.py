@@ -180,6 +180,31 @@ def test_a_bundle_for_another_platform_is_refused(tmp_path: Path) -> None:
         unpack(arm, archive, Console(quiet=True))
 
 
+@pytest.mark.parametrize(("platforms", "refused"), [
+    (["linux/amd64", "linux/arm64"], False),  # an amd64 site of a two-platform bundle: it builds its own
+    (["linux/arm64", "linux/s390x"], False),  # arm64 under emulation
+    (["linux/s390x"], True),
+    (["linux/s390x", "linux/riscv64"], True),
+])
+def test_a_bundle_is_set_up_when_the_engine_runs_one_of_its_platforms(
+        tmp_path: Path, platforms: list[str], refused: bool) -> None:
+    online = project(tmp_path / "online")
+    oci.image(oci.new(online.store), "cache-svc", [b"x"])
+    members = bundle.collect(online.cache_dir)
+    manifest = bundle.Manifest(project="demo", version="1", platforms=platforms, services={}, base_images={})
+    manifest.files = twopass.hash_members(members)
+    archive = online.cache_dir / "build-cache-20260101.tar"
+    twopass.write(archive, manifest, members)
+    offline = project(tmp_path / "offline")
+    engine = lambda: ("linux/amd64", "linux/amd64/v2", "linux/arm64")  # noqa: E731 (what buildx lists)
+    if refused:
+        with pytest.raises(bundle.BundleError, match=f"is for {', '.join(platforms)} and this engine runs linux/amd64"):
+            unpack(offline, archive, Console(quiet=True), engine)
+        assert not offline.store.exists()
+    else:
+        assert unpack(offline, archive, Console(quiet=True), engine).manifest.platforms == platforms
+
+
 def test_without_the_stdlibs_data_filter_setup_works_and_the_pre_pass_still_refuses(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Python before 3.10.12 / 3.11.4 has no tarfile.data_filter: our own checks must stand alone."""

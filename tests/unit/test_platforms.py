@@ -1,18 +1,25 @@
-"""Which bundle platforms an engine can run, and how a multi-platform export is planned."""
+"""Which bundle platforms an engine can run, how a multi-platform export is planned, and what an offline build makes."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from python_on_whales.exceptions import DockerException
 
+from offline_build.build import plan_offline_builds
+from offline_build.captures.apt import CaptureApt
 from offline_build.config import Overrides, load
+from offline_build.diagnose import platforms_check
 from offline_build.engine import engine_platforms, runs_platform
+from offline_build.errors import StepError
 from offline_build.export import export_plan
-from offline_build.steps import Build
+from offline_build.plan import build_platforms
+from offline_build.runners.build import preflight
+from offline_build.steps import Build, OfflineBuild, WriteFile
 from offline_build.store import Descriptor, image_platforms
 from tests.unit import oci
 
@@ -73,3 +80,79 @@ def test_image_platforms_counts_only_children_whose_manifests_are_here(tmp_path:
     ]}).encode()
     multi = Descriptor("application/vnd.oci.image.index.v1+json", oci.put(layout, index), len(index), {})
     assert image_platforms(layout, multi) == {"linux/arm/v7"}
+
+
+@pytest.mark.parametrize(("platforms", "native", "asked", "built"), [
+    (("linux/amd64", "linux/arm64"), "linux/amd64", False, ("linux/amd64",)),  # the engine's own, by default
+    (("linux/amd64", "linux/arm64"), "linux/arm64", False, ("linux/arm64",)),  # an arm64 site of the same bundle
+    (("linux/arm64/v8", "linux/amd64"), "linux/arm64", False, ("linux/arm64/v8",)),  # as the project spells it
+    (("linux/arm64",), "linux/amd64", False, ("linux/arm64",)),  # not the engine's: under emulation, as exported
+    (("linux/amd64", "linux/arm64"), "linux/amd64", True, ("linux/amd64", "linux/arm64")),  # --platform: all asked
+    ((), "linux/amd64", False, ()),  # the engine's default, no --platform
+])
+def test_an_offline_build_makes_the_engines_own_platform_unless_asked(
+        platforms: tuple[str, ...], native: str, asked: bool, built: tuple[str, ...]) -> None:
+    assert build_platforms(platforms, native, asked) == built
+
+
+def test_the_offline_build_plan_takes_the_engines_platform_and_the_command_lines(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM busybox:local\nRUN true\n")
+    (tmp_path / "offline.yaml").write_text("project: p\nplatforms: [linux/amd64, linux/arm64]\n"
+                                           "services:\n  app:\n    context: app\n")
+
+    def platform(overrides: Overrides, native: str) -> str:
+        project = load(tmp_path / "offline.yaml", overrides, environ={})
+        (build,) = [s.buildkit for s in plan_offline_builds(project, list(project.services.values()), None,
+                                                            native=native).steps if isinstance(s, OfflineBuild)]
+        argv = build.argv()  # type: ignore[union-attr]
+        return argv[argv.index("--platform") + 1]
+
+    assert platform(Overrides(), "linux/arm64") == "linux/arm64"
+    assert platform(Overrides(), "linux/amd64") == "linux/amd64"
+    assert platform(Overrides(platforms=("linux/amd64", "linux/arm64")), "linux/amd64") == "linux/amd64,linux/arm64"
+
+
+@pytest.mark.parametrize(("wanted", "status", "detail"), [
+    (["linux/amd64", "linux/arm64"], "ok", "the bundle serves linux/amd64, linux/arm64; this engine is linux/amd64, "
+     "also runs linux/arm64; offline.build makes linux/amd64 (--platform linux/amd64,linux/arm64 for all it runs)"),
+    (["linux/arm64"], "ok", "the bundle serves linux/arm64; this engine is linux/amd64; "
+     "offline.build makes linux/arm64 under emulation"),
+    (["linux/amd64", "linux/s390x"], "warn", "the bundle serves linux/amd64, linux/s390x; this engine is linux/amd64; "
+     "offline.build makes linux/amd64; cannot run linux/s390x"),
+    (["linux/s390x"], "fail", "the bundle is for linux/s390x; this engine runs linux/amd64, linux/arm64"),
+    ([], "info", "the engine's own: linux/amd64"),
+])
+def test_diagnose_says_which_platforms_the_bundle_serves_and_which_a_build_makes(
+        wanted: list[str], status: str, detail: str) -> None:
+    check = platforms_check(wanted, ("linux/amd64", "linux/arm64"), "linux/amd64")
+    assert (check.status, check.detail) == (status, detail)
+
+
+def test_a_build_for_a_platform_the_bundles_captures_lack_stops_before_it_starts(tmp_path: Path) -> None:
+    capture = tmp_path / "apt-lists" / "debian_bookworm-slim"
+    (capture / "linux_amd64" / "lists").mkdir(parents=True)
+    step = Build(title="build app (offline)", platforms=("linux/amd64",), capture_dirs=(str(capture),))
+    preflight(None, step, None)  # type: ignore[arg-type]  (the engine is not asked: no images needed)
+    with pytest.raises(StepError) as caught:
+        preflight(None, replace(step, platforms=("linux/amd64", "linux/arm64")), None)  # type: ignore[arg-type]
+    assert caught.value.message == (f"build app (offline): the capture in {capture} has nothing for linux/arm64: the bundle was exported "
+                                    "for other platforms")
+
+
+def test_apt_is_captured_once_per_platform_and_the_classic_bases_are_built_per_platform(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM debian:bookworm-slim\nRUN apt-get install -y jq\n")
+    (tmp_path / "offline.yaml").write_text("project: p\nplatforms: [linux/amd64, linux/arm/v7]\n"
+                                           "services:\n  app:\n    context: app\n")
+    project = load(tmp_path / "offline.yaml", environ={})
+    steps = export_plan(project, list(project.services.values())).steps
+    (capture,) = [s for s in steps if isinstance(s, CaptureApt)]
+    commands = capture.describe().split("docker run ")[1:]
+    assert len(commands) == 2 and commands[1].startswith("--rm --network host --platform linux/arm/v7 ")
+    assert f"{capture.dest}/linux_arm_v7/lists:/var/lib/apt/lists" in commands[1]
+    (dockerfile,) = [s.text for s in steps if isinstance(s, WriteFile) and "_preinstalled" in str(s.path)]
+    assert dockerfile.splitlines()[1] == "ARG TARGETOS TARGETARCH TARGETVARIANT"
+    assert "source=${TARGETOS}_${TARGETARCH}${TARGETVARIANT:+_${TARGETVARIANT}}/archives," in dockerfile
+    (preinstall,) = [s for s in steps if isinstance(s, Build) and not s.service and "_preinstalled" in str(s.context)]
+    assert preinstall.platforms == ("linux/amd64", "linux/arm/v7")
