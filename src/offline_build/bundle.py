@@ -43,11 +43,11 @@ from .parts import parse_size as parse_size  # re-exported: export's --split-siz
 from .parts import split as split  # re-exported: the executor's Pack step
 from .store import Layout, copy_stream_hashed, fsync_dir
 
-# 2: a file whose bytes another file in the bundle already has is packed once
-# (the manifest still lists both); format 1 readers would call it missing.
-# 3: an SBOM member (its sha256 in the manifest's "sbom") and a signature member;
-# format 2 readers would call them unexpected.
-FORMAT_VERSION = 3
+# 2: a file whose bytes another file in the bundle already has is packed once (still listed twice).
+# 3: an SBOM member (its sha256 in the manifest's "sbom") and a signature member.
+# 4: captures keep a folder per platform under each key (files/apt/<base>/linux_arm64/...);
+# setup moves an older bundle's flat keys under the one platform it was made for.
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 MANIFEST_SUM = "manifest.json.sha256"
 SIGNATURE = "manifest.json.minisig"

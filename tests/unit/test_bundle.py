@@ -12,6 +12,7 @@ import pytest
 from rich.console import Console
 
 from offline_build import bundle
+from offline_build.captures.pip import PIP
 from offline_build.config import Project, load
 from offline_build.setup import unpack
 from offline_build.store import Layout
@@ -513,3 +514,34 @@ def test_setup_twice_leaves_a_capture_in_place_untouched(tmp_path: Path) -> None
     files = unpack(offline, archive, Console(quiet=True)).files
     assert files == 0
     assert placed.stat().st_ino == inode  # the same folder, not a fresh copy swapped in
+
+
+@pytest.mark.parametrize(("platforms", "folder"), [(["linux/arm64"], "linux_arm64"), ([], "linux_amd64")])
+def test_an_older_bundles_flat_captures_are_set_up_under_the_platform_it_was_made_for(
+        tmp_path: Path, platforms: list[str], folder: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Format 3 kept a capture's files straight under its key; builds now mount <key>/<os>_<arch>/."""
+    from offline_build.runners import bundle_io
+
+    monkeypatch.setattr(bundle_io, "arch", lambda: "amd64")  # the machine setting it up, for a bundle naming none
+    online = project(tmp_path / "online")
+    oci.image(oci.new(online.store), "cache-svc", [b"x"])
+    flat = {"apt": {"debian_bookworm-slim/lists/Release": b"lists", "debian_bookworm-slim/archives/jq_1_amd64.deb": b"jq"},
+            "pip": {"svc-1/six-1.16.0-py2.py3-none-any.whl": b"six", "svc-1/offline-build-capture.txt": b"pip\n"}}
+    folders = {}
+    for name, files in flat.items():
+        folders[name] = tmp_path / "captures" / name
+        for rel, data in files.items():
+            (folders[name] / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folders[name] / rel).write_bytes(data)
+    members = bundle.collect(online.cache_dir, folders)
+    manifest = bundle.Manifest(project="demo", version="1", platforms=platforms, services={}, base_images={},
+                               format_version=3)
+    manifest.files = twopass.hash_members(members)
+    archive = online.cache_dir / "build-cache-20250101.tar"
+    twopass.write(archive, manifest, members)
+    offline = project(tmp_path / "offline")
+    unpack(offline, archive, Console(quiet=True))
+    apt, pip = offline.apt.dir / "debian_bookworm-slim", offline.cache_dir / "captures" / "pip" / "svc-1"
+    assert sorted(p.name for p in apt.iterdir()) == [folder]
+    assert (apt / folder / "archives" / "jq_1_amd64.deb").read_bytes() == b"jq"
+    assert (pip / folder / "six-1.16.0-py2.py3-none-any.whl").read_bytes() == b"six" and PIP.captured(offline, "svc-1")

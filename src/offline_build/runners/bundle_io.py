@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 
 from .. import bundle, cachekeys, packing, sbom, signing
 from ..captures import place
-from ..engine import engine_platforms, runs_platform
+from ..captures.base import platform_dir
+from ..engine import arch, engine_platforms, runs_platform
 from ..errors import StepError
 from ..steps import DropBlobs, MergeCache, Pack, Unpack, WriteFile
 from ..store import Layout, copy_hashed, fsync_dir, sha256_file, write_atomic
@@ -151,6 +152,8 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
                  if name.startswith("blobs/sha256/")}
         # The store checks each blob against its name with the hashes taken while extracting.
         added = Layout(step.store).merge(Layout(Path(tmp)), move=True, hashed=blobs)
+        if manifest.format_version < 4:
+            _per_platform(Path(tmp), step.places, manifest)
         files = sum(_place(Path(tmp) / name, dest) for name, dest in step.places)
         if manifest.sbom:  # kept with the record of the restored bundle: diagnose and offline.sbom read it
             write_atomic(step.cache_dir / bundle.SBOM, (Path(tmp) / bundle.SBOM).read_bytes())
@@ -160,6 +163,25 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
                          **json.loads(manifest.to_json())}, indent=2)
     write_atomic(step.cache_dir / "bundle.json", (record + "\n").encode())
     return Unpacked(manifest, added, files, verdict, hashlib.sha256(raw).hexdigest())
+
+
+def _per_platform(tmp: Path, places: tuple[tuple[str, Path], ...], manifest: bundle.Manifest) -> None:
+    """An older bundle's capture keys (flat) moved under the platform it was made for: the layout builds mount.
+
+    Made before captures were per platform, it served one: its manifest's, else the
+    exporting engine's own, which is this machine's as far as anything here can tell.
+    Its cached APT and package steps then miss (their mounts changed) and run from the capture.
+    """
+    folder = platform_dir(manifest.platforms[0] if manifest.platforms else f"linux/{arch()}")
+    for name, _ in places:
+        root = tmp / name
+        if name == "resources" or not root.is_dir():
+            continue
+        for key in sorted(p for p in root.iterdir() if p.is_dir()):
+            flat = key.with_name(f".{key.name}.flat")
+            key.replace(flat)
+            key.mkdir()
+            flat.replace(key / folder)
 
 
 def _place(src: Path, dest: Path) -> int:
