@@ -137,15 +137,15 @@ def rows(stdout: str) -> dict[str, tuple[int, int, str]]:
 def test_the_bundle_carries_each_steps_capture(deps_bundle: Path) -> None:
     manifest, _ = bundle.load_manifest(deps_bundle)
     names = [f.path for f in manifest.files]
-    wheels = [n for n in names if n.startswith("files/pip/py-1/") and n.endswith(".whl")]
+    wheels = [n for n in names if n.startswith("files/pip/py-1/linux_amd64/") and n.endswith(".whl")]
     assert any("/docopt-0.6.2-" in w for w in wheels), wheels  # built from the sdist, online
     assert any("/six-1.16.0-" in w for w in wheels), wheels
-    assert any(n.startswith("files/npm/node-1/_cacache/content-v2/") for n in names)
-    assert any(n.startswith("files/npm/pnpm-1/_cacache/") for n in names)  # npm install -g pnpm
-    assert any(n.startswith("files/yarn/yarn-1/") and n.endswith("/.yarn-tarball.tgz") for n in names)
-    assert any(n.startswith("files/pnpm/pnpm-1/store/") for n in names)
-    assert any(n.startswith("files/uv/uv-1/") and "docopt" in n for n in names)  # built from the sdist, online
-    assert any(n.startswith("files/pip/uv-1/") and "/uv-0.13.9-" in n for n in names)  # pip install uv
+    assert any(n.startswith("files/npm/node-1/linux_amd64/_cacache/content-v2/") for n in names)
+    assert any(n.startswith("files/npm/pnpm-1/linux_amd64/_cacache/") for n in names)  # npm install -g pnpm
+    assert any(n.startswith("files/yarn/yarn-1/linux_amd64/") and n.endswith("/.yarn-tarball.tgz") for n in names)
+    assert any(n.startswith("files/pnpm/pnpm-1/linux_amd64/store/") for n in names)
+    assert any(n.startswith("files/uv/uv-1/linux_amd64/") and "docopt" in n for n in names)  # built from the sdist, online
+    assert any(n.startswith("files/pip/uv-1/linux_amd64/") and "/uv-0.13.9-" in n for n in names)  # pip install uv
     assert not any("/_logs/" in n for n in names)
     # The same left-pad tarball is in npm's cache and yarn's: listed at both paths, packed once.
     with tarfile.open(deps_bundle) as tar:

@@ -196,14 +196,14 @@ def jvmgo_bundle(engines: dict[str, str], mirror: tuple[str, dict[str, str]],
 def test_the_bundle_carries_the_repository_and_the_module_downloads(jvmgo_bundle: Path) -> None:
     manifest, _ = bundle.load_manifest(jvmgo_bundle)
     names = [f.path for f in manifest.files]
-    maven = [n for n in names if n.startswith("files/maven/api-1/")]
-    assert "files/maven/api-1/org/apache/commons/commons-lang3/3.12.0/commons-lang3-3.12.0.jar" in maven
+    maven = [n for n in names if n.startswith("files/maven/api-1/linux_amd64/")]
+    assert "files/maven/api-1/linux_amd64/org/apache/commons/commons-lang3/3.12.0/commons-lang3-3.12.0.jar" in maven
     # Plugins Maven loads lazily while it runs the goals, not only the dependencies.
-    assert any(n.startswith("files/maven/api-1/org/apache/maven/plugins/maven-dependency-plugin/") for n in maven)
-    assert any(n.startswith("files/maven/api-1/org/apache/maven/plugins/maven-compiler-plugin/") for n in maven)
+    assert any(n.startswith("files/maven/api-1/linux_amd64/org/apache/maven/plugins/maven-dependency-plugin/") for n in maven)
+    assert any(n.startswith("files/maven/api-1/linux_amd64/org/apache/maven/plugins/maven-compiler-plugin/") for n in maven)
     assert not any(n.endswith(("/_remote.repositories", ".lastUpdated")) for n in maven)
-    go = [n for n in names if n.startswith("files/go/tool-1/")]
-    assert {f"files/go/tool-1/{MODULE}/@v/v1.0.0.{ext}" for ext in ("info", "mod", "zip")} <= set(go), go
+    go = [n for n in names if n.startswith("files/go/tool-1/linux_amd64/")]
+    assert {f"files/go/tool-1/linux_amd64/{MODULE}/@v/v1.0.0.{ext}" for ext in ("info", "mod", "zip")} <= set(go), go
     assert not any("/sumdb/" in n or n.endswith(".lock") or "v1.1.0" in n for n in go)
 
 
