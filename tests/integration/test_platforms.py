@@ -192,3 +192,53 @@ def test_one_bundle_serves_amd64_and_arm64_each_from_its_own_capture(engines: di
     both = cli(site, engines["offline"], "offline.build", "--platform", "linux/amd64,linux/arm64").stdout
     assert build_report(both, ("app",))["app"][2] == "rebuilt offline", both
     assert runs("linux/amd64")[0] == "x86_64" and runs("linux/arm64")[0] == "aarch64"
+
+
+PIP_APP = """\
+FROM debian-multi:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends python3-venv
+COPY requirements.txt /app/requirements.txt
+RUN python3 -m venv /venv && /venv/bin/pip install -r /app/requirements.txt
+COPY app.py /app/app.py
+CMD ["/venv/bin/python", "/app/app.py"]
+"""
+
+
+def test_a_two_platform_pip_step_gets_each_platforms_wheel_and_installs_it_offline(
+        engines: dict[str, str], tmp_path: Path) -> None:
+    """A binary wheel differs per platform: the capture build keeps x86_64's and aarch64's apart, and each
+    platform's offline install after a change to its requirements' neighbour takes its own."""
+    from tests.integration.conftest import reset
+    from tests.integration.test_deps import CA
+    from tests.integration.test_roundtrip import build_report, cli
+
+    online = tmp_path / "online"
+    (online / "app").mkdir(parents=True)
+    (online / "app" / "Dockerfile").write_text(PIP_APP)
+    (online / "app" / "requirements.txt").write_text("MarkupSafe==2.1.5\n")
+    (online / "app" / "app.py").write_text("import markupsafe, platform\nprint(platform.machine(), "
+                                           "markupsafe._speedups.__file__.rsplit('/', 1)[1])\n")
+    ca = f"ca_file: {CA}\n" if CA.is_file() else ""
+    (online / "offline.yaml").write_text(f"project: wheels\nnetwork: host\nplatforms: [linux/amd64, linux/arm64]\n{ca}"
+                                         "services:\n  app:\n    context: app\n    image: wheels/app\n")
+    cli(online, engines["online"], "offline.export")
+    (archive,) = (online / "build-cache").glob("build-cache-*.tar")
+    with tarfile.open(archive) as tar:
+        wheels = sorted(Path(n).parts[3] + "/" + Path(n).name for n in tar.getnames()
+                        if n.startswith("files/pip/app-1/") and "MarkupSafe" in n)
+    assert [w.split("/")[0] for w in wheels] == ["linux_amd64", "linux_arm64"], wheels
+    assert "x86_64" in wheels[0] and "aarch64" in wheels[1], wheels
+
+    reset("offline")
+    site = tmp_path / "site"
+    shutil.copytree(online, site, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
+    (site / "build-cache").mkdir()
+    shutil.copy2(archive, site / "build-cache" / archive.name)
+    cli(site, engines["offline"], "offline.setup")
+    (site / "app" / "requirements.txt").write_text("MarkupSafe==2.1.5  # pinned\n")  # the pip step runs again
+    built = cli(site, engines["offline"], "offline.build", "--platform", "linux/amd64,linux/arm64").stdout
+    assert build_report(built, ("app",))["app"][2] == "rebuilt offline", built
+    docker = DockerClient(host=engines["offline"])
+    for platform, machine in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
+        ran = docker.run("wheels/app:latest", remove=True, networks=["none"], platform=platform).split()
+        assert ran[0] == machine and ran[1].endswith(f"-{machine}-linux-gnu.so"), ran  # the compiled speedups
