@@ -79,6 +79,8 @@ def setup(console: Console, rep: SetupReport, seconds: float) -> None:
     table.add_row("bundle", shown(rep.bundle))
     table.add_row("project / version", f"{rep.manifest.project} / {rep.manifest.version}")
     table.add_row("services", ", ".join(rep.manifest.services) or "none")
+    if rep.manifest.platforms:  # offline.diagnose says which of them a build here makes
+        table.add_row("platforms", ", ".join(rep.manifest.platforms))
     table.add_row("verified files", str(len(rep.manifest.files)))
     table.add_row("new blobs in store", str(rep.blobs_added))
     table.add_row("files placed", str(rep.files))

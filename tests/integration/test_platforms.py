@@ -170,7 +170,9 @@ def test_one_bundle_serves_amd64_and_arm64_each_from_its_own_capture(engines: di
     shutil.copytree(online, site, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
     (site / "build-cache").mkdir()
     shutil.copy2(archive, site / "build-cache" / archive.name)
-    cli(site, engines["offline"], "offline.setup")
+    setup = cli(site, engines["offline"], "offline.setup").stdout
+    assert [line.split("│")[2].strip() for line in setup.splitlines() if "│ platforms" in line] == [
+        "linux/amd64, linux/arm64"], setup
     checks = json.loads(cli(site, engines["offline"], "offline.diagnose", "--json", "--quick").stdout)["checks"]
     (row,) = [c for c in checks if c["name"] == "platforms"]
     assert row["status"] == "ok" and row["detail"].startswith(
