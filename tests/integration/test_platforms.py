@@ -78,12 +78,38 @@ def test_a_base_image_without_a_wanted_platform_stops_the_export_before_any_buil
     assert not list((tmp_path / "build-cache").glob("build-cache-*.tar"))
 
 
-ARM64_APP = """\
-FROM debian-arm64:bookworm-slim AS build
+def export_app(root: Path, host: str, yaml: str, files: dict[str, str], image: str) -> Path:
+    """A one-service project (``app/``, tagged *image*) under *root*, exported on *host*; its bundle."""
+    from tests.integration.test_roundtrip import cli
+
+    (root / "app").mkdir(parents=True)
+    for name, text in files.items():
+        (root / "app" / name).write_text(text)
+    (root / "offline.yaml").write_text(f"{yaml}services:\n  app:\n    context: app\n    image: {image}\n")
+    cli(root, host, "offline.export")
+    (archive,) = (root / "build-cache").glob("build-cache-*.tar")
+    return archive
+
+
+def carry(online: Path, archive: Path, site: Path) -> Path:
+    """The project and its bundle copied to *site*, as a user carries them, for the emptied air-gapped engine."""
+    from tests.integration.conftest import reset
+
+    reset("offline")
+    shutil.copytree(online, site, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
+    (site / "build-cache").mkdir()
+    shutil.copy2(archive, site / "build-cache" / archive.name)
+    return site
+
+
+def two_stages(base: str) -> str:
+    """Two stages on *base*: an APT step (jq) below a copied marker, and what it made copied into the last."""
+    return f"""\
+FROM {base} AS build
 COPY marker /marker
 RUN apt-get update && apt-get install -y --no-install-recommends jq
 RUN uname -m > /arch && jq -n '"jq works"' > /jq
-FROM debian-arm64:bookworm-slim
+FROM {base}
 COPY --from=build /arch /jq /
 COPY app.txt /app.txt
 CMD ["sh", "-c", "cat /arch /jq /app.txt"]
@@ -94,27 +120,17 @@ def test_an_arm64_project_with_apt_builds_offline_under_emulation_and_rebuilds_f
         engines: dict[str, str], tmp_path: Path) -> None:
     """arm64 only: an APT step and a multi-stage build, exported on amd64, built all cached on the empty air-gapped
     engine under emulation, then a change above the APT step rebuilt there from the bundle's arm64 capture."""
-    from tests.integration.conftest import reset
     from tests.integration.test_roundtrip import build_report, cli
 
     online = tmp_path / "online"
-    (online / "app").mkdir(parents=True)
-    (online / "app" / "Dockerfile").write_text(ARM64_APP)
-    (online / "app" / "marker").write_text("one\n")
-    (online / "app" / "app.txt").write_text("arm app\n")
-    (online / "offline.yaml").write_text("project: arm\nnetwork: none\nplatforms: [linux/arm64]\n"
-                                         "services:\n  app:\n    context: app\n    image: arm/app\n")
-    cli(online, engines["online"], "offline.export")
-    (archive,) = (online / "build-cache").glob("build-cache-*.tar")
+    archive = export_app(online, engines["online"], "project: arm\nnetwork: none\nplatforms: [linux/arm64]\n",
+                         {"Dockerfile": two_stages("debian-arm64:bookworm-slim"), "marker": "one\n",
+                          "app.txt": "arm app\n"}, "arm/app")
     with tarfile.open(archive) as tar:
         debs = [Path(n).name for n in tar.getnames() if n.endswith(".deb")]
     assert debs and all(d.endswith(("_arm64.deb", "_all.deb")) for d in debs), debs  # the arm64 capture
 
-    reset("offline")
-    site = tmp_path / "site"
-    shutil.copytree(online, site, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
-    (site / "build-cache").mkdir()
-    shutil.copy2(archive, site / "build-cache" / archive.name)
+    site = carry(online, archive, tmp_path / "site")
     cli(site, engines["offline"], "offline.setup")
     rows = build_report(cli(site, engines["offline"], "offline.build").stdout, ("app",))
     assert rows["app"][1] == rows["app"][0] and rows["app"][2] == "all cached", rows
@@ -128,34 +144,17 @@ def test_an_arm64_project_with_apt_builds_offline_under_emulation_and_rebuilds_f
     assert docker.run("arm/app:latest", remove=True, networks=["none"], platform="linux/arm64").split()[0] == "aarch64"
 
 
-MULTI_APP = """\
-FROM debian-multi:bookworm-slim AS build
-COPY marker /marker
-RUN apt-get update && apt-get install -y --no-install-recommends jq
-RUN uname -m > /arch && jq -n '"jq works"' > /jq
-FROM debian-multi:bookworm-slim
-COPY --from=build /arch /jq /
-COPY app.txt /app.txt
-CMD ["sh", "-c", "cat /arch /jq /app.txt"]
-"""
-
-
 def test_one_bundle_serves_amd64_and_arm64_each_from_its_own_capture(engines: dict[str, str], tmp_path: Path) -> None:
     """linux/amd64 and linux/arm64 in one export from a base holding both: each platform's APT capture in the
     bundle, set up on the empty air-gapped engine, each platform built all cached and run, the engine's own by
     default, then a change above the APT step rebuilt offline for both from their own captures."""
-    from tests.integration.conftest import reset
     from tests.integration.test_roundtrip import build_report, cli
 
     online = tmp_path / "online"
-    (online / "app").mkdir(parents=True)
-    (online / "app" / "Dockerfile").write_text(MULTI_APP)
-    (online / "app" / "marker").write_text("one\n")
-    (online / "app" / "app.txt").write_text("multi app\n")
-    (online / "offline.yaml").write_text("project: multi\nnetwork: none\nplatforms: [linux/amd64, linux/arm64]\n"
-                                         "services:\n  app:\n    context: app\n    image: multi/app\n")
-    cli(online, engines["online"], "offline.export")
-    (archive,) = (online / "build-cache").glob("build-cache-*.tar")
+    archive = export_app(online, engines["online"],
+                         "project: multi\nnetwork: none\nplatforms: [linux/amd64, linux/arm64]\n",
+                         {"Dockerfile": two_stages("debian-multi:bookworm-slim"), "marker": "one\n",
+                          "app.txt": "multi app\n"}, "multi/app")
     with tarfile.open(archive) as tar:
         debs = [n for n in tar.getnames() if n.endswith(".deb")]
     capture = "files/apt/debian-multi_bookworm-slim"
@@ -165,11 +164,7 @@ def test_one_bundle_serves_amd64_and_arm64_each_from_its_own_capture(engines: di
         assert all(d.endswith((f"_{arch}.deb", "_all.deb")) for d in mine), debs
     assert len(debs) == len([n for n in debs if n.startswith((f"{capture}/linux_amd64/", f"{capture}/linux_arm64/"))])
 
-    reset("offline")
-    site = tmp_path / "site"
-    shutil.copytree(online, site, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
-    (site / "build-cache").mkdir()
-    shutil.copy2(archive, site / "build-cache" / archive.name)
+    site = carry(online, archive, tmp_path / "site")
     setup = cli(site, engines["offline"], "offline.setup").stdout
     assert [line.split("│")[2].strip() for line in setup.splitlines() if "│ platforms" in line] == [
         "linux/amd64, linux/arm64"], setup
@@ -210,32 +205,24 @@ def test_a_two_platform_pip_step_gets_each_platforms_wheel_and_installs_it_offli
         engines: dict[str, str], tmp_path: Path) -> None:
     """A binary wheel differs per platform: the capture build keeps x86_64's and aarch64's apart, and each
     platform's offline install after a change to its requirements' neighbour takes its own."""
-    from tests.integration.conftest import reset
     from tests.integration.test_deps import CA
     from tests.integration.test_roundtrip import build_report, cli
 
     online = tmp_path / "online"
-    (online / "app").mkdir(parents=True)
-    (online / "app" / "Dockerfile").write_text(PIP_APP)
-    (online / "app" / "requirements.txt").write_text("MarkupSafe==2.1.5\n")
-    (online / "app" / "app.py").write_text("import markupsafe, platform\nprint(platform.machine(), "
-                                           "markupsafe._speedups.__file__.rsplit('/', 1)[1])\n")
     ca = f"ca_file: {CA}\n" if CA.is_file() else ""
-    (online / "offline.yaml").write_text(f"project: wheels\nnetwork: host\nplatforms: [linux/amd64, linux/arm64]\n{ca}"
-                                         "services:\n  app:\n    context: app\n    image: wheels/app\n")
-    cli(online, engines["online"], "offline.export")
-    (archive,) = (online / "build-cache").glob("build-cache-*.tar")
+    app = ("import markupsafe, platform\n"
+           "print(platform.machine(), markupsafe._speedups.__file__.rsplit('/', 1)[1])\n")
+    archive = export_app(online, engines["online"],
+                         f"project: wheels\nnetwork: host\nplatforms: [linux/amd64, linux/arm64]\n{ca}",
+                         {"Dockerfile": PIP_APP, "requirements.txt": "MarkupSafe==2.1.5\n", "app.py": app},
+                         "wheels/app")
     with tarfile.open(archive) as tar:
         wheels = sorted(Path(n).parts[3] + "/" + Path(n).name for n in tar.getnames()
                         if n.startswith("files/pip/app-1/") and "MarkupSafe" in n)
     assert [w.split("/")[0] for w in wheels] == ["linux_amd64", "linux_arm64"], wheels
     assert "x86_64" in wheels[0] and "aarch64" in wheels[1], wheels
 
-    reset("offline")
-    site = tmp_path / "site"
-    shutil.copytree(online, site, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
-    (site / "build-cache").mkdir()
-    shutil.copy2(archive, site / "build-cache" / archive.name)
+    site = carry(online, archive, tmp_path / "site")
     cli(site, engines["offline"], "offline.setup")
     (site / "app" / "requirements.txt").write_text("MarkupSafe==2.1.5  # pinned\n")  # the pip step runs again
     built = cli(site, engines["offline"], "offline.build", "--platform", "linux/amd64,linux/arm64").stdout

@@ -516,32 +516,57 @@ def test_setup_twice_leaves_a_capture_in_place_untouched(tmp_path: Path) -> None
     assert placed.stat().st_ino == inode  # the same folder, not a fresh copy swapped in
 
 
-@pytest.mark.parametrize(("platforms", "folder"), [(["linux/arm64"], "linux_arm64"), ([], "linux_amd64")])
+@pytest.mark.parametrize(("platforms", "folder"), [
+    (["linux/arm64"], "linux_arm64"),  # the one it was made for
+    ([], "linux_amd64"),  # none named: this machine's
+    (["linux/arm64", "linux/amd64"], "linux_amd64"),  # exported on amd64 (a flat capture was the engine's own)
+])
 def test_an_older_bundles_flat_captures_are_set_up_under_the_platform_it_was_made_for(
         tmp_path: Path, platforms: list[str], folder: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Format 3 kept a capture's files straight under its key; builds now mount <key>/<os>_<arch>/."""
+    """Format 3 kept a capture's files straight under its key; builds now mount <key>/<os>_<arch>/.
+    Resources stay where they were, and a format-3 delta on top finds the files it omits."""
+    from offline_build import packing
     from offline_build.runners import bundle_io
 
-    monkeypatch.setattr(bundle_io, "arch", lambda: "amd64")  # the machine setting it up, for a bundle naming none
+    monkeypatch.setattr(bundle_io, "arch", lambda: "amd64")  # the machine setting it up
     online = project(tmp_path / "online")
     oci.image(oci.new(online.store), "cache-svc", [b"x"])
+    (online.cache_dir / "resources" / "models").mkdir(parents=True)
+    (online.cache_dir / "resources" / "models" / "m.txt").write_text("weights\n")
     flat = {"apt": {"debian_bookworm-slim/lists/Release": b"lists", "debian_bookworm-slim/archives/jq_1_amd64.deb": b"jq"},
             "pip": {"svc-1/six-1.16.0-py2.py3-none-any.whl": b"six", "svc-1/offline-build-capture.txt": b"pip\n"}}
-    folders = {}
+    folders = {name: tmp_path / "captures" / name for name in flat}
     for name, files in flat.items():
-        folders[name] = tmp_path / "captures" / name
         for rel, data in files.items():
             (folders[name] / rel).parent.mkdir(parents=True, exist_ok=True)
             (folders[name] / rel).write_bytes(data)
-    members = bundle.collect(online.cache_dir, folders)
-    manifest = bundle.Manifest(project="demo", version="1", platforms=platforms, services={}, base_images={},
-                               format_version=3)
-    manifest.files = twopass.hash_members(members)
-    archive = online.cache_dir / "build-cache-20250101.tar"
-    twopass.write(archive, manifest, members)
+
+    def old(name: str, extends: dict[str, str] | None = None, base: bundle.Manifest | None = None) -> Path:
+        manifest = bundle.Manifest(project="demo", version="1", platforms=platforms, services={}, base_images={},
+                                   format_version=3, extends=extends or {})
+        out = online.cache_dir / name
+        members = bundle.collect(online.cache_dir, {**folders, "resources": online.cache_dir / "resources"})
+        packing.write_hashed(out, manifest, members, base)
+        return out
+
+    archive = old("build-cache-20250101.tar")
     offline = project(tmp_path / "offline")
+    offline.path.write_text(offline.path.read_text() + "".join(f"platforms: [{', '.join(platforms)}]\n"
+                                                              for _ in platforms[:1]))
+    offline = load(offline.path, environ={})
     unpack(offline, archive, Console(quiet=True))
     apt, pip = offline.apt.dir / "debian_bookworm-slim", offline.cache_dir / "captures" / "pip" / "svc-1"
     assert sorted(p.name for p in apt.iterdir()) == [folder]
     assert (apt / folder / "archives" / "jq_1_amd64.deb").read_bytes() == b"jq"
-    assert (pip / folder / "six-1.16.0-py2.py3-none-any.whl").read_bytes() == b"six" and PIP.captured(offline, "svc-1")
+    assert (pip / folder / "six-1.16.0-py2.py3-none-any.whl").read_bytes() == b"six"
+    assert PIP.captured(offline, "svc-1") == (folder == "linux_amd64" or len(platforms) == 1)
+    assert (offline.cache_dir / "resources" / "models" / "m.txt").read_text() == "weights\n"
+
+    (folders["pip"] / "svc-1" / "docopt-0.6.2-py2.py3-none-any.whl").write_bytes(b"docopt")
+    delta = old("build-cache-20250102-delta.tar", {"bundle": archive.name, "manifest_sha256": "0" * 64},
+                bundle.load_manifest(archive)[0])
+    with tarfile.open(delta) as tar:
+        assert not [n for n in tar.getnames() if n.endswith("six-1.16.0-py2.py3-none-any.whl")]  # taken from here
+    unpack(offline, delta, Console(quiet=True))
+    assert sorted(p.name for p in (pip / folder).iterdir()) == [
+        "docopt-0.6.2-py2.py3-none-any.whl", "offline-build-capture.txt", "six-1.16.0-py2.py3-none-any.whl"]

@@ -165,17 +165,30 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
     return Unpacked(manifest, added, files, verdict, hashlib.sha256(raw).hexdigest())
 
 
+RESOURCES = "files/resources"  # placed file by file; every other folder is a capture's
+
+
+def flat_platform(manifest: bundle.Manifest) -> str:
+    """The platform folder an older bundle's flat captures belong in: the one platform they were made for.
+
+    Its captures came from the exporting engine's own platform (the manifest
+    does not say which): this machine's, when the bundle names it or names
+    none, as a site usually matches its build machine; else the bundle's first.
+    """
+    here = f"linux/{arch()}"
+    named = [p for p in manifest.platforms if runs_platform(here, (p,))] or manifest.platforms or [here]
+    return platform_dir(named[0])
+
+
 def _per_platform(tmp: Path, places: tuple[tuple[str, Path], ...], manifest: bundle.Manifest) -> None:
     """An older bundle's capture keys (flat) moved under the platform it was made for: the layout builds mount.
 
-    Made before captures were per platform, it served one: its manifest's, else the
-    exporting engine's own, which is this machine's as far as anything here can tell.
     Its cached APT and package steps then miss (their mounts changed) and run from the capture.
     """
-    folder = platform_dir(manifest.platforms[0] if manifest.platforms else f"linux/{arch()}")
+    folder = flat_platform(manifest)
     for name, _ in places:
         root = tmp / name
-        if name == "resources" or not root.is_dir():
+        if name == RESOURCES or not root.is_dir():
             continue
         for key in sorted(p for p in root.iterdir() if p.is_dir()):
             flat = key.with_name(f".{key.name}.flat")
@@ -211,7 +224,7 @@ def _materialize(step: Unpack, manifest: bundle.Manifest, present: set[str], des
     for entry in manifest.files:
         if entry.path in present or entry.path in packed_once:
             continue
-        local = _local_copy(step, entry.path)
+        local = _local_copy(step, entry.path, manifest)
         target = dest / entry.path
         target.parent.mkdir(parents=True, exist_ok=True)
         if local is None or not local.is_file() or local.stat().st_size != entry.size \
@@ -222,12 +235,17 @@ def _materialize(step: Unpack, manifest: bundle.Manifest, present: set[str], des
     return hashed
 
 
-def _local_copy(step: Unpack, name: str) -> Path | None:
+def _local_copy(step: Unpack, name: str, manifest: bundle.Manifest) -> Path | None:
+    """Where this machine keeps a bundle member, for a delta: in the store, or placed by an earlier setup."""
     if name.startswith("blobs/sha256/"):
         return step.store / name
     for folder, local in step.places:
         if name.startswith(f"{folder}/"):
-            return local / name.removeprefix(f"{folder}/")
+            rest = name.removeprefix(f"{folder}/")
+            if manifest.format_version < 4 and folder != RESOURCES and "/" in rest:
+                key, file = rest.split("/", 1)  # placed under its platform (see _per_platform)
+                rest = f"{key}/{flat_platform(manifest)}/{file}"
+            return local / rest
     return None  # the index always travels: the local one may hold more entries
 
 
