@@ -559,7 +559,7 @@ def test_an_older_bundles_flat_captures_are_set_up_under_the_platform_it_was_mad
     assert sorted(p.name for p in apt.iterdir()) == [folder]
     assert (apt / folder / "archives" / "jq_1_amd64.deb").read_bytes() == b"jq"
     assert (pip / folder / "six-1.16.0-py2.py3-none-any.whl").read_bytes() == b"six"
-    assert PIP.captured(offline, "svc-1") == (folder == "linux_amd64" or len(platforms) == 1)
+    assert PIP.captured(offline, "svc-1") == (len(platforms) <= 1)  # one platform is all a flat capture serves
     assert (offline.cache_dir / "resources" / "models" / "m.txt").read_text() == "weights\n"
 
     (folders["pip"] / "svc-1" / "docopt-0.6.2-py2.py3-none-any.whl").write_bytes(b"docopt")

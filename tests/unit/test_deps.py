@@ -12,7 +12,7 @@ from offline_build.captures.apt import APT
 from offline_build.captures.lang import CAPTURE_STAGE, MARKER, CaptureBuild, platform_outputs, take
 from offline_build.captures.npm import NPM
 from offline_build.captures.pip import PIP
-from offline_build.config import load
+from offline_build.config import Overrides, load
 from offline_build.dockerfile import parse_text
 from offline_build.errors import ConfigError
 from offline_build.export import export_plan
@@ -200,7 +200,8 @@ def test_taking_a_capture_drops_npm_logs_marks_and_fixes_modes(tmp_path: Path) -
     assert not (kept / "_logs").exists() and (kept / MARKER).is_file()
     assert not (kept / "_cacache" / "tmp").exists()
     assert (kept / "_cacache" / "blob").stat().st_mode & 0o777 == 0o644
-    assert NPM.captured(SimpleNamespace(cache_dir=tmp_path), "svc-1")  # type: ignore[arg-type]
+    assert NPM.captured(SimpleNamespace(cache_dir=tmp_path, platforms=("linux/amd64",)), "svc-1")  # type: ignore[arg-type]
+    assert not NPM.captured(SimpleNamespace(cache_dir=tmp_path, platforms=("linux/amd64", "linux/arm64")), "svc-1")  # type: ignore[arg-type]
 
 
 def test_a_multi_platform_capture_keeps_each_platform_beside_the_others_and_replaces_the_key_whole(
@@ -290,3 +291,8 @@ def test_exporting_one_service_makes_no_captures_image_for_another_never_capture
     images = [s.tags[0] for s in export_plan(project, [project.service("svc")]).steps
               if type(s) is Build and s.tags and s.tags[0].endswith("-captures:latest")]
     assert images == ["p-svc-captures:latest", "p-other-captures:latest"]
+    # Captured for amd64 only: a project now also building arm64 does not copy from a folder that is not there.
+    both = load(config, Overrides(platforms=("linux/amd64", "linux/arm64")), environ={})
+    images = [s.tags[0] for s in export_plan(both, [both.service("svc")]).steps
+              if type(s) is Build and s.tags and s.tags[0].endswith("-captures:latest")]
+    assert images == ["p-svc-captures:latest"]

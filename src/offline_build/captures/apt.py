@@ -34,7 +34,7 @@ from ..errors import StepError
 from ..plan import slug
 from ..steps import Step
 from ..store import create_ignored
-from .base import PLATFORM_DIR, Package, Row, Served, plain_modes, platform_dir, remove, shown, swap_in
+from .base import PLATFORM_DIR, Package, Row, Served, has_platforms, plain_modes, platform_dir, remove, shown, swap_in
 
 LISTS = "/var/lib/apt/lists"
 ARCHIVES = "/var/cache/apt/archives"
@@ -108,7 +108,7 @@ class AptCapture:
         return parse.analyse(df) if project.apt.enabled else {}
 
     def captured(self, project: Project, key: str) -> bool:
-        return any(self.context_dir(project, key).glob("*/lists"))
+        return has_platforms(self.context_dir(project, key), project, "lists")
 
     def context_dir(self, project: Project, key: str) -> Path:
         return project.apt.dir / slug(key).lower()

@@ -109,6 +109,16 @@ def platform_dir(platform: str) -> str:
     return "_".join(parts)
 
 
+def has_platforms(key_dir: Path, project: Project, mark: str) -> bool:
+    """Does a key's capture hold (file *mark* in) a folder for each platform the project builds for?
+
+    Without ``platforms:``, any one: it was the engine's own. A key from before
+    captures were per platform (flat) holds none, so it is captured again.
+    """
+    folders = [key_dir / platform_dir(p) for p in project.platforms]
+    return all((f / mark).exists() for f in folders) if folders else any(key_dir.glob(f"*/{mark}"))
+
+
 def shown(path: Path, root: Path) -> str:
     """*path* relative to the project when inside it, as the reports show paths."""
     try:

@@ -32,7 +32,7 @@ from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
 from ..pkgs import Install, installs
 from ..steps import Build, Step
-from .base import PLATFORM_DIR, Row, Served, plain_modes, platform_dir, remove, shown, swap_in
+from .base import PLATFORM_DIR, Row, Served, has_platforms, plain_modes, platform_dir, remove, shown, swap_in
 
 MOUNTS = "/.offline-build"  # where captures are mounted in build containers
 OUT = f"{MOUNTS}/out"  # where a capture build leaves them for the last stage to copy out
@@ -76,7 +76,7 @@ class LangCapture:
         return found
 
     def captured(self, project: Project, key: str) -> bool:
-        return any(self.context_dir(project, key).glob(f"*/{MARKER}"))
+        return has_platforms(self.context_dir(project, key), project, MARKER)
 
     def context_dir(self, project: Project, key: str) -> Path:
         return self.folder(project) / key
