@@ -136,8 +136,14 @@ def test_a_build_for_a_platform_the_bundles_captures_lack_stops_before_it_starts
     preflight(None, step, None)  # type: ignore[arg-type]  (the engine is not asked: no images needed)
     with pytest.raises(StepError) as caught:
         preflight(None, replace(step, platforms=("linux/amd64", "linux/arm64")), None)  # type: ignore[arg-type]
-    assert caught.value.message == (f"build app (offline): the capture in {capture} has nothing for linux/arm64: the bundle was exported "
-                                    "for other platforms")
+    assert caught.value.message == (f"build app (offline): the capture in {capture} has nothing for linux/arm64: "
+                                    "the bundle was exported for other platforms")
+    # Without --platform the engine builds its own: an arm64 site given an amd64 bundle is told so, not BuildKit's
+    # '"/linux_arm64": not found'.
+    arm = SimpleNamespace(docker=SimpleNamespace(system=SimpleNamespace(
+        info=lambda: SimpleNamespace(os_type="linux", architecture="aarch64"))))
+    with pytest.raises(StepError, match="has nothing for linux/arm64"):
+        preflight(arm, replace(step, platforms=()), None)  # type: ignore[arg-type]
 
 
 def test_apt_is_captured_once_per_platform_and_the_classic_bases_are_built_per_platform(tmp_path: Path) -> None:

@@ -120,8 +120,10 @@ def preflight(rt: Runtime, step: Build, store: Path | None) -> None:
         if not image_present(rt.docker, image):
             raise StepError(step.title, f"base image {image} is not in the engine",
                             "run offline.setup: it loads base images into engines that need them")
+    # Without --platform BuildKit builds the engine's own: a bundle from another machine may lack it.
+    platforms = step.platforms or ((native_platform(rt.docker),) if step.capture_dirs else ())
     for folder in step.capture_dirs:
-        for platform in step.platforms:
+        for platform in platforms:
             if not (Path(folder) / platform_dir(platform)).is_dir():
                 # BuildKit would say only '"/linux_arm64" not found', at the step.
                 raise StepError(step.title, f"the capture in {folder} has nothing for {platform}: the bundle was "
