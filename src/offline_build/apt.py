@@ -168,6 +168,9 @@ class BaseApt:
     source_edits: list[list[str]] = field(default_factory=list)
     no_recommends: bool = True
     lines: list[int] = field(default_factory=list)
+    # The --platform of each stage that installs packages ("": the platform built; $BUILDPLATFORM,
+    # linux/amd64): the platforms the capture must hold.
+    stage_platforms: list[str] = field(default_factory=list)
 
     def add(self, cmd: AptCommand, line: int) -> None:
         for pkg in cmd.packages:
@@ -182,12 +185,21 @@ class BaseApt:
 
 def external_base(df: Dockerfile, stage: Stage) -> str:
     """The image a stage ultimately starts from, following ``FROM <stage>``."""
-    seen = 0
-    while df.is_stage_ref(stage.base, stage.index) and seen < len(df.stages):
+    return _chain(df, stage)[-1].base
+
+
+def platform_flag(df: Dockerfile, stage: Stage) -> str | None:
+    """The ``--platform`` a stage runs on: its own, else the one of the stage it starts from."""
+    return next((s.platform for s in _chain(df, stage) if s.platform), None)
+
+
+def _chain(df: Dockerfile, stage: Stage) -> list[Stage]:
+    chain = [stage]
+    while df.is_stage_ref(stage.base, stage.index) and len(chain) <= len(df.stages):
         ref = stage.base
         stage = df.stages[int(ref)] if ref.isdigit() else next(s for s in df.stages if s.name == ref.lower())
-        seen += 1
-    return stage.base
+        chain.append(stage)
+    return chain
 
 
 def uses_apt(ins: Instruction) -> bool:
@@ -205,6 +217,9 @@ def analyse(df: Dockerfile) -> dict[str, BaseApt]:
             if ins.cmd != "RUN":
                 continue
             entry = found.setdefault(base, BaseApt(base))
+            flag = platform_flag(df, stage) or ""
+            if uses_apt(ins) and flag not in entry.stage_platforms:
+                entry.stage_platforms.append(flag)
             for pipeline in pipelines(run_text(ins)):
                 if edits_sources(pipeline) and pipeline not in entry.source_edits:
                     # Replayed before the capture: lists must come from the edited sources.

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from .apt import external_base, uses_apt
 from .captures.apt import ANY_APT, to_true
-from .captures.base import PLATFORM_ARGS
 from .captures.lang import CAPTURE_STAGE, MOUNTS, OUT
 from .dockerfile import Dockerfile, Instruction, mount_options
 
@@ -110,21 +109,21 @@ def offline_variant(df: Dockerfile, served: list[tuple[Capture, Mapping[str, Any
                 continue
             flags, command = _run_parts(ins)
             mounts: list[str] = []
-            per_platform = False
+            args: list[str] = []
             for capture, keys in served:
                 serving = capture.serve(service, df, stage, ins, command, keys, capturing)
                 if serving is None:
                     continue
                 mounts += serving.mounts
                 command = serving.command
-                per_platform = per_platform or serving.per_platform
+                args += [serving.args] if serving.args and serving.args not in args else []
                 contexts.update({name: (capture.name, key) for name, key in serving.contexts.items()})
                 outputs += [o for o in serving.outputs if o not in outputs]
             if mounts:
                 # The ARG line makes the platform's folder name expand in the mounts; declaring it
                 # again in a stage changes nothing, so each served RUN gets its own.
-                args = f"{PLATFORM_ARGS}\n" if per_platform else ""
-                edits[ins.line] = (ins.end_line, f"{args}RUN {' '.join(mounts + flags)} {command}")
+                declared = "".join(f"{line}\n" for line in args)
+                edits[ins.line] = (ins.end_line, f"{declared}RUN {' '.join(mounts + flags)} {command}")
     text = _replace(lines, edits)
     if capturing and outputs:
         copies = "".join(f"COPY --from={stage} {OUT}/ /\n" for stage in outputs)

@@ -11,7 +11,7 @@ import pytest
 from python_on_whales.exceptions import DockerException
 
 from offline_build.build import plan_offline_builds
-from offline_build.captures.apt import CaptureApt
+from offline_build.captures.apt import CaptureApt, capture_platforms
 from offline_build.config import Overrides, load
 from offline_build.diagnose import platforms_check
 from offline_build.engine import engine_platforms, runs_platform
@@ -162,3 +162,40 @@ def test_apt_is_captured_once_per_platform_and_the_classic_bases_are_built_per_p
     assert "source=${TARGETOS}_${TARGETARCH}${TARGETVARIANT:+_${TARGETVARIANT}}/archives," in dockerfile
     (preinstall,) = [s for s in steps if isinstance(s, Build) and not s.service and "_preinstalled" in str(s.context)]
     assert preinstall.platforms == ("linux/amd64", "linux/arm/v7")
+
+
+CROSS = """\
+FROM --platform=$BUILDPLATFORM debian:bookworm-slim AS tools
+RUN apt-get update && apt-get install -y gcc-aarch64-linux-gnu
+FROM --platform=linux/amd64 debian:bookworm-slim AS pinned
+RUN apt-get install -y file
+FROM tools AS more
+RUN apt-get install -y make
+FROM debian:bookworm-slim
+RUN apt-get install -y jq
+"""
+
+
+def test_a_stage_on_the_builders_platform_mounts_the_builders_capture_and_one_pinned_its_own(tmp_path: Path) -> None:
+    """FROM --platform=$BUILDPLATFORM runs on the builder's platform whatever is built: its APT must not be the
+    target's (an amd64 container given arm64 lists cannot install)."""
+    from offline_build import apt, variant
+    from offline_build.captures.apt import APT
+    from offline_build.dockerfile import parse_text
+
+    df = parse_text(CROSS, tmp_path / "Dockerfile")
+    (tmp_path / "Dockerfile").write_text(CROSS)
+    lines = variant.offline_variant(df, [(APT, apt.analyse(df))]).text.splitlines()
+    builder, target = "${BUILDOS}_${BUILDARCH}${BUILDVARIANT:+_${BUILDVARIANT}}", "${TARGETOS}_${TARGETARCH}"
+    assert lines[1] == "ARG BUILDOS BUILDARCH BUILDVARIANT" and f"source={builder}/lists," in lines[2]
+    assert lines[4].startswith("RUN --mount=type=bind,from=apt-debian_bookworm-slim,source=linux_amd64/lists,")
+    assert lines[6] == "ARG BUILDOS BUILDARCH BUILDVARIANT" and f"source={builder}/archives," in lines[7]  # inherited
+    assert lines[9] == "ARG TARGETOS TARGETARCH TARGETVARIANT" and f"source={target}" in lines[10]
+    # The capture holds what each stage runs on: the project's platforms, the pinned one, and the engine's own.
+    assert apt.analyse(df)["debian:bookworm-slim"].stage_platforms == ["$BUILDPLATFORM", "linux/amd64", ""]
+    assert capture_platforms(("linux/arm64",), ["$BUILDPLATFORM", "linux/amd64", ""]) == (
+        ("linux/arm64", "linux/amd64"), True)
+    assert capture_platforms(("linux/arm64",), ["$BUILDPLATFORM"]) == ((), True)  # a base only the builder runs
+    assert capture_platforms(("linux/arm64",), [""]) == (("linux/arm64",), False)
+    assert capture_platforms((), [""]) == ((), True)  # no platforms: the engine's own, as always
+    assert capture_platforms((), ["linux/s390x"]) == (("linux/s390x",), False)

@@ -29,12 +29,26 @@ from python_on_whales.exceptions import DockerException
 from .. import apt as parse
 from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
-from ..engine import engine_message, native_platform
+from ..engine import engine_message, native_platform, runs_platform
 from ..errors import StepError
 from ..plan import slug
 from ..steps import Step
 from ..store import create_ignored
-from .base import PLATFORM_DIR, Package, Row, Served, has_platforms, plain_modes, platform_dir, remove, shown, swap_in
+from .base import (
+    BUILD_PLATFORM,
+    PLATFORM_DIR,
+    Package,
+    Row,
+    Served,
+    has_platforms,
+    plain_modes,
+    platform_dir,
+    platform_source,
+    remove,
+    shown,
+    stage_platform,
+    swap_in,
+)
 
 LISTS = "/var/lib/apt/lists"
 ARCHIVES = "/var/cache/apt/archives"
@@ -62,12 +76,14 @@ def context_name(base: str) -> str:
 class CaptureApt(Step):
     """``apt-get update`` and ``install --download-only`` in a throwaway container of *base*, per platform.
 
-    *platforms* empty: the engine's own, found when the step runs.
+    *platforms* empty: the engine's own, found when the step runs; *native*:
+    that one too (a stage ``FROM --platform=$BUILDPLATFORM`` runs on it).
     """
 
     base: str = ""
     dest: Path = Path(".")
     platforms: tuple[str, ...] = ()
+    native: bool = False
     packages: tuple[str, ...] = ()
     no_recommends: bool = True
     source_edits: tuple[str, ...] = ()
@@ -86,14 +102,14 @@ class CaptureApt(Step):
         ])
 
     def argv(self, platform: str | None = None) -> list[str]:
-        platform = platform or (self.platforms[0] if self.platforms else None)
         folder = self.dest / (platform_dir(platform) if platform else "<engine platform>")
         return ["docker", "run", "--rm", "--network", self.network, *(["--platform", platform] if platform else []),
                 "--volume", f"{folder}/lists:{LISTS}", "--volume", f"{folder}/archives:{ARCHIVES}",
                 self.base, "sh", "-c", self.script()]
 
     def describe(self) -> str:
-        return "\n".join(shlex.join(self.argv(p)) for p in self.platforms or (None,))  # type: ignore[arg-type]
+        engine = [None] if self.native else []  # the engine's own, when not listed already
+        return "\n".join(shlex.join(self.argv(p)) for p in [*self.platforms, *engine])
 
 
 class AptCapture:
@@ -119,20 +135,21 @@ class AptCapture:
         if base not in keys or not parse.uses_apt(ins):
             return None
         name = context_name(base)
+        folder, args = platform_source(parse.platform_flag(df, stage))
         command = UPDATE.sub(to_true, command)
         if not ins.heredocs:
             # apt wants its partial/ folders; the capture leaves none (modes must match exactly).
             command = f"mkdir -p {LISTS}/partial {ARCHIVES}/partial && {command}"
-        return Served(mounts(name), command, {name: base}, per_platform=True)
+        return Served(mounts(name, folder), command, {name: base}, args=args)
 
     def capture_steps(self, project: Project, needs: list[Mapping[str, Any]]) -> list[Step]:
-        platforms = f", {', '.join(project.platforms)}" if project.platforms else ""
-        return [CaptureApt(title=f"capture APT for {base} ({len(use.packages)} packages{platforms})", base=base,
-                           dest=self.context_dir(project, base), platforms=project.platforms,
+        return [CaptureApt(title=f"capture APT for {base} ({len(use.packages)} packages{_listed(platforms)})",
+                           base=base, dest=self.context_dir(project, base), platforms=platforms, native=native,
                            packages=tuple(use.packages),
                            no_recommends=use.no_recommends,
                            source_edits=tuple(parse.shell_join(e) for e in use.source_edits))
-                for base, use in union(needs).items()]
+                for base, use in union(needs).items()
+                for platforms, native in [capture_platforms(project.platforms, use.stage_platforms)]]
 
     def handlers(self) -> Mapping[type, Callable[..., dict[str, Any]]]:
         return {CaptureApt: capture_apt}
@@ -181,13 +198,33 @@ def union(needs: list[Mapping[str, Any]]) -> dict[str, parse.BaseApt]:
             merged.packages += [p for p in use.packages if p not in merged.packages]
             merged.source_edits += [e for e in use.source_edits if e not in merged.source_edits]
             merged.no_recommends = merged.no_recommends and use.no_recommends
+            merged.stage_platforms += [p for p in use.stage_platforms if p not in merged.stage_platforms]
     return merged_all
 
 
-def mounts(name: str) -> tuple[str, str]:
-    """The bind mounts of a base image's capture (named context *name*) for the platform being built."""
-    return (f"--mount=type=bind,from={name},source={PLATFORM_DIR}/lists,target={LISTS},rw",
-            f"--mount=type=bind,from={name},source={PLATFORM_DIR}/archives,target={ARCHIVES},rw")
+def capture_platforms(project: tuple[str, ...], flags: list[str]) -> tuple[tuple[str, ...], bool]:
+    """(platforms to capture, whether the engine's own too) for a base whose APT stages run on *flags*.
+
+    A stage on the platform built (flag ``""``) needs the project's platforms,
+    or the engine's own without ``platforms:``; one ``FROM
+    --platform=$BUILDPLATFORM`` the engine's own; one pinned to
+    ``linux/amd64`` that platform.
+    """
+    kinds = [stage_platform(f) for f in flags or [""]]
+    built = None in kinds
+    literal = [k for k in kinds if k and k != BUILD_PLATFORM]
+    platforms = tuple(dict.fromkeys([*(project if built else ()), *literal]))
+    return platforms, (built and not project) or BUILD_PLATFORM in kinds
+
+
+def _listed(platforms: tuple[str, ...]) -> str:
+    return f", {', '.join(platforms)}" if platforms else ""
+
+
+def mounts(name: str, folder: str = PLATFORM_DIR) -> tuple[str, str]:
+    """The bind mounts of a base image's capture (named context *name*): the platform being built, by default."""
+    return (f"--mount=type=bind,from={name},source={folder}/lists,target={LISTS},rw",
+            f"--mount=type=bind,from={name},source={folder}/archives,target={ARCHIVES},rw")
 
 
 def capture_apt(rt: Any, step: CaptureApt) -> dict[str, Any]:
@@ -200,13 +237,15 @@ def capture_apt(rt: Any, step: CaptureApt) -> dict[str, Any]:
     shutil.rmtree(fresh, ignore_errors=True)
     debs = 0
     try:
-        for platform in step.platforms or (native_platform(rt.docker),):
+        native = native_platform(rt.docker) if step.native else None
+        extra = [native] if native and not any(runs_platform(native, (p,)) for p in step.platforms) else []
+        for platform in [*step.platforms, *extra]:
             folder = fresh / platform_dir(platform)
             (folder / "lists").mkdir(parents=True)
             (folder / "archives").mkdir()
             try:
                 rt.docker.run(step.base, ["sh", "-c", step.script()], remove=True, networks=[step.network],
-                              platform=platform if step.platforms else None,
+                              platform=None if platform == native else platform,
                               volumes=[(str(folder / "lists"), LISTS), (str(folder / "archives"), ARCHIVES)])
             except DockerException as exc:
                 raise StepError(step.title, f"APT capture for {platform} failed: {engine_message(exc)}",

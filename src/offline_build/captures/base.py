@@ -22,7 +22,7 @@ class Served:
     command: str
     contexts: dict[str, str] = field(default_factory=dict)  # build context name -> the capture's key
     outputs: tuple[str, ...] = ()  # capture mode: stages whose capture folders the last stage copies out
-    per_platform: bool = False  # a mount reads PLATFORM_DIR: the stage must declare PLATFORM_ARGS first
+    args: str = ""  # the ARG line its mounts' platform folder needs declared first (PLATFORM_ARGS), if any
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,31 @@ class Capture(Protocol):
 # serves every platform, in the export's build and the offline one alike (equal text, equal keys).
 PLATFORM_ARGS = "ARG TARGETOS TARGETARCH TARGETVARIANT"
 PLATFORM_DIR = "${TARGETOS}_${TARGETARCH}${TARGETVARIANT:+_${TARGETVARIANT}}"
+# A stage FROM --platform=$BUILDPLATFORM (cross-compiling) runs on the builder's platform instead.
+BUILD_ARGS = "ARG BUILDOS BUILDARCH BUILDVARIANT"
+BUILD_DIR = "${BUILDOS}_${BUILDARCH}${BUILDVARIANT:+_${BUILDVARIANT}}"
+BUILD_PLATFORM = "$BUILDPLATFORM"  # how a stage's platform is written when it is the builder's
+
+
+def stage_platform(flag: str | None) -> str | None:
+    """A stage's ``FROM --platform=``: None for the platform built, BUILD_PLATFORM, or a literal ``os/arch``.
+
+    Any other expression (another build argument) is taken as the platform built.
+    """
+    value = (flag or "").strip().replace("{", "").replace("}", "")
+    if value == "$BUILDPLATFORM":
+        return BUILD_PLATFORM
+    return value if value and "$" not in value else None
+
+
+def platform_source(flag: str | None) -> tuple[str, str]:
+    """(folder expression, ARG line it needs) of the capture a stage with this ``--platform`` runs on."""
+    platform = stage_platform(flag)
+    if platform is None:
+        return PLATFORM_DIR, PLATFORM_ARGS
+    if platform == BUILD_PLATFORM:
+        return BUILD_DIR, BUILD_ARGS
+    return platform_dir(platform), ""
 
 
 def platform_dir(platform: str) -> str:

@@ -32,7 +32,18 @@ from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
 from ..pkgs import Install, installs
 from ..steps import Build, Step
-from .base import PLATFORM_DIR, Row, Served, has_platforms, plain_modes, platform_dir, remove, shown, swap_in
+from .base import (
+    PLATFORM_ARGS,
+    PLATFORM_DIR,
+    Row,
+    Served,
+    has_platforms,
+    plain_modes,
+    platform_dir,
+    remove,
+    shown,
+    swap_in,
+)
 
 MOUNTS = "/.offline-build"  # where captures are mounted in build containers
 OUT = f"{MOUNTS}/out"  # where a capture build leaves them for the last stage to copy out
@@ -95,7 +106,7 @@ class LangCapture:
         target = f"{MOUNTS}/{self.name}/{key}"
         name = f"{self.name}-{key}"
         mount = f"--mount=type=bind,from={name},source={PLATFORM_DIR},target={target}" + (",rw" if self.rw else "")
-        return Served((mount,), self.served_command(command, target), {name: key}, per_platform=True)
+        return Served((mount,), self.served_command(command, target), {name: key}, args=PLATFORM_ARGS)
 
     def served_command(self, command: str, target: str) -> str:
         """*command* with the tool pointed at the capture in *target* and kept off the network (both builders)."""
