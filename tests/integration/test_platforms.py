@@ -118,17 +118,26 @@ CMD ["sh", "-c", "cat /arch /jq /app.txt"]
 
 def test_an_arm64_project_with_apt_builds_offline_under_emulation_and_rebuilds_from_its_capture(
         engines: dict[str, str], tmp_path: Path) -> None:
-    """arm64 only: an APT step and a multi-stage build, exported on amd64, built all cached on the empty air-gapped
-    engine under emulation, then a change above the APT step rebuilt there from the bundle's arm64 capture."""
+    """arm64 only: an APT step and a multi-stage build (and a cross-compiling stage on the builder's platform),
+    exported on amd64, built all cached on the empty air-gapped engine under emulation, then a change above the
+    APT step rebuilt there from the bundle's arm64 capture."""
     from tests.integration.test_roundtrip import build_report, cli
 
     online = tmp_path / "online"
+    # A cross-compiling stage runs on the builder's platform (amd64): its APT step needs amd64's capture.
+    tools = ("FROM --platform=$BUILDPLATFORM debian-multi:bookworm-slim AS tools\n"
+             "RUN apt-get update && apt-get install -y --no-install-recommends jq\n"
+             "RUN uname -m > /tools && jq --version >> /tools\n")
+    dockerfile = tools + two_stages("debian-arm64:bookworm-slim") + "COPY --from=tools /tools /tools\n"
     archive = export_app(online, engines["online"], "project: arm\nnetwork: none\nplatforms: [linux/arm64]\n",
-                         {"Dockerfile": two_stages("debian-arm64:bookworm-slim"), "marker": "one\n",
-                          "app.txt": "arm app\n"}, "arm/app")
+                         {"Dockerfile": dockerfile, "marker": "one\n", "app.txt": "arm app\n"}, "arm/app")
     with tarfile.open(archive) as tar:
-        debs = [Path(n).name for n in tar.getnames() if n.endswith(".deb")]
-    assert debs and all(d.endswith(("_arm64.deb", "_all.deb")) for d in debs), debs  # the arm64 capture
+        debs = [n for n in tar.getnames() if n.endswith(".deb")]
+    arm = [Path(n).name for n in debs if n.startswith("files/apt/debian-arm64_bookworm-slim/linux_arm64/")]
+    assert arm and all(d.endswith(("_arm64.deb", "_all.deb")) for d in arm), debs  # the arm64 capture
+    builder = [Path(n).name for n in debs if n.startswith("files/apt/debian-multi_bookworm-slim/linux_amd64/")]
+    assert builder and all(d.endswith(("_amd64.deb", "_all.deb")) for d in builder), debs  # the builder's
+    assert len(arm) + len(builder) == len(debs), debs
 
     site = carry(online, archive, tmp_path / "site")
     cli(site, engines["offline"], "offline.setup")
@@ -137,6 +146,8 @@ def test_an_arm64_project_with_apt_builds_offline_under_emulation_and_rebuilds_f
     docker = DockerClient(host=engines["offline"])
     ran = docker.run("arm/app:latest", remove=True, networks=["none"], platform="linux/arm64")
     assert ran.split() == ["aarch64", '"jq', 'works"', "arm", "app"], ran
+    built_on = docker.run("arm/app:latest", ["cat", "/tools"], remove=True, networks=["none"], platform="linux/arm64")
+    assert built_on.split()[0] == "x86_64" and built_on.split()[1].startswith("jq-"), built_on
 
     (site / "app" / "marker").write_text("two\n")  # above the APT step: apt-get must run again, offline
     rebuilt = build_report(cli(site, engines["offline"], "offline.build").stdout, ("app",))
