@@ -115,7 +115,8 @@ def platforms_check(wanted: list[str], available: tuple[str, ...], native: str) 
     foreign = [p for p in wanted if p not in runs]
     if wanted and not runs:
         return Check("engine", "platforms", "fail", f"the bundle is for {', '.join(wanted)}; this engine runs "
-                     f"{', '.join(available)}", f"export for {native}, or add emulation (binfmt_misc, qemu-user-static)")
+                     f"{', '.join(available)}",
+                     f"export for {native}, or add emulation (binfmt_misc, qemu-user-static)")
     if not wanted:
         return Check("engine", "platforms", "info", f"the engine's own: {native}")
     built = build_platforms(tuple(wanted), native)

@@ -29,7 +29,7 @@ from . import bundle
 from .build import BuildOutcome, build
 from .config import CacheOptions, Project
 from .edits import nonce
-from .engine import engine_message, engine_platforms, probe_engine
+from .engine import Capabilities, engine_message, engine_platforms, probe_engine, runs_platform
 from .errors import EngineError, OfflineBuildError
 from .executor import Executor, check_engine
 from .inputs import pick
@@ -67,8 +67,11 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
         # as they are. No team cache: the proof is of the bundle alone.
         scratch = replace(project, cache_dir=Path(tmp), cache=CacheOptions(),
                           apt=replace(project.apt, dir=Path(tmp) / "apt-lists"))
-        restored = unpack(scratch, path, console, lambda: engine_platforms(docker))
+        available = engine_platforms(docker)
+        restored = unpack(scratch, path, console, lambda: available)
         caps = probe_engine(docker, scratch, ("oci_layout_context",))
+        scratch = replace(scratch, platforms=proven_platforms(restored.manifest.platforms, available, caps),
+                          platforms_asked=True)
         Executor(docker, console).run(Plan("load", tuple(load_steps(scratch, restored.manifest, caps))))
         edit = nonce() if edits else None
         outcomes = [_verify_one(scratch, name, docker, console, edit) for name in (s.name for s in pick(scratch, None))]
@@ -76,6 +79,18 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
     record_proof(project.cache_dir, restored.manifest_sha256, "edits" if edits else "cached", passed,
                  datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     return outcomes
+
+
+def proven_platforms(bundled: list[str], available: tuple[str, ...], caps: Capabilities) -> tuple[str, ...]:
+    """Every platform of the bundle this engine runs: a proof for the amd64 site and the arm64 one.
+
+    One build makes them all; only the containerd image store can load the
+    multi-platform image it makes, so another engine proves its own platform.
+    """
+    runs = [p for p in bundled if runs_platform(p, available)]
+    if len(runs) > 1 and not caps.containerd_store:
+        runs = [p for p in runs if runs_platform(available[0], (p,))][:1] or runs[:1]
+    return tuple(runs)
 
 
 def _verify_one(scratch: Project, name: str, docker: DockerClient, console: Console,

@@ -179,6 +179,10 @@ def test_one_bundle_serves_amd64_and_arm64_each_from_its_own_capture(engines: di
     setup = cli(site, engines["offline"], "offline.setup").stdout
     assert [line.split("│")[2].strip() for line in setup.splitlines() if "│ platforms" in line] == [
         "linux/amd64, linux/arm64"], setup
+    # The proof covers both sites: the engine (empty of build cache) runs both platforms.
+    proof = cli(site, engines["offline"], "offline.verify").stdout
+    (row,) = [[c.strip() for c in line.split("│")[1:-1]] for line in proof.splitlines() if line.startswith("│ app ")]
+    assert row[1:4] == ["all cached", "10", "10"], proof  # 5 steps for each platform
     checks = json.loads(cli(site, engines["offline"], "offline.diagnose", "--json", "--quick").stdout)["checks"]
     (row,) = [c for c in checks if c["name"] == "platforms"]
     assert row["status"] == "ok" and row["detail"].startswith(

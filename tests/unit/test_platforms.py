@@ -199,3 +199,17 @@ def test_a_stage_on_the_builders_platform_mounts_the_builders_capture_and_one_pi
     assert capture_platforms(("linux/arm64",), [""]) == (("linux/arm64",), False)
     assert capture_platforms((), [""]) == ((), True)  # no platforms: the engine's own, as always
     assert capture_platforms((), ["linux/s390x"]) == (("linux/s390x",), False)
+
+
+@pytest.mark.parametrize(("bundled", "containerd", "proven"), [
+    (["linux/amd64", "linux/arm64"], True, ("linux/amd64", "linux/arm64")),  # both sites' images, one build
+    (["linux/amd64", "linux/arm64"], False, ("linux/amd64",)),  # a classic store loads one platform: its own
+    (["linux/arm64", "linux/s390x"], False, ("linux/arm64",)),  # what it runs
+    ([], True, ()),  # no platforms: the engine's own, as a build makes
+])
+def test_verify_proves_every_platform_of_the_bundle_the_engine_runs(
+        bundled: list[str], containerd: bool, proven: tuple[str, ...]) -> None:
+    from offline_build.verify import proven_platforms
+
+    caps = SimpleNamespace(containerd_store=containerd)
+    assert proven_platforms(bundled, ("linux/amd64", "linux/amd64/v2", "linux/arm64"), caps) == proven  # type: ignore[arg-type]
