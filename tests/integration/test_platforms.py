@@ -133,11 +133,16 @@ def test_an_arm64_project_with_apt_builds_offline_under_emulation_and_rebuilds_f
                          {"Dockerfile": dockerfile, "marker": "one\n", "app.txt": "arm app\n"}, "arm/app")
     with tarfile.open(archive) as tar:
         debs = [n for n in tar.getnames() if n.endswith(".deb")]
-    arm = [Path(n).name for n in debs if n.startswith("files/apt/debian-arm64_bookworm-slim/linux_arm64/")]
-    assert arm and all(d.endswith(("_arm64.deb", "_all.deb")) for d in arm), debs  # the arm64 capture
-    builder = [Path(n).name for n in debs if n.startswith("files/apt/debian-multi_bookworm-slim/linux_amd64/")]
-    assert builder and all(d.endswith(("_amd64.deb", "_all.deb")) for d in builder), debs  # the builder's
-    assert len(arm) + len(builder) == len(debs), debs
+    found = {(base, platform): [Path(n).name for n in debs if n.startswith(f"files/apt/{base}/{platform}/")]
+             for base in ("debian-arm64_bookworm-slim", "debian-multi_bookworm-slim")
+             for platform in ("linux_amd64", "linux_arm64")}
+    # The arm64 stages' capture; the builder stage's for this machine (amd64) and for an arm64 site's builder.
+    assert not found["debian-arm64_bookworm-slim", "linux_amd64"], found
+    for (base, platform), names in found.items():
+        arch = platform.split("_")[1]
+        assert base.startswith("debian-arm64") and arch == "amd64" or names, found
+        assert all(d.endswith((f"_{arch}.deb", "_all.deb")) for d in names), found
+    assert sum(map(len, found.values())) == len(debs), debs
 
     site = carry(online, archive, tmp_path / "site")
     cli(site, engines["offline"], "offline.setup")

@@ -195,7 +195,8 @@ def test_a_stage_on_the_builders_platform_mounts_the_builders_capture_and_one_pi
     assert apt.analyse(df)["debian:bookworm-slim"].stage_platforms == ["$BUILDPLATFORM", "linux/amd64", ""]
     assert capture_platforms(("linux/arm64",), ["$BUILDPLATFORM", "linux/amd64", ""]) == (
         ("linux/arm64", "linux/amd64"), True)
-    assert capture_platforms(("linux/arm64",), ["$BUILDPLATFORM"]) == ((), True)  # a base only the builder runs
+    # A base only builders run: the engine's own here, and each platform a site may build on.
+    assert capture_platforms(("linux/arm64",), ["$BUILDPLATFORM"]) == (("linux/arm64",), True)
     assert capture_platforms(("linux/arm64",), [""]) == (("linux/arm64",), False)
     assert capture_platforms((), [""]) == ((), True)  # no platforms: the engine's own, as always
     assert capture_platforms((), ["linux/s390x"]) == (("linux/s390x",), False)

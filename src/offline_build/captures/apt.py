@@ -207,14 +207,15 @@ def capture_platforms(project: tuple[str, ...], flags: list[str]) -> tuple[tuple
 
     A stage on the platform built (flag ``""``) needs the project's platforms,
     or the engine's own without ``platforms:``; one ``FROM
-    --platform=$BUILDPLATFORM`` the engine's own; one pinned to
+    --platform=$BUILDPLATFORM`` the engine's own, and the project's too (a
+    site builds on its own platform, one of them); one pinned to
     ``linux/amd64`` that platform.
     """
     kinds = [stage_platform(f) for f in flags or [""]]
-    built = None in kinds
+    builder = BUILD_PLATFORM in kinds
     literal = [k for k in kinds if k and k != BUILD_PLATFORM]
-    platforms = tuple(dict.fromkeys([*(project if built else ()), *literal]))
-    return platforms, (built and not project) or BUILD_PLATFORM in kinds
+    platforms = tuple(dict.fromkeys([*(project if None in kinds or builder else ()), *literal]))
+    return platforms, (None in kinds and not project) or builder
 
 
 def _listed(platforms: tuple[str, ...]) -> str:
