@@ -359,14 +359,15 @@ def runs_platform(wanted: str, available: tuple[str, ...]) -> bool:
     plain ``os/arch`` is met by any variant of it. ``arm64/v8`` is plain
     ``arm64``: the OCI spec makes v8 arm64's only variant, and engines write it either way.
     """
-    wanted = _platform(wanted)
-    for have in map(_platform, available):
+    wanted = normal_platform(wanted)
+    for have in map(normal_platform, available):
         if have == wanted or (wanted.count("/") == 1 and have.startswith(wanted + "/")):
             return True
     return False
 
 
-def _platform(text: str) -> str:
+def normal_platform(text: str) -> str:
+    """A platform as compared and named here: lowercase, ``arm64/v8`` as plain ``arm64``."""
     text = text.strip().lower()
     return text.removesuffix("/v8") if text.endswith("arm64/v8") else text
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
+from ..engine import normal_platform
 from ..steps import Step
 from ..store import create_ignored, sha256_file
 
@@ -128,10 +129,7 @@ def platform_dir(platform: str) -> str:
 
     ``arm64/v8`` is plain ``arm64``, as BuildKit normalises it (TARGETVARIANT is empty).
     """
-    parts = platform.strip().lower().split("/")
-    if len(parts) == 3 and parts[1] == "arm64" and parts[2] == "v8":
-        parts = parts[:2]
-    return "_".join(parts)
+    return normal_platform(platform).replace("/", "_")
 
 
 def has_platforms(key_dir: Path, project: Project, mark: str) -> bool:

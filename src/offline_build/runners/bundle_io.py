@@ -25,6 +25,8 @@ from ..steps import DropBlobs, MergeCache, Pack, Unpack, WriteFile
 from ..store import Layout, copy_hashed, fsync_dir, sha256_file, write_atomic
 from . import Runtime, bar
 
+RESOURCES = "files/resources"  # placed file by file; every other folder is a capture's
+
 
 def pack(rt: Runtime, step: Pack) -> dict[str, Any]:
     """Write the bundle, each file hashed as it is written (one read per byte, see :mod:`..packing`)."""
@@ -154,7 +156,7 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
         added = Layout(step.store).merge(Layout(Path(tmp)), move=True, hashed=blobs)
         if manifest.format_version < 4:
             _per_platform(Path(tmp), step.places, manifest)
-        files = sum(_place(Path(tmp) / name, dest) for name, dest in step.places)
+        files = sum(_place(name, Path(tmp) / name, dest) for name, dest in step.places)
         if manifest.sbom:  # kept with the record of the restored bundle: diagnose and offline.sbom read it
             write_atomic(step.cache_dir / bundle.SBOM, (Path(tmp) / bundle.SBOM).read_bytes())
         else:
@@ -163,9 +165,6 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
                          **json.loads(manifest.to_json())}, indent=2)
     write_atomic(step.cache_dir / "bundle.json", (record + "\n").encode())
     return Unpacked(manifest, added, files, verdict, hashlib.sha256(raw).hexdigest())
-
-
-RESOURCES = "files/resources"  # placed file by file; every other folder is a capture's
 
 
 def flat_platform(manifest: bundle.Manifest) -> str:
@@ -197,9 +196,9 @@ def _per_platform(tmp: Path, places: tuple[tuple[str, Path], ...], manifest: bun
             flat.replace(key / folder)
 
 
-def _place(src: Path, dest: Path) -> int:
+def _place(name: str, src: Path, dest: Path) -> int:
     """Resources are placed file by file; a capture's keys each replace the old one whole."""
-    return _place_files(src, dest) if src.name == "resources" else place(src, dest)
+    return _place_files(src, dest) if name == RESOURCES else place(src, dest)
 
 
 def _check_space(step: Unpack, manifest: bundle.Manifest, tmp: Path, where: str) -> None:
