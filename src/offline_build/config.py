@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from .compose import COMPOSE_BUILD_KEYS, read_compose
 from .errors import ConfigError
@@ -102,7 +103,7 @@ def load(path: Path | str | None = None, overrides: Overrides | None = None,
         apt=read_apt(top.get("apt"), root),
         cache=read_cache(top.get("cache"), env, path),
         builder=read_builder(top.get("builder")),
-        ca_file=_ca_file(top.get("ca_file"), env.get("OFFLINE_CA_FILE"), root, path),
+        **_ca_file(top.get("ca_file"), env.get("OFFLINE_CA_FILE"), root),
         captures_off=_captures_off(top.get("captures")),
         signing=_signing(top.get("signing"), root),
     )
@@ -160,19 +161,24 @@ def _signing(node: Node | None, root: Path) -> SigningOptions:
     return SigningOptions(key, trusted)
 
 
-def _ca_file(node: Node | None, from_env: str | None, root: Path, path: Path) -> Path | None:
-    """``ca_file`` (or ``OFFLINE_CA_FILE``, which wins): it must be a readable file now, not at the first capture."""
+def _ca_file(node: Node | None, from_env: str | None, root: Path) -> dict[str, Any]:
+    """``ca_file`` (or ``OFFLINE_CA_FILE``, which wins), resolved but not checked: only capture builds
+    read it, so a path that exists on the online machine alone must not stop the site (see :func:`ca_file`)."""
     value = from_env or (node.string() if node is not None else None)
     if not value:
-        return None
-    found = (root / value).resolve()
-    if found.is_file():
+        return {}
+    line = None if from_env or node is None else node.node.start_mark.line + 1
+    return {"ca_file": (root / value).resolve(), "ca_file_line": line}
+
+
+def ca_file(project: Project) -> Path | None:
+    """The project's CA bundle, checked now that a capture build is about to read it."""
+    found = project.ca_file
+    if found is None or found.is_file():
         return found
-    where = "OFFLINE_CA_FILE" if from_env else "ca_file"
-    fix = "point it at a PEM bundle (e.g. /etc/ssl/certs/ca-certificates.crt), or remove it"
-    if node is not None and not from_env:
-        raise node.error(f"{where}: {found} is not a file", fix)
-    raise ConfigError(f"{where}: {found} is not a file", path=path, hint=fix)
+    key = "ca_file" if project.ca_file_line else "OFFLINE_CA_FILE"
+    raise ConfigError(f"{found} is not a file", path=project.path, line=project.ca_file_line, key=key,
+                      hint="point it at a PEM bundle (e.g. /etc/ssl/certs/ca-certificates.crt), or remove it")
 
 
 def _base_images(node: Node | None) -> tuple[str, ...] | None:

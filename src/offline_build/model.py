@@ -131,7 +131,8 @@ class Project:
     # A CA bundle the online machine's builds must trust to reach package
     # registries (a TLS-inspecting proxy): given to capture builds as a build
     # secret, never in an image, a cache key or the bundle.
-    ca_file: Path | None = None
+    ca_file: Path | None = None  # checked when a capture build reads it (config.ca_file), not at load
+    ca_file_line: int | None = None  # where the project file sets it; None: OFFLINE_CA_FILE
     # Language captures switched off (``captures: {pip: false}``): their
     # steps are built as written, and need the registry offline.
     captures_off: frozenset[str] = frozenset()

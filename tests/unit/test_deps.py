@@ -15,6 +15,7 @@ from offline_build.captures.pip import PIP
 from offline_build.config import Overrides, load
 from offline_build.dockerfile import parse_text
 from offline_build.errors import ConfigError
+from offline_build.build import plan_offline_builds
 from offline_build.export import export_plan
 from offline_build.inputs import inputs
 from offline_build.pkgs import Install, install_of, installs
@@ -163,12 +164,25 @@ def test_the_classic_variant_copies_the_captures_in_from_their_image(tmp_path: P
     assert steps.index(image) > max(steps.index(s) for s in steps if isinstance(s, CaptureBuild))
 
 
-def test_ca_file_must_exist(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="ca_file: .*missing.pem is not a file"):
-        load(project_with(tmp_path, FRONTEND, "ca_file: missing.pem\n"), environ={})
+def test_a_missing_ca_file_stops_the_capture_not_the_site(tmp_path: Path) -> None:
+    # The CA often exists only on the online machine: loading the project (as
+    # the site does to set up and build) must not read it; a capture build must.
+    project = load(project_with(tmp_path, FRONTEND, "ca_file: missing.pem\n"), environ={})
+    assert project.ca_file == tmp_path / "missing.pem"
+    assert plan_offline_builds(project, list(project.services.values()), None)
+    with pytest.raises(ConfigError, match=r"offline.yaml:3: ca_file: .*missing.pem is not a file") as raised:
+        export_plan(project, list(project.services.values()))
+    assert "PEM bundle" in str(raised.value)
     env_ca = tmp_path / "env.pem"
     env_ca.write_text("pem")
-    assert load(tmp_path / "offline.yaml", environ={"OFFLINE_CA_FILE": str(env_ca)}).ca_file == env_ca
+    project = load(tmp_path / "offline.yaml", environ={"OFFLINE_CA_FILE": str(env_ca)})
+    assert project.ca_file == env_ca
+    (capture,) = [s for s in export_plan(project, list(project.services.values())).steps
+                  if isinstance(s, CaptureBuild)]
+    assert f"src={env_ca}" in " ".join(capture.argv())
+    env_missing = {"OFFLINE_CA_FILE": str(tmp_path / "gone.pem")}
+    with pytest.raises(ConfigError, match=r"OFFLINE_CA_FILE: .*gone.pem is not a file"):
+        export_plan(load(tmp_path / "offline.yaml", environ=env_missing), list(project.services.values()))
 
 
 def test_a_failure_for_a_missing_package_is_named_with_the_file() -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from ..config import Project
+from ..config import Project, ca_file
 from ..dockerfile import Dockerfile, Instruction, Stage
 from ..pkgs import Install, installs
 from ..steps import Build, Step
@@ -231,9 +231,10 @@ def missing_package_fix() -> str:
 def capture_build(project: Project, base: Build, dest: Path, tools: tuple[LangCapture, ...]) -> CaptureBuild:
     """The capture build of one service, from its online build of the capture Dockerfile: the last stage
     out instead of an image, no cache written, the CA as a secret."""
+    ca = ca_file(project)
     fields = {f: getattr(base, f) for f in Build.__dataclass_fields__}
     fields.update(title=f"capture {base.service}'s {', '.join(t.name for t in tools)} dependencies",
                   tags=(), target=CAPTURE_STAGE, load=False,
                   output=f"type=local,dest={dest}", cache_to=(),
-                  secrets=(f"id={CA_SECRET},src={project.ca_file}",) if project.ca_file else ())
+                  secrets=(f"id={CA_SECRET},src={ca}",) if ca else ())
     return CaptureBuild(**fields, dest=dest, folders=tuple((t.name, t.folder(project)) for t in tools))
