@@ -119,23 +119,26 @@ def test_the_capture_variant_runs_the_step_online_and_copies_the_captures_out(tm
                           "COPY --from=1 /.offline-build/out/ /"]
 
 
-def project_with(tmp_path: Path, dockerfile: str, extra: str = "") -> Path:
+def project_with(tmp_path: Path, dockerfile: str, extra: str = "", network: str = "host") -> Path:
     (tmp_path / "svc").mkdir(parents=True)
     (tmp_path / "svc" / "Dockerfile").write_text(dockerfile)
-    (tmp_path / "offline.yaml").write_text(f"project: p\nnetwork: host\n{extra}services:\n  svc: {{context: svc}}\n")
+    (tmp_path / "offline.yaml").write_text(f"project: p\nnetwork: {network}\n{extra}services:\n  svc: {{context: svc}}\n")
     return tmp_path / "offline.yaml"
 
 
-def test_export_captures_before_the_build_that_is_served(tmp_path: Path) -> None:
+@pytest.mark.parametrize("network", ["host", "none"])
+def test_export_captures_before_the_build_that_is_served(tmp_path: Path, network: str) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("pem")
-    project = load(project_with(tmp_path, FRONTEND, f"ca_file: {ca.name}\n"), environ={})
+    project = load(project_with(tmp_path, FRONTEND, f"ca_file: {ca.name}\n", network), environ={})
     steps = export_plan(project, list(project.services.values())).steps
     (capture,) = [s for s in steps if isinstance(s, CaptureBuild)]
     (online,) = [s for s in steps if type(s) is Build and s.service == "svc"]
     assert steps.index(capture) < steps.index(online)
+    assert online.network == network  # the served build keeps the mode the site builds with
     argv = capture.argv()
     assert argv[argv.index("--target") + 1] == CAPTURE_STAGE
+    assert argv[argv.index("--network") + 1] == "host"
     assert argv[argv.index("--secret") + 1] == f"id=offline-build-ca,src={ca}"
     assert argv[argv.index("--output") + 1].startswith("type=local,dest=") and "--load" not in argv
     assert capture.dockerfile.name == "Dockerfile.capture"

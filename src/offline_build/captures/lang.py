@@ -235,6 +235,10 @@ def capture_build(project: Project, base: Build, dest: Path, tools: tuple[LangCa
     fields = {f: getattr(base, f) for f in Build.__dataclass_fields__}
     fields.update(title=f"capture {base.service}'s {', '.join(t.name for t in tools)} dependencies",
                   tags=(), target=CAPTURE_STAGE, load=False,
+                  # Capture mode fetches, whatever mode the project builds with (``none`` is
+                  # the usual one): host, as the APT capture's container. Nothing of this
+                  # build is cached for the site, so its keys need not match the export's.
+                  network="host",
                   output=f"type=local,dest={dest}", cache_to=(),
                   secrets=(f"id={CA_SECRET},src={ca}",) if ca else ())
     return CaptureBuild(**fields, dest=dest, folders=tuple((t.name, t.folder(project)) for t in tools))
