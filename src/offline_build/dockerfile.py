@@ -88,6 +88,25 @@ class Dockerfile:
             return int(ref) < before
         return any(s.name == ref.lower() for s in self.stages[:before])
 
+    def stage_index(self, ref: str, before: int) -> int | None:
+        """The stage *ref* names among the first *before* (a later one of the same name wins), or None."""
+        if ref.isdigit():
+            return int(ref) if int(ref) < before else None
+        named = [s.index for s in self.stages[:before] if s.name == ref.lower()]
+        return named[-1] if named else None
+
+    def built_stages(self, target: str | None) -> frozenset[int]:
+        """The stages a build of *target* (None: the last stage) may run: it and every stage before it.
+
+        BuildKit runs fewer (only those the target starts ``FROM`` or copies
+        ``--from``), the classic builder all of these; the fallback must be
+        served too. A stage after the target never runs: a capture build
+        must not run it (it may fetch what nothing serves).
+        """
+        found = None if target is None else self.stage_index(target, len(self.stages))
+        last = len(self.stages) - 1 if found is None else found  # an unknown target: BuildKit refuses it itself
+        return frozenset(range(last + 1))
+
     def base_images(self) -> list[str]:
         """External images this file needs, in first-seen order.
 

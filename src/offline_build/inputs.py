@@ -19,7 +19,7 @@ from . import lint as lint_mod
 from . import variant as variant_mod
 from .captures import all_captures
 from .captures.apt import APT
-from .captures.lang import MOUNTS, LangCapture
+from .captures.lang import MOUNTS, LangCapture, StepNeed
 from .config import Project, Service
 from .plan import slug
 from .steps import Step, WriteFile
@@ -80,7 +80,7 @@ def inputs(project: Project, service: Service, *, online: bool) -> Inputs:
     """
     df = dockerfile.parse(service.dockerfile, service.build_args)
     captures = all_captures()
-    needs = {c.name: c.needs(project, service.name, df) for c in captures}
+    needs = {c.name: _built_only(c.needs(project, service.name, df), df, service.target) for c in captures}
     served = [(c, {k: n for k, n in needs[c.name].items() if online or c.captured(project, k)}) for c in captures]
     folder = project.cache_dir / "variants" / service.name
     any_served = any(keys for _, keys in served)
@@ -94,6 +94,13 @@ def inputs(project: Project, service: Service, *, online: bool) -> Inputs:
                   folder / "Dockerfile.offline" if use_variant else service.dockerfile,
                   var if use_variant else None, _contexts(project, var), folder / "Dockerfile.classic",
                   _classic(project, service, df, needs), capture, _contexts(project, capture))
+
+
+def _built_only(needs: dict[str, Any], df: dockerfile.Dockerfile, target: str | None) -> dict[str, Any]:
+    """The steps of a capture that the service's build runs: one in a stage its ``target`` skips is neither
+    captured nor served (its keys keep their numbers, so changing the target moves no other capture)."""
+    lines = {i.line for s in df.stages if s.index in df.built_stages(target) for i in s.instructions}
+    return {key: need for key, need in needs.items() if not isinstance(need, StepNeed) or need.line in lines}
 
 
 def _contexts(project: Project, var: variant_mod.Variant | None) -> tuple[tuple[str, str], ...]:

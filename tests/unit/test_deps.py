@@ -313,3 +313,46 @@ def test_exporting_one_service_makes_no_captures_image_for_another_never_capture
     images = [s.tags[0] for s in export_plan(both, [both.service("svc")]).steps
               if type(s) is Build and s.tags and s.tags[0].endswith("-captures:latest")]
     assert images == ["p-svc-captures:latest"]
+
+
+STAGED = """\
+FROM debian:bookworm-slim AS deps
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+FROM deps AS builder
+COPY . .
+RUN npm ci && npm run build
+FROM debian:bookworm-slim AS tools
+RUN uv pip install --system ruff
+FROM debian:bookworm-slim AS runner
+COPY --from=builder /app/dist /srv
+RUN --mount=type=bind,from=tools,target=/t pip install /t/x.whl
+"""
+
+
+@pytest.mark.parametrize(("target", "built"), [
+    # The classic fallback runs every stage up to the target, so all of them are served.
+    ("deps", {0}), ("builder", {0, 1}), ("TOOLS", {0, 1, 2}), ("runner", {0, 1, 2, 3}), (None, {0, 1, 2, 3}),
+    ("1", {0, 1}), ("nope", {0, 1, 2, 3}),  # an unknown target is BuildKit's to refuse
+])
+def test_the_stages_a_target_builds(tmp_path: Path, target: str | None, built: set[int]) -> None:
+    assert df(STAGED, tmp_path).built_stages(target) == built
+
+
+def test_a_capture_build_runs_only_the_stages_the_services_target_builds(tmp_path: Path) -> None:
+    # A stage the service never builds may fetch what nothing serves (a `next build` fetching
+    # web fonts): the capture build must not run it, nor copy its captures out.
+    path = project_with(tmp_path, STAGED)
+    path.write_text(path.read_text().replace("svc: {context: svc}", "svc: {context: svc, target: deps}"))
+    project = load(path, environ={})
+    i = inputs(project, project.services["svc"], online=True)
+    assert list(i.needs["pip"]) == ["svc-1"] and not i.needs["npm"] and not i.needs["uv"]
+    assert i.capture is not None
+    capture_stage = i.capture.text.split(f"AS {CAPTURE_STAGE}")[1]
+    assert capture_stage.strip() == "COPY --from=deps /.offline-build/out/ /"
+    assert "npm_config_cache" not in i.capture.text and "UV_CACHE_DIR" not in i.capture.text
+    # The full build (no target) captures them all, with the same keys.
+    path.write_text(path.read_text().replace(", target: deps", ""))
+    whole = load(path, environ={})
+    everything = inputs(whole, whole.services["svc"], online=True)
+    assert (list(everything.needs["pip"]), list(everything.needs["npm"])) == (["svc-1", "svc-2"], ["svc-1"])
