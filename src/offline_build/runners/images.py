@@ -45,8 +45,7 @@ def save_images(rt: Runtime, step: SaveImages) -> dict[str, Any]:
     """``docker save`` into a temp layout, check it is complete, merge it in."""
     missing = [i for i in step.images if not image_present(rt.docker, i)]
     if missing:
-        raise StepError(step.title, f"base image {missing[0]} is not in the engine",
-                        f"pull or build it on this machine first (docker pull {missing[0]})")
+        raise missing_images(step.title, missing)
     work = step.store.parent / ".work"
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work, prefix="save-") as tmp:
@@ -67,6 +66,16 @@ def save_images(rt: Runtime, step: SaveImages) -> dict[str, Any]:
         _check_platforms(saved, step)
         added = Layout(step.store).merge(saved, retag=retag, move=True, hashed=hashed)
     return {"images": list(step.images), "blobs_added": added}
+
+
+def missing_images(title: str, missing: list[str]) -> StepError:
+    """All the absent base images in one message: named one at a time, a user would pull, export, fail, repeat."""
+    if len(missing) == 1:
+        return StepError(title, f"base image {missing[0]} is not in the engine",
+                         f"pull or build it on this machine first (docker pull {missing[0]})")
+    return StepError(title, f"{len(missing)} base images are not in the engine: {', '.join(missing)}",
+                     "pull or build them on this machine first: "
+                     + "; ".join(f"docker pull {image}" for image in missing))
 
 
 def load_images(rt: Runtime, step: LoadImages) -> dict[str, Any]:
