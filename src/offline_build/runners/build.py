@@ -9,6 +9,7 @@ only after a failure that is BuildKit's, not the Dockerfile's.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -25,6 +26,7 @@ from ..apt import simple_commands
 from ..captures import all_captures
 from ..captures.base import platform_dir
 from ..captures.lang import MOUNTS, CaptureBuild, platform_outputs, take
+from ..dockerignore import hiding_rule, ignore_file, ignore_rules
 from ..edits import EDIT_ARG
 from ..engine import engine_message, image_present, native_platform
 from ..errors import StepError
@@ -32,9 +34,10 @@ from ..lint import RULES, SERVED_BY, command_rules
 from ..plan import cache_tag
 from ..progress import BuildReport
 from ..retry import TransientError, is_transient, retrying
-from ..steps import Build, ClassicBuild, EnsureBuilder, OfflineBuild
+from ..steps import Build, EnsureBuilder, OfflineBuild
 from ..store import Layout
 from . import Runtime
+from .classic import classic_build
 
 # BuildKit failures a classic build can get past, with the one-line reason
 # printed for the fallback. Anything else (a failing RUN, a syntax error, a
@@ -86,8 +89,8 @@ def _classic_instead(rt: Runtime, step: OfflineBuild, reason: str | None, error:
     if step.buildkit is not None:
         rt.console.print(f"[bold]==>[/] {step.classic.title}")
     started = time.monotonic()
-    classic_build(rt, step.classic)
-    return {"builder": "classic builder", "seconds": time.monotonic() - started, "tag": step.classic.tags[0]}
+    counts = classic_build(rt, step.classic)
+    return {**counts, "builder": "classic builder", "seconds": time.monotonic() - started, "tag": step.classic.tags[0]}
 
 
 def capture_build(rt: Runtime, step: CaptureBuild) -> dict[str, Any]:
@@ -208,15 +211,59 @@ def _triage(step: Build, report: BuildReport, exc: DockerException) -> StepError
         return StepError(step.title, f"{message}\n{why}",
                          "export online again and carry the new bundle (offline.export --since <the last bundle> "
                          "makes a small delta), or make the step need no network (offline.lint shows how)")
-    return StepError(step.title, message,
-                     "offline.lint names steps that need the network; offline.diagnose checks the store and engine")
+    problem, fix = explain_failure(message, step.context, step.dockerfile)
+    return StepError(step.title, f"{message}\n{problem}" if problem else message, fix)
 
 
 # How a step that reached for the network fails in an air gap (resolvers, curl, pip, npm, apt, go, git).
 _NO_NETWORK = ("temporary failure in name resolution", "eai_again", "could not resolve host",
                "network is unreachable", "name or service not known", "no route to host",
                "failed to establish a new connection", "could not resolve", "dial tcp: lookup",
-               "failed to connect to")
+               "failed to connect to", "connection refused", "connection timed out", "etimedout")
+_LINT_FIX = "offline.lint names steps that need the network; offline.diagnose checks the store and engine"
+_UNKNOWN_FIX = "read the step's output above; offline.diagnose checks the store and the engine"
+# BuildKit's words for a COPY/ADD source (or bind mount) it could not find: the path is the context's.
+_NOT_FOUND = re.compile(r'failed to calculate checksum of ref [^"\n]*"(?P<path>[^"\n]+)": not found')
+_FAILED_STEP = re.compile(r"^step '(?P<name>.*)' failed:", re.M)
+
+
+def explain_failure(message: str, context: Path, dockerfile: Path) -> tuple[str, str]:
+    """(problem, fix) of a build's own failure: the cause named only where BuildKit's error says it.
+
+    *problem* is "" when the message already says all that is known; a fix
+    that guesses sends the user to the wrong place (lint for a missing file).
+    """
+    missing = _NOT_FOUND.search(message)
+    step = _FAILED_STEP.search(message)
+    # Another stage's or image's file (COPY --from, a mount from=) is not the context's.
+    if missing and not (step and "from=" in step["name"]):
+        return _missing_source(missing["path"].lstrip("/"), context, dockerfile)
+    if any(m in message.lower() for m in _NO_NETWORK):
+        return "", _LINT_FIX
+    return "", _UNKNOWN_FIX
+
+
+def _missing_source(path: str, context: Path, dockerfile: Path) -> tuple[str, str]:
+    ignore = ignore_file(context, dockerfile)
+    rules = ignore_rules(ignore.read_text(encoding="utf-8", errors="replace")) if ignore else []
+    hidden = hiding_rule(path, rules)
+    if ignore and hidden:
+        line, rule = hidden
+        return (f"cause: {path} is left out of the build context by the rule '{rule}' (line {line}) of {ignore}",
+                f"re-include it with a line '!{path}' below that rule, or narrow the rule")
+    if (context / path).exists():
+        return "", _UNKNOWN_FIX  # there and not ignored: a symlink out of the context, a context other than this
+    return (f"cause: {path} is not in the build context ({context}) at that path",
+            "COPY and ADD sources are relative to the context, not the Dockerfile: put the file there or fix "
+            "the source path (or the service's context)")
+
+
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+
+
+def plain_text(text: str) -> str:
+    """*text* without terminal escapes: a tool's colours (Maven's ``\\x1b[1;31mERROR``) are noise in a message."""
+    return _ANSI.sub("", text)
 
 
 def _lint_rule(report: BuildReport) -> tuple[str, str] | None:
@@ -253,20 +300,6 @@ def _missing_package(report: BuildReport, message: str) -> tuple[str, str] | Non
     """A served step that failed for want of a package the bundle does not carry: say which, and why."""
     text = report.failed.name if report.failed else ""
     return next((found for c in all_captures() if (found := c.explain(text, message))), None)
-
-
-def classic_build(rt: Runtime, step: ClassicBuild) -> dict[str, Any]:
-    for image in step.needs_images:
-        if not image_present(rt.docker, image):
-            raise StepError(step.title, f"image {image} is not in the engine",
-                            "run offline.setup: it loads the preinstalled base images for the classic builder")
-    try:
-        with rt.console.status(f"{step.title}…"):
-            rt.docker.legacy_build(step.context, file=step.dockerfile, tags=list(step.tags),
-                                   target=step.target, build_args=dict(step.build_args), network=step.network)
-    except DockerException as exc:
-        raise StepError(step.title, f"classic build failed: {engine_message(exc)}") from None
-    return {}
 
 
 def ensure_builder(rt: Runtime, step: EnsureBuilder) -> dict[str, Any]:
@@ -357,7 +390,7 @@ def _build_failure(report: BuildReport, exc: DockerException) -> str:
         parts.append("\n".join(errors[-4:]))
     if not parts:
         parts.append(engine_message(exc))
-    tail = "".join(report.logs).strip().splitlines()[-8:]
+    tail = plain_text("".join(report.logs)).strip().splitlines()[-8:]
     if tail:
         parts.append("last output:\n  " + "\n  ".join(tail))
-    return "\n".join(parts)
+    return plain_text("\n".join(parts))
