@@ -156,7 +156,7 @@ def test_outside_a_project_version_help_and_lint_of_a_file_work(tmp_path: Path) 
     for args in (["--help"], []):
         shown = run(args, tmp_path)
         assert shown.returncode == 0, shown.stderr
-        assert task_names(shown.stdout.split("Subcommands:")[1]) == {"offline.lint", "offline.keygen"}
+        assert task_names(shown.stdout.split("Subcommands:")[1]) == {"offline.lint", "offline.keygen", "offline.init"}
         assert "appear where an offline.yaml is" in shown.stdout
     linted = run(["offline.lint", "--path", str(CORPUS)], tmp_path)
     assert linted.returncode == 1 and "error npm-install" in linted.stdout, linted.stderr

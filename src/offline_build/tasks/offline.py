@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -335,11 +336,44 @@ def sbom(c: Context, bundle: str | None = None, output: str | None = None, cache
         print(raw.decode(), end="" if raw.endswith(b"\n") else "\n")
 
 
+@task(name="init", auto_shortflags=False, help={
+    "root": "the repository to read (default: the current folder)",
+    "output": "where to write it (default: offline.yaml in the folder read)",
+    "force": "overwrite the file if it exists (it is refused otherwise)",
+    "dry_run": "print the file instead of writing it"})
+@clean_exit
+def init_(c: Context, root: str = ".", output: str | None = None, force: bool = False, dry_run: bool = False) -> None:
+    """Write a first offline.yaml from the repository's Dockerfiles and compose files; never overwrites unasked."""
+    from .. import init as init_mod
+    from ..config import DEFAULT_FILE
+    from ..store import write_atomic
+
+    path = Path(output).absolute() if output else Path(root).absolute() / DEFAULT_FILE
+    if not dry_run:
+        init_mod.refuse_overwrite(path, force)  # before the walk: a refusal is quick and touches nothing
+    proposal = init_mod.propose(Path(root))
+    text = init_mod.render(proposal, path.parent)
+    if dry_run:
+        print(text, end="")  # the file alone, so `--dry-run > offline.yaml` is the file
+        return
+    write_atomic(path, text.encode())
+    out = console()
+    found = proposal.found
+    out.print(f"found {len(found.compose_files)} compose file(s) and {len(found.dockerfiles)} Dockerfile(s) "
+              f"under {found.root}; wrote {path} with {len(proposal.services)} service(s):", markup=False)
+    for line in init_mod.describe(proposal, found.root):
+        out.print(line, markup=False)
+    config = "" if path == Path.cwd() / DEFAULT_FILE else f" --config {os.path.relpath(path)}"
+    out.print(f"next: offline-build{config} offline.lint (the steps that need a network), "
+              f"then offline-build{config} offline.diagnose", markup=False)
+
+
 def without_project() -> Collection:
     """The ``offline`` tasks that work where there is no project file."""
     ns = Collection("offline")
     ns.add_task(lint)
     ns.add_task(keygen)
+    ns.add_task(init_)
     return ns
 
 
@@ -351,4 +385,5 @@ def collection() -> Collection:
     ns.add_task(prune)
     ns.add_task(makefile_, name="makefile")
     ns.add_task(bake)
+    ns.add_task(init_)
     return ns
