@@ -122,15 +122,15 @@ class Context:
     captured: frozenset[str] = frozenset()  # language captures that serve their steps offline (pip, npm)
 
 
-# rule -> the capture that serves it, and what the note says then.
-SERVED_BY = {"pip-install": ("pip", "pip install: served from the pip capture offline"),
-             "npm-install": ("npm", "npm install: served from the npm capture offline"),
-             "yarn": ("yarn", "yarn install: served from the yarn capture offline"),
-             "uv-sync": ("uv", "uv: served from the uv capture offline"),
-             "pnpm": ("pnpm", "pnpm install: served from the pnpm capture offline"),
-             "mvn": ("maven", "mvn: served from the Maven capture offline (with -o)"),
-             "mvn-update": ("maven", "mvn -U: served offline from the Maven capture; -o keeps it off the network"),
-             "go-mod-download": ("go", "go: modules served from the Go capture offline")}
+# rule -> the capture that serves it, and what the note says then ({cmd}: the command as the user wrote it).
+SERVED_BY = {"pip-install": ("pip", "{cmd}: served by the bundle's pip capture offline"),
+             "npm-install": ("npm", "{cmd}: served by the bundle's npm capture offline"),
+             "yarn": ("yarn", "{cmd}: served by the bundle's yarn capture offline"),
+             "uv-sync": ("uv", "{cmd}: served by the bundle's uv capture offline"),
+             "pnpm": ("pnpm", "{cmd}: served by the bundle's pnpm capture offline"),
+             "mvn": ("maven", "{cmd}: served by the bundle's Maven capture offline (with -o)"),
+             "mvn-update": ("maven", "{cmd}: served by the bundle's Maven capture offline; -o keeps -U off the network"),
+             "go-mod-download": ("go", "{cmd}: modules served by the bundle's Go capture offline")}
 _URL = re.compile(r"^(git\+|hg\+|svn\+|bzr\+)?(https?|ftp|ssh)://|^git@")
 
 
@@ -141,14 +141,20 @@ def _served(rule: str, argv: list[str], ins: Instruction, context: Context) -> s
     line is fetched from there, never from the capture.
     """
     if rule == "apt-update" and context.apt_captured:
-        return "apt-get update: served from the APT capture offline"
+        return f"{_said(argv)}: served by the bundle's APT capture offline"
     tool, note = SERVED_BY.get(rule, ("", ""))
     if not tool or tool not in context.captured or ins.heredocs or ins.json:
         return None
     install = install_of(argv)
     if install is None or install.tool != tool:  # e.g. ``uv lock``: the rule's, not a served install
         return None
-    return None if any(_URL.match(a) for a in argv) else note
+    return None if any(_URL.match(a) for a in argv) else note.format(cmd=_said(argv))
+
+
+def _said(argv: list[str]) -> str:
+    """The command as the user wrote it, up to its verb (``apt update``, ``npm ci``, ``python3 -m pip``)."""
+    verb = next((i for i, a in enumerate(argv[1:], 1) if not a.startswith("-")), len(argv) - 1)
+    return " ".join(argv[:verb + 1])
 
 
 # --- command rules -------------------------------------------------------------
@@ -240,6 +246,7 @@ def lint_dockerfile(df: Dockerfile, context: Context = Context()) -> list[Findin
     for stage in df.stages:
         found += _image_findings(df, stage.base, stage.line, stage.index, raw, context)
         broad_copy: int | None = None
+        installed: set[str] = set()  # install rules run before the broad COPY: the good pattern's
         for ins in stage.instructions:
             if ins.cmd in ("COPY", "ADD"):
                 ref = ins.flag("from")
@@ -247,37 +254,64 @@ def lint_dockerfile(df: Dockerfile, context: Context = Context()) -> list[Findin
                     found += _image_findings(df, ref, ins.line, None, raw, context)
                 if ins.cmd == "ADD" and any(re.match(r"^https?://", v) for v in ins.value):
                     found.append(_at(df, ins, raw, "add-url", "http"))
-                if any(src in (".", "./") for src in ins.value[:-1]) and not ref:
+                if not ref and any(map(_is_folder, ins.value[:-1])):
                     broad_copy = ins.line
             if ins.cmd == "RUN":
-                found += _run_findings(df, ins, raw, context, broad_copy)
+                found += _run_findings(df, ins, raw, context, broad_copy, installed)
     found += _classic_findings(df, raw)
     return sorted(_unsuppressed(found, raw), key=lambda f: (f.path, f.line, f.column, f.rule))
 
 
 def _run_findings(df: Dockerfile, ins: Instruction, raw: list[str], context: Context,
-                  broad_copy: int | None) -> list[Finding]:
+                  broad_copy: int | None, installed: set[str]) -> list[Finding]:
+    """Each command's findings, at the physical line where that command starts (a chain spans lines)."""
     out = []
     if any(m.startswith("type=cache") or ",type=cache" in m for m in ins.flag_values("mount")):
         out.append(_at(df, ins, raw, "cache-mount", "--mount=type=cache"))
     text = run_text(ins)
+    cursor = (ins.line, 0)  # where the command before ended: the next is searched from there
     for pipeline in pipelines(text):
         if edits_sources(pipeline):
             severity = "info" if context.apt_captured else None
-            out.append(_at(df, ins, raw, "apt-sources-edit", pipeline[0], severity=severity))
+            out.append(_at(df, ins, raw, "apt-sources-edit", pipeline[0], severity=severity, after=cursor))
+            cursor = _after(raw, ins, pipeline[0], cursor)
             continue
         for argv in simple_commands(shell_join(pipeline)):
+            needle = " ".join(argv[:2])
             for rule, word in command_rules(argv):
                 note = _served(rule, argv, ins, context)
                 out.append(_at(df, ins, raw, rule, word, severity="info" if note else None, message=note,
-                               needle=" ".join(argv[:2])))
-                if rule in _INSTALLS and broad_copy is not None:
+                               needle=needle, after=cursor, hint="" if note else None))
+                if rule in _INSTALLS and broad_copy is None:
+                    installed.add(rule)
+                elif rule in _INSTALLS and rule not in installed:
                     # Served, a re-run after a source change works offline: it only costs time.
-                    out.append(_at(df, ins, raw, "copy-before-install", word, needle=" ".join(argv[:2]),
+                    out.append(_at(df, ins, raw, "copy-before-install", word, needle=needle, after=cursor,
                                    severity="info" if note else None,
                                    message=f"{RULES['copy-before-install'].title} (line {broad_copy})"
                                            + ("; it re-runs offline from the capture" if note else "")))
+            cursor = _after(raw, ins, argv[0] if argv else "", cursor)
     return out
+
+
+# Folders copied before an install because the install needs them: dependencies, not the code.
+_DEPENDENCY_FOLDERS = {"wheels", "vendor", "gradle", "patches", "prisma"}
+# Files with no extension that manifests and wrappers use: copying one is the good pattern.
+_PLAIN_FILES = {"Gemfile", "Pipfile", "Makefile", "Procfile", "Dockerfile", "LICENSE", "VERSION", "mvnw", "gradlew"}
+
+
+def _is_folder(source: str) -> bool:
+    """Does a COPY source look like a folder of the context (``.``, ``src/``, ``frontend``), so any code change
+    re-runs what follows? A lockfile, a manifest, a glob of them (``package*.json``) or a dependency folder is not.
+    """
+    if source.startswith(("<<", "http://", "https://", "git@")) or any(c in source for c in "*?["):
+        return False
+    name = source.rstrip("/").rsplit("/", 1)[-1]
+    if name in ("", ".", ".."):
+        return True
+    if name in _DEPENDENCY_FOLDERS:
+        return False
+    return source.endswith("/") or ("." not in name and name not in _PLAIN_FILES)
 
 
 def _image_findings(df: Dockerfile, image: str, line: int, stage: int | None, raw: list[str],
@@ -305,25 +339,43 @@ def _classic_findings(df: Dockerfile, raw: list[str]) -> list[Finding]:
 
 
 def _at(df: Dockerfile, ins: Instruction, raw: list[str], rule: str, word: str,
-        severity: str | None = None, message: str | None = None, needle: str | None = None) -> Finding:
-    """A finding located at *needle* (the command and its first word), else *word*."""
+        severity: str | None = None, message: str | None = None, needle: str | None = None,
+        after: tuple[int, int] | None = None, hint: str | None = None) -> Finding:
+    """A finding located at *needle* (the command and its first word), else *word*, from *after* on."""
     line, column = ins.line, 1
-    numbers = range(ins.line, min(ins.end_line, len(raw)) + 1)
     for target in ([needle] if needle else []) + [word]:
-        hit = next(((n, raw[n - 1].find(target)) for n in numbers if raw[n - 1].find(target) >= 0), None)
+        hit = _find(raw, ins, target, after or (ins.line, 0))
         if hit:
             line, column = hit[0], hit[1] + 1
             break
     text = raw[line - 1].strip() if 0 < line <= len(raw) else ins.original
-    return _finding(df, rule, line, column, raw, text, severity=severity, message=message, exact_text=True)
+    return _finding(df, rule, line, column, raw, text, severity=severity, message=message, exact_text=True,
+                    hint=hint)
+
+
+def _find(raw: list[str], ins: Instruction, target: str, start: tuple[int, int]) -> tuple[int, int] | None:
+    """(line, 0-based column) of *target* in *ins*'s lines, at or after *start* (line, column)."""
+    for n in range(start[0], min(ins.end_line, len(raw)) + 1):
+        index = raw[n - 1].find(target, start[1] if n == start[0] else 0)
+        if index >= 0:
+            return n, index
+    return None
+
+
+def _after(raw: list[str], ins: Instruction, word: str, start: tuple[int, int]) -> tuple[int, int]:
+    """Just past *word* (a command's first word) found from *start*: where the next command is looked for."""
+    hit = _find(raw, ins, word, start) if word else None
+    return (hit[0], hit[1] + len(word)) if hit else start
 
 
 def _finding(df: Dockerfile, rule: str, line: int, column: int, raw: list[str], text: str,
-             severity: str | None = None, message: str | None = None, exact_text: bool = False) -> Finding:
+             severity: str | None = None, message: str | None = None, exact_text: bool = False,
+             hint: str | None = None) -> Finding:
+    """*hint* "" for a served step: there is nothing to fix, and the rule's fix would say otherwise."""
     spec = RULES[rule]
     shown = text if exact_text else (raw[line - 1].strip() if 0 < line <= len(raw) else text)
     return Finding(rule, severity or spec.severity, _display(df.path), line, column, shown,
-                   message or spec.title, spec.hint)
+                   message or spec.title, spec.hint if hint is None else hint)
 
 
 def _display(path: Path) -> str:
@@ -381,7 +433,8 @@ def render_text(findings: list[Finding]) -> str:
     for f in findings:
         lines.append(f"{f.path}:{f.line}:{f.column}: {f.severity} {f.rule}: {f.message}")
         lines.append(f"    {f.text}")
-        lines.append(f"    fix: {f.hint}")
+        if f.hint:
+            lines.append(f"    fix: {f.hint}")
     c = counts(findings)
     lines.append(f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} note(s)")
     return "\n".join(lines) + "\n"

@@ -89,3 +89,53 @@ def test_in_a_project_apt_and_syntax_are_handled_and_unbundled_images_flagged(tm
 ])
 def test_command_rules(run: str, rules: list[str]) -> None:
     assert [r for argv in simple_commands(run) for r, _ in lint.command_rules(argv)] == rules
+
+
+def _lint(tmp_path: Path, text: str, context: lint.Context = lint.Context()) -> list[lint.Finding]:
+    path = tmp_path / "Dockerfile"
+    path.write_text(text)
+    return lint.lint_path(path, context)
+
+
+def test_a_served_step_says_which_capture_serves_it_and_carries_no_fix(tmp_path: Path) -> None:
+    ctx = lint.Context(captured=frozenset({"uv"}), apt_captured=True, project=True)
+    found = _lint(tmp_path, "FROM python:3.12\nRUN apt update && uv sync --frozen\n", ctx)
+    notes = {f.rule: f for f in found}
+    assert notes["uv-sync"].severity == "info" and notes["uv-sync"].hint == ""
+    assert notes["uv-sync"].message == "uv sync: served by the bundle's uv capture offline"
+    # The user's own command word, not apt-get.
+    assert notes["apt-update"].message == "apt update: served by the bundle's APT capture offline"
+    text = lint.render_text(found)
+    assert "fix:" not in text and "run uv with --offline" not in text
+
+
+def test_each_command_of_a_multi_line_chain_is_reported_at_its_own_line(tmp_path: Path) -> None:
+    found = _lint(tmp_path, "FROM python:3.12\nRUN pip install a \\\n    && pip install b \\\n"
+                            "    && npm ci && pip install c\n")
+    assert [(f.rule, f.line, f.column) for f in found] == [
+        ("pip-install", 2, 5), ("pip-install", 3, 8), ("npm-install", 4, 8), ("pip-install", 4, 18)]
+    assert found[1].text == "&& pip install b \\"
+
+
+@pytest.mark.parametrize("copy, fires", [
+    ("COPY . .", True),
+    ("COPY frontend ./", True),
+    ("COPY src/ /app/", True),
+    ("ADD --chown=app app /srv/app", True),
+    ("COPY package.json package-lock.json ./", False),
+    ("COPY package*.json ./", False),
+    ("COPY requirements.txt .", False),
+    ("COPY requirements.txt wheels/ ./", False),  # a folder of dependencies is one too
+    ("COPY --from=build /src /src", False),
+    ("COPY Gemfile Gemfile.lock ./", False),
+])
+def test_copy_before_install_fires_for_a_folder_of_the_context_not_for_lockfiles(
+        tmp_path: Path, copy: str, fires: bool) -> None:
+    found = _lint(tmp_path, f"FROM node:22\nWORKDIR /app\n{copy}\nRUN npm ci\n")
+    assert ("copy-before-install" in {f.rule for f in found}) is fires
+
+
+def test_the_build_after_the_good_pattern_is_not_a_copy_before_install(tmp_path: Path) -> None:
+    found = _lint(tmp_path, "FROM maven:3.9\nCOPY pom.xml .\nRUN mvn dependency:go-offline\nCOPY src ./src\n"
+                            "RUN mvn package\n")
+    assert "copy-before-install" not in {f.rule for f in found}
