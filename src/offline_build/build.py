@@ -8,6 +8,7 @@ decides, per service, whether the fallback is needed).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,7 +21,7 @@ from .edits import EDIT_ARG, edited
 from .engine import Capabilities, arch, native_platform, probe_engine
 from .executor import Executor, StepResult
 from .inputs import Inputs, inputs, pick, variant_steps
-from .plan import base_tag, build_platforms, cache_tag, ensure_builder, image_tag, offline_build
+from .plan import base_tag, build_platforms, cache_tag, classic_cache_image, ensure_builder, image_tag, offline_build
 from .state import bundle_network
 from .steps import Build, ClassicBuild, EnsureBuilder, OfflineBuild, Plan, Step, WriteFile
 from .store import Layout, create_ignored
@@ -45,16 +46,23 @@ class BuildOutcome:
         return "rebuilt offline" if self.ran else "built"
 
 
-def classic_step(project: Project, i: Inputs) -> ClassicBuild | None:
-    """The classic-builder build of a service, or None when it has no classic variant."""
+def classic_step(project: Project, i: Inputs, store_tags: Collection[str] = ()) -> ClassicBuild | None:
+    """The classic-builder build of a service, or None when it has no classic variant.
+
+    It reuses layers from the bundle's classic build of the service (when
+    the store, *store_tags*, holds it) and from its own last build here:
+    with ``--cache-from``, Docker 20.10's classic builder matches only the
+    images named, not the engine's other layers.
+    """
     if i.classic.text is None:
         return None
     needs = tuple(dict.fromkeys([*(i.classic.bases.get(b, b) for b in i.bases), *i.classic.images]))
+    tag, bundled = image_tag(project, i.service), classic_cache_image(project, i.service)
     return ClassicBuild(title=f"build {i.service.name} (classic builder)", service=i.service.name,
                         context=i.service.context, dockerfile=i.classic_path,
-                        tags=(image_tag(project, i.service),), target=i.service.target,
+                        tags=(tag,), target=i.service.target,
                         build_args=tuple(sorted(i.service.build_args.items())), network="none",
-                        needs_images=needs)
+                        needs_images=needs, cache_from=(*([bundled] if base_tag(bundled) in store_tags else []), tag))
 
 
 def plan_offline_builds(project: Project, services: list[Service], caps: Capabilities | None,
@@ -77,7 +85,7 @@ def plan_offline_builds(project: Project, services: list[Service], caps: Capabil
         steps.insert(0, use_builder)
     for i in everyone:
         buildkit = None if classic_only else _buildkit_step(project, i, caps, tags, network, platforms)
-        classic = classic_step(project, i)
+        classic = classic_step(project, i, tags)
         if edit is not None:
             buildkit, classic = _edited(project, i, buildkit, classic, edit, steps)
         steps.append(OfflineBuild(title=buildkit.title if buildkit else f"build {i.service.name} (classic builder)",
@@ -148,7 +156,8 @@ def _outcome(project: Project, r: StepResult) -> BuildOutcome:
     step: OfflineBuild = r.step  # type: ignore[assignment]
     service = project.service(step.service)
     if r.detail["builder"] != "buildkit":
-        return BuildOutcome(service.name, r.detail["tag"], 0, 0, r.detail["seconds"], (), r.detail["builder"])
+        return BuildOutcome(service.name, r.detail["tag"], r.detail.get("steps", 0), r.detail.get("cached", 0),
+                            r.detail["seconds"], (), r.detail["builder"])
     report = r.detail["report"]
     return BuildOutcome(service.name, image_tag(project, service), len(report.steps),
                         len(report.cached), r.seconds, tuple(v.name for v in report.ran))

@@ -9,6 +9,7 @@ bases, resources, and last the bundle.
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from .backends import check_backend
 from .captures import all_captures
 from .captures.lang import LangCapture, capture_build
 from .config import Project, Service
-from .engine import probe_engine
+from .build import classic_step
+from .engine import arch, probe_engine
 from .errors import EngineError, OfflineBuildError
 from .executor import Executor
 from .inputs import (
@@ -36,7 +38,7 @@ from .inputs import (
     preinstalled_image,
     variant_steps,
 )
-from .plan import base_tag, bundle_name, cache_tag, ensure_builder, online_build
+from .plan import base_tag, bundle_name, cache_tag, classic_cache_image, ensure_builder, online_build
 from .preinstall import apt_union, preinstall_steps
 from .signing import Signer
 from .state import lock
@@ -69,6 +71,7 @@ def export_plan(project: Project, services: list[Service], today: date | None = 
                                 store=project.store, tag=cache_tag(i.service.name),
                                 bases=tuple(base_tag(b) for b in i.bases)))
     steps += preinstall_steps(project, everyone, {s.name for s in services})
+    steps += classic_cache_steps(project, chosen)
     for res in project.resources:
         steps.append(FetchResource(title=f"fetch resource {res.name}", resource_name=res.name, kind=res.kind,
                                    source=res.source, ref=res.ref, sha256=res.sha256,
@@ -79,6 +82,24 @@ def export_plan(project: Project, services: list[Service], today: date | None = 
                       folders=bundle_folders(project), manifest=manifest_draft(project, everyone, engine or {}),
                       resources=project.resources, root=project.root, signer=signer))
     return Plan("export", tuple(steps))
+
+
+def classic_cache_steps(project: Project, chosen: list[Inputs]) -> list[Step]:
+    """Each service built by the classic builder, saved for the site's classic fallback (``--cache-from``).
+
+    A classic builder (Docker 20.10) cannot read the bundle's BuildKit cache:
+    without these it runs every step after setup. It makes one platform, the
+    build machine's, so a project built for others gets none.
+    """
+    if project.platforms and project.platforms != (f"linux/{arch()}",):
+        return []
+    builds = [replace(step, title=f"build {i.service.name} with the classic builder (for the classic fallback)",
+                      tags=(classic_cache_image(project, i.service),), cache_from=())
+              for i in chosen if (step := classic_step(project, i)) is not None]
+    if not builds:
+        return []
+    return [*builds, SaveImages(title=f"save {len(builds)} classic build(s) for the classic fallback",
+                                images=tuple(b.tags[0] for b in builds), store=project.store)]
 
 
 def _capture_step(project: Project, i: Inputs, work: Path) -> list[Step]:
@@ -123,7 +144,8 @@ def manifest_draft(project: Project, everyone: list[Inputs], engine: dict[str, s
         ("base_images", i.bases))) for i in everyone)
     refs = [*all_bases(project, list(project.services.values())),
             *(preinstalled_image(project, b) for b in apt_union(everyone)),
-            *(captures_image(project, i.service) for i in everyone if i.classic.images)]
+            *(captures_image(project, i.service) for i in everyone if i.classic.images),
+            *(classic_cache_image(project, i.service) for i in everyone if i.classic.text is not None)]
     builder: tuple[tuple[str, str], ...] = ()
     if project.builder.named:
         builder = (("name", project.builder.named), ("driver", project.builder.driver))

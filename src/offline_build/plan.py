@@ -115,6 +115,15 @@ def image_tag(project: Project, service: Service) -> str:
     return f"{service.image}:{project.version}"
 
 
+def classic_cache_image(project: Project, service: Service) -> str:
+    """``<project>-<service>-classic:<version>``: the service built by the classic builder at export.
+
+    The classic builder cannot read a BuildKit cache; this image, loaded at
+    the site, is what its ``--cache-from`` matches steps against.
+    """
+    return f"{project.name}-{service.name}-classic:{project.version}"
+
+
 def online_build(project: Project, service: Service, cache_dest: Path | None = None,
                  dockerfile: Path | None = None, contexts: tuple[tuple[str, str], ...] = (),
                  bases: tuple[str, ...] = ()) -> Build:

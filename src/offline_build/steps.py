@@ -187,6 +187,9 @@ class ClassicBuild(ImageBuild):
 
     network: str | None = "none"
     needs_images: tuple[str, ...] = ()
+    # Images whose layers the classic builder may reuse: it matches each step against their history, so an
+    # image loaded from the bundle serves where no local chain of layers exists yet (a fresh site).
+    cache_from: tuple[str, ...] = ()
 
     def argv(self) -> list[str]:
         cmd = ["env", "DOCKER_BUILDKIT=0", "docker", "build", "--file", str(self.dockerfile)]
@@ -194,6 +197,8 @@ class ClassicBuild(ImageBuild):
             cmd += ["--build-arg", f"{name}={value}"]
         if self.network:
             cmd += ["--network", self.network]
+        for image in self.cache_from:
+            cmd += ["--cache-from", image]
         for tag in self.tags:
             cmd += ["--tag", tag]
         if self.target:

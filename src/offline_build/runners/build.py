@@ -34,9 +34,10 @@ from ..lint import RULES, SERVED_BY, command_rules
 from ..plan import cache_tag
 from ..progress import BuildReport
 from ..retry import TransientError, is_transient, retrying
-from ..steps import Build, ClassicBuild, EnsureBuilder, OfflineBuild
+from ..steps import Build, EnsureBuilder, OfflineBuild
 from ..store import Layout
 from . import Runtime
+from .classic import classic_build
 
 # BuildKit failures a classic build can get past, with the one-line reason
 # printed for the fallback. Anything else (a failing RUN, a syntax error, a
@@ -88,8 +89,8 @@ def _classic_instead(rt: Runtime, step: OfflineBuild, reason: str | None, error:
     if step.buildkit is not None:
         rt.console.print(f"[bold]==>[/] {step.classic.title}")
     started = time.monotonic()
-    classic_build(rt, step.classic)
-    return {"builder": "classic builder", "seconds": time.monotonic() - started, "tag": step.classic.tags[0]}
+    counts = classic_build(rt, step.classic)
+    return {**counts, "builder": "classic builder", "seconds": time.monotonic() - started, "tag": step.classic.tags[0]}
 
 
 def capture_build(rt: Runtime, step: CaptureBuild) -> dict[str, Any]:
@@ -299,20 +300,6 @@ def _missing_package(report: BuildReport, message: str) -> tuple[str, str] | Non
     """A served step that failed for want of a package the bundle does not carry: say which, and why."""
     text = report.failed.name if report.failed else ""
     return next((found for c in all_captures() if (found := c.explain(text, message))), None)
-
-
-def classic_build(rt: Runtime, step: ClassicBuild) -> dict[str, Any]:
-    for image in step.needs_images:
-        if not image_present(rt.docker, image):
-            raise StepError(step.title, f"image {image} is not in the engine",
-                            "run offline.setup: it loads the preinstalled base images for the classic builder")
-    try:
-        with rt.console.status(f"{step.title}…"):
-            rt.docker.legacy_build(step.context, file=step.dockerfile, tags=list(step.tags),
-                                   target=step.target, build_args=dict(step.build_args), network=step.network)
-    except DockerException as exc:
-        raise StepError(step.title, f"classic build failed: {engine_message(exc)}") from None
-    return {}
 
 
 def ensure_builder(rt: Runtime, step: EnsureBuilder) -> dict[str, Any]:
