@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +28,10 @@ from rich.console import Console
 
 from . import bundle
 from .build import BuildOutcome, build
+from .captures.apt import ARCHIVES, LISTS, UPDATE, to_true
+from .captures.lang import MOUNTS
 from .config import CacheOptions, Project
+from .dockerfile import parse
 from .edits import nonce
 from .engine import Capabilities, engine_message, engine_platforms, probe_engine, runs_platform
 from .errors import EngineError, OfflineBuildError
@@ -99,32 +103,74 @@ def _verify_one(scratch: Project, name: str, docker: DockerClient, console: Cons
         (done,) = build(scratch, [name], docker, console, edit=edit)
     except OfflineBuildError as exc:
         return VerifyOutcome(name, "failed", 0, 0, exc.message + (f"\nfix: {exc.hint}" if exc.hint else ""))
+    runs = _user_runs(scratch, name)
     if edit is not None:
-        return _edit_outcome(name, done)
+        return _edit_outcome(name, done, runs)
     if done.builder != "buildkit":
         status, detail = "rebuilt offline", f"built by the {done.builder} (BuildKit could not)"
     elif done.steps and done.cached == done.steps:
         status, detail = "all cached", "every step CACHED"
     else:
-        status, detail = "rebuilt offline", "ran offline: " + ", ".join(map(plain_step, done.ran))
+        status, detail = "rebuilt offline", "ran offline: " + ", ".join(plain_step(n, runs) for n in done.ran)
     return VerifyOutcome(name, status, done.steps, done.cached, detail)
 
 
-def _edit_outcome(name: str, done: BuildOutcome) -> VerifyOutcome:
+def _edit_outcome(name: str, done: BuildOutcome, runs: tuple[str, ...]) -> VerifyOutcome:
     """What ran again after the edit and what the cache served; a proof that ran nothing says why."""
     if done.builder != "buildkit":
         return VerifyOutcome(name, "rebuilt offline", 0, 0, f"every step built by the {done.builder} (BuildKit could not)")
     if done.steps and done.cached == done.steps:
         return VerifyOutcome(name, "all cached", done.steps, done.cached,
                              "no RUN step follows a read of the build context: an edit there re-runs nothing")
-    ran = ", ".join(map(plain_step, done.ran)) if done.ran else "only copies"
+    ran = ", ".join(plain_step(n, runs) for n in done.ran) if done.ran else "only copies"
     return VerifyOutcome(name, "rebuilt offline", done.steps, done.cached,
                          f"ran again offline: {ran}; {done.cached} step(s) from the cache")
 
 
-def plain_step(name: str) -> str:
-    """A step as the report shows it: without its --mount flags (the variant's and the user's: the same at every run)."""
-    return re.sub(r"--mount=\S+\s+", "", name)
+# What the offline variant adds to a RUN it serves: mounts, the tool's environment (after the CA's), the folders
+# apt wants, mvn's -o and repository; ``apt-get update`` it turns into ``true``.
+_MOUNT = re.compile(r"--mount=\S+\s+")
+_PREFIXES = re.compile(r"^(?:if \[ -f \S+ \]; then export [^;]*; fi; )?"
+                       r"(?:export (?:\w+=(?:\"[^\"]*\"|\S*)\s*)+&& )?"
+                       rf"(?:mkdir -p {LISTS}/partial {ARCHIVES}/partial && )?")
+_MVN_FLAGS = re.compile(rf" -o -Dmaven\.repo\.local={re.escape(MOUNTS)}/\S+")
+_RUN = re.compile(r"^(?P<at>\[[^\]]*\]\s+)?RUN\s+(?P<command>.*)$", re.S)
+
+
+def plain_step(name: str, runs: Sequence[str] = ()) -> str:
+    """A step as the report shows it: the user's own ``RUN`` among *runs* (the Dockerfile's, as parsed) that
+    BuildKit's *name* of it came from, else *name* without what the offline variant adds.
+    """
+    found = _RUN.match(name)
+    if found is None:
+        return name
+    command = _MVN_FLAGS.sub("", _MOUNT.sub("", found["command"]))
+    shown = " ".join(command.split())
+    # The closest: the step itself, else the longest command served ("make" also ends "cmake .. && make").
+    mine = [((c == shown, len(c)), run) for run in runs for c in _as_served(run) if _came_from(shown, c)]
+    if mine:
+        return f"{found['at'] or ''}{' '.join(max(mine)[1].split())}"
+    return f"{found['at'] or ''}RUN {_PREFIXES.sub('', shown)}"
+
+
+def _came_from(shown: str, command: str) -> bool:
+    """Is *shown* *command* itself, or *command* as a capture serves it (after its setup, or wrapped in one)?"""
+    return shown == command or shown.endswith(f"&& {command}") or f"&& ( {command} ) &&" in shown
+
+
+def _as_served(run: str) -> tuple[str, ...]:
+    """A user's RUN command as it can appear in the variant's (whitespace collapsed): as written, or with apt's
+    index refresh made ``true``."""
+    words = run.split()[1:]
+    command = " ".join(words[next((i for i, w in enumerate(words) if not w.startswith("--")), len(words)):])
+    return tuple(c for c in {command, " ".join(UPDATE.sub(to_true, command).split())} if c)
+
+
+def _user_runs(project: Project, name: str) -> tuple[str, ...]:
+    """The service's own RUN instructions, for the report to show instead of the variant's."""
+    service = project.service(name)
+    df = parse(service.dockerfile, dict(service.build_args))
+    return tuple(i.original for stage in df.stages for i in stage.instructions if i.cmd == "RUN")
 
 
 def prune_build_cache(docker: DockerClient) -> None:
