@@ -131,16 +131,25 @@ def _classic(project: Project, service: Service, df: dockerfile.Dockerfile,
 def variant_steps(all_inputs: list[Inputs]) -> list[Step]:
     steps: list[Step] = []
     for i in all_inputs:
-        if i.variant:
-            steps.append(WriteFile(title=f"write {i.service.name}'s offline Dockerfile", path=i.dockerfile,
-                                   text=i.variant.text))
-        if i.capture:
-            steps.append(WriteFile(title=f"write {i.service.name}'s capture Dockerfile", path=i.capture_path,
-                                   text=i.capture.text))
-        if i.classic.text is not None:
-            steps.append(WriteFile(title=f"write {i.service.name}'s classic Dockerfile", path=i.classic_path,
-                                   text=i.classic.text))
+        written = [(what, path, text) for what, path, text in (
+            ("offline", i.dockerfile, i.variant.text if i.variant else None),
+            ("capture", i.capture_path, i.capture.text if i.capture else None),
+            ("classic", i.classic_path, i.classic.text)) if text is not None]
+        steps += [WriteFile(title=f"write {i.service.name}'s {what} Dockerfile", path=path, text=text)
+                  for what, path, text in written]
+        steps += _ignore_files(i, [path for _, path, _ in written])
     return steps
+
+
+def _ignore_files(i: Inputs, variants: list[Path]) -> list[Step]:
+    """The user's ``<Dockerfile>.dockerignore`` beside each variant: BuildKit reads the one named after the
+    Dockerfile it builds, so without a copy a variant's build would send files the user's build leaves out."""
+    own = i.service.dockerfile.with_name(i.service.dockerfile.name + ".dockerignore")
+    if not own.is_file():
+        return []
+    text = own.read_text(encoding="utf-8")
+    return [WriteFile(title=f"write {i.service.name}'s {path.name}.dockerignore",
+                      path=path.with_name(path.name + ".dockerignore"), text=text) for path in variants]
 
 
 def capture_steps(project: Project, everyone: list[Inputs]) -> list[Step]:

@@ -17,7 +17,7 @@ from offline_build.dockerfile import parse_text
 from offline_build.errors import ConfigError
 from offline_build.build import plan_offline_builds
 from offline_build.export import export_plan
-from offline_build.inputs import inputs
+from offline_build.inputs import inputs, variant_steps
 from offline_build.pkgs import Install, install_of, installs
 from offline_build.steps import Build, SaveImages
 
@@ -356,3 +356,19 @@ def test_a_capture_build_runs_only_the_stages_the_services_target_builds(tmp_pat
     whole = load(path, environ={})
     everything = inputs(whole, whole.services["svc"], online=True)
     assert (list(everything.needs["pip"]), list(everything.needs["npm"])) == (["svc-1", "svc-2"], ["svc-1"])
+
+
+def test_a_dockerfiles_own_ignore_file_goes_beside_each_variant(tmp_path: Path) -> None:
+    # BuildKit reads <Dockerfile>.dockerignore for the Dockerfile it builds: the variants
+    # live elsewhere under other names, so each gets a copy, or it would see other files.
+    path = project_with(tmp_path, FRONTEND)
+    (tmp_path / "svc" / "Dockerfile.dockerignore").write_text("secrets/\n!secrets/public.pem\n")
+    project = load(path, environ={})
+    steps = [s for s in variant_steps([inputs(project, project.services["svc"], online=True)])]
+    written = {s.path.name: s.text for s in steps}
+    assert {n for n in written if n.endswith(".dockerignore")} == {
+        "Dockerfile.offline.dockerignore", "Dockerfile.capture.dockerignore", "Dockerfile.classic.dockerignore"}
+    assert all(written[n] == "secrets/\n!secrets/public.pem\n" for n in written if n.endswith(".dockerignore"))
+    (tmp_path / "svc" / "Dockerfile.dockerignore").unlink()
+    assert not [s for s in variant_steps([inputs(project, project.services["svc"], online=True)])
+                if s.path.name.endswith(".dockerignore")]
