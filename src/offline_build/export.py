@@ -93,8 +93,10 @@ def classic_cache_steps(project: Project, chosen: list[Inputs]) -> list[Step]:
     """
     if project.platforms and project.platforms != (f"linux/{arch()}",):
         return []
+    # With the export's network mode, as its BuildKit build: a step that fetches what no capture
+    # serves (offline.lint names it) must not fail the export here when it did not there.
     builds = [replace(step, title=f"build {i.service.name} with the classic builder (for the classic fallback)",
-                      tags=(classic_cache_image(project, i.service),), cache_from=())
+                      tags=(classic_cache_image(project, i.service),), cache_from=(), network=project.network)
               for i in chosen if (step := classic_step(project, i)) is not None]
     if not builds:
         return []

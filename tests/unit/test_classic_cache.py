@@ -35,6 +35,12 @@ def test_export_builds_each_service_with_the_classic_builder_and_the_bundle_carr
     assert classic.dockerfile.name == "Dockerfile.classic" and classic.network == "none"
     saved = [s for s in steps if isinstance(s, SaveImages) and "pg-db-classic:1" in s.images]
     assert len(saved) == 1 and steps.index(saved[0]) > steps.index(classic)
+    # The export's own network mode, as its BuildKit build: a host project's uncaptured download still builds.
+    path = tmp_path / "offline.yaml"
+    path.write_text(path.read_text().replace("network: none", "network: host"))
+    hosted = load(path, environ={})
+    (classic,) = [s for s in export_plan(hosted, list(hosted.services.values())).steps if isinstance(s, ClassicBuild)]
+    assert classic.network == "host"
     everyone = [inputs(project, s, online=True) for s in project.services.values()]
     draft = manifest_draft(project, everyone, {})
     assert ("pg-db-classic:1", base_tag("pg-db-classic:1")) in draft.base_images  # setup loads it
