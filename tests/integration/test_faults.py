@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -47,21 +48,35 @@ def test_a_full_disk_during_export_is_one_message_and_leaves_no_bundle(
     assert Layout(small_disk / "store").reachable()  # what the store holds is whole
 
 
+# A build step that cannot end before the test interrupts it: never cached (a fresh value each run),
+# it blocks for longer than the test waits. Ctrl-C therefore always lands during the build, not
+# (on a warm engine, where the demo's builds are all CACHED) after the export has already finished.
+BLOCKING = "FROM busybox:local\nARG RUN_ID\nRUN echo \"$RUN_ID\" && sleep 600\n"
+
+
 def test_ctrl_c_during_export_leaves_no_bundle_and_the_next_export_works(
         engines: dict[str, str], tmp_path: Path) -> None:
-    project = copy_demo(tmp_path / "demo")
+    project = tmp_path / "slow"
+    (project / "app").mkdir(parents=True)
+    (project / "app" / "Dockerfile").write_text(BLOCKING)
+    (project / "offline.yaml").write_text(
+        "project: slow\nnetwork: none\nservices:\n"
+        f"  app: {{context: app, build_args: {{RUN_ID: '{uuid.uuid4().hex}'}}}}\n")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([*CLI, "offline.export", "--host", engines["online"]], cwd=project,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     for line in proc.stdout:
-        if line.startswith("==> build "):  # the first build has begun
+        if line.startswith("==> build app"):  # the blocking build has begun: the export cannot end by itself
             proc.send_signal(signal.SIGINT)
             break
+    else:
+        pytest.fail(f"the export ended before its build began: {proc.wait()}")
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert not list((project / "build-cache").glob("build-cache-*.tar"))
+    (project / "app" / "Dockerfile").write_text(BLOCKING.replace("sleep 600", "true"))
     again = subprocess.run([*CLI, "offline.export", "--host", engines["online"]], cwd=project,
                            capture_output=True, text=True, check=False)
     assert again.returncode == 0, again.stderr
