@@ -38,6 +38,7 @@ from .errors import EngineError, OfflineBuildError
 from .executor import Executor, check_engine
 from .inputs import pick
 from .setup import load_steps, unpack
+from .signing import Signer
 from .state import record_proof
 from .steps import Plan
 from .store import create_ignored
@@ -53,7 +54,7 @@ class VerifyOutcome:
 
 
 def verify(project: Project, bundle_path: Path | None, docker: DockerClient, console: Console,
-           *, edits: bool = False) -> list[VerifyOutcome]:
+           *, edits: bool = False, signer: Signer | None = None) -> list[VerifyOutcome]:
     """Set the bundle up into a throwaway store and build every service with no network (with *edits*: as if
     each one's build context had changed).
 
