@@ -12,7 +12,7 @@ from rich.text import Text
 
 from .build import BuildOutcome
 from .setup import SetupReport
-from .verify import VerifyOutcome
+from .verify import Measured, VerifyOutcome
 
 
 def shown(path: Path, root: Path | None = None) -> str:
@@ -95,9 +95,9 @@ def setup(console: Console, rep: SetupReport, seconds: float) -> None:
     console.print(table)
 
 
-def verify(console: Console, outcomes: Iterable[VerifyOutcome], *, edits: bool = False) -> None:
+def verify(console: Console, outcomes: Iterable[VerifyOutcome], measured: Measured, *, edits: bool = False) -> None:
     how = "every build context edited, " if edits else ""
-    title = f"offline.verify{' --edits' if edits else ''} ({how}scratch store, engine without this project's cache)"
+    title = f"offline.verify{' --edits' if edits else ''} ({how}scratch store; engine: {measured.title()})"
     table = Table(title=title, title_justify="left")
     for col in ("service", "result", "steps", "cached", "detail"):
         table.add_column(col, overflow="fold")
@@ -106,3 +106,5 @@ def verify(console: Console, outcomes: Iterable[VerifyOutcome], *, edits: bool =
         # Step names start with BuildKit's "[stage-0 4/5]": text, not rich markup.
         table.add_row(o.service, f"[{style[o.status]}]{o.status}[/]", str(o.steps), str(o.cached), Text(o.detail))
     console.print(table)
+    console.print(f"air-tightness: {measured.airtight.detail}", markup=False, highlight=False)
+    console.print(f"emptiness: {measured.empty.describe()} before the proof", markup=False, highlight=False)

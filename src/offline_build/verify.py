@@ -19,6 +19,7 @@ import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from python_on_whales.exceptions import DockerException
 from rich.console import Console
 
 from . import bundle
-from .build import BuildOutcome, build
+from .airgap import Airtightness, Emptiness, measure_emptiness, probe, targets
+from .build import BuildOutcome, build, plan_offline_builds
 from .captures.apt import ARCHIVES, LISTS, UPDATE, to_true
 from .captures.lang import MOUNTS
 from .config import CacheOptions, Project
@@ -37,7 +39,8 @@ from .engine import Capabilities, engine_message, engine_platforms, probe_engine
 from .errors import EngineError, OfflineBuildError
 from .executor import Executor, check_engine
 from .inputs import pick
-from .setup import load_steps, unpack
+from .plan import image_tag
+from .setup import load_steps, setup_plan, unpack
 from .signing import Signer
 from .state import record_proof
 from .steps import Plan
@@ -53,37 +56,135 @@ class VerifyOutcome:
     detail: str
 
 
+class VerifyRefused(OfflineBuildError):
+    """The engine could not make an honest proof: it has a network, or already holds what a build could use."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What verify measured of the engine before it built: the proof's title says this, nothing more."""
+
+    airtight: Airtightness
+    empty: Emptiness
+
+    def title(self) -> str:
+        air = {"air-tight": "air-tight", "reached": "NOT air-tight", "not measured": "air-tightness not measured"}
+        cache = "empty build cache" if self.empty.empty else "build cache NOT empty"
+        return f"{air[self.airtight.result]} (measured), {cache} (measured)"
+
+
 def verify(project: Project, bundle_path: Path | None, docker: DockerClient, console: Console,
-           *, edits: bool = False, signer: Signer | None = None) -> list[VerifyOutcome]:
+           *, edits: bool = False, signer: Signer | None = None,
+           allow_network: bool = False) -> tuple[list[VerifyOutcome], Measured]:
     """Set the bundle up into a throwaway store and build every service with no network (with *edits*: as if
     each one's build context had changed).
 
-    The engine given must hold none of the project's build cache (another
-    engine, or this one after ``docker builder prune``): otherwise a step
-    could pass from a local cache the bundle does not carry.
+    Before building it measures the engine (:mod:`offline_build.airgap`):
+    one holding build cache or this project's images is refused (a step
+    could pass from it although the bundle does not carry it); one whose
+    build steps reach a host the export reached is refused unless
+    *allow_network*, and then the result is recorded as not air-tight, never
+    as proven. Afterwards the engine is left empty, as it was found.
     """
     path = bundle_path or bundle.find_bundle(project.cache_dir)
     check_engine(docker)
+    images = {s.name: image_tag(project, s) for s in project.services.values()}
+    empty = measure_emptiness(docker, project, images)
+    if not empty.empty:
+        raise VerifyRefused(f"the engine is not empty: it holds {empty.describe()}; a step could pass from them "
+                            "although the bundle does not carry it",
+                            "use an engine without them (on the harness: scripts/engines.sh reset offline), or "
+                            "--prune-build-cache to empty this one's build cache"
+                            + (f" and docker image rm {' '.join(empty.images)}" if empty.images else ""))
+    before = _tags(docker)
     create_ignored(project.cache_dir)
     work = project.cache_dir / ".work"
     work.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=work, prefix="verify-") as tmp:
-        # The captures go to the scratch folder too: the project's own stay
-        # as they are. No team cache: the proof is of the bundle alone.
-        scratch = replace(project, cache_dir=Path(tmp), cache=CacheOptions(),
-                          apt=replace(project.apt, dir=Path(tmp) / "apt-lists"))
-        available = engine_platforms(docker)
-        restored = unpack(scratch, path, console, lambda: available)
-        caps = probe_engine(docker, scratch, ("oci_layout_context",))
-        scratch = replace(scratch, platforms=proven_platforms(restored.manifest.platforms, available, caps),
-                          platforms_asked=True)
-        Executor(docker, console).run(Plan("load", tuple(load_steps(scratch, restored.manifest, caps))))
-        edit = nonce() if edits else None
-        outcomes = [_verify_one(scratch, name, docker, console, edit) for name in (s.name for s in pick(scratch, None))]
+    try:
+        with tempfile.TemporaryDirectory(dir=work, prefix="verify-") as tmp:
+            # The captures go to the scratch folder too: the project's own stay
+            # as they are. No team cache: the proof is of the bundle alone.
+            scratch = replace(project, cache_dir=Path(tmp), cache=CacheOptions(),
+                              apt=replace(project.apt, dir=Path(tmp) / "apt-lists"))
+            available = engine_platforms(docker)
+            restored = unpack(scratch, path, console, lambda: available)
+            caps = probe_engine(docker, scratch, ("oci_layout_context",))
+            scratch = replace(scratch, platforms=proven_platforms(restored.manifest.platforms, available, caps),
+                              platforms_asked=True)
+            Executor(docker, console).run(Plan("load", tuple(load_steps(scratch, restored.manifest, caps))))
+            airtight = _airtightness(scratch, restored.manifest, caps, docker, work)
+            if airtight.result != "air-tight" and not allow_network:
+                raise VerifyRefused(f"the engine is not air-tight: {airtight.detail}",
+                                    "verify on an air-gapped engine (on the harness: the offline one), or pass "
+                                    "--allow-network to build anyway (recorded as not air-tight, never as proven)")
+            edit = nonce() if edits else None
+            outcomes = [_verify_one(scratch, name, docker, console, edit)
+                        for name in (s.name for s in pick(scratch, None))]
+    finally:
+        _leave_empty(docker, before)
+    measured = Measured(airtight, empty)
     passed = all(o.status != "failed" for o in outcomes)
-    record_proof(project.cache_dir, restored.manifest_sha256, "edits" if edits else "cached", passed,
+    # Only an air-tight engine's pass is a proof; with --allow-network it is recorded as not proven.
+    record_proof(project.cache_dir, restored.manifest_sha256, "edits" if edits else "cached",
+                 passed and airtight.result == "air-tight",
                  datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
-    return outcomes
+    return outcomes, measured
+
+
+def dry_run(project: Project, bundle_path: Path | None, docker: DockerClient, console: Console,
+            *, edits: bool = False, allow_network: bool = False) -> None:
+    """What verify would do, changing nothing: the checks it measures, the scratch setup, the builds."""
+    path = bundle_path or bundle.find_bundle(project.cache_dir)
+    claims = bundle.read_claims(path)  # reads, never writes
+    scratch = replace(project, cache_dir=project.cache_dir / ".work" / "verify-<scratch>", cache=CacheOptions())
+    found = targets(project, project.apt.dir)
+    network = claims.manifest.network or "default"
+    say = partial(console.print, markup=False, highlight=False)
+    say("# 1. the engine must be empty: no build cache record, none of this project's images "
+        f"({', '.join(image_tag(project, s) for s in project.services.values())}); else refused")
+    say(f"# 2. a probe build (--network {network}, in {next(iter(claims.manifest.base_images), 'no base image')}) "
+        f"lists its interfaces and connects once to each host the export reached: "
+        f"{', '.join(f'{t.address} ({t.why})' for t in found) or 'none named by the project'}; "
+        + ("built anyway if one answers (--allow-network), recorded as not air-tight" if allow_network
+           else "refused if one answers"))
+    Executor(docker, console, dry_run=True).run(setup_plan(scratch, path, claims.manifest, None))
+    edit = "<a fresh value>" if edits else None
+    plan = plan_offline_builds(scratch, pick(scratch, None), None, edit=edit)
+    Executor(docker, console, dry_run=True).run(plan)
+    say("# then: the images verify made are removed and the build cache pruned (the engine is left empty)")
+
+
+def _airtightness(scratch: Project, manifest: bundle.Manifest, caps: Capabilities, docker: DockerClient,
+                  work: Path) -> Airtightness:
+    """The probe, run in the bundle's first base image with the bundle's network mode."""
+    if not manifest.base_images:
+        return Airtightness("not measured", "the bundle has no base image to run the probe in")
+    base, tag = next(iter(manifest.base_images.items()))
+    contexts = {base: f"oci-layout://{scratch.store}:{tag}"} if caps.oci_layout_context else {}
+    found = targets(scratch, scratch.apt.dir)
+    return probe(docker, base, contexts, found, manifest.network or None, work)
+
+
+def _tags(docker: DockerClient) -> set[str]:
+    try:
+        return {t for image in docker.image.list() for t in image.repo_tags}
+    except DockerException as exc:
+        raise EngineError(f"could not list the engine's images: {engine_message(exc)}") from None
+
+
+def _leave_empty(docker: DockerClient, before: set[str]) -> None:
+    """Remove what verify added (its images, the build cache it made), so the next proof finds the engine
+    as empty as this one did; measured empty first, so nothing of anyone else's goes."""
+    added = sorted(_tags(docker) - before)
+    try:
+        if added:
+            docker.image.remove(added, force=True)
+        docker.buildx.prune(all=True)
+    except DockerException as exc:
+        raise EngineError(f"could not empty the engine after the proof: {engine_message(exc)}",
+                          f"remove them by hand: docker image rm {' '.join(added)}; docker builder prune -a") from None
 
 
 def proven_platforms(bundled: list[str], available: tuple[str, ...], caps: Capabilities) -> tuple[str, ...]:

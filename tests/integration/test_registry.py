@@ -175,6 +175,6 @@ def test_verify_proves_the_bundle_alone_whatever_the_team_cache(
     # A registry nothing answers, on an engine that can export caches: were
     # verify to use it, writing the cache back would fail the build.
     env = {"OFFLINE_CACHE_BACKEND": "registry", "OFFLINE_CACHE_REF": "127.0.0.1:5059/team/cache"}
-    outcomes = verifying.verify(load(restored, environ=env), bundle_of(restored),
+    outcomes, _ = verifying.verify(load(restored, environ=env), bundle_of(restored),
                                DockerClient(host=engines["offline"]), Console(quiet=True))
     assert [(o.service, o.status) for o in outcomes] == [("app", "all cached")]

@@ -48,10 +48,17 @@ def test_on_a_terminal_the_terminal_width_is_kept(monkeypatch: pytest.MonkeyPatc
 def test_verify_shows_buildkit_step_names_whole(capsys: pytest.CaptureFixture[str]) -> None:
     """``[stage-0 4/5]`` looks like rich markup: the report must print it, not swallow it."""
     from offline_build import report
-    from offline_build.verify import VerifyOutcome, plain_step
+    from offline_build.airgap import Airtightness, Emptiness
+    from offline_build.verify import Measured, VerifyOutcome, plain_step
 
     name = plain_step("[stage-0 4/5] RUN --mount=type=bind,from=pip-api-1,target=/x pip install -r r.txt")
-    report.verify(console(), [VerifyOutcome("api", "rebuilt offline", 5, 4, f"ran again offline: {name}")], edits=True)
+    measured = Measured(Airtightness("air-tight", "build steps (--network none) see lo: no network but loopback"),
+                        Emptiness(0, 0, ()))
+    report.verify(console(), [VerifyOutcome("api", "rebuilt offline", 5, 4, f"ran again offline: {name}")],
+                  measured, edits=True)
     out = capsys.readouterr().out
     assert "ran again offline: [stage-0 4/5] RUN pip install -r r.txt" in out
     assert "offline.verify --edits (every build context edited," in out
+    # The title says what was measured, and only that.
+    assert "engine: air-tight (measured), empty build cache (measured)" in " ".join(out.split())
+    assert "air-tightness: build steps (--network none) see lo: no network but loopback" in out

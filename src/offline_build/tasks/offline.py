@@ -67,13 +67,13 @@ def export(c: Context, dry_run: bool = False, host: str | None = None, version: 
     try:
         summary = exporting.export(proj, None, docker(host), out, dry_run=dry_run, strict=strict,
                                   since=Path(since) if since else None, split_size=size, signer=signer)
+        if not dry_run:
+            report.export(out, summary, time.monotonic() - started)
+            if verify_edits:  # its proof is signed with the bundle's key
+                _prove(proj, Path(summary["output"]), docker(verify_host), out, edits=True, signer=signer)
     finally:
         if signer:
-            signer.key.wipe()  # the unlocked key leaves memory with the export
-    if not dry_run:
-        report.export(out, summary, time.monotonic() - started)
-        if verify_edits:
-            _prove(proj, Path(summary["output"]), docker(verify_host), out, edits=True)
+            signer.key.wipe()  # the unlocked key leaves memory with the export (and its proof)
 
 
 def _signer(proj: Project, key: Path | None, out: Console) -> signing.Signer | None:
@@ -224,25 +224,45 @@ def _trusting(proj: Project, trust: list[str] | None) -> Project:
     host="engine to verify on: one holding none of this project's build cache (e.g. the offline machine's)",
     prune_build_cache="use the --host (or default) engine after emptying its whole build cache",
     edits="rebuild every service as if its build context had changed: the steps a code change re-runs must "
-          "work with no network"))
+          "work with no network",
+    allow_network="build even when the engine's build steps reach a host the export reached; the result is "
+                  "recorded as not air-tight, never as proven",
+    sign="sign the proof file (beside the bundle, it travels with it) with this minisign secret key (default: "
+         "offline.yaml's signing.key)",
+    dry_run="show the checks, the scratch setup and the builds, changing nothing"))
 @clean_exit
 def verify(c: Context, bundle: str | None = None, host: str | None = None, cache_dir: str | None = None,
-           prune_build_cache: bool = False, edits: bool = False, trust: list[str] | None = None) -> None:
-    """Prove the bundle: set it up in a scratch store and build every service on a cache-less engine."""
+           prune_build_cache: bool = False, edits: bool = False, trust: list[str] | None = None,
+           allow_network: bool = False, dry_run: bool = False, sign: str | None = None) -> None:
+    """Prove the bundle: set it up in a scratch store and build every service on an empty, air-tight engine."""
+    if dry_run:
+        proj = _trusting(project(c, None, cache_dir), trust)
+        verifying.dry_run(proj, Path(bundle) if bundle else None, docker(host), console(), edits=edits,
+                          allow_network=allow_network)
+        return
     if not host and not prune_build_cache:
         raise Exit("offline-build: error: verify needs an engine without this project's build cache\n"
                    "  fix: pass --host unix://... (another engine), or --prune-build-cache to empty this one's",
                    code=2)
     proj = _trusting(project(c, None, cache_dir), trust)
-    engine = docker(host)
-    if prune_build_cache:
-        verifying.prune_build_cache(engine)
-    _prove(proj, Path(bundle) if bundle else None, engine, console(), edits=edits)
+    out = console()
+    signer = _signer(proj, Path(sign).resolve() if sign else proj.signing.key, out)  # a wrong password fails first
+    try:
+        engine = docker(host)
+        if prune_build_cache:
+            verifying.prune_build_cache(engine)
+        _prove(proj, Path(bundle) if bundle else None, engine, out, edits=edits, allow_network=allow_network,
+               signer=signer)
+    finally:
+        if signer:
+            signer.key.wipe()
 
 
-def _prove(proj: Project, bundle: Path | None, engine: DockerClient, out: Console, *, edits: bool) -> None:
-    outcomes = verifying.verify(proj, bundle, engine, out, edits=edits)
-    report.verify(out, outcomes, edits=edits)
+def _prove(proj: Project, bundle: Path | None, engine: DockerClient, out: Console, *, edits: bool,
+           allow_network: bool = False, signer: signing.Signer | None = None) -> None:
+    outcomes, measured = verifying.verify(proj, bundle, engine, out, edits=edits, signer=signer,
+                                          allow_network=allow_network)
+    report.verify(out, outcomes, measured, edits=edits)
     if any(o.status == "failed" for o in outcomes):
         raise Exit(code=1)
 
