@@ -11,6 +11,7 @@ import shutil
 import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import bundle, sbom, signing
+from . import proof as proofs
 from .config import Project
 from .engine import Capabilities, engine_platforms, image_present, native_platform, probe_engine, runs_platform
 from .errors import OfflineBuildError
@@ -311,22 +313,64 @@ def _sbom(path: Path, claims: bundle.Claims) -> Check:
 
 
 def _proof(project: Project, path: Path) -> Check:
-    """When offline.verify last proved this bundle, and how far (``--edits``: a code change rebuilds offline)."""
+    """How far offline.verify proved this bundle: this machine's own record (the online machine's), else the proof
+    carried with the bundle (the site's), believed only when a trusted key signed it."""
     try:
-        proved = proofs_of(project.cache_dir).get(bundle.load_manifest(path)[1], {})
+        sha = bundle.load_manifest(path)[1]
     except (bundle.BundleError, tarfile.TarError, EOFError, OSError):
-        proved = {}  # a damaged bundle is proven by nothing; the integrity row says what is wrong
+        # A damaged bundle is proven by nothing; the integrity row says what is wrong.
+        return Check("proof", "offline.verify", "info", f"{path.name}: not proven by offline.verify", _PROVE)
+    recorded = proofs_of(project.cache_dir).get(sha, {})
+    if recorded:
+        return _recorded(path, recorded)
+    try:
+        claim = proofs.find(project.cache_dir, path, sha, project.signing.trusted_keys)
+    except OfflineBuildError as exc:  # borrowed, edited, unreadable: a warning, the builds themselves may work
+        return Check("proof", "offline.verify", "warn", exc.message, exc.hint or "")
+    if claim is None:
+        return Check("proof", "offline.verify", "info", f"{path.name}: not proven by offline.verify", _PROVE)
+    return _carried(path, claim)
+
+
+_PROVE = "offline.verify --edits on an air-gapped engine proves a code change rebuilds with no network"
+_AGAIN = "fix what it named, export again, and run offline.verify --edits on an air-gapped engine"
+
+
+def _recorded(path: Path, proved: dict[str, Any]) -> Check:
+    """This machine's own record (proofs.json): what its offline.verify said, trusted as its own."""
     edits, cached = proved.get("edits"), proved.get("cached")
+    if edits and edits.get("passed") and not _full(edits):
+        return Check("proof", "offline.verify", "warn",
+                     f"{path.name}: offline.verify --edits passed {edits.get('when')}, on an engine that was not "
+                     f"air-tight and empty ({edits.get('airtight')}, {edits.get('empty')})", _AGAIN)
     if edits and edits.get("passed"):
         return Check("proof", "offline.verify", "ok", f"{path.name}: edit loop proven {edits.get('when')} (offline.verify --edits)")
     if edits:
         return Check("proof", "offline.verify", "warn", f"{path.name}: offline.verify --edits failed {edits.get('when')}",
-                     "fix what it named, export again, and run offline.verify --edits on an air-gapped engine")
-    fix = "offline.verify --edits on an air-gapped engine proves a code change rebuilds with no network"
+                     _AGAIN)
     if cached and cached.get("passed"):
         return Check("proof", "offline.verify", "info", f"{path.name}: builds all cached ({cached.get('when')}); "
-                                                 "edit loop not proven", fix)
-    return Check("proof", "offline.verify", "info", f"{path.name}: not proven by offline.verify", fix)
+                                                 "edit loop not proven", _PROVE)
+    return Check("proof", "offline.verify", "info", f"{path.name}: not proven by offline.verify", _PROVE)
+
+
+def _full(entry: dict[str, Any]) -> bool:
+    """A record made before verify measured the engine has neither measure: it stands as it was recorded."""
+    return entry.get("airtight", "air-tight") == "air-tight" and entry.get("empty", "empty") == "empty"
+
+
+def _carried(path: Path, claim: proofs.ProofClaim) -> Check:
+    """The proof that came with the bundle: ok only when a trusted key signed a full proof of the edit loop."""
+    p = claim.proof
+    if claim.state != "proven":
+        return Check("proof", "offline.verify", "info", f"{path.name}: claims {p.summary()} ({claim.why()})",
+                     "sign the proof (offline.verify --sign KEY, or signing.key) and trust that key here "
+                     "(signing.trusted_keys)")
+    if not p.full:
+        return Check("proof", "offline.verify", "warn", f"{path.name}: {p.summary()}", _AGAIN)
+    if p.level != "edits":
+        return Check("proof", "offline.verify", "info", f"{path.name}: {p.summary()}", _PROVE)
+    return Check("proof", "offline.verify", "ok", f"{path.name}: {p.summary()} ({claim.why()})")
 
 
 def verify_archive(path: Path) -> bundle.Manifest:

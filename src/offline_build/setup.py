@@ -8,6 +8,7 @@ store, and the named builder's BuildKit image. ``--dry-run`` prints it.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from .engine import Capabilities, probe_engine
 from .executor import Executor, RunResult, check_engine
 from .export import bundle_folders
 from .runners.bundle_io import Unpacked, unpack_bundle
+from .proof import ProofClaim, beside
 from .signing import Verdict, judge, load_trusted
 from .state import lock
 from .steps import LoadImages, Plan, Step, Unpack
@@ -35,13 +37,14 @@ class SetupReport:
     loaded: list[tuple[str, str]]  # (image, "loaded" | "replaced" | "unchanged")
     caps: Capabilities | None
     signature: Verdict | None = None
+    proof: ProofClaim | None = None  # the offline.verify proof carried with the bundle, kept
 
 
-def unpack_step(project: Project, path: Path, *, check_platforms: bool = True) -> Unpack:
+def unpack_step(project: Project, path: Path, *, check_platforms: bool = True, keep_proof: bool = True) -> Unpack:
     return Unpack(title=f"verify and restore {path.name}", bundle=path, store=project.store,
                   cache_dir=project.cache_dir, project=project.name, platforms=project.platforms,
                   places=tuple((f"files/{name}", folder) for name, folder in bundle_folders(project)),
-                  check_platforms=check_platforms, trusted_keys=project.signing.trusted_keys)
+                  check_platforms=check_platforms, trusted_keys=project.signing.trusted_keys, keep_proof=keep_proof)
 
 
 def load_steps(project: Project, manifest: bundle.Manifest, caps: Capabilities | None) -> list[Step]:
@@ -70,6 +73,9 @@ def setup(project: Project, bundle_path: Path | None, docker: DockerClient, cons
         claims = bundle.read_claims(path)  # reads, never writes: the plan lists the images by name
         verdict = judge(claims, trusted, str(path))  # refused here as setup would refuse it
         console.print(f"# signature: {verdict.describe()}", markup=False, highlight=False)
+        claim = beside(path, hashlib.sha256(claims.raw).hexdigest(), project.signing.trusted_keys)
+        if claim is not None:  # refused here as setup would refuse it
+            console.print(f"# proof: {claim.proof.summary()} ({claim.why()})", markup=False, highlight=False)
         Executor(docker, console, dry_run=True).run(setup_plan(project, path, claims.manifest, None))
         return None
     with lock(project.cache_dir):
@@ -82,7 +88,7 @@ def setup(project: Project, bundle_path: Path | None, docker: DockerClient, cons
         caps = probe_engine(docker, project, ("oci_layout_context",))
         loads = executor.run(Plan("load", tuple(load_steps(project, restored["manifest"], caps))))
     return SetupReport(path, restored["manifest"], restored["blobs_added"], restored["files"], _loaded(loads), caps,
-                       restored["signature"])
+                       restored["signature"], restored["proof"])
 
 
 def _loaded(result: RunResult) -> list[tuple[str, str]]:
@@ -90,9 +96,14 @@ def _loaded(result: RunResult) -> list[tuple[str, str]]:
 
 
 def unpack(project: Project, path: Path, console: Console,
-           platforms: Callable[[], tuple[str, ...]] | None = None) -> Unpacked:
-    """Verify *path* and merge it into *project*'s store (the library call behind the Unpack step)."""
-    return unpack_bundle(unpack_step(project, path, check_platforms=platforms is not None), console, platforms)
+           platforms: Callable[[], tuple[str, ...]] | None = None, *, keep_proof: bool = False) -> Unpacked:
+    """Verify *path* and merge it into *project*'s store (the library call behind the Unpack step).
+
+    Verify's scratch setup calls it without *keep_proof*: a proof beside the
+    bundle is the one it is about to replace, not one to judge.
+    """
+    step = unpack_step(project, path, check_platforms=platforms is not None, keep_proof=keep_proof)
+    return unpack_bundle(step, console, platforms)
 
 
 __all__ = ["SetupReport", "load_steps", "setup", "setup_plan", "unpack", "unpack_step"]

@@ -56,11 +56,17 @@ def bundle_network(project: Project) -> str | None:
 PROOFS = "proofs.json"  # what offline.verify proved of which bundle, kept beside the bundles
 
 
-def record_proof(cache_dir: Path, manifest_sha: str, level: str, passed: bool, when: str) -> None:
+def record_proof(cache_dir: Path, manifest_sha: str, level: str, passed: bool, when: str, *,
+                 airtight: str = "", empty: str = "") -> None:
     """Remember that ``offline.verify`` (*level* "cached" or "edits") passed or failed for the bundle whose
-    manifest hashes to *manifest_sha* (its identity: a re-export, renamed or not, is another bundle)."""
+    manifest hashes to *manifest_sha* (its identity: a re-export, renamed or not, is another bundle).
+
+    *airtight* and *empty* are the results of verify's measures of the engine ("air-tight", "empty" for a
+    full proof); a record without them predates the measures."""
     proofs = proofs_of(cache_dir)
-    proofs.setdefault(manifest_sha, {})[level] = {"passed": passed, "when": when}
+    entry: dict[str, Any] = {"passed": passed, "when": when}
+    entry |= {k: v for k, v in (("airtight", airtight), ("empty", empty)) if v}
+    proofs.setdefault(manifest_sha, {})[level] = entry
     write_atomic(cache_dir / PROOFS, (json.dumps(proofs, indent=2, sort_keys=True) + "\n").encode())
 
 

@@ -251,10 +251,16 @@ class Unpack(Step):
     places: tuple[tuple[str, Path], ...] = ()
     check_platforms: bool = True
     trusted_keys: tuple[Path, ...] = ()  # with any: only a bundle one of them signed is set up
+    keep_proof: bool = True  # check the offline.verify proof carried beside the bundle, keep it (not verify's own)
 
     def describe(self) -> str:
         lines = [f"# verify {self.bundle} against its manifest (every file's sha256), merge it into {self.store}"]
         lines += [f"# place the bundle's {name}/ in {dest}" for name, dest in self.places]
+        if self.keep_proof:
+            from .proof import proof_path  # here, not above: the plan's steps need none of proof's imports
+
+            lines.append(f"# if {proof_path(self.bundle).name} is beside it: check it is this bundle's proof, keep it "
+                         f"in {self.cache_dir / 'proofs'}")
         return "\n".join(lines)
 
 

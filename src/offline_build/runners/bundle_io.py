@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .. import bundle, cachekeys, packing, sbom, signing
+from .. import bundle, cachekeys, packing, proof, sbom, signing
 from ..captures import place
 from ..captures.base import platform_dir
 from ..engine import arch, engine_platforms, runs_platform
@@ -58,6 +58,9 @@ def pack(rt: Runtime, step: Pack) -> dict[str, Any]:
         write_atomic(signature, packed.signature)
     else:
         signature.unlink(missing_ok=True)  # an earlier signed export of the same name signed another manifest
+    stale = proof.proof_path(step.output)  # an earlier export's of the same name proved another manifest
+    for path in (proof.signature_path(stale), stale):
+        path.unlink(missing_ok=True)
     output: Path = step.output
     if step.split_size:
         output = bundle.split(step.output, step.split_size)
@@ -110,13 +113,14 @@ class Unpacked(NamedTuple):
     files: int
     signature: signing.Verdict
     manifest_sha256: str  # the bundle's identity (offline.verify records its proofs under it)
+    proof: proof.ProofClaim | None = None  # the offline.verify proof carried with it, kept in the cache folder
 
 
 def unpack(rt: Runtime, step: Unpack) -> dict[str, Any]:
     platforms = (lambda: engine_platforms(rt.docker)) if step.check_platforms else None
     done = unpack_bundle(step, rt.console, platforms)
     return {"manifest": done.manifest, "blobs_added": done.blobs_added, "files": done.files,
-            "signature": done.signature}
+            "signature": done.signature, "proof": done.proof}
 
 
 def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str, ...]] | None = None) -> Unpacked:
@@ -144,6 +148,9 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
         _check_project(step, manifest, where)
         if platforms is not None and manifest.platforms:
             _check_platforms(manifest, platforms(), where)
+        sha = hashlib.sha256(raw).hexdigest()
+        # Judged before anything is written: a proof of another bundle, or edited, refuses the setup.
+        claim = proof.beside(step.bundle, sha, step.trusted_keys) if step.keep_proof else None
         hashed: dict[str, str] = {}
         if manifest.extends:
             hashed = _materialize(step, manifest, {m.name for m in members}, Path(tmp), where)
@@ -161,10 +168,12 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
             write_atomic(step.cache_dir / bundle.SBOM, (Path(tmp) / bundle.SBOM).read_bytes())
         else:
             (step.cache_dir / bundle.SBOM).unlink(missing_ok=True)
-    record = json.dumps({"bundle": step.bundle.name, "signature": verdict.describe(),
+    if claim is not None:
+        proof.keep(step.cache_dir, claim)
+    record = json.dumps({"bundle": step.bundle.name, "signature": verdict.describe(), "manifest_sha256": sha,
                          **json.loads(manifest.to_json())}, indent=2)
     write_atomic(step.cache_dir / "bundle.json", (record + "\n").encode())
-    return Unpacked(manifest, added, files, verdict, hashlib.sha256(raw).hexdigest())
+    return Unpacked(manifest, added, files, verdict, sha, claim)
 
 
 def flat_platform(manifest: bundle.Manifest) -> str:
