@@ -62,9 +62,8 @@ class Airtightness:
     detail: str
     reached: tuple[Target, ...] = ()
 
-    def as_record(self) -> dict[str, str]:
-        return {"measured": str(self.result != "not measured").lower(), "result": self.result,
-                "detail": self.detail}
+    def as_record(self) -> dict[str, object]:
+        return {"measured": self.result != "not measured", "result": self.result, "detail": self.detail}
 
 
 @dataclass(frozen=True)
@@ -85,8 +84,8 @@ class Emptiness:
             held.append(f"this project's image(s) {', '.join(self.images)}")
         return "; ".join(held) if held else "no build cache, none of this project's images"
 
-    def as_record(self) -> dict[str, str]:
-        return {"measured": "true", "result": "empty" if self.empty else "not empty", "detail": self.describe()}
+    def as_record(self) -> dict[str, object]:
+        return {"measured": True, "result": "empty" if self.empty else "not empty", "detail": self.describe()}
 
 
 def url_targets(text: str, why: str) -> list[Target]:

@@ -20,14 +20,13 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from datetime import datetime, timezone
 from pathlib import Path
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from rich.console import Console
 
-from . import bundle
+from . import bundle, proof
 from .airgap import Airtightness, Emptiness, measure_emptiness, probe, targets
 from .build import BuildOutcome, build, plan_offline_builds
 from .captures.apt import ARCHIVES, LISTS, UPDATE, to_true
@@ -42,7 +41,6 @@ from .inputs import pick
 from .plan import image_tag
 from .setup import load_steps, setup_plan, unpack
 from .signing import Signer
-from .state import record_proof
 from .steps import Plan
 from .store import create_ignored
 
@@ -91,13 +89,7 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
     path = bundle_path or bundle.find_bundle(project.cache_dir)
     check_engine(docker)
     images = {s.name: image_tag(project, s) for s in project.services.values()}
-    empty = measure_emptiness(docker, project, images)
-    if not empty.empty:
-        raise VerifyRefused(f"the engine is not empty: it holds {empty.describe()}; a step could pass from them "
-                            "although the bundle does not carry it",
-                            "use an engine without them (on the harness: scripts/engines.sh reset offline), or "
-                            "--prune-build-cache to empty this one's build cache"
-                            + (f" and docker image rm {' '.join(empty.images)}" if empty.images else ""))
+    empty = measure_emptiness(docker, project, images)  # before the probe adds its own records
     before = _tags(docker)
     create_ignored(project.cache_dir)
     work = project.cache_dir / ".work"
@@ -119,17 +111,26 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
                 raise VerifyRefused(f"the engine is not air-tight: {airtight.detail}",
                                     "verify on an air-gapped engine (on the harness: the offline one), or pass "
                                     "--allow-network to build anyway (recorded as not air-tight, never as proven)")
+            if not empty.empty:
+                raise VerifyRefused(f"the engine is not empty: it holds {empty.describe()}; a step could pass from "
+                                    "them although the bundle does not carry it",
+                                    "use an engine without them (on the harness: scripts/engines.sh reset offline), "
+                                    "or --prune-build-cache to empty this one's build cache and remove this "
+                                    "project's images first")
             edit = nonce() if edits else None
             outcomes = [_verify_one(scratch, name, docker, console, edit)
                         for name in (s.name for s in pick(scratch, None))]
     finally:
-        _leave_empty(docker, before)
+        _leave_empty(docker, before, prune=not empty.records)
     measured = Measured(airtight, empty)
     passed = all(o.status != "failed" for o in outcomes)
-    # Only an air-tight engine's pass is a proof; with --allow-network it is recorded as not proven.
-    record_proof(project.cache_dir, restored.manifest_sha256, "edits" if edits else "cached",
-                 passed and airtight.result == "air-tight",
-                 datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    # The proof file, signed when a key is given, travels with the bundle; it counts as a proof only when
+    # it passed on an engine measured air-tight and empty (proof.Proof.full).
+    engine = {"server_version": caps.server_version,
+              "image_store": "containerd" if caps.containerd_store else "classic",
+              "platforms": ",".join(scratch.platforms)}
+    proof.record(project, path, restored.manifest_sha256, "edits" if edits else "cached", passed, engine,
+                 airtight.as_record(), empty.as_record(), outcomes, signer)
     return outcomes, measured
 
 
@@ -174,14 +175,15 @@ def _tags(docker: DockerClient) -> set[str]:
         raise EngineError(f"could not list the engine's images: {engine_message(exc)}") from None
 
 
-def _leave_empty(docker: DockerClient, before: set[str]) -> None:
-    """Remove what verify added (its images, the build cache it made), so the next proof finds the engine
-    as empty as this one did; measured empty first, so nothing of anyone else's goes."""
+def _leave_empty(docker: DockerClient, before: set[str], *, prune: bool) -> None:
+    """Remove what verify added: its images, and the build cache it made when there was none before (a
+    refused engine's own cache stays), so the next proof finds the engine as this one did."""
     added = sorted(_tags(docker) - before)
     try:
         if added:
             docker.image.remove(added, force=True)
-        docker.buildx.prune(all=True)
+        if prune:
+            docker.buildx.prune(all=True)
     except DockerException as exc:
         raise EngineError(f"could not empty the engine after the proof: {engine_message(exc)}",
                           f"remove them by hand: docker image rm {' '.join(added)}; docker builder prune -a") from None
@@ -275,9 +277,14 @@ def _user_runs(project: Project, name: str) -> tuple[str, ...]:
     return tuple(i.original for stage in df.stages for i in stage.instructions if i.cmd == "RUN")
 
 
-def prune_build_cache(docker: DockerClient) -> None:
-    """Empty the engine's build cache, so verify proves the bundle and not the engine."""
+def prune_build_cache(docker: DockerClient, project: Project) -> None:
+    """Empty the engine's build cache and remove this project's images, so verify proves the bundle and not
+    the engine (``--prune-build-cache``)."""
+    images = {s.name: image_tag(project, s) for s in project.services.values()}
     try:
         docker.buildx.prune(all=True)
+        mine = measure_emptiness(docker, project, images).images
+        if mine:
+            docker.image.remove(list(mine), force=True)
     except DockerException as exc:
         raise EngineError(f"could not prune the build cache: {engine_message(exc)}") from None

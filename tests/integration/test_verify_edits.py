@@ -11,6 +11,8 @@ source (the download gone), the proof passes.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -22,6 +24,8 @@ import pytest
 from tests.integration.conftest import reset
 from tests.integration.test_deps_maven_go import _Quiet
 from tests.integration.test_roundtrip import cli
+
+NETNS = "offline-build-airgap"  # the harness's air gap (scripts/engines.sh)
 
 pytestmark = pytest.mark.engine
 
@@ -129,3 +133,75 @@ def test_the_edit_proof_finds_the_download_no_capture_covers(engines: dict[str, 
     assert "RUN cp model.bin /model.bin" in rows["fetch"][1]
     diagnosed = cli(project, engines["online"], "offline.diagnose", "--quick", check=False).stdout
     assert "edit loop proven" in diagnosed, diagnosed
+
+
+REACH = """\
+FROM debian:bookworm-slim
+{tools}WORKDIR /app
+COPY . .
+RUN curl -fsS {url}/status -o /status || echo "no answer from {url}" > /status
+CMD ["cat", "/status"]
+"""
+
+
+@pytest.fixture()
+def server_in_the_air_gap() -> Iterator[str]:
+    """An HTTP server inside the air-gapped engines' network namespace, on its loopback: a host a build
+    there can reach, as a proxy or a mirror left reachable at a site would be."""
+    code = ("import http.server, sys\n"
+            "s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), http.server.SimpleHTTPRequestHandler)\n"
+            "print(s.server_address[1], flush=True)\ns.serve_forever()\n")
+    proc = subprocess.Popen(["ip", "netns", "exec", NETNS, sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    port = proc.stdout.readline().strip()  # the server prints its port once it listens
+    try:
+        assert port.isdigit(), "the server in the air gap did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+
+
+def test_verify_refuses_the_export_engine_that_reaches_the_server(engines: dict[str, str], model_server: str,
+                                                                  tmp_path: Path) -> None:
+    project = write_project(tmp_path / "proof", model_server)
+    cli(project, engines["online"], "offline.export")
+    refused = cli(project, engines["online"], "offline.verify", "--edits", check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    port = model_server.rsplit(":", 1)[1]
+    assert "the engine is not air-tight" in refused.stderr and f"reached 127.0.0.1:{port} (Dockerfile:5 (fetch))" \
+        in refused.stderr, refused.stderr
+    assert "fix: verify on an air-gapped engine" in refused.stderr and "Traceback" not in refused.stderr
+    diagnosed = cli(project, engines["online"], "offline.diagnose", "--quick", check=False).stdout
+    assert "edit loop proven" not in diagnosed and "not proven by offline.verify" in diagnosed, diagnosed
+
+
+def test_a_reachable_server_is_proven_only_with_the_override_and_never_as_proof(
+        engines: dict[str, str], server_in_the_air_gap: str, tmp_path: Path) -> None:
+    project = tmp_path / "reach"
+    (project / "app").mkdir(parents=True)
+    (project / "app" / "Dockerfile").write_text(REACH.format(tools=TOOLS, url=server_in_the_air_gap))
+    (project / "offline.yaml").write_text("project: reach\nversion: '1'\nnetwork: host\nservices:\n"
+                                          "  app: {context: app, image: reach/app}\n")
+    cli(project, engines["online"], "offline.export")
+    reset("offline")
+    host = engines["offline"]
+    refused = cli(project, host, "offline.verify", check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"reached {server_in_the_air_gap.removeprefix('http://')} (Dockerfile:5 (app))" in refused.stderr
+
+    anyway = cli(project, host, "offline.verify", "--allow-network")
+    assert "engine: NOT air-tight (measured), empty build cache (measured)" in " ".join(anyway.stdout.split())
+    diagnosed = cli(project, engines["online"], "offline.diagnose", "--quick", check=False).stdout
+    assert "builds all cached" not in diagnosed and "edit loop proven" not in diagnosed, diagnosed
+
+    # The engine is left as verify found it: empty again, so the next proof is not refused for what this one built.
+    cli(project, host, "offline.setup")
+    cli(project, host, "offline.build")  # the site builds: now it holds the project's cache and image
+    crowded = cli(project, host, "offline.verify", "--allow-network", check=False)
+    assert crowded.returncode == 2 and "the engine is not empty" in crowded.stderr, crowded.stderr
+    assert "reach/app:1" in crowded.stderr and "--prune-build-cache" in crowded.stderr
+    pruned = cli(project, host, "offline.verify", "--allow-network", "--prune-build-cache")
+    assert "empty build cache (measured)" in " ".join(pruned.stdout.split()), pruned.stdout

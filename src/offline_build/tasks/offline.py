@@ -222,7 +222,8 @@ def _trusting(proj: Project, trust: list[str] | None) -> Project:
     "cache_dir", bundle="bundle to verify (default: the newest build-cache-*.tar in the cache dir)",
     trust="as offline.setup --trust: prove only a bundle signed by this public key (repeatable)",
     host="engine to verify on: one holding none of this project's build cache (e.g. the offline machine's)",
-    prune_build_cache="use the --host (or default) engine after emptying its whole build cache",
+    prune_build_cache="use the --host (or default) engine after emptying its whole build cache and removing "
+                      "this project's images",
     edits="rebuild every service as if its build context had changed: the steps a code change re-runs must "
           "work with no network",
     allow_network="build even when the engine's build steps reach a host the export reached; the result is "
@@ -250,7 +251,7 @@ def verify(c: Context, bundle: str | None = None, host: str | None = None, cache
     try:
         engine = docker(host)
         if prune_build_cache:
-            verifying.prune_build_cache(engine)
+            verifying.prune_build_cache(engine, proj)
         _prove(proj, Path(bundle) if bundle else None, engine, out, edits=edits, allow_network=allow_network,
                signer=signer)
     finally:
