@@ -348,6 +348,10 @@ def _recorded(path: Path, proved: dict[str, Any]) -> Check:
     if edits:
         return Check("proof", "offline.verify", "warn", f"{path.name}: offline.verify --edits failed {edits.get('when')}",
                      _AGAIN)
+    if cached and cached.get("passed") and not _full(cached):
+        return Check("proof", "offline.verify", "warn",
+                     f"{path.name}: offline.verify passed {cached.get('when')}, on an engine that was not air-tight "
+                     f"and empty ({cached.get('airtight')}, {cached.get('empty')}): not proven", _PROVE)
     if cached and cached.get("passed"):
         return Check("proof", "offline.verify", "info", f"{path.name}: builds all cached ({cached.get('when')}); "
                                                  "edit loop not proven", _PROVE)

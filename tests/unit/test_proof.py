@@ -241,6 +241,18 @@ def test_diagnose_on_the_online_machine_shows_its_own_record(tmp_path: Path, key
     assert _row(proj)[0] == "warn"
 
 
+def test_a_plain_verify_on_an_engine_that_was_not_air_tight_is_not_shown_as_a_pass(
+        tmp_path: Path, keys: dict[str, Path]) -> None:
+    proj = project(tmp_path)
+    archive = pack(proj)
+    sha = bundle.load_manifest(archive)[1]
+    proof.record(proj, archive, sha, "cached", True, ENGINE, {"result": "reached"}, EMPTY, [], None)
+    status, detail, _ = _row(proj)
+    assert status == "warn" and "not air-tight and empty" in detail and "builds all cached" not in detail
+    proof.record(proj, archive, sha, "cached", True, ENGINE, AIRTIGHT, EMPTY, [], None)
+    assert _row(proj)[1].startswith(f"{archive.name}: builds all cached")
+
+
 # --- setup ---------------------------------------------------------------------
 
 
