@@ -224,7 +224,7 @@ def probe(docker: DockerClient, base: str, contexts: Mapping[str, str], found: t
         (folder / "Dockerfile").write_text(probe_dockerfile(base, found))
         (folder / "probe.sh").write_text(_PROBE.lstrip())
         try:
-            docker.buildx.build(folder, file=folder / "Dockerfile", network=network, cache=False,
+            docker.buildx.build(folder, file=folder / "Dockerfile", network=network, cache=False, progress=False,
                                 build_contexts=dict(contexts), output={"type": "local", "dest": str(folder / "out")})
         except DockerException as exc:
             return Airtightness("not measured", f"the probe build failed: {engine_message(exc)}")
