@@ -139,7 +139,8 @@ def dry_run(project: Project, bundle_path: Path | None, docker: DockerClient, co
     """What verify would do, changing nothing: the checks it measures, the scratch setup, the builds."""
     path = bundle_path or bundle.find_bundle(project.cache_dir)
     claims = bundle.read_claims(path)  # reads, never writes
-    scratch = replace(project, cache_dir=project.cache_dir / ".work" / "verify-<scratch>", cache=CacheOptions())
+    folder = project.cache_dir / ".work" / "verify-<scratch>"
+    scratch = replace(project, cache_dir=folder, cache=CacheOptions(), apt=replace(project.apt, dir=folder / "apt-lists"))
     found = targets(project, project.apt.dir)
     network = claims.manifest.network or "default"
     say = partial(console.print, markup=False, highlight=False)

@@ -155,3 +155,26 @@ def test_the_probe_script_connects_and_never_calls_a_missing_tool_closed(tmp_pat
         bare = subprocess.run(["/bin/sh", str(script)], env={**env, "PATH": str(tmp_path)}, capture_output=True,
                               text=True, check=True).stdout
     assert f"untested 127.0.0.1:{up}" in bare and "closed" not in bare, bare
+
+
+def test_verify_dry_run_shows_the_checks_setup_and_builds_and_changes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from python_on_whales import DockerClient
+    from rich.console import Console
+
+    from tests.unit.test_bundle import pack, project, snapshot
+
+    proj = project(tmp_path)
+    (tmp_path / "svc" / "Dockerfile").write_text(
+        "FROM debian:bookworm-slim\nCOPY . .\nRUN curl -fsS https://files.example.invalid/m.bin -o /m\n")
+    archive = pack(proj)
+    before = snapshot(tmp_path)
+    # No engine is asked (the unit suite fails any engine call): a dry run only describes.
+    verifying.dry_run(proj, archive, DockerClient(), Console(width=200), edits=True)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the engine must be empty: no build cache record, none of this project's images (svc:latest)" in out
+    assert "--network default, in debian:bookworm-slim" in out
+    assert "files.example.invalid:443 (Dockerfile:3 (svc))" in out and "refused if one answers" in out
+    assert "docker buildx build" in out and "--tag svc:latest" in out and "OFFLINE_BUILD_EDIT" in out
+    assert "verify-<scratch>/apt-lists" in out  # the scratch store's, never the project's own
+    assert snapshot(tmp_path) == before
