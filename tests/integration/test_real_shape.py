@@ -15,7 +15,6 @@ machine has, all CACHED; each service changed and rebuilt offline; and
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 from python_on_whales import DockerClient
 
 from tests.integration.conftest import reset
+from tests.integration.test_deps import offline_copy
 from tests.integration.test_roundtrip import build_report, cli
 
 pytestmark = pytest.mark.engine
@@ -161,10 +161,7 @@ def shop_bundle(engines: dict[str, str], tmp_path_factory: pytest.TempPathFactor
 
 def site_copy(tmp_path: Path, bundle: Path) -> Path:
     """The sources at the site, the bundle beside them; its project file names a CA the site does not have."""
-    project = tmp_path / "shop"
-    shutil.copytree(bundle.parents[1], project, ignore=shutil.ignore_patterns("build-cache"))
-    (project / "build-cache").mkdir()
-    shutil.copy2(bundle, project / "build-cache" / bundle.name)
+    project = offline_copy(tmp_path, bundle)
     yaml = project / "offline.yaml"
     yaml.write_text(yaml.read_text().replace(f"ca_file: {CA}", "ca_file: certs/corporate-ca.pem"))
     assert not (project / "certs").exists()

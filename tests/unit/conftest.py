@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 import python_on_whales  # noqa: F401  (loads every component module)
 import python_on_whales.utils as utils
+
+from offline_build import signing
 
 
 class EngineCalled(AssertionError):
@@ -27,3 +30,13 @@ def no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
         for attr in ("run", "stream_stdout_and_stderr"):
             if getattr(module, attr, None) in originals:
                 monkeypatch.setattr(module, attr, _refuse)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, Path]:
+    """Two minisign key pairs without passwords: "team" and "other" (and their ".pub" halves)."""
+    made = {}
+    for name in ("team", "other"):
+        secret, public = signing.keygen(tmp_path / "keys" / f"{name}.key", None)
+        made[name], made[f"{name}.pub"] = secret, public
+    return made

@@ -29,15 +29,6 @@ def proof_of(sha: str, **changes: object) -> Proof:
     return replace(made, **changes)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def keys(tmp_path: Path) -> dict[str, Path]:
-    made = {}
-    for name in ("team", "other"):
-        secret, public = signing.keygen(tmp_path / "keys" / f"{name}.key", None)
-        made[name], made[f"{name}.pub"] = secret, public
-    return made
-
-
 def test_the_proof_is_named_after_the_bundle_whatever_its_form(tmp_path: Path) -> None:
     assert proof.proof_path(tmp_path / "build-cache-20261204.tar") == tmp_path / "build-cache-20261204.proof.json"
     assert proof.proof_path(tmp_path / "build-cache-20261204-delta.tar") == \

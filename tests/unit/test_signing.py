@@ -47,15 +47,6 @@ def trusting(proj, *keys: Path):  # noqa: ANN001, ANN201
     return replace(proj, signing=SigningOptions(trusted_keys=keys))
 
 
-@pytest.fixture
-def keys(tmp_path: Path) -> dict[str, Path]:
-    made = {}
-    for name in ("team", "other"):
-        secret, public = signing.keygen(tmp_path / "keys" / f"{name}.key", None)
-        made[name], made[f"{name}.pub"] = secret, public
-    return made
-
-
 def test_keygen_writes_a_private_secret_key_and_its_public_half_and_never_overwrites(tmp_path: Path) -> None:
     secret, public = signing.keygen(tmp_path / "team.key", None)
     assert public == tmp_path / "team.pub"
@@ -291,6 +282,32 @@ def test_a_signature_copied_from_another_bundle_is_refused(tmp_path: Path, keys:
     rewrite(second, swapped, lambda m, d: (m, borrowed) if m.name == bundle.SIGNATURE else (m, d))
     _refused(trusting(project(tmp_path / "offline"), keys["team.pub"]), swapped,
              f"{{w}}: its signature (key {signer.key_id}) does not match its manifest")
+
+
+def test_a_valid_signature_by_another_key_than_the_manifest_names_is_refused_trusted_or_not(
+        tmp_path: Path, keys: dict[str, Path]) -> None:
+    """The manifest names key team; its signature is a good one over the same bytes, by key other.
+
+    Only the signer-mismatch check tells: the signature verifies against *other*'s
+    key, so trusting *other* (or nothing) would otherwise take the bundle.
+    """
+    team, other = signing.load_signer(keys["team"]), signing.load_signer(keys["other"])
+    assert team.key_id != other.key_id
+    archive = packed(project(tmp_path / "online"), team)
+    with tarfile.open(archive) as tar:
+        raw = tar.extractfile(bundle.MANIFEST).read()  # type: ignore[union-attr]
+    assert json.loads(raw)["signed_by"] == team.key_id
+    resigned = other.sign(raw, "offline-build bundle of demo 1, created 2026-11-29T12:00:00Z")
+    swapped = tmp_path / "build-cache-20261130.tar"
+    rewrite(archive, swapped, lambda m, d: (m, resigned) if m.name == bundle.SIGNATURE else (m, d))
+    message = f"{{w}} names key {team.key_id} as its signer, and its signature is by key {other.key_id}"
+    _refused(trusting(project(tmp_path / "offline"), keys["other.pub"]), swapped, message)
+    _refused(project(tmp_path / "open"), swapped, message)
+    # The same check, at the level setup calls it: the signature itself is good.
+    pub = signing.load_trusted((keys["other.pub"],))
+    assert signing.check(raw, resigned, pub, "b").state == "signed"
+    with pytest.raises(signing.SigningError, match="as its signer"):
+        signing.check(raw, resigned, pub, "b", signed_by=team.key_id)
 
 
 def test_an_oversized_or_unreadable_signature_is_one_message(tmp_path: Path, keys: dict[str, Path]) -> None:
