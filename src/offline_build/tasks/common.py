@@ -53,13 +53,38 @@ def clean_exit(body: F) -> F:
             raise Exit("offline-build: error: the docker command is not on PATH\n"
                        "  fix: install the Docker CLI with its buildx plugin (Debian: docker.io and docker-buildx), "
                        "or add its folder to PATH", code=1) from None
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): cli.main ends quietly, there is no one to tell
         except OSError as exc:
-            if exc.errno != errno.ENOSPC:
-                raise
-            raise Exit(f"offline-build: error: no space left on the device ({exc.filename or 'disk'})\n"
-                       "  fix: free disk space or set CACHE_DIR to a larger disk, then run it again", code=1) from None
+            raise Exit(os_error_message(exc), code=1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+# The fix for a file system refusal, by errno; the path itself is named beside it.
+OS_FIXES = {
+    errno.ENOENT: "it, or a folder on the way to it, does not exist: create the folder, or choose another path",
+    errno.EACCES: "this user may not use that path: change its permissions or owner, or choose another path",
+    errno.EPERM: "this user may not use that path: change its permissions or owner, or choose another path",
+    errno.ENOTDIR: "a part of that path is a file, not a folder: move the file away, or choose another path",
+    errno.EEXIST: "something is already there (a file where a folder is needed?): move it away, "
+                  "or choose another path",
+    errno.EISDIR: "that is a folder where a file is needed: name a file, or choose another path",
+    errno.EROFS: "that file system is read-only: choose a path on a writable disk",
+}
+OS_FIX_OTHER = "check that path and the disk it is on, then run it again"
+OS_FIX_NO_PATH = "check the disk and the folders this task uses, then run it again"
+
+
+def os_error_message(exc: OSError) -> str:
+    """One message for a file system refusal: the path(s), what went wrong and a fix that fits the errno."""
+    if exc.errno == errno.ENOSPC:
+        return (f"offline-build: error: no space left on the device ({exc.filename or 'disk'})\n"
+                "  fix: free disk space or set CACHE_DIR to a larger disk, then run it again")
+    what = exc.strerror or str(exc) or type(exc).__name__
+    where = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    return (f"offline-build: error: {where + ': ' if where else ''}{what}\n"
+            f"  fix: {OS_FIXES.get(exc.errno or 0, OS_FIX_OTHER if where else OS_FIX_NO_PATH)}")
 
 
 def project(c: Context, version: str | None = None, cache_dir: str | None = None,

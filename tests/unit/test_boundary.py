@@ -1,0 +1,92 @@
+"""The task boundary: a file system refusal is one message naming the path, with a fix, never a traceback."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from invoke import Exit
+
+from offline_build.tasks.common import clean_exit, os_error_message
+
+from .test_cli import DEMO, run
+
+
+def one_message(stderr: str) -> str:
+    """The whole of stderr, checked to be one offline-build error and no traceback."""
+    assert "Traceback" not in stderr, stderr
+    assert stderr.startswith("offline-build: error: "), stderr
+    assert stderr.count("offline-build:") == 1, stderr
+    return stderr
+
+
+def test_keygen_into_a_folder_that_cannot_exist(tmp_path: Path) -> None:
+    out = run(["offline.keygen", "--key", "/proc/nope/team.key"], tmp_path)  # no project file needed
+    assert out.returncode == 1
+    message = one_message(out.stderr)
+    assert message.startswith("offline-build: error: /proc/nope: ")
+    assert "does not exist: create the folder, or choose another path" in message
+    assert not list(tmp_path.iterdir())
+
+
+def test_prune_with_a_file_as_cache_dir(tmp_path: Path) -> None:
+    shutil.copytree(DEMO, tmp_path / "demo")
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder\n")
+    out = run(["offline.prune", "--cache-dir", str(afile)], tmp_path / "demo")
+    assert out.returncode == 1
+    message = one_message(out.stderr)
+    assert f"{afile}/.lock: Not a directory" in message
+    assert "a part of that path is a file, not a folder" in message
+    assert afile.read_text() == "not a folder\n"
+
+
+def test_makefile_onto_a_folder_names_it(tmp_path: Path) -> None:
+    shutil.copytree(DEMO, tmp_path / "demo")
+    (tmp_path / "out.mk").mkdir()
+    out = run(["offline.makefile", "--output", str(tmp_path / "out.mk")], tmp_path / "demo")
+    assert out.returncode == 1
+    message = one_message(out.stderr)
+    assert f" -> {tmp_path / 'out.mk'}: Is a directory" in message  # filename2: where it was going
+    assert "that is a folder where a file is needed" in message
+
+
+@pytest.mark.parametrize(("code", "fix"), [
+    (errno.ENOENT, "does not exist: create the folder, or choose another path"),
+    (errno.EACCES, "may not use that path: change its permissions"),
+    (errno.EPERM, "may not use that path: change its permissions"),
+    (errno.ENOTDIR, "a part of that path is a file, not a folder"),
+    (errno.EROFS, "read-only: choose a path on a writable disk"),
+    (errno.EIO, "check that path and the disk it is on, then run it again"),
+])
+def test_each_errno_gets_a_fix_that_fits(code: int, fix: str) -> None:
+    exc = OSError(code, os.strerror(code), "/srv/cache/x", None, "/srv/cache/y")
+    first, second = os_error_message(exc).splitlines()
+    assert first == f"offline-build: error: /srv/cache/x -> /srv/cache/y: {exc.strerror}"
+    assert second.startswith("  fix: ") and fix in second
+
+
+def test_disk_full_is_told_as_before() -> None:
+    message = os_error_message(OSError(errno.ENOSPC, "No space left on device", "/srv/cache/blob"))
+    assert message == ("offline-build: error: no space left on the device (/srv/cache/blob)\n"
+                       "  fix: free disk space or set CACHE_DIR to a larger disk, then run it again")
+
+
+def test_an_os_error_without_a_path_still_says_what_went_wrong() -> None:
+    assert os_error_message(OSError("the socket went away")).splitlines() == [
+        "offline-build: error: the socket went away",
+        "  fix: check the disk and the folders this task uses, then run it again"]
+
+
+def test_the_boundary_turns_os_errors_into_exit_1_and_leaves_a_broken_pipe_alone() -> None:
+    def fails(exc: BaseException) -> None:
+        raise exc
+
+    with pytest.raises(Exit) as told:
+        clean_exit(fails)(FileNotFoundError(errno.ENOENT, "No such file or directory", "/nope/x"))
+    assert told.value.code == 1 and "/nope/x: No such file or directory" in str(told.value.message)
+    with pytest.raises(BrokenPipeError):  # cli.main ends those quietly with 141
+        clean_exit(fails)(BrokenPipeError(errno.EPIPE, "Broken pipe"))
