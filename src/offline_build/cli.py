@@ -23,6 +23,11 @@ CONFIG_FLAGS = ("--config", "-f")
 CONFIG_HELP = "The project file (default: ./offline.yaml, or OFFLINE_BUILD_CONFIG)."
 # What a shell reports for a process that wrote into a closed pipe (128 + SIGPIPE).
 BROKEN_PIPE = 141
+# invoke's core flags that steer its own shell commands (c.run), sudo prompt and .pyc writing.
+# No offline-build task runs a shell command through invoke, so each would be accepted and
+# ignored (``-R`` says "Echo commands instead of running" and a task still writes): not offered,
+# the parser refuses them as unknown.
+NOT_OFFERED = ("command-timeout", "dry", "echo", "hide", "prompt-for-sudo-password", "pty", "warn-only", "write-pyc")
 
 
 def split_config(argv: list[str]) -> tuple[str | None, list[str]]:
@@ -61,11 +66,19 @@ class OfflineBuild(Program):
     def core_args(self) -> list[Argument]:
         # split_config has taken the flag out before invoke parses; this entry is its help line.
         ours = Argument(names=("config", "f"), help=CONFIG_HELP)
-        return [ours, *(a for a in super().core_args() if "config" not in a.names)]
+        return [ours, *(a for a in super().core_args() if a.name != "config" and a.name not in NOT_OFFERED)]
+
+    def parse_core_args(self) -> None:
+        super().parse_core_args()
+        # invoke's own steps still read the flags not offered (update_config, parse_core):
+        # they find them unset, as if never given.
+        for arg in super().core_args():
+            if arg.name in NOT_OFFERED:
+                self.core[0].args[arg.name] = arg
 
     def parse_collection(self) -> None:
         if self.args.config.value is not None:
-            # Only a form split_config does not take reaches here (-ef FILE): invoke would
+            # Only a form split_config does not take reaches here (-df FILE): invoke would
             # read FILE as its own runtime configuration, silently.
             raise Exit(f"offline-build: error: -f {self.args.config.value} was not read as the project file\n"
                        "  fix: give it on its own: --config FILE or -f FILE", code=2)

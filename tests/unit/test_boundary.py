@@ -1,4 +1,5 @@
-"""The task boundary: a file system refusal is one message naming the path, with a fix, never a traceback."""
+"""The console script's edges: a file system refusal is one message naming the path, with a fix, never a
+traceback; and the command line takes only the options the tool honours."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from invoke import Exit
 
+from offline_build.cli import NOT_OFFERED
 from offline_build.tasks.common import clean_exit, os_error_message
 
 from .test_cli import DEMO, run
@@ -90,3 +92,44 @@ def test_the_boundary_turns_os_errors_into_exit_1_and_leaves_a_broken_pipe_alone
     assert told.value.code == 1 and "/nope/x: No such file or directory" in str(told.value.message)
     with pytest.raises(BrokenPipeError):  # cli.main ends those quietly with 141
         clean_exit(fails)(BrokenPipeError(errno.EPIPE, "Broken pipe"))
+
+
+# invoke's flags for its own shell commands: offline-build runs none, so it must not offer them.
+IGNORED = {"-R": "--dry", "-e": "--echo", "-w": "--warn-only", "-T": "--command-timeout", "-p": "--pty"}
+IGNORED_LONG = ("--hide", "--prompt-for-sudo-password", "--write-pyc")
+
+
+def test_help_offers_only_the_options_the_tool_honours() -> None:
+    out = run(["--help"], DEMO)
+    assert out.returncode == 0, out.stderr
+    core = out.stdout.split("Core options:")[1].split("Subcommands:")[0]
+    offered = {word.rstrip(",").split("=")[0].split("[")[0] for word in core.split() if word.startswith("-")}
+    assert offered == {"--complete", "--print-completion-script", "-d", "--debug", "-D", "--list-depth",
+                       "-f", "--config", "-F", "--list-format", "-h", "--help", "-l", "--list", "-V", "--version"}
+    for flag in (*IGNORED, *IGNORED.values(), *IGNORED_LONG):
+        assert flag not in core.split(), flag
+    assert "Echo commands" not in out.stdout and "shell commands" not in out.stdout
+    assert {f"--{name}" for name in NOT_OFFERED} == {*IGNORED.values(), *IGNORED_LONG}
+
+
+def test_a_dry_flag_the_tool_would_ignore_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    shutil.copytree(DEMO, tmp_path / "demo")
+    for flag in ("-R", "--dry", *IGNORED, "--hide=both", "--prompt-for-sudo-password", "--write-pyc"):
+        args = [flag, "5", "offline.makefile"] if flag == "-T" else [flag, "offline.makefile"]
+        out = run([*args, "--output", "x.mk"], tmp_path / "demo")
+        assert out.returncode != 0, flag
+        assert f"No idea what '{flag.split('=')[0]}' is!" in out.stderr, (flag, out.stderr)
+        assert not (tmp_path / "demo" / "x.mk").exists(), flag
+    # The same task without it writes: what was refused is the flag, not the task.
+    assert run(["offline.makefile", "--output", "x.mk"], tmp_path / "demo").returncode == 0
+    assert (tmp_path / "demo" / "x.mk").is_file()
+
+
+def test_the_options_kept_still_work(tmp_path: Path) -> None:
+    assert run(["--version"], DEMO).stdout.startswith("offline-build ")
+    assert "offline.makefile" in run(["--complete", "--", "offline."], DEMO).stdout.split()
+    assert "complete -F" in run(["--print-completion-script", "bash"], DEMO).stdout
+    listed = run(["--list", "offline", "--list-format", "json"], DEMO)
+    assert listed.returncode == 0 and '"name": "offline"' in listed.stdout
+    debug = run(["-d", "--version"], DEMO)
+    assert debug.returncode == 0 and "Saw --version" in debug.stderr

@@ -193,7 +193,7 @@ def test_config_and_f_both_name_the_project_file_and_help_says_so(tmp_path: Path
         assert out.returncode == 0, (args, out.stderr)
         assert "web.offline-build" in task_names(out.stdout), args
     # A cluster invoke would read as its own runtime configuration is refused, not half-obeyed.
-    clustered = run(["-ef", "other.yaml", "--list"], tmp_path / "demo")
+    clustered = run(["-df", "other.yaml", "--list"], tmp_path / "demo")
     assert clustered.returncode == 2 and "was not read as the project file" in clustered.stderr
 
 
