@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 from .config import Project
 from .errors import OfflineBuildError
@@ -16,19 +17,25 @@ from .store import create_ignored, write_atomic
 
 @contextmanager
 def lock(cache_dir: Path) -> Iterator[None]:
-    """One export or setup at a time per cache folder."""
+    """One export or setup at a time per cache folder; a second is told at once, not kept waiting.
+
+    filelock takes the platform's own lock on the open file (``flock`` on Linux and macOS, ``msvcrt`` on
+    Windows), so the package imports on a Windows laptop, and a run that dies frees the lock with it.
+    """
     create_ignored(cache_dir)
-    # Not write_atomic: the lock is the open file itself, which holds no content to half-write.
-    with (cache_dir / ".lock").open("w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise OfflineBuildError(f"another offline-build is working on {cache_dir}",
-                                    "wait for it to finish, then run this again") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    if not cache_dir.is_dir():  # else filelock's own mkdir of it says only "File exists"
+        raise OfflineBuildError(f"{cache_dir} is a file, not a folder",
+                                "choose another --cache-dir (or CACHE_DIR), or move the file away")
+    held = FileLock(cache_dir / ".lock", timeout=0)
+    try:
+        held.acquire()
+    except Timeout:
+        raise OfflineBuildError(f"another offline-build is working on {cache_dir}",
+                                "wait for it to finish, then run this again") from None
+    try:
+        yield
+    finally:
+        held.release()
 
 
 def restored_bundle(project: Project) -> dict[str, Any] | None:

@@ -41,8 +41,8 @@ def test_prune_with_a_file_as_cache_dir(tmp_path: Path) -> None:
     out = run(["offline.prune", "--cache-dir", str(afile)], tmp_path / "demo")
     assert out.returncode == 1
     message = one_message(out.stderr)
-    assert f"{afile}/.lock: Not a directory" in message
-    assert "a part of that path is a file, not a folder" in message
+    assert message == (f"offline-build: error: {afile} is a file, not a folder\n"
+                       "  fix: choose another --cache-dir (or CACHE_DIR), or move the file away\n")
     assert afile.read_text() == "not a folder\n"
 
 
