@@ -8,7 +8,6 @@ import pytest
 
 from offline_build import signing
 from tests.unit.test_bundle import project
-from tests.unit.test_proof import keys  # noqa: F401  (the fixture)
 
 
 @pytest.mark.parametrize("how", ["--sign", "signing.key", "neither"])
