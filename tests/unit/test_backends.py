@@ -232,9 +232,12 @@ def test_a_named_builder_is_ensured_first_and_its_buildkit_image_travels(tmp_pat
     assert isinstance(steps[0], EnsureBuilder) and steps[0].image == "moby/buildkit:v0.13.2"
     saves = [s for s in steps if isinstance(s, SaveImages) and "classic" not in s.title]
     assert [s.images for s in saves] == [("busybox:local",), ("moby/buildkit:v0.13.2",)]
-    assert all(b.builder == "big" for b in builds(export_plan(project, list(project.services.values()))))
+    online = builds(export_plan(project, list(project.services.values())))
+    assert [b.service for b in online] == ["app"]  # all() over no build would pass
+    assert all(b.builder == "big" for b in online)
     offline = plan_offline_builds(project, list(project.services.values()), None)
-    assert isinstance(offline.steps[0], EnsureBuilder) and builds(offline)[0].builder == "big"
+    assert isinstance(offline.steps[0], EnsureBuilder)
+    assert [(b.service, b.builder) for b in builds(offline)] == [("app", "big")]
 
 
 def test_a_named_builder_reads_base_images_from_the_store_online_too(tmp_path: Path) -> None:

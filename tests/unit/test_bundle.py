@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from offline_build import bundle
+from offline_build import bundle, packing
 from offline_build.captures.pip import PIP
 from offline_build.config import Project, load
 from offline_build.setup import unpack
@@ -98,18 +98,30 @@ def test_only_reachable_blobs_are_packed(tmp_path: Path) -> None:
 
 
 def test_write_is_atomic(tmp_path: Path) -> None:
-    """A write that fails half-way leaves the earlier bundle of that name whole, and no partial file."""
+    """A write that fails half-way leaves the earlier bundle of that name whole, and no partial file.
+
+    The packer itself (packing.write_hashed, through bundle.atomic_output), not the tests' reference."""
     good = tmp_path / "good"
     good.write_bytes(b"a member's bytes" * 1000)
     out = tmp_path / "out.tar"
     out.write_bytes(b"the earlier bundle")
-    members = [("oci-layout", good), ("index.json", tmp_path / "missing-file")]  # the second fails mid-write
-    with pytest.raises(FileNotFoundError):
-        twopass.write(out, bundle.Manifest("p", "1", [], {}, {}), members)
+    # The second has a size (a folder's) but cannot be read: it fails after the manifest and the first went out.
+    (tmp_path / "a-folder").mkdir()
+    members = [("oci-layout", good), ("index.json", tmp_path / "a-folder")]
+    with pytest.raises(IsADirectoryError):
+        packing.write_hashed(out, bundle.Manifest("p", "1", [], {}, {}), members)
     assert out.read_bytes() == b"the earlier bundle"
-    assert not list(tmp_path.glob(".out.tar*"))
-    written = twopass.write(out, bundle.Manifest("p", "1", [], {}, {}), members[:1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder", "good", "out.tar"]
+    with pytest.raises(RuntimeError), bundle.atomic_output(out) as fh:  # any failure, not only an OSError
+        fh.write(b"half a bundle")
+        raise RuntimeError("interrupted")
+    assert out.read_bytes() == b"the earlier bundle"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder", "good", "out.tar"]
+    written = packing.write_hashed(out, bundle.Manifest("p", "1", [], {}, {}), members[:1]).size
     assert written == out.stat().st_size and tarfile.is_tarfile(out)
+    with tarfile.open(out) as tar:
+        assert tar.getnames() == [bundle.MANIFEST, bundle.MANIFEST_SUM, "oci-layout"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder", "good", "out.tar"]
 
 
 def flip_blob(m: tarfile.TarInfo, data: bytes):  # noqa: ANN201

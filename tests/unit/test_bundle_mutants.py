@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from offline_build import bundle
+from offline_build import bundle, packing
 from offline_build.config import Project, load
 from offline_build.setup import unpack
 from offline_build.store import CHUNK, Layout
@@ -257,10 +257,12 @@ def test_packing_a_damaged_store_blob_is_refused_and_progress_counts_every_byte(
     assert sum(seen) == sum(e.size for e in entries)
     written: list[int] = []
     out = tmp_path / "new" / "folder" / "b.tar"
-    twopass.write(out, bundle.Manifest("demo", "1", [], {}, {}), members, progress=written.append)
+    # The packer itself, not the tests' reference: a new folder, progress over every file, plain members.
+    packing.write_hashed(out, bundle.Manifest("demo", "1", [], {}, {}), members, progress=written.append)
     assert sum(written) == sum(e.size for e in entries)
-    with tarfile.open(out) as tar:  # what `tar tv` shows: plain files, no executable bit, no dates
-        assert {(m.mode, m.mtime) for m in tar.getmembers()} == {(0o644, 0)}
+    with tarfile.open(out) as tar:  # what `tar tv` shows: plain files, no executable bit, no dates, no owner
+        assert {(m.type, m.mode, m.mtime, m.uid, m.gid, m.uname, m.gname) for m in tar.getmembers()} == {
+            (tarfile.REGTYPE, 0o644, 0, 0, 0, "", "")}
     victim = Layout(proj.store).blobs / SVC
     victim.write_bytes(b"svc layeR")
     with pytest.raises(bundle.BundleError) as info:

@@ -78,3 +78,27 @@ def test_a_base_from_a_build_argument_and_a_heredoc_copy(tmp_path: Path) -> None
     # The heredoc is the Dockerfile's own text, not the context: the edit lands before COPY . ., not above curl.
     out = edited(text, tmp_path / "Dockerfile", {"BASE": "debian:bookworm-slim"})
     assert out is not None and out.splitlines()[6:8] == [f"ARG {EDIT_ARG}", "COPY . ."]
+
+
+def test_a_bind_mount_from_a_stage_or_image_is_not_the_context(tmp_path: Path) -> None:
+    """``RUN --mount=type=bind,from=...`` reads another stage or image, as ``COPY --from`` does: no edit there."""
+    from offline_build.dockerfile import parse_text
+    from offline_build.edits import reads_context
+
+    text = ("FROM debian:bookworm-slim AS deps\nRUN echo built > /out\n"
+            "FROM debian:bookworm-slim\n"
+            "RUN --mount=type=bind,from=deps,source=/out,target=/o cat /o\n"
+            "RUN --mount=type=bind,from=busybox:1,source=/bin,target=/b ls /b\n"
+            "RUN --mount=type=cache,target=/root/.cache true\n"
+            "COPY . .\nRUN make\n")
+    df = parse_text(text, tmp_path / "Dockerfile")
+    runs = [i for stage in df.stages for i in stage.instructions if i.cmd == "RUN"]
+    assert [reads_context(i) for i in runs] == [False, False, False, False, False]
+    out = edited(text, tmp_path / "Dockerfile")
+    assert out is not None
+    lines = out.splitlines()
+    assert out.count(f"ARG {EDIT_ARG}") == 1 and lines[6:8] == [f"ARG {EDIT_ARG}", "COPY . ."]
+    # Without from= the same mount is the context.
+    plain = text.replace("from=deps,", "")
+    assert edited(plain, tmp_path / "Dockerfile").splitlines()[3:5] == [  # type: ignore[union-attr]
+        f"ARG {EDIT_ARG}", "RUN --mount=type=bind,source=/out,target=/o cat /o"]

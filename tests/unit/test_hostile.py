@@ -161,6 +161,8 @@ def test_nothing_outside_the_store_and_files_enters_a_bundle(tmp_path: Path) -> 
     (proj.cache_dir / "engines.json").write_text("{}")
     (proj.cache_dir / "bundle.json").write_text("{}")
     names = {name for name, _ in bundle.collect(proj.cache_dir)}
+    assert {"oci-layout", "index.json", "files/resources/models/m.txt"} <= names  # what pack() made is looked at
+    assert any(n.startswith("blobs/sha256/") for n in names)
     assert all(n in ("oci-layout", "index.json") or n.startswith(("blobs/sha256/", "files/")) for n in names)
 
 

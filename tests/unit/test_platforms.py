@@ -214,3 +214,62 @@ def test_verify_proves_every_platform_of_the_bundle_the_engine_runs(
 
     caps = SimpleNamespace(containerd_store=containerd)
     assert proven_platforms(bundled, ("linux/amd64", "linux/amd64/v2", "linux/arm64"), caps) == proven  # type: ignore[arg-type]
+
+
+def test_a_platform_written_arm64_v8_captures_into_the_folder_builds_mount(tmp_path: Path) -> None:
+    """BuildKit normalises linux/arm64/v8 to linux/arm64 (TARGETVARIANT empty): a served step mounts
+    ``${TARGETOS}_${TARGETARCH}${TARGETVARIANT:+_...}`` = linux_arm64, so the capture must write there."""
+    from offline_build.captures.base import PLATFORM_DIR, has_platforms, platform_dir
+    from offline_build.captures.lang import platform_outputs
+
+    mounted = PLATFORM_DIR.replace("${TARGETOS}", "linux").replace("${TARGETARCH}", "arm64")
+    mounted = mounted.replace("${TARGETVARIANT:+_${TARGETVARIANT}}", "")  # BuildKit's arm64/v8: no variant
+    assert mounted == "linux_arm64"
+    assert platform_dir("linux/arm64/v8") == platform_dir("Linux/ARM64") == mounted
+    assert platform_dir("linux/arm/v7") == "linux_arm_v7"  # a real variant stays
+
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM debian:bookworm-slim\nRUN apt-get install -y jq\n")
+    (tmp_path / "offline.yaml").write_text("project: p\nplatforms: [linux/amd64, linux/arm64/v8]\n"
+                                           "services:\n  app:\n    context: app\n")
+    project = load(tmp_path / "offline.yaml", environ={})
+    steps = export_plan(project, list(project.services.values())).steps
+    (capture,) = [s for s in steps if isinstance(s, CaptureApt)]
+    described = capture.describe()
+    assert f"{capture.dest}/linux_arm64/lists:/var/lib/apt/lists" in described
+    assert "linux_arm64_v8" not in described
+    assert set(platform_outputs(tmp_path / "out", project.platforms)) == {"linux_amd64", "linux_arm64"}
+    # A capture in the mounted folders counts as captured for that project.
+    for folder in ("linux_amd64", "linux_arm64"):
+        (capture.dest / folder / "lists").mkdir(parents=True)
+    assert has_platforms(capture.dest, project, "lists")
+
+
+@pytest.mark.parametrize("platforms", ["", "platforms: [linux/amd64]\n"])
+def test_a_flat_capture_key_from_before_platform_folders_is_not_captured(tmp_path: Path, platforms: str) -> None:
+    """An older bundle's key holds its files flat (``<key>/lists``, ``<key>/<marker>``): no build mounts
+    ``<key>/lists``, so it must be captured again; a key with a platform folder is captured."""
+    from offline_build.captures import all_captures
+    from offline_build.captures.lang import MARKER
+
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM debian:bookworm-slim\n")
+    (tmp_path / "offline.yaml").write_text(f"project: p\n{platforms}services:\n  app:\n    context: app\n")
+    project = load(tmp_path / "offline.yaml", environ={})
+    def mark_in(folder: Path, mark: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / mark).mkdir() if mark == "lists" else (folder / mark).write_text("x\n")
+
+    checked = []
+    for capture in all_captures():
+        mark = "lists" if capture.name == "apt" else MARKER
+        key = "debian:bookworm-slim" if capture.name == "apt" else "app-1"
+        key_dir = capture.context_dir(project, key)
+        assert not capture.captured(project, key)
+        mark_in(key_dir, mark)  # flat, as before platform folders
+        mark_in(key_dir / "deeper" / "linux_amd64", mark)  # not a platform folder either
+        assert not capture.captured(project, key), capture.name
+        mark_in(key_dir / "linux_amd64", mark)
+        assert capture.captured(project, key), capture.name
+        checked.append(capture.name)
+    assert checked == ["apt", "pip", "uv", "npm", "yarn", "pnpm", "maven", "go"]
