@@ -61,6 +61,14 @@ class Airtightness:
     result: str  # "air-tight" | "reached" | "not measured"
     detail: str
     reached: tuple[Target, ...] = ()
+    loopback_only: bool = False  # the steps saw no network at all: air-tight for every host, not only those tried
+
+    def title(self) -> str:
+        """What the report's title may say: no more than was measured."""
+        if self.result == "air-tight":
+            return "air-tight (measured: loopback only)" if self.loopback_only else \
+                "no named host reachable (measured; hosts no file names not tried)"
+        return {"reached": "NOT air-tight (measured)"}.get(self.result, "air-tightness not measured")
 
     def as_record(self) -> dict[str, object]:
         return {"measured": self.result != "not measured", "result": self.result, "detail": self.detail}
@@ -71,10 +79,16 @@ class Emptiness:
     records: int  # build cache records
     size: int  # their bytes
     images: tuple[str, ...]  # this project's images in the engine
+    unmeasured: str = ""  # why the build cache could not be measured (then it is never "empty")
 
     @property
     def empty(self) -> bool:
-        return not self.records and not self.images
+        return not self.records and not self.images and not self.unmeasured
+
+    def title(self) -> str:
+        if self.unmeasured:
+            return "build cache not measured"
+        return "empty build cache (measured)" if self.empty else "build cache NOT empty (measured)"
 
     def describe(self) -> str:
         held = []
@@ -82,10 +96,13 @@ class Emptiness:
             held.append(f"{self.records} build cache record(s), {self.size / 1e6:.1f} MB")
         if self.images:
             held.append(f"this project's image(s) {', '.join(self.images)}")
+        if self.unmeasured:
+            held.append(self.unmeasured)
         return "; ".join(held) if held else "no build cache, none of this project's images"
 
     def as_record(self) -> dict[str, object]:
-        return {"measured": True, "result": "empty" if self.empty else "not empty", "detail": self.describe()}
+        result = "not measured" if self.unmeasured else "empty" if self.empty else "not empty"
+        return {"measured": not self.unmeasured, "result": result, "detail": self.describe()}
 
 
 def url_targets(text: str, why: str) -> list[Target]:
@@ -95,10 +112,11 @@ def url_targets(text: str, why: str) -> list[Target]:
 
 
 def apt_targets(apt_dir: Path) -> list[Target]:
-    """The APT sources the capture's lists came from (port 80: the port apt uses unless the source said)."""
+    """The APT sources the capture's lists came from, on 80 and 443 (a list's name does not say the scheme)."""
     names = {p.name for p in apt_dir.glob("*/*/lists/*")} if apt_dir.is_dir() else set()
-    return [Target(m["host"].lower(), int(m["port"] or 80), "an APT source the export captured")
-            for m in map(_APT_LIST.match, sorted(names)) if m]
+    return [Target(m["host"].lower(), port, "an APT source the export captured")
+            for m in map(_APT_LIST.match, sorted(names)) if m
+            for port in ((int(m["port"]),) if m["port"] else (80, 443))]
 
 
 def targets(project: Project, apt_dir: Path) -> tuple[Target, ...]:
@@ -123,6 +141,7 @@ def targets(project: Project, apt_dir: Path) -> tuple[Target, ...]:
 # "untested", never "closed" (a missing tool must not read as an air gap).
 _PROBE = r"""
 for i in $(ls /sys/class/net 2>/dev/null); do echo "iface $i"; done
+env | grep -i '^[a-z_]*_proxy=.' | sed 's/^/proxy /'
 connect() {
   if command -v bash >/dev/null 2>&1; then
     if command -v timeout >/dev/null 2>&1; then timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2"; else bash -c "exec 3<>/dev/tcp/$1/$2"; fi
@@ -149,9 +168,12 @@ def probe_dockerfile(base: str, found: Iterable[Target]) -> str:
 
 
 def judge(report: str, found: tuple[Target, ...], network: str | None) -> Airtightness:
-    """Air-tight when no host answered and each was tested; a step with no interface but loopback is too."""
+    """Air-tight when the steps see only loopback and no host answered, or when every host was tried and none
+    answered (then only for those hosts: the title says so). A proxy in the steps' environment, a missing
+    connect tool or a silent probe measure nothing."""
     lines = [line.split(None, 1) for line in report.splitlines() if " " in line]
     interfaces = sorted(v for k, v in lines if k == "iface")
+    proxies = sorted(v.split("=", 1)[0] for k, v in lines if k == "proxy")
     by_address = {t.address: t for t in found}
     reached = tuple(by_address[v] for k, v in lines if k == "reached" and v in by_address)
     untested = [v for k, v in lines if k == "untested"]
@@ -162,7 +184,11 @@ def judge(report: str, found: tuple[Target, ...], network: str | None) -> Airtig
         return Airtightness("reached", f"{seen}; reached {named}", reached)
     if interfaces == ["lo"]:
         return Airtightness("air-tight", f"{seen}: no network but loopback"
-                            + (f"; none of {len(found)} host(s) the export reached answered" if found else ""))
+                            + (f"; none of {len(found)} host(s) the export reached answered" if found else ""),
+                            loopback_only=True)
+    if proxies:
+        return Airtightness("not measured", f"{seen}, and a proxy ({', '.join(proxies)}): a step reaches through "
+                                            "it what a direct connect does not")
     if untested or not interfaces:
         why = "the base image has neither bash nor python3 to connect with" if untested else "the probe said nothing"
         return Airtightness("not measured", f"{seen}; {why}")
@@ -171,8 +197,8 @@ def judge(report: str, found: tuple[Target, ...], network: str | None) -> Airtig
     tested = {v for k, v in lines if k == "closed"}
     if tested != set(by_address):
         return Airtightness("not measured", f"{seen}; the probe tried {len(tested)} of {len(found)} host(s)")
-    return Airtightness("air-tight", f"{seen}; none of the {len(found)} host(s) the export reached answered "
-                                     f"({', '.join(sorted(by_address))})")
+    return Airtightness("air-tight", f"{seen}; none of the {len(found)} host(s) the project names answered "
+                                     f"({', '.join(sorted(by_address))}); hosts no file names were not tried")
 
 
 def could_serve(record: Mapping[str, object]) -> bool:
@@ -197,27 +223,49 @@ def size_bytes(text: str) -> int:
 
 
 def project_images(project: Project, tags: Iterable[str], service_images: Mapping[str, str]) -> tuple[str, ...]:
-    """The engine's *tags* that are this project's: a service's image, or one named ``<project>-...``."""
+    """The engine's *tags* that are this project's: a service's image, its classic build or captures image
+    (``<project>-<service>-classic``, ``-captures``), a preinstalled base (``<project>-<base>-apt``)."""
     names = {ref.rsplit(":", 1)[0] for ref in service_images.values()}
-    return tuple(sorted(t for t in tags if t.rsplit(":", 1)[0] in names or t.startswith(f"{project.name}-")))
+    services = "|".join(re.escape(s) for s in service_images)
+    ours = re.compile(rf"^{re.escape(project.name)}-(?:(?:{services})-(?:classic|captures)|.+-apt)$")
+    return tuple(sorted(t for t in tags if (name := t.rsplit(":", 1)[0]) in names or ours.match(name)))
 
 
 # --- the engine ---------------------------------------------------------------
 
 
 def measure_emptiness(docker: DockerClient, project: Project, service_images: Mapping[str, str]) -> Emptiness:
+    """The engine's own build cache (``docker system df``) and this project's images. A named builder keeps
+    its cache where ``df`` does not look: then the build cache is "not measured", never empty."""
+    records = cache_records(docker)
     try:
-        listed = run([*docker.client_config.docker_cmd, "system", "df", "-v", "--format", "{{json .BuildCache}}"])
         tags = [t for image in docker.image.list() for t in image.repo_tags]
     except DockerException as exc:
-        raise EngineError(f"could not measure the engine's build cache and images: {engine_message(exc)}") from None
-    held = [r for r in json.loads(listed or "[]") or [] if could_serve(r)]
+        raise EngineError(f"could not list the engine's images: {engine_message(exc)}") from None
+    held = [r for r in records if could_serve(r)]
+    unmeasured = (f"the build cache of builder {project.builder.named!r}, which docker system df does not see"
+                  if project.builder.named else "")
     return Emptiness(len(held), sum(size_bytes(str(r.get("Size", "0B"))) for r in held),
-                     project_images(project, tags, service_images))
+                     project_images(project, tags, service_images), unmeasured)
+
+
+def cache_records(docker: DockerClient) -> list[dict[str, object]]:
+    """The engine's build cache records, as ``docker system df -v`` lists them."""
+    try:
+        listed = run([*docker.client_config.docker_cmd, "system", "df", "-v", "--format", "{{json .BuildCache}}"])
+    except DockerException as exc:
+        raise EngineError(f"could not measure the engine's build cache: {engine_message(exc)}") from None
+    return [r for r in json.loads(listed or "[]") or [] if isinstance(r, dict)]
+
+
+def drop_records(docker: DockerClient, ids: Iterable[str]) -> None:
+    """Prune just these build cache records (the probe's, on an engine whose own cache must stay)."""
+    for record in ids:
+        run([*docker.client_config.docker_cmd, "builder", "prune", "--force", "--filter", f"id={record}"])
 
 
 def probe(docker: DockerClient, base: str, contexts: Mapping[str, str], found: tuple[Target, ...],
-          network: str | None, work: Path) -> Airtightness:
+          network: str | None, work: Path, builder: str | None = None) -> Airtightness:
     """Run the probe build on the engine; a build that cannot run measures nothing (and says why)."""
     with tempfile.TemporaryDirectory(dir=work, prefix="probe-") as tmp:
         folder = Path(tmp)
@@ -225,6 +273,7 @@ def probe(docker: DockerClient, base: str, contexts: Mapping[str, str], found: t
         (folder / "probe.sh").write_text(_PROBE.lstrip())
         try:
             docker.buildx.build(folder, file=folder / "Dockerfile", network=network, cache=False, progress=False,
+                                builder=builder,
                                 build_contexts=dict(contexts), output={"type": "local", "dest": str(folder / "out")})
         except DockerException as exc:
             return Airtightness("not measured", f"the probe build failed: {engine_message(exc)}")

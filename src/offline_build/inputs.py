@@ -142,12 +142,13 @@ def variant_steps(all_inputs: list[Inputs]) -> list[Step]:
 
 
 def _ignore_files(i: Inputs, variants: list[Path]) -> list[Step]:
-    """The user's ``<Dockerfile>.dockerignore`` beside each variant: BuildKit reads the one named after the
-    Dockerfile it builds, so without a copy a variant's build would send files the user's build leaves out."""
+    """A ``.dockerignore`` beside each variant: BuildKit reads the one named after the Dockerfile it builds
+    first, so the variants get the user's ``<Dockerfile>.dockerignore`` (else the context's, else none: always
+    written, so a copy left from before never outlives the user's file)."""
     own = i.service.dockerfile.with_name(i.service.dockerfile.name + ".dockerignore")
-    if not own.is_file():
-        return []
-    text = own.read_text(encoding="utf-8")
+    shared = i.service.context / ".dockerignore"
+    source = own if own.is_file() else shared if shared.is_file() else None
+    text = source.read_text(encoding="utf-8") if source else ""
     return [WriteFile(title=f"write {i.service.name}'s {path.name}.dockerignore",
                       path=path.with_name(path.name + ".dockerignore"), text=text) for path in variants]
 

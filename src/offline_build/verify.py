@@ -27,7 +27,7 @@ from python_on_whales.exceptions import DockerException
 from rich.console import Console
 
 from . import bundle, proof
-from .airgap import Airtightness, Emptiness, measure_emptiness, probe, targets
+from .airgap import Airtightness, Emptiness, cache_records, drop_records, measure_emptiness, probe, targets
 from .build import BuildOutcome, build, plan_offline_builds
 from .captures.apt import ARCHIVES, LISTS, UPDATE, to_true
 from .captures.lang import MOUNTS
@@ -68,9 +68,7 @@ class Measured:
     empty: Emptiness
 
     def title(self) -> str:
-        air = {"air-tight": "air-tight", "reached": "NOT air-tight", "not measured": "air-tightness not measured"}
-        cache = "empty build cache" if self.empty.empty else "build cache NOT empty"
-        return f"{air[self.airtight.result]} (measured), {cache} (measured)"
+        return f"{self.airtight.title()}, {self.empty.title()}"
 
 
 def verify(project: Project, bundle_path: Path | None, docker: DockerClient, console: Console,
@@ -91,6 +89,7 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
     images = {s.name: image_tag(project, s) for s in project.services.values()}
     empty = measure_emptiness(docker, project, images)  # before the probe adds its own records
     before = _tags(docker)
+    records = {str(r.get("ID")) for r in cache_records(docker)}
     create_ignored(project.cache_dir)
     work = project.cache_dir / ".work"
     work.mkdir(exist_ok=True)
@@ -107,21 +106,18 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
                               platforms_asked=True)
             Executor(docker, console).run(Plan("load", tuple(load_steps(scratch, restored.manifest, caps))))
             airtight = _airtightness(scratch, restored.manifest, caps, docker, work)
-            if airtight.result != "air-tight" and not allow_network:
-                raise VerifyRefused(f"the engine is not air-tight: {airtight.detail}",
-                                    "verify on an air-gapped engine (on the harness: the offline one), or pass "
-                                    "--allow-network to build anyway (recorded as not air-tight, never as proven)")
-            if not empty.empty:
-                raise VerifyRefused(f"the engine is not empty: it holds {empty.describe()}; a step could pass from "
-                                    "them although the bundle does not carry it",
-                                    "use an engine without them (on the harness: scripts/engines.sh reset offline), "
-                                    "or --prune-build-cache to empty this one's build cache and remove this "
-                                    "project's images first")
+            _refuse_unmeasured(airtight, empty, allow_network)
             edit = nonce() if edits else None
             outcomes = [_verify_one(scratch, name, docker, console, edit)
                         for name in (s.name for s in pick(scratch, None))]
-    finally:
-        _leave_empty(docker, before, prune=not empty.records)
+    except BaseException:
+        # The failure the user must see is this one: a cleanup that fails too only adds a note.
+        try:
+            _leave_empty(docker, before, records, prune=not empty.records and not empty.unmeasured)
+        except EngineError as exc:
+            console.print(f"[yellow]note:[/] {exc}")
+        raise
+    _leave_empty(docker, before, records, prune=not empty.records and not empty.unmeasured)
     measured = Measured(airtight, empty)
     passed = all(o.status != "failed" for o in outcomes)
     # The proof file, signed when a key is given, travels with the bundle; it counts as a proof only when
@@ -158,6 +154,20 @@ def dry_run(project: Project, bundle_path: Path | None, docker: DockerClient, co
     say("# then: the images verify made are removed and the build cache pruned (the engine is left empty)")
 
 
+def _refuse_unmeasured(airtight: Airtightness, empty: Emptiness, allow_network: bool) -> None:
+    """No build on an engine that could make the proof lie; air-tightness first, the more basic of the two."""
+    if airtight.result != "air-tight" and not allow_network:
+        raise VerifyRefused(f"the engine is not air-tight: {airtight.detail}",
+                            "verify on an air-gapped engine (on the harness: the offline one), or pass "
+                            "--allow-network to build anyway (recorded as not air-tight, never as proven)")
+    if empty.records or empty.images:  # unmeasured (a named builder) builds, but is never a full proof
+        raise VerifyRefused(f"the engine is not empty: it holds {empty.describe()}; a step could pass from "
+                            "them although the bundle does not carry it",
+                            "use an engine without them (on the harness: scripts/engines.sh reset offline), "
+                            "or --prune-build-cache to empty this one's build cache and remove this "
+                            "project's images first")
+
+
 def _airtightness(scratch: Project, manifest: bundle.Manifest, caps: Capabilities, docker: DockerClient,
                   work: Path) -> Airtightness:
     """The probe, run in the bundle's first base image with the bundle's network mode."""
@@ -166,7 +176,7 @@ def _airtightness(scratch: Project, manifest: bundle.Manifest, caps: Capabilitie
     base, tag = next(iter(manifest.base_images.items()))
     contexts = {base: f"oci-layout://{scratch.store}:{tag}"} if caps.oci_layout_context else {}
     found = targets(scratch, scratch.apt.dir)
-    return probe(docker, base, contexts, found, manifest.network or None, work)
+    return probe(docker, base, contexts, found, manifest.network or None, work, scratch.builder.named)
 
 
 def _tags(docker: DockerClient) -> set[str]:
@@ -176,15 +186,18 @@ def _tags(docker: DockerClient) -> set[str]:
         raise EngineError(f"could not list the engine's images: {engine_message(exc)}") from None
 
 
-def _leave_empty(docker: DockerClient, before: set[str], *, prune: bool) -> None:
-    """Remove what verify added: its images, and the build cache it made when there was none before (a
-    refused engine's own cache stays), so the next proof finds the engine as this one did."""
+def _leave_empty(docker: DockerClient, before: set[str], records: set[str], *, prune: bool) -> None:
+    """Remove what verify added: its images, and the build cache it made (all of it when there was none
+    before; else only its own records, so a refused engine's cache stays), so the next proof finds the
+    engine as this one did."""
     added = sorted(_tags(docker) - before)
     try:
         if added:
             docker.image.remove(added, force=True)
         if prune:
             docker.buildx.prune(all=True)
+        else:
+            drop_records(docker, {str(r.get("ID")) for r in cache_records(docker)} - records)
     except DockerException as exc:
         raise EngineError(f"could not empty the engine after the proof: {engine_message(exc)}",
                           f"remove them by hand: docker image rm {' '.join(added)}; docker builder prune -a") from None

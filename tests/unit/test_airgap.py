@@ -42,7 +42,7 @@ def test_apt_sources_come_from_the_captured_list_names(tmp_path: Path) -> None:
                  "mirror.example.invalid_debian_dists_bookworm_main_binary-amd64_Packages.lz4", "lock"):
         (lists / name).write_text("x")
     assert sorted((t.host, t.port) for t in apt_targets(tmp_path)) == [
-        ("local.example.invalid", 8080), ("mirror.example.invalid", 80)]
+        ("local.example.invalid", 8080), ("mirror.example.invalid", 80), ("mirror.example.invalid", 443)]
 
 
 def test_the_project_names_its_run_steps_resources_and_apt_sources_once(tmp_path: Path) -> None:
@@ -79,6 +79,9 @@ def test_the_probe_runs_a_script_from_its_context_and_copies_its_report_out() ->
     ("iface eth0\niface lo\nclosed 127.0.0.1:8123\n", "not measured"),
     # The probe said nothing at all.
     ("", "not measured"),
+    # A proxy in the steps' environment: a step reaches through it what a direct connect does not.
+    ("iface eth0\niface lo\nproxy HTTPS_PROXY=http://proxy.example.invalid:3128\nclosed 127.0.0.1:8123\n"
+     "closed mirror.example.invalid:80\n", "not measured"),
 ])
 def test_air_tightness_is_what_the_probe_saw(report: str, result: str) -> None:
     judged = judge(report, (SERVER, MIRROR), "host")
@@ -87,6 +90,17 @@ def test_air_tightness_is_what_the_probe_saw(report: str, result: str) -> None:
         assert judged.reached == (SERVER,)
         assert "reached 127.0.0.1:8123 (Dockerfile:3 (fetch))" in judged.detail
     assert "--network host" in judged.detail
+
+
+def test_the_title_says_no_more_than_was_measured() -> None:
+    gapped = judge("iface lo\nclosed 127.0.0.1:8123\nclosed mirror.example.invalid:80\n", (SERVER, MIRROR), "host")
+    assert gapped.title() == "air-tight (measured: loopback only)"
+    tried = judge("iface eth0\niface lo\nclosed 127.0.0.1:8123\nclosed mirror.example.invalid:80\n",
+                  (SERVER, MIRROR), "host")
+    assert tried.result == "air-tight" and tried.title().startswith("no named host reachable")
+    assert "hosts no file names were not tried" in tried.detail
+    assert Emptiness(0, 0, (), "the build cache of builder 'b'").title() == "build cache not measured"
+    assert not Emptiness(0, 0, (), "the build cache of builder 'b'").empty
 
 
 def test_a_network_and_no_host_to_try_is_not_measured() -> None:
@@ -103,8 +117,10 @@ def test_emptiness_counts_what_could_serve_a_step_and_this_projects_images(tmp_p
     (tmp_path / "offline.yaml").write_text("project: shop\nservices:\n  api: {context: .}\n")
     (tmp_path / "Dockerfile").write_text("FROM debian:bookworm-slim\n")
     project = load(tmp_path / "offline.yaml", environ={})
-    tags = ["shop/api:1", "shop-debian-apt:1", "debian:bookworm-slim", "shopping/api:1"]
-    assert project_images(project, tags, {"api": "shop/api:1"}) == ("shop-debian-apt:1", "shop/api:1")
+    tags = ["shop/api:1", "shop-debian-apt:1", "debian:bookworm-slim", "shopping/api:1", "shop-api-classic:1",
+            "shop-api-captures:1", "shop-admin-api:latest", "shop-web-classic:1"]
+    assert project_images(project, tags, {"api": "shop/api:1"}) == (
+        "shop-api-captures:1", "shop-api-classic:1", "shop-debian-apt:1", "shop/api:1")  # not another team's
     held = Emptiness(2, 5_000_000, ("shop/api:1",))
     assert not held.empty and held.describe() == "2 build cache record(s), 5.0 MB; this project's image(s) shop/api:1"
     assert Emptiness(0, 0, ()).empty

@@ -369,6 +369,13 @@ def test_a_dockerfiles_own_ignore_file_goes_beside_each_variant(tmp_path: Path) 
     assert {n for n in written if n.endswith(".dockerignore")} == {
         "Dockerfile.offline.dockerignore", "Dockerfile.capture.dockerignore", "Dockerfile.classic.dockerignore"}
     assert all(written[n] == "secrets/\n!secrets/public.pem\n" for n in written if n.endswith(".dockerignore"))
+    # Without it, the context's (the one BuildKit then reads), and never a copy left from before.
     (tmp_path / "svc" / "Dockerfile.dockerignore").unlink()
-    assert not [s for s in variant_steps([inputs(project, project.services["svc"], online=True)])
-                if s.path.name.endswith(".dockerignore")]
+    (tmp_path / "svc" / ".dockerignore").write_text("node_modules\n")
+    ignores = [s.text for s in variant_steps([inputs(project, project.services["svc"], online=True)])
+               if s.path.name.endswith(".dockerignore")]
+    assert ignores == ["node_modules\n"] * 3
+    (tmp_path / "svc" / ".dockerignore").unlink()
+    ignores = [s.text for s in variant_steps([inputs(project, project.services["svc"], online=True)])
+               if s.path.name.endswith(".dockerignore")]
+    assert ignores == [""] * 3

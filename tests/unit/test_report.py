@@ -52,13 +52,13 @@ def test_verify_shows_buildkit_step_names_whole(capsys: pytest.CaptureFixture[st
     from offline_build.verify import Measured, VerifyOutcome, plain_step
 
     name = plain_step("[stage-0 4/5] RUN --mount=type=bind,from=pip-api-1,target=/x pip install -r r.txt")
-    measured = Measured(Airtightness("air-tight", "build steps (--network none) see lo: no network but loopback"),
-                        Emptiness(0, 0, ()))
+    measured = Measured(Airtightness("air-tight", "build steps (--network none) see lo: no network but loopback",
+                                     loopback_only=True), Emptiness(0, 0, ()))
     report.verify(console(), [VerifyOutcome("api", "rebuilt offline", 5, 4, f"ran again offline: {name}")],
                   measured, edits=True)
     out = capsys.readouterr().out
     assert "ran again offline: [stage-0 4/5] RUN pip install -r r.txt" in out
     assert "offline.verify --edits (every build context edited," in out
     # The title says what was measured, and only that.
-    assert "engine: air-tight (measured), empty build cache (measured)" in " ".join(out.split())
+    assert "engine: air-tight (measured: loopback only), empty build cache (measured)" in " ".join(out.split())
     assert "air-tightness: build steps (--network none) see lo: no network but loopback" in out

@@ -62,9 +62,10 @@ def _no_engine(monkeypatch: pytest.MonkeyPatch, statuses: dict[str, str]) -> lis
         "probe_engine": lambda docker, scratch, need: caps,
         "load_steps": lambda scratch, manifest, caps: [],
         "Executor": Executor,
-        "_airtightness": lambda *_: Airtightness("air-tight", "nothing answered"),
+        "_airtightness": lambda *_: Airtightness("air-tight", "nothing answered", loopback_only=True),
         "_verify_one": verify_one,
-        "_leave_empty": lambda docker, before, prune: None,
+        "_leave_empty": lambda docker, before, records, prune: None,
+        "cache_records": lambda docker: [],
     }
     for name, fake in fakes.items():
         assert hasattr(verifying, name), name  # a renamed collaborator would leave the engine reachable
@@ -89,7 +90,7 @@ def test_verify_records_a_proof_that_passed_only_when_no_service_failed(
 
     assert built == ["api", "web"]
     assert [(o.service, o.status) for o in outcomes] == list(statuses.items())
-    assert measured.title() == "air-tight (measured), empty build cache (measured)"
+    assert measured.title() == "air-tight (measured: loopback only), empty build cache (measured)"
     # The proof that travels beside the bundle.
     written = proof.Proof.from_json(proof.proof_path(archive).read_bytes(), "proof")
     assert written.passed is passed
