@@ -247,7 +247,9 @@ def test_manifest_describes_the_bundle(exported: Path) -> None:
     assert manifest["base_images"] == {
         "debian:bookworm-slim": "base-debian_bookworm-slim",
         # backend installs jq: the base with it preinstalled travels for the classic builder
-        "demo-debian_bookworm-slim-apt:1.0.0": "base-demo-debian_bookworm-slim-apt_1.0.0"}
+        "demo-debian_bookworm-slim-apt:1.0.0": "base-demo-debian_bookworm-slim-apt_1.0.0",
+        # each service built by the classic builder, the classic fallback's --cache-from at a 20.10 site
+        **{f"demo-{s}-classic:1.0.0": f"base-demo-{s}-classic_1.0.0" for s in ("backend", "worker", "web")}}
     assert manifest["engine"]["server"].startswith("26.")
     paths = {f["path"] for f in manifest["files"]}
     assert {"files/resources/models/model.txt", "files/resources/src/greeting.tar"} <= paths

@@ -86,8 +86,10 @@ def test_the_sbom_lists_the_base_image_and_every_captured_deb(signed: tuple[Path
     doc = json.loads(raw)
     components = doc["components"]
     containers = {c["name"]: c for c in components if c["type"] == "container"}
-    # The demo's base image, and the classic builder's base with its packages preinstalled (export makes it).
-    assert set(containers) == {"debian", "demo-debian_bookworm-slim-apt"}
+    # The demo's base image, the classic builder's base with its packages preinstalled, and each service
+    # built by the classic builder (export makes both, for the classic fallback).
+    assert set(containers) == {"debian", "demo-debian_bookworm-slim-apt",
+                               *(f"demo-{s}-classic" for s in ("backend", "worker", "web"))}
     base = containers["debian"]
     assert base["version"] == "bookworm-slim" and "arch=amd64" in base["purl"], base
     assert re.search(r"@sha256(:|%3A)[0-9a-f]{64}", base["purl"]), base
