@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -105,11 +105,8 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
             scratch = replace(scratch, platforms=proven_platforms(restored.manifest.platforms, available, caps),
                               platforms_asked=True)
             Executor(docker, console).run(Plan("load", tuple(load_steps(scratch, restored.manifest, caps))))
-            airtight = _airtightness(scratch, restored.manifest, caps, docker, work)
-            _refuse_unmeasured(airtight, empty, allow_network)
-            edit = nonce() if edits else None
-            outcomes = [_verify_one(scratch, name, docker, console, edit)
-                        for name in (s.name for s in pick(scratch, None))]
+            probe_it = partial(_airtightness, scratch, restored.manifest, caps, docker, work)
+            outcomes, airtight = _builds_then_probe(scratch, docker, console, probe_it, empty, allow_network, edits)
     except BaseException:
         # The failure the user must see is this one: a cleanup that fails too only adds a note.
         try:
@@ -142,16 +139,32 @@ def dry_run(project: Project, bundle_path: Path | None, docker: DockerClient, co
     say = partial(console.print, markup=False, highlight=False)
     say("# 1. the engine must be empty: no build cache record, none of this project's images "
         f"({', '.join(image_tag(project, s) for s in project.services.values())}); else refused")
-    say(f"# 2. a probe build (--network {network}, in {next(iter(claims.manifest.base_images), 'no base image')}) "
+    say(f"# 2. after the builds, a probe build (--network {network}, in {next(iter(claims.manifest.base_images), 'no base image')}) "
         f"lists its interfaces and connects once to each host the export reached: "
         f"{', '.join(f'{t.address} ({t.why})' for t in found) or 'none named by the project'}; "
-        + ("built anyway if one answers (--allow-network), recorded as not air-tight" if allow_network
-           else "refused if one answers"))
+        + ("recorded as not air-tight if one answers (--allow-network)" if allow_network
+           else "refused, nothing recorded, if one answers"))
     Executor(docker, console, dry_run=True).run(setup_plan(scratch, path, claims.manifest, None))
     edit = "<a fresh value>" if edits else None
     plan = plan_offline_builds(scratch, pick(scratch, None), None, edit=edit)
     Executor(docker, console, dry_run=True).run(plan)
     say("# then: the images verify made are removed and the build cache pruned (the engine is left empty)")
+
+
+def _builds_then_probe(scratch: Project, docker: DockerClient, console: Console,
+                       probe_it: Callable[[], Airtightness], empty: Emptiness, allow_network: bool,
+                       edits: bool) -> tuple[list[VerifyOutcome], Airtightness]:
+    """Every service's build, then the air-tightness probe; refused before building when not empty."""
+    if empty.records or empty.images:  # refused: the probe first, so a leaky engine is named as such
+        _refuse_unmeasured(probe_it(), empty, allow_network)
+    edit = nonce() if edits else None
+    outcomes = [_verify_one(scratch, name, docker, console, edit) for name in (s.name for s in pick(scratch, None))]
+    # After the builds: a probe build of the base before them changed what BuildKit served from the
+    # imported cache (seen: a two-platform build ran its amd64 steps again). Nothing is recorded
+    # unless it passes.
+    airtight = probe_it()
+    _refuse_unmeasured(airtight, empty, allow_network)
+    return outcomes, airtight
 
 
 def _refuse_unmeasured(airtight: Airtightness, empty: Emptiness, allow_network: bool) -> None:

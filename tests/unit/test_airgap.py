@@ -190,7 +190,7 @@ def test_verify_dry_run_shows_the_checks_setup_and_builds_and_changes_nothing(
     out = " ".join(capsys.readouterr().out.split())
     assert "the engine must be empty: no build cache record, none of this project's images (svc:latest)" in out
     assert "--network default, in debian:bookworm-slim" in out
-    assert "files.example.invalid:443 (Dockerfile:3 (svc))" in out and "refused if one answers" in out
+    assert "files.example.invalid:443 (Dockerfile:3 (svc))" in out and "refused, nothing recorded, if one answers" in out
     assert "docker buildx build" in out and "--tag svc:latest" in out and "OFFLINE_BUILD_EDIT" in out
     assert "verify-<scratch>/apt-lists" in out  # the scratch store's, never the project's own
     assert snapshot(tmp_path) == before
