@@ -205,12 +205,12 @@ def test_diagnose_at_the_site_warns_of_a_failed_proof(tmp_path: Path, keys: dict
 
 
 def test_diagnose_at_the_site_warns_of_a_proof_that_was_not_air_tight(tmp_path: Path, keys: dict[str, Path]) -> None:
-    leaky = {"measured": True, "result": "leaky", "detail": "a build step reached deb.debian.org"}
+    leaky = {"measured": True, "result": "leaky", "detail": "a build step reached mirror.example.invalid"}
     proj, archive = _site(tmp_path, keys, "team", airtight=leaky)
     status, detail, _ = _row(proj)
     assert status == "warn"
     assert detail == (f"{archive.name}: offline.verify --edits passed {SHOWN}, but the engine was not air-tight "
-                      "(leaky: a build step reached deb.debian.org)")
+                      "(leaky: a build step reached mirror.example.invalid)")
 
 
 def test_diagnose_at_the_site_warns_of_a_borrowed_proof(tmp_path: Path, keys: dict[str, Path]) -> None:

@@ -152,7 +152,7 @@ def test_a_missing_file_no_rule_hides_is_not_in_the_context(tmp_path: Path) -> N
 def test_a_network_error_keeps_the_lint_line_and_anything_else_does_not_pretend(tmp_path: Path) -> None:
     from offline_build.runners.build import explain_failure
 
-    for said in ("curl: (6) Could not resolve host: example.invalid", "getaddrinfo EAI_AGAIN registry.npmjs.org",
+    for said in ("curl: (6) Could not resolve host: example.invalid", "getaddrinfo EAI_AGAIN registry.example.invalid",
                  "dial tcp 10.0.0.1:443: connect: connection refused", "Connection timed out"):
         problem, fix = explain_failure(f"step '[3/3] RUN x' failed: exit code: 1\nlast output:\n  {said}",
                                        tmp_path, tmp_path / "Dockerfile")
