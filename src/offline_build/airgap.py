@@ -235,13 +235,18 @@ def project_images(project: Project, tags: Iterable[str], service_images: Mappin
 
 
 def measure_emptiness(docker: DockerClient, project: Project, service_images: Mapping[str, str]) -> Emptiness:
-    """The engine's own build cache (``docker system df``) and this project's images. A named builder keeps
-    its cache where ``df`` does not look: then the build cache is "not measured", never empty."""
-    records = cache_records(docker)
+    """The engine's own build cache (``docker system df``) and this project's images."""
     try:
         tags = [t for image in docker.image.list() for t in image.repo_tags]
     except DockerException as exc:
         raise EngineError(f"could not list the engine's images: {engine_message(exc)}") from None
+    return emptiness_of(project, cache_records(docker), tags, service_images)
+
+
+def emptiness_of(project: Project, records: Iterable[Mapping[str, object]], tags: Iterable[str],
+                 service_images: Mapping[str, str]) -> Emptiness:
+    """What of *records* and *tags* could serve this project's build. A named builder keeps its cache where
+    ``docker system df`` does not look: then the build cache is "not measured", never empty."""
     held = [r for r in records if could_serve(r)]
     unmeasured = (f"the build cache of builder {project.builder.named!r}, which docker system df does not see"
                   if project.builder.named else "")

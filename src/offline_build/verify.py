@@ -27,7 +27,16 @@ from python_on_whales.exceptions import DockerException
 from rich.console import Console
 
 from . import bundle, proof
-from .airgap import Airtightness, Emptiness, cache_records, drop_records, measure_emptiness, probe, targets
+from .airgap import (
+    Airtightness,
+    Emptiness,
+    cache_records,
+    drop_records,
+    emptiness_of,
+    measure_emptiness,
+    probe,
+    targets,
+)
 from .build import BuildOutcome, build, plan_offline_builds
 from .captures.apt import ARCHIVES, LISTS, UPDATE, to_true
 from .captures.lang import MOUNTS
@@ -87,9 +96,9 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
     path = bundle_path or bundle.find_bundle(project.cache_dir)
     check_engine(docker)
     images = {s.name: image_tag(project, s) for s in project.services.values()}
-    empty = measure_emptiness(docker, project, images)  # before the probe adds its own records
-    before = _tags(docker)
-    records = {str(r.get("ID")) for r in cache_records(docker)}
+    before, listed = _tags(docker), cache_records(docker)  # before the probe adds its own records
+    empty = emptiness_of(project, listed, before, images)
+    records = {str(r.get("ID")) for r in listed}
     create_ignored(project.cache_dir)
     work = project.cache_dir / ".work"
     work.mkdir(exist_ok=True)
