@@ -12,14 +12,14 @@ from python_on_whales.exceptions import DockerException
 
 from offline_build.build import plan_offline_builds
 from offline_build.captures.apt import CaptureApt, capture_platforms
-from offline_build.config import Overrides, load
+from offline_build.config import Overrides, Project, load
 from offline_build.diagnose import platforms_check
 from offline_build.engine import engine_platforms, runs_platform
 from offline_build.errors import StepError
 from offline_build.export import export_plan
 from offline_build.plan import build_platforms
 from offline_build.runners.build import preflight
-from offline_build.steps import Build, OfflineBuild, WriteFile
+from offline_build.steps import Build, OfflineBuild, Step, WriteFile
 from offline_build.store import Descriptor, image_platforms
 from tests.unit import oci
 
@@ -146,13 +146,18 @@ def test_a_build_for_a_platform_the_bundles_captures_lack_stops_before_it_starts
         preflight(arm, replace(step, platforms=()), None)  # type: ignore[arg-type]
 
 
-def test_apt_is_captured_once_per_platform_and_the_classic_bases_are_built_per_platform(tmp_path: Path) -> None:
+def apt_project(tmp_path: Path, platform: str) -> tuple[Project, tuple[Step, ...]]:
+    """A one-service project with an APT step, built for amd64 and *platform*, and its export plan."""
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "Dockerfile").write_text("FROM debian:bookworm-slim\nRUN apt-get install -y jq\n")
-    (tmp_path / "offline.yaml").write_text("project: p\nplatforms: [linux/amd64, linux/arm/v7]\n"
+    (tmp_path / "offline.yaml").write_text(f"project: p\nplatforms: [linux/amd64, {platform}]\n"
                                            "services:\n  app:\n    context: app\n")
     project = load(tmp_path / "offline.yaml", environ={})
-    steps = export_plan(project, list(project.services.values())).steps
+    return project, export_plan(project, list(project.services.values())).steps
+
+
+def test_apt_is_captured_once_per_platform_and_the_classic_bases_are_built_per_platform(tmp_path: Path) -> None:
+    project, steps = apt_project(tmp_path, "linux/arm/v7")
     (capture,) = [s for s in steps if isinstance(s, CaptureApt)]
     commands = capture.describe().split("docker run ")[1:]
     assert len(commands) == 2 and commands[1].startswith("--rm --network host --platform linux/arm/v7 ")
@@ -228,12 +233,7 @@ def test_a_platform_written_arm64_v8_captures_into_the_folder_builds_mount(tmp_p
     assert platform_dir("linux/arm64/v8") == platform_dir("Linux/ARM64") == mounted
     assert platform_dir("linux/arm/v7") == "linux_arm_v7"  # a real variant stays
 
-    (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "Dockerfile").write_text("FROM debian:bookworm-slim\nRUN apt-get install -y jq\n")
-    (tmp_path / "offline.yaml").write_text("project: p\nplatforms: [linux/amd64, linux/arm64/v8]\n"
-                                           "services:\n  app:\n    context: app\n")
-    project = load(tmp_path / "offline.yaml", environ={})
-    steps = export_plan(project, list(project.services.values())).steps
+    project, steps = apt_project(tmp_path, "linux/arm64/v8")
     (capture,) = [s for s in steps if isinstance(s, CaptureApt)]
     described = capture.describe()
     assert f"{capture.dest}/linux_arm64/lists:/var/lib/apt/lists" in described
