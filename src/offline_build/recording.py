@@ -1,0 +1,129 @@
+"""The replay capture's recordings: the HTTP(S) exchanges a service's fetching steps made online.
+
+One folder per service (``captures/replay/<service>/``, ``files/replay/<service>/`` in a bundle)::
+
+    exchanges.json       {"version": 1, "exchanges": [{method, url, request_sha256, status, reason,
+                                                       headers, body_sha256}, ...]}
+    bodies/<sha256>      each response body, as it came over the wire (still compressed if it was)
+
+Bodies are content-addressed, as every other blob: a file fetched by two
+steps is kept once, and the bundle's manifest and signature cover each one.
+Pure: no proxy, no engine (``runners/proxy.py`` records and serves).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .errors import OfflineBuildError
+
+VERSION = 1
+EXCHANGES = "exchanges.json"
+BODIES = "bodies"
+# Query parameters whose values are secrets: shown as "***" in reports and the SBOM.
+_SECRET_QUERY = ("token", "key", "secret", "signature", "sig", "password", "auth", "credential")
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request and the response it got, as replayed: the body by its sha256."""
+
+    method: str
+    url: str
+    request_sha256: str  # of the request body ("" when it had none): a git fetch POSTs what it wants
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    body_sha256: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return request_key(self.method, self.url, self.request_sha256)
+
+
+def request_key(method: str, url: str, request_sha256: str) -> tuple[str, str, str]:
+    """What a replayed request must equal: method, URL (query included) and the request body's digest."""
+    return method.upper(), url, request_sha256
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest() if body else ""
+
+
+def shown_url(url: str) -> str:
+    """*url* as a report shows it: no user or password, secret query values as ``***``."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    query = urlencode([(k, "***" if any(s in k.lower() for s in _SECRET_QUERY) else v)
+                       for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="*/:")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def write(folder: Path, exchanges: Iterable[tuple[Exchange, bytes]]) -> int:
+    """Write a recording into *folder* (which must not exist yet); returns the number of exchanges.
+
+    A URL fetched twice with the same request keeps its first answer: the
+    replay serves one answer per request.
+    """
+    bodies = folder / BODIES
+    bodies.mkdir(parents=True)
+    kept: dict[tuple[str, str, str], Exchange] = {}
+    for exchange, body in exchanges:
+        if exchange.key in kept:
+            continue
+        kept[exchange.key] = exchange
+        if exchange.body_sha256 and not (bodies / exchange.body_sha256).exists():
+            (bodies / exchange.body_sha256).write_bytes(body)
+    data = {"version": VERSION, "exchanges": [asdict(e) for e in kept.values()]}
+    (folder / EXCHANGES).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return len(kept)
+
+
+def read(folder: Path) -> list[Exchange]:
+    """The exchanges recorded in *folder*; a missing or damaged recording is one clear error."""
+    path = folder / EXCHANGES
+    try:
+        return parse(json.loads(path.read_text(encoding="utf-8")), path)
+    except (OSError, ValueError) as exc:
+        raise OfflineBuildError(f"cannot read the replay recording {path}: {exc}",
+                                "run offline.setup again with the bundle (or export again online)") from None
+
+
+def parse(data: object, path: Path) -> list[Exchange]:
+    if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("exchanges"), list):
+        raise ValueError(f"not a version {VERSION} recording")
+    out = []
+    for item in data["exchanges"]:
+        try:
+            out.append(Exchange(**{**item, "headers": tuple((str(k), str(v)) for k, v in item["headers"])}))
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ValueError(f"a damaged exchange in {path.name}: {exc}") from None
+    return out
+
+
+def read_all(folders: Iterable[Path]) -> dict[tuple[str, str, str], tuple[Exchange, Path]]:
+    """Every exchange of *folders*, by request key, with the file holding its body."""
+    found: dict[tuple[str, str, str], tuple[Exchange, Path]] = {}
+    for folder in folders:
+        for exchange in read(folder):
+            found.setdefault(exchange.key, (exchange, folder / BODIES / exchange.body_sha256))
+    return found
+
+
+def recorded(folder: Path) -> bool:
+    return (folder / EXCHANGES).is_file()
+
+
+def body_files(folder: Path) -> list[str]:
+    """The bodies' paths relative to *folder*."""
+    bodies = folder / BODIES
+    return sorted(f"{BODIES}/{name}" for name in os.listdir(bodies)) if bodies.is_dir() else []
