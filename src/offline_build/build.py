@@ -102,7 +102,7 @@ def _buildkit_step(project: Project, i: Inputs, caps: Capabilities | None, tags:
                          contexts=i.contexts, platforms=platforms)
     if project.cache.offline_writes_back and caps is not None and not caps.cache_export:
         step = replace(step, cache_to=())  # reading the team cache still helps; failing over the write would not
-    return step
+    return replace(step, replay=i.replays)
 
 
 def _edited(project: Project, i: Inputs, buildkit: Build | None, classic: ClassicBuild | None, edit: str,

@@ -58,7 +58,7 @@ SBOM = "sbom.cdx.json"
 # sha256 is the manifest's "sbom").
 META = (MANIFEST, MANIFEST_SUM, SIGNATURE, SBOM)
 # The folders a bundle may carry under files/: resources and each capture's (a test keeps them in step).
-FILE_FOLDERS = ("apt", "go", "maven", "npm", "pip", "pnpm", "resources", "uv", "yarn")
+FILE_FOLDERS = ("apt", "go", "maven", "npm", "pip", "pnpm", "replay", "resources", "uv", "yarn")
 _ALLOWED = re.compile(r"^(oci-layout|index\.json|blobs/sha256/[0-9a-f]{64}|files/(" + "|".join(FILE_FOLDERS)
                       + r")/[^\0]+)$")
 

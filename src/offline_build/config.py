@@ -69,7 +69,7 @@ PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 TOP_KEYS = ("project", "version", "cache_dir", "platforms", "network", "services", "services_from",
             "base_images", "resources", "apt", "cache", "builder", "ca_file",
             "captures", "signing")
-LANG_CAPTURES = ("pip", "uv", "npm", "yarn", "pnpm", "maven", "go")  # the captures a project file may switch off
+LANG_CAPTURES = ("pip", "uv", "npm", "yarn", "pnpm", "maven", "go", "replay")  # the captures a project file may switch off
 
 
 def load(path: Path | str | None = None, overrides: Overrides | None = None,

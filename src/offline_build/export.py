@@ -22,6 +22,7 @@ from . import lint as lint_mod
 from .backends import check_backend
 from .captures import all_captures
 from .captures.lang import LangCapture, capture_build
+from .captures.replay import REPLAY
 from .config import Project, Service
 from .build import classic_step
 from .engine import arch, probe_engine
@@ -65,8 +66,9 @@ def export_plan(project: Project, services: list[Service], today: date | None = 
     for i in chosen:
         steps += _capture_step(project, i, work)
         dest = work / cache_tag(i.service.name)
-        steps.append(online_build(project, i.service, cache_dest=dest, dockerfile=i.dockerfile, contexts=i.contexts,
-                                  bases=i.bases))
+        # Its replayed steps from the capture build's fresh recording: a request that changes every run fails here.
+        steps.append(replace(online_build(project, i.service, cache_dest=dest, dockerfile=i.dockerfile,
+                                          contexts=i.contexts, bases=i.bases), replay=i.replays))
         steps.append(MergeCache(title=f"merge {i.service.name} cache into the store", source=dest,
                                 store=project.store, tag=cache_tag(i.service.name),
                                 bases=tuple(base_tag(b) for b in i.bases)))
@@ -110,7 +112,11 @@ def _capture_step(project: Project, i: Inputs, work: Path) -> list[Step]:
         return []
     tools = tuple(c for c in all_captures() if isinstance(c, LangCapture) and i.needs[c.name])
     base = online_build(project, i.service, dockerfile=i.capture_path, contexts=i.capture_contexts, bases=i.bases)
-    return [capture_build(project, base, work / f"capture-{i.service.name}", tools)]
+    step = capture_build(project, base, work / f"capture-{i.service.name}", tools)
+    if not i.replays:
+        return [step]
+    names = [t.name for t in tools] + [REPLAY.name]
+    return [replace(step, title=f"capture {i.service.name}'s {', '.join(names)} dependencies", record=i.replays[0])]
 
 
 def _image_steps(project: Project) -> list[Step]:

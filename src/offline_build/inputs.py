@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from . import variant as variant_mod
 from .captures import all_captures
 from .captures.apt import APT
 from .captures.lang import MOUNTS, LangCapture, StepNeed
+from .captures.replay import REPLAY, ReplayNeed
 from .config import Project, Service
 from .plan import slug
 from .steps import Step, WriteFile
@@ -56,6 +57,7 @@ class Inputs:
     # (pip, npm) serves a step, and the named contexts it reads (APT's).
     capture: variant_mod.Variant | None = None
     capture_contexts: tuple[tuple[str, str], ...] = ()
+    replays: tuple[str, ...] = ()  # the recordings its replayed steps are served from (runners/proxy.py)
 
     @property
     def capture_path(self) -> Path:
@@ -90,17 +92,30 @@ def inputs(project: Project, service: Service, *, online: bool) -> Inputs:
     capture = None
     if online and any(needs[c.name] for c in captures if c is not APT):
         capture = variant_mod.offline_variant(df, served, service=service.name, capturing=True)
+    replays = tuple(str(REPLAY.context_dir(project, k)) for c, keys in served if c is REPLAY for k in keys)
+    # The classic builder takes no build secrets: it cannot be given the replay proxy.
+    classic = variant_mod.ClassicVariant(None, "its replayed steps need the replay proxy, which the classic builder "
+                                         "cannot be given (no build secrets)") if replays else \
+        _classic(project, service, df, needs)
     return Inputs(service, tuple(df.base_images()), needs,
                   folder / "Dockerfile.offline" if use_variant else service.dockerfile,
                   var if use_variant else None, _contexts(project, var), folder / "Dockerfile.classic",
-                  _classic(project, service, df, needs), capture, _contexts(project, capture))
+                  classic, capture, _contexts(project, capture), replays)
 
 
 def _built_only(needs: dict[str, Any], df: dockerfile.Dockerfile, target: str | None) -> dict[str, Any]:
     """The steps of a capture that the service's build runs: one in a stage its ``target`` skips is neither
     captured nor served (its keys keep their numbers, so changing the target moves no other capture)."""
     lines = {i.line for s in df.stages if s.index in df.built_stages(target) for i in s.instructions}
-    return {key: need for key, need in needs.items() if not isinstance(need, StepNeed) or need.line in lines}
+    out: dict[str, Any] = {}
+    for key, need in needs.items():
+        if isinstance(need, ReplayNeed):  # one key for several steps: keep the steps built
+            need = replace(need, lines=tuple(n for n in need.lines if n in lines))
+            if need.lines:
+                out[key] = need
+        elif not isinstance(need, StepNeed) or need.line in lines:
+            out[key] = need
+    return out
 
 
 def _contexts(project: Project, var: variant_mod.Variant | None) -> tuple[tuple[str, str], ...]:
@@ -176,6 +191,8 @@ def lint_project(project: Project, paths: list[Path] | None = None) -> list[lint
         ctx = lint_mod.Context(frozenset(bundled) if tags else None, project.apt.enabled, True)
         return [f for p in paths for f in lint_mod.lint_path(p, ctx)]
     bundled = frozenset(all_bases(project, list(project.services.values())))
-    captured = frozenset(c.name for c in all_captures() if c is not APT)
+    captured = frozenset(c.name for c in all_captures() if c is not APT and c.name not in project.captures_off)
     ctx = lint_mod.Context(bundled, project.apt.enabled, True, captured)
-    return [f for s in project.services.values() for f in lint_mod.lint_path(s.dockerfile, ctx, dict(s.build_args))]
+    replay_off = replace(ctx, captured=captured - {"replay"})  # replay: false, for one service
+    return [f for s in project.services.values()
+            for f in lint_mod.lint_path(s.dockerfile, ctx if s.replay is not False else replay_off, dict(s.build_args))]

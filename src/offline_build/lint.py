@@ -94,7 +94,7 @@ RULES: dict[str, Rule] = {
 }
 
 _PY_FETCH = re.compile(r"nltk\.download|spacy\.cli\.download|snapshot_download|hf_hub_download|from_pretrained"
-                       r"|torch\.hub\.|urllib\.request\.urlretrieve|requests\.get\(")
+                       r"|torch\.hub\.|urllib\.request\.url(?:retrieve|open)|requests\.get\(")
 _SUPPRESS = re.compile(r"#\s*offline-build:\s*ignore=([a-z0-9,\- ]+)")
 _INSTALLS = {"pip-install", "poetry-install", "uv-sync", "npm-install", "yarn", "pnpm", "mvn", "gradle",
              "go-mod-download", "cargo-fetch", "pipx"}
@@ -132,6 +132,8 @@ SERVED_BY = {"pip-install": ("pip", "{cmd}: served by the bundle's pip capture o
              "mvn-update": ("maven", "{cmd}: served by the bundle's Maven capture offline; -o keeps -U off the network"),
              "go-mod-download": ("go", "{cmd}: modules served by the bundle's Go capture offline")}
 _URL = re.compile(r"^(git\+|hg\+|svn\+|bzr\+)?(https?|ftp|ssh)://|^git@")
+# Fetches no package capture serves: the replay capture records them online and replays them offline.
+REPLAYED = frozenset({"download", "git-clone", "runtime-fetch", "poetry-install", "pipx", "gradle", "cargo-fetch"})
 
 
 def _served(rule: str, argv: list[str], ins: Instruction, context: Context) -> str | None:
@@ -142,6 +144,9 @@ def _served(rule: str, argv: list[str], ins: Instruction, context: Context) -> s
     """
     if rule == "apt-update" and context.apt_captured:
         return f"{_said(argv)}: served by the bundle's APT capture offline"
+    if rule in REPLAYED and "replay" in context.captured and not (ins.heredocs or ins.json or (
+            rule == "git-clone" and any(a.startswith(("git@", "ssh://")) for a in argv))):
+        return f"{_said(argv)}: served offline by the bundle's replay of what it fetched online"
     tool, note = SERVED_BY.get(rule, ("", ""))
     if not tool or tool not in context.captured or ins.heredocs or ins.json:
         return None
@@ -227,9 +232,8 @@ def command_rules(argv: list[str]) -> list[tuple[str, str]]:
 
 
 def _is_pip(prog: str, args: list[str]) -> bool:
-    if prog in ("pip", "pip3") or re.match(r"^pip3\.\d+$", prog):
-        return True
-    return prog.startswith("python") and args[:2] == ["-m", "pip"]
+    return prog in ("pip", "pip3") or bool(re.match(r"^pip3\.\d+$", prog)) or (
+        prog.startswith("python") and args[:2] == ["-m", "pip"])
 
 
 # --- the linter ------------------------------------------------------------------
@@ -387,11 +391,8 @@ def _display(path: Path) -> str:
 
 
 def _column(raw: list[str], line: int, word: str) -> int:
-    if 0 < line <= len(raw):
-        index = raw[line - 1].find(word)
-        if index >= 0:
-            return index + 1
-    return 1
+    index = raw[line - 1].find(word) if 0 < line <= len(raw) else -1
+    return index + 1 if index >= 0 else 1
 
 
 def _unsuppressed(found: list[Finding], raw: list[str]) -> list[Finding]:

@@ -27,6 +27,9 @@ class Service:
     image: str
     target: str | None = None
     build_args: Mapping[str, str] = field(default_factory=dict)
+    # The replay capture: False switches it off for this service; else the extra RUN
+    # lines (of its Dockerfile) it records online and replays offline, besides those lint flags.
+    replay: bool | tuple[int, ...] = True
 
 
 @dataclass(frozen=True)

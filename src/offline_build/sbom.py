@@ -270,6 +270,9 @@ def _found(files: Mapping[str, FileEntry], read: Read) -> list[tuple[str, Packag
         if not mine:
             continue
         try:
+            if not getattr(capture, "per_platform", True):  # one folder per key for every platform (replay)
+                found += [(capture.name, p) for p in capture.packages(mine, lambda rel: read(prefix + rel))]
+                continue
             for platform, paths in _by_platform(mine).items():
                 found += [(capture.name, _placed(p, platform))
                           for p in capture.packages(paths, _under(read, prefix, platform))]
@@ -310,7 +313,7 @@ def _under(read: Read, prefix: str, platform: str) -> Read:
 
 def _purl(package: Package) -> PackageURL:
     name = canonical_name(package.name) if package.type == "pypi" else package.name
-    return PackageURL(package.type, package.namespace or None, name, package.version,
+    return PackageURL(package.type, package.namespace or None, name, package.version or None,
                       dict(package.qualifiers) or None)
 
 

@@ -17,7 +17,7 @@ from .yamlnode import Node
 
 # The collection name every project gets; a service may not shadow it.
 RESERVED_NAMES = frozenset({"offline"})
-SERVICE_KEYS = ("context", "dockerfile", "image", "target", "build_args")
+SERVICE_KEYS = ("context", "dockerfile", "image", "target", "build_args", "replay")
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,24 @@ def _service(name: str, knode: Node, node: Node | None, root: Path, base: Compos
         image=_image_name(image, fields.get("image") or where),
         target=fields["target"].string() if "target" in fields else (base.target if base else None),
         build_args={**(base.args if base else {}), **read_build_args(fields.get("build_args"))},
+        replay=_replay(fields.get("replay")),
     )
+
+
+def _replay(node: Node | None) -> bool | tuple[int, ...]:
+    """``replay: false``, or a list of the Dockerfile's RUN lines to record and replay besides those lint flags."""
+    if node is None:
+        return True
+    if node.node.tag == "tag:yaml.org,2002:bool":
+        return node.boolean()
+    lines = []
+    for item in node.sequence():
+        value = item.scalar()
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise item.error(f"{value!r} is not a line number", "list the RUN lines by number (from 1), "
+                             "or write replay: false")
+        lines.append(value)
+    return tuple(lines)
 
 
 IMAGE_NAME = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")

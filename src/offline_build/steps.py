@@ -66,6 +66,10 @@ class Build(ImageBuild):
     output: str | None = None  # --output (a capture build's type=local); replaces --load
     offline: bool = False  # built at the site: a step that needs the network is explained, not just reported
     secrets: tuple[str, ...] = ()  # --secret specs (the project's CA, in capture builds)
+    # The replay capture (runners/proxy.py): record its steps' fetches into this folder (a capture build),
+    # or serve them from these recordings; either starts a proxy its steps reach with RUN --network=host.
+    record: str = ""
+    replay: tuple[str, ...] = ()
 
     def argv(self) -> list[str]:
         cmd = ["docker", "buildx", "build", "--progress", "rawjson"]
@@ -82,6 +86,8 @@ class Build(ImageBuild):
         cmd += ["--file", str(self.dockerfile)]
         for secret in self.secrets:
             cmd += ["--secret", secret]
+        if self.record or self.replay:
+            cmd += ["--allow", "network.host"]
         if self.output:
             cmd += ["--output", self.output]
         elif self.load:

@@ -38,6 +38,8 @@ from .airgap import (
     targets,
 )
 from .build import BuildOutcome, build, plan_offline_builds
+from .captures.replay import REPLAY
+from .recording import recorded
 from .captures.apt import ARCHIVES, LISTS, UPDATE, to_true
 from .captures.lang import MOUNTS
 from .config import CacheOptions, Project
@@ -198,7 +200,11 @@ def _airtightness(scratch: Project, manifest: bundle.Manifest, caps: Capabilitie
     base, tag = next(iter(manifest.base_images.items()))
     contexts = {base: f"oci-layout://{scratch.store}:{tag}"} if caps.oci_layout_context else {}
     found = targets(scratch, scratch.apt.dir)
-    return probe(docker, base, contexts, found, manifest.network or None, work, scratch.builder.named)
+    # Replayed steps run with --network=host (to reach the replay proxy): then that is the mode to measure.
+    replays = REPLAY.folder(scratch)
+    replayed = replays.is_dir() and any(recorded(p) for p in replays.iterdir())
+    network = "host" if replayed else manifest.network or None
+    return probe(docker, base, contexts, found, network, work, scratch.builder.named)
 
 
 def _tags(docker: DockerClient) -> set[str]:

@@ -1,6 +1,7 @@
 """Captures: what a build step needs from the network, taken online and served offline.
 
-A capture is one package ecosystem (APT, pip, uv, npm, yarn, pnpm, Maven, Go modules). Each follows the same life:
+A capture is one package ecosystem (APT, pip, uv, npm, yarn, pnpm, Maven, Go modules), or the replay of
+any other fetch a step makes (``replay``). Each follows the same life:
 
 1. *needs*: parse a Dockerfile for the steps it serves (per key: a base
    image for APT);
@@ -27,13 +28,15 @@ from .maven import MAVEN
 from .npm import NPM
 from .pip import PIP
 from .pnpm import PNPM
+from .replay import REPLAY
 from .uv import UV
 from .yarn import YARN
 
 
 def all_captures() -> tuple[Capture, ...]:
-    """Every capture offline-build knows, in the order they serve a step (APT first: it installs Python and Node)."""
-    return (APT, PIP, UV, NPM, YARN, PNPM, MAVEN, GO)
+    """Every capture offline-build knows, in the order they serve a step (APT first: it installs Python and Node;
+    replay last: its proxy wraps whatever the others made of the step)."""
+    return (APT, PIP, UV, NPM, YARN, PNPM, MAVEN, GO, REPLAY)
 
 
 __all__ = ["Capture", "Row", "Served", "all_captures", "place", "swap_in", "tree_digest"]

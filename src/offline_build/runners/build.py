@@ -14,7 +14,8 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,8 @@ from rich.markup import escape
 
 from ..apt import simple_commands
 from ..captures import all_captures
-from ..captures.base import platform_dir
-from ..captures.lang import MOUNTS, CaptureBuild, platform_outputs, take
+from ..captures.base import platform_dir, swap_in
+from ..captures.lang import CA_SECRET, MOUNTS, CaptureBuild, platform_outputs, take
 from ..dockerignore import hiding_rule, ignore_file, ignore_rules
 from ..edits import EDIT_ARG
 from ..engine import engine_message, image_present, native_platform
@@ -38,6 +39,7 @@ from ..steps import Build, EnsureBuilder, OfflineBuild
 from ..store import Layout
 from . import Runtime
 from .classic import classic_build
+from .proxy import Running, recording_proxy, replay_proxy
 
 # BuildKit failures a classic build can get past, with the one-line reason
 # printed for the fallback. Anything else (a failing RUN, a syntax error, a
@@ -137,8 +139,56 @@ def preflight(rt: Runtime, step: Build, store: Path | None) -> None:
 
 def build(rt: Runtime, step: Build) -> dict[str, Any]:
     preflight(rt, step, _store_from(step))
-    report = _run_build(rt, step)
+    with _proxy(step) as running:
+        try:
+            report = _run_build(rt, replace(step, secrets=step.secrets + running.secrets) if running else step)
+        except StepError as exc:
+            raise _replay_failure(step, running, exc) if running else exc from None
     return {"report": report, "cached": len(report.cached), "steps": len(report.steps)}
+
+
+@contextmanager
+def _proxy(step: Build) -> Iterator[Running | None]:
+    """The replay capture's proxy for this build, if its steps need one: recording (kept only when the build
+    succeeds, swapped in whole) or replaying."""
+    if step.record:
+        dest = Path(step.record)
+        fresh = dest.with_name(f".{dest.name}.recording")
+        with recording_proxy(fresh, _trust(step)) as running:
+            yield running
+        swap_in(fresh, dest)
+    elif step.replay:
+        with replay_proxy(tuple(Path(p) for p in step.replay)) as running:
+            yield running
+    else:
+        yield None
+
+
+def _trust(step: Build) -> tuple[Path, ...]:
+    """The project's CA (the capture build's CA secret), for the recording proxy's upstream connections."""
+    return tuple(Path(s.split("src=", 1)[1]) for s in step.secrets if s.startswith(f"id={CA_SECRET},src="))
+
+
+def _replay_failure(step: Build, running: Running, exc: StepError) -> StepError:
+    """A failed build whose replayed steps asked what was not recorded, or could not reach the proxy at all."""
+    if running.misses:
+        first = running.misses[0]
+        more = f" (and {len(running.misses) - 1} more)" if len(running.misses) > 1 else ""
+        if step.offline:
+            return StepError(step.title, f"{exc.message}\n{first} was not recorded at export{more}: the step's "
+                             "requests changed since", "export again (offline.export --since <the last bundle> "
+                             "makes a small delta) and carry the new bundle")
+        return StepError(step.title, f"{exc.message}\n{first} was recorded by the capture build but asked "
+                         f"differently when replayed{more}: its URL or body changes every run (a timestamp, a "
+                         "random query)", "make the request the same every run, or carry the file as a resource "
+                         "(resources: in offline.yaml) and COPY it")
+    if running.seen == 0 and any(m in exc.message.lower() for m in ("connection refused", "failed to connect to")):
+        return StepError(step.title, f"{exc.message}\nthe replayed steps could not reach offline-build's proxy on "
+                         "127.0.0.1: the engine's network is not this process's (DOCKER_HOST names another "
+                         "machine, or the engine runs in another network namespace)",
+                         "run offline-build where the engine's network is: on its machine, inside its network "
+                         "namespace (ip netns exec <name> ...), with DOCKER_HOST a local socket")
+    return exc
 
 
 @retrying
