@@ -227,6 +227,18 @@ unmount_under() {
         | while read -r target; do umount -l "$target" 2>/dev/null || true; done
 }
 
+wipe() {
+    # Remove a stopped engine's folder. A mount a shim still holds makes rm fail ("busy"): unmount and try
+    # again, and if it still fails, move the folder out of the way (a fresh containerd namespace and data
+    # root follow, so nothing reads it again): a reset must never leave the engine down.
+    local dir=$1
+    rm -rf "$dir" 2>/dev/null && return 0
+    unmount_under "$dir"
+    rm -rf "$dir" 2>/dev/null && return 0
+    mkdir -p "$STATE/trash"
+    mv "$dir" "$(mktemp -d "$STATE/trash/XXXXXX")/"
+}
+
 stop_engine() {
     stop_pidfile "$(engine_dir "$1")/docker.pid"
     rm -f "$(engine_sock "$1")"
@@ -376,7 +388,8 @@ reset() {
             dk "$name" image ls -aq | sort -u | xargs -r docker -H "$(engine_host "$name")" image rm -f >/dev/null 2>&1 || true
         fi
         stop_engine "$name"
-        rm -rf "$dir/data" "$dir/exec"
+        wipe "$dir/data"
+        wipe "$dir/exec"
         # A fresh containerd namespace: whatever the old one still holds is unreachable.
         echo $(($(generation "$name") + 1)) > "$dir/generation"
         start_containerd
