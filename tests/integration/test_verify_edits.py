@@ -73,7 +73,7 @@ def write_project(root: Path, url: str) -> Path:
         (root / name / "main.txt").write_text("v1\n")
     (root / "offline.yaml").write_text("project: proof\nversion: '1'\nnetwork: host\nservices:\n"
                                        "  app: {context: app, image: proof/app}\n"
-                                       "  fetch: {context: fetch, image: proof/fetch}\n")
+                                       "  fetch: {context: fetch, image: proof/fetch, replay: false}\n")
     return root
 
 
@@ -184,7 +184,7 @@ def test_a_reachable_server_is_proven_only_with_the_override_and_never_as_proof(
     (project / "app").mkdir(parents=True)
     (project / "app" / "Dockerfile").write_text(REACH.format(tools=TOOLS, url=server_in_the_air_gap))
     (project / "offline.yaml").write_text("project: reach\nversion: '1'\nnetwork: host\nservices:\n"
-                                          "  app: {context: app, image: reach/app}\n")
+                                          "  app: {context: app, image: reach/app, replay: false}\n")
     cli(project, engines["online"], "offline.export")
     reset("offline")
     host = engines["offline"]

@@ -127,5 +127,7 @@ def test_every_language_capture_can_be_switched_off_and_is_noted_by_lint() -> No
 
     names = {c.name for c in all_captures() if isinstance(c, LangCapture)}
     assert {"pip", "maven", "go"} <= names
-    assert names == set(config.LANG_CAPTURES)
+    # The replay capture is switched off the same way; lint notes the steps it serves by lint.REPLAYED.
+    assert names | {"replay"} == set(config.LANG_CAPTURES)
     assert names == {tool for tool, _ in lint.SERVED_BY.values()}
+    assert lint.REPLAYED and not lint.REPLAYED & set(lint.SERVED_BY)

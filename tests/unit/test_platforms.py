@@ -262,6 +262,8 @@ def test_a_flat_capture_key_from_before_platform_folders_is_not_captured(tmp_pat
 
     checked = []
     for capture in all_captures():
+        if not getattr(capture, "per_platform", True):
+            continue  # the replay capture: one recording per service for every platform
         mark = "lists" if capture.name == "apt" else MARKER
         key = "debian:bookworm-slim" if capture.name == "apt" else "app-1"
         key_dir = capture.context_dir(project, key)
