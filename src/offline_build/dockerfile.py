@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import dockerfile as _parser
@@ -80,7 +80,6 @@ class Dockerfile:
     directives: Mapping[str, str]
     global_args: Mapping[str, str | None]
     stages: tuple[Stage, ...]
-    meta_instructions: tuple[Instruction, ...] = field(default=())
 
     def is_stage_ref(self, ref: str, before: int) -> bool:
         """Is *ref* (from ``FROM`` or ``--from``) one of the first *before* stages?"""
@@ -191,7 +190,6 @@ def parse_text(text: str, path: Path | str = "Dockerfile",
         raise DockerfileError(f"{path}: {exc}") from None
     overrides = dict(build_args or {})
     global_args: dict[str, str | None] = {}
-    meta: list[Instruction] = []
     stages: list[Stage] = []
     current: list[Instruction] = []
     for cmd in commands:
@@ -216,7 +214,6 @@ def parse_text(text: str, path: Path | str = "Dockerfile",
                     f"{path}:{ins.line}: {ins.cmd} before the first FROM",
                     "only ARG may come before FROM",
                 )
-            meta.append(ins)
             for item in ins.value:
                 name, _, default = item.partition("=")
                 global_args[name] = overrides.get(name, default if "=" in item else None)
@@ -225,7 +222,7 @@ def parse_text(text: str, path: Path | str = "Dockerfile",
     if not stages:
         raise DockerfileError(f"{path}: no FROM instruction", "a Dockerfile needs at least one FROM")
     stages[-1] = _with_instructions(stages[-1], current)
-    return Dockerfile(path, read_directives(text), global_args, tuple(stages), tuple(meta))
+    return Dockerfile(path, read_directives(text), global_args, tuple(stages))
 
 
 def _with_instructions(stage: Stage, instructions: list[Instruction]) -> Stage:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 # "[2/4] RUN ...", "[build 3/5] COPY ...": the Dockerfile's own steps. FROM
@@ -87,11 +86,6 @@ class BuildReport:
         """The step BuildKit is running now, if any (the last one started and not finished)."""
         return next((v for v in reversed(self.steps) if v.started and not v.completed and not v.cached), None)
 
-    def feed_all(self, chunks: Iterable[str]) -> BuildReport:
-        for chunk in chunks:
-            self.feed(chunk)
-        return self.close()
-
     def close(self) -> BuildReport:
         """End of stream: whatever is left and not JSON is kept as text."""
         rest = self._buffer.strip()
@@ -125,9 +119,6 @@ class BuildReport:
         errored = [v for v in self.vertexes.values() if v.error]
         return next((v for v in errored if not v.name.startswith("importing cache manifest")),
                     errored[0] if errored else None)
-
-    def all_cached(self) -> bool:
-        return bool(self.steps) and not self.ran
 
 
 def _decode(data: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -11,18 +12,30 @@ from offline_build.progress import BuildReport
 DATA = Path(__file__).parent / "data"
 
 
+def fed(chunks: Iterable[str]) -> BuildReport:
+    """A report fed a recorded stream in *chunks*, as the build runner feeds it, and closed."""
+    report = BuildReport()
+    for chunk in chunks:
+        report.feed(chunk)
+    return report.close()
+
+
+def all_cached(report: BuildReport) -> bool:
+    return bool(report.steps) and not report.ran
+
+
 @pytest.mark.parametrize("chunk", [1, 37, 4096, 10**9])
 def test_a_fully_cached_build_is_seen_as_such_whatever_the_chunking(chunk: int) -> None:
     text = (DATA / "rawjson-all-cached.txt").read_text()
-    report = BuildReport().feed_all(text[i:i + chunk] for i in range(0, len(text), chunk))
+    report = fed(text[i:i + chunk] for i in range(0, len(text), chunk))
     assert [v.name for v in report.steps] == ["[2/3] RUN echo hi > /x", "[3/3] COPY f /f"]
-    assert report.all_cached()
+    assert all_cached(report)
     assert report.other == []
 
 
 def test_a_failed_build_names_the_step_and_keeps_buildx_error_line() -> None:
-    report = BuildReport().feed_all((DATA / "rawjson-failed.txt").read_text().splitlines(keepends=True))
-    assert not report.all_cached()
+    report = fed((DATA / "rawjson-failed.txt").read_text().splitlines(keepends=True))
+    assert not all_cached(report)
     assert report.failed is not None and report.failed.name == "[4/4] RUN false"
     assert "exit code: 1" in (report.failed.error or "")
     assert any(line.startswith("ERROR: failed to solve") for line in report.other)
@@ -33,7 +46,7 @@ def test_a_failed_build_names_the_step_and_keeps_buildx_error_line() -> None:
 
 
 def test_no_steps_is_not_all_cached() -> None:
-    assert not BuildReport().feed_all([]).all_cached()
+    assert not all_cached(fed([]))
 
 
 def test_finished_steps_are_told_once_and_the_running_one_is_named() -> None:
