@@ -41,15 +41,21 @@ class Exchange:
     reason: str
     headers: tuple[tuple[str, str], ...]
     body_sha256: str
+    request_range: str = ""  # the request's Range header: a client that reads part of a file first (poetry
+    # reads a wheel's metadata so) asks the same URL twice, for two answers
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return request_key(self.method, self.url, self.request_sha256)
+    def key(self) -> Key:
+        return request_key(self.method, self.url, self.request_sha256, self.request_range)
 
 
-def request_key(method: str, url: str, request_sha256: str) -> tuple[str, str, str]:
-    """What a replayed request must equal: method, URL (query included) and the request body's digest."""
-    return method.upper(), url, request_sha256
+Key = tuple[str, str, str, str]
+
+
+def request_key(method: str, url: str, request_sha256: str, request_range: str = "") -> Key:
+    """What a replayed request must equal: method, URL (query included), the request body's digest and its
+    Range header."""
+    return method.upper(), url, request_sha256, request_range.strip()
 
 
 def body_digest(body: bytes) -> str:
@@ -76,7 +82,7 @@ def write(folder: Path, exchanges: Iterable[tuple[Exchange, bytes]]) -> int:
     """
     bodies = folder / BODIES
     bodies.mkdir(parents=True)
-    kept: dict[tuple[str, str, str], Exchange] = {}
+    kept: dict[Key, Exchange] = {}
     for exchange, body in exchanges:
         if exchange.key in kept:
             continue
@@ -110,9 +116,9 @@ def parse(data: object, path: Path) -> list[Exchange]:
     return out
 
 
-def read_all(folders: Iterable[Path]) -> dict[tuple[str, str, str], tuple[Exchange, Path]]:
+def read_all(folders: Iterable[Path]) -> dict[Key, tuple[Exchange, Path]]:
     """Every exchange of *folders*, by request key, with the file holding its body."""
-    found: dict[tuple[str, str, str], tuple[Exchange, Path]] = {}
+    found: dict[Key, tuple[Exchange, Path]] = {}
     for folder in folders:
         for exchange in read(folder):
             found.setdefault(exchange.key, (exchange, folder / BODIES / exchange.body_sha256))

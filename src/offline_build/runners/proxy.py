@@ -127,11 +127,12 @@ class _Recorder:
                         if k.lower() not in ("transfer-encoding", "connection", "keep-alive"))
         self.state.exchanges.append((recording.Exchange(
             flow.request.method, flow.request.pretty_url, recording.body_digest(_request_body(flow)),
-            flow.response.status_code, flow.response.reason, headers, recording.body_digest(body)), body))
+            flow.response.status_code, flow.response.reason, headers, recording.body_digest(body),
+            flow.request.headers.get("range", "")), body))
 
 
 class _Replayer:
-    def __init__(self, running: Running, exchanges: dict[tuple[str, str, str], tuple[recording.Exchange, Path]]):
+    def __init__(self, running: Running, exchanges: dict[recording.Key, tuple[recording.Exchange, Path]]):
         self.state = running
         self.exchanges = exchanges
 
@@ -140,7 +141,7 @@ class _Replayer:
 
         self.state.seen += 1
         key = recording.request_key(flow.request.method, flow.request.pretty_url,
-                                    recording.body_digest(_request_body(flow)))
+                                    recording.body_digest(_request_body(flow)), flow.request.headers.get("range", ""))
         found = self.exchanges.get(key)
         if found is None:
             shown = f"{flow.request.method} {recording.shown_url(flow.request.pretty_url)}"
@@ -231,7 +232,6 @@ async def _main(scratch: Path, addon: Any, options: dict[str, Any], box: dict[st
         waiter.cancel()
     ready.set()
     await task
-    await master.addons.get("proxyserver").servers.update([])  # TEMP-HELPER-FIX
 
 
 def _master(scratch: Path, options: dict[str, Any]) -> Any:
