@@ -248,3 +248,16 @@ def test_a_url_that_changes_every_run_is_named_at_export(engines: dict[str, str]
     assert failed.returncode != 0, failed.stdout
     assert f"GET {internet.url}/files/model.bin?t=" in failed.stderr, failed.stderr
     assert "its URL or body changes every run" in failed.stderr and "Traceback" not in failed.stderr, failed.stderr
+
+
+def test_an_export_on_a_warm_engine_records_every_replayed_step_again(
+        engines: dict[str, str], internet: Upstream, exported: Path) -> None:
+    """Nothing changed since the last export: BuildKit has every step cached, yet the recording must hold what
+    the steps fetch (a cached step would fetch nothing through the proxy, and the bundle would carry none of it)."""
+    before = len(internet.requests)
+    cli(exported, engines["online"], "offline.export")
+    assert internet.requests[before:].count("GET /files/model.bin") == 1, internet.requests[before:]
+    bundle = next((exported / "build-cache").glob("build-cache-*.tar"))
+    with tarfile.open(bundle) as tar:
+        recorded = json.loads(tar.extractfile("files/replay/app/exchanges.json").read())  # type: ignore[union-attr]
+    assert f"{internet.url}/files/model.bin" in {e["url"] for e in recorded["exchanges"]}, recorded

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import capture_names as names
 from .. import recording
 from ..apt import run_text, simple_commands
 from ..config import Project
@@ -42,6 +43,7 @@ from ..steps import Step
 from .base import Package, Row, Served, shown
 from .lang import OUT
 
+RECORDING_ARG = "OFFLINE_BUILD_RECORDING"  # the capture build's build argument that no cache holds
 MOUNTS = (f"--network=host --mount=type=secret,id={ENV_SECRET},mode=0444 "
           f"--mount=type=secret,id={CA_SECRET},mode=0444",)
 # The served command's prefix: without the secret (a build not started by offline-build) it says why.
@@ -75,7 +77,7 @@ def _over_ssh(argv: list[str]) -> bool:
 
 
 class ReplayCapture:
-    name = "replay"
+    name = names.REPLAY
     per_platform = False  # one recording per service, whatever the platforms (the SBOM reads it so)
 
     def folder(self, project: Project) -> Path:
@@ -107,8 +109,10 @@ class ReplayCapture:
             return None
         if capturing:
             # The capture stage copies OUT/ of this stage: it must exist, though the proxy keeps the recording.
+            # RECORDING_ARG, a fresh value each capture build, runs the step again: a cached step would
+            # fetch nothing through the proxy, and the recording would lose what it fetched.
             return Served(MOUNTS, f"mkdir -p {OUT}/{self.name} && {_SOURCE}{command}",
-                          outputs=(stage.name or str(stage.index),))
+                          outputs=(stage.name or str(stage.index),), args=f"ARG {RECORDING_ARG}")
         return Served(MOUNTS, f"{_SOURCE}{command}")
 
     def capture_steps(self, project: Project, needs: list[Mapping[str, Any]]) -> list[Step]:

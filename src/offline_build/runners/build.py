@@ -10,6 +10,7 @@ only after a failure that is BuildKit's, not the Dockerfile's.
 from __future__ import annotations
 
 import re
+import secrets
 import shutil
 import subprocess
 import time
@@ -27,6 +28,7 @@ from ..apt import simple_commands
 from ..captures import all_captures
 from ..captures.base import platform_dir, swap_in
 from ..captures.lang import CA_SECRET, MOUNTS, CaptureBuild, platform_outputs, take
+from ..captures.replay import RECORDING_ARG
 from ..dockerignore import hiding_rule, ignore_file, ignore_rules
 from ..edits import EDIT_ARG
 from ..engine import engine_message, image_present, native_platform
@@ -139,6 +141,8 @@ def preflight(rt: Runtime, step: Build, store: Path | None) -> None:
 
 def build(rt: Runtime, step: Build) -> dict[str, Any]:
     preflight(rt, step, _store_from(step))
+    if step.record:  # every recorded step runs again (a fresh RECORDING_ARG): its fetches are the recording
+        step = replace(step, build_args=(*step.build_args, (RECORDING_ARG, secrets.token_hex(8))))
     with _proxy(step) as running:
         try:
             report = _run_build(rt, replace(step, secrets=step.secrets + running.secrets) if running else step)
