@@ -37,6 +37,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from . import __version__
+from .capture_names import CAPTURES  # the folders a bundle may carry under files/: each capture's, and resources
 from .parts import PARTS, open_parts, parts_folder
 from .parts import BundleError as BundleError  # re-exported: callers catch bundle.BundleError
 from .parts import parse_size as parse_size  # re-exported: export's --split-size
@@ -47,7 +48,7 @@ from .store import Layout, copy_stream_hashed, fsync_dir
 # 3: an SBOM member (its sha256 in the manifest's "sbom") and a signature member.
 # 4: captures keep a folder per platform under each key (files/apt/<base>/linux_arm64/...);
 # setup moves an older bundle's flat keys under the one platform it was made for.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5  # 5: files/replay/ (the replay capture's recordings), which a tool before it refuses
 MANIFEST = "manifest.json"
 MANIFEST_SUM = "manifest.json.sha256"
 SIGNATURE = "manifest.json.minisig"
@@ -57,8 +58,7 @@ SBOM = "sbom.cdx.json"
 # (which signs it), and the SBOM (made from the listed files' digests, so written after them; its
 # sha256 is the manifest's "sbom").
 META = (MANIFEST, MANIFEST_SUM, SIGNATURE, SBOM)
-# The folders a bundle may carry under files/: resources and each capture's (a test keeps them in step).
-FILE_FOLDERS = ("apt", "go", "maven", "npm", "pip", "pnpm", "replay", "resources", "uv", "yarn")
+FILE_FOLDERS = tuple(sorted((*CAPTURES, "resources")))
 _ALLOWED = re.compile(r"^(oci-layout|index\.json|blobs/sha256/[0-9a-f]{64}|files/(" + "|".join(FILE_FOLDERS)
                       + r")/[^\0]+)$")
 

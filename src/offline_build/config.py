@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .capture_names import SWITCHABLE
 from .compose import COMPOSE_BUILD_KEYS, read_compose
 from .errors import ConfigError
 from .model import (
@@ -69,7 +70,6 @@ PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 TOP_KEYS = ("project", "version", "cache_dir", "platforms", "network", "services", "services_from",
             "base_images", "resources", "apt", "cache", "builder", "ca_file",
             "captures", "signing")
-LANG_CAPTURES = ("pip", "uv", "npm", "yarn", "pnpm", "maven", "go", "replay")  # the captures a project file may switch off
 
 
 def load(path: Path | str | None = None, overrides: Overrides | None = None,
@@ -141,7 +141,7 @@ def _network(node: Node | None) -> str | None:
 
 
 def _captures_off(node: Node | None) -> frozenset[str]:
-    fields = node.mapping(LANG_CAPTURES) if node is not None else {}
+    fields = node.mapping(SWITCHABLE) if node is not None else {}
     return frozenset(name for name, value in fields.items() if not value.boolean())
 
 

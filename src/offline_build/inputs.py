@@ -193,6 +193,6 @@ def lint_project(project: Project, paths: list[Path] | None = None) -> list[lint
     bundled = frozenset(all_bases(project, list(project.services.values())))
     captured = frozenset(c.name for c in all_captures() if c is not APT and c.name not in project.captures_off)
     ctx = lint_mod.Context(bundled, project.apt.enabled, True, captured)
-    replay_off = replace(ctx, captured=captured - {"replay"})  # replay: false, for one service
+    replay_off = replace(ctx, captured=captured - {REPLAY.name})  # replay: false, for one service
     return [f for s in project.services.values()
             for f in lint_mod.lint_path(s.dockerfile, ctx if s.replay is not False else replay_off, dict(s.build_args))]

@@ -14,14 +14,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .apt import (
-    edits_sources,
-    parse_apt,
-    pipelines,
-    run_text,
-    shell_join,
-    simple_commands,
-)
+from . import capture_names as names
+from .apt import edits_sources, parse_apt, pipelines, run_text, shell_join, simple_commands
 from .dockerfile import Dockerfile, Instruction, parse
 from .pkgs import go_args, install_of
 from .variant import classic_variant
@@ -123,14 +117,14 @@ class Context:
 
 
 # rule -> the capture that serves it, and what the note says then ({cmd}: the command as the user wrote it).
-SERVED_BY = {"pip-install": ("pip", "{cmd}: served by the bundle's pip capture offline"),
-             "npm-install": ("npm", "{cmd}: served by the bundle's npm capture offline"),
-             "yarn": ("yarn", "{cmd}: served by the bundle's yarn capture offline"),
-             "uv-sync": ("uv", "{cmd}: served by the bundle's uv capture offline"),
-             "pnpm": ("pnpm", "{cmd}: served by the bundle's pnpm capture offline"),
-             "mvn": ("maven", "{cmd}: served by the bundle's Maven capture offline (with -o)"),
-             "mvn-update": ("maven", "{cmd}: served by the bundle's Maven capture offline; -o keeps -U off the network"),
-             "go-mod-download": ("go", "{cmd}: modules served by the bundle's Go capture offline")}
+SERVED_BY = {"pip-install": (names.PIP, "{cmd}: served by the bundle's pip capture offline"),
+             "npm-install": (names.NPM, "{cmd}: served by the bundle's npm capture offline"),
+             "yarn": (names.YARN, "{cmd}: served by the bundle's yarn capture offline"),
+             "uv-sync": (names.UV, "{cmd}: served by the bundle's uv capture offline"),
+             "pnpm": (names.PNPM, "{cmd}: served by the bundle's pnpm capture offline"),
+             "mvn": (names.MAVEN, "{cmd}: served by the bundle's Maven capture offline (with -o)"),
+             "mvn-update": (names.MAVEN, "{cmd}: served by the bundle's Maven capture offline; -o keeps -U off the network"),
+             "go-mod-download": (names.GO, "{cmd}: modules served by the bundle's Go capture offline")}
 _URL = re.compile(r"^(git\+|hg\+|svn\+|bzr\+)?(https?|ftp|ssh)://|^git@")
 # Fetches no package capture serves: the replay capture records them online and replays them offline.
 REPLAYED = frozenset({"download", "git-clone", "runtime-fetch", "poetry-install", "pipx", "gradle", "cargo-fetch"})
@@ -144,7 +138,7 @@ def _served(rule: str, argv: list[str], ins: Instruction, context: Context) -> s
     """
     if rule == "apt-update" and context.apt_captured:
         return f"{_said(argv)}: served by the bundle's APT capture offline"
-    if rule in REPLAYED and "replay" in context.captured and not (ins.heredocs or ins.json or (
+    if rule in REPLAYED and names.REPLAY in context.captured and not (ins.heredocs or ins.json or (
             rule == "git-clone" and any(a.startswith(("git@", "ssh://")) for a in argv))):
         return f"{_said(argv)}: served offline by the bundle's replay of what it fetched online"
     tool, note = SERVED_BY.get(rule, ("", ""))

@@ -113,11 +113,11 @@ REFUSED = {
     "manifest not JSON": (edit_manifest(lambda doc: b"not json"), "{w}: manifest.json is not a bundle manifest",
                           "this file was not written by offline.export"),
     "newer format": (edit_manifest(lambda doc: doc.update(format_version=99, tool_version="9.9")),
-                     "{w}: bundle format 99 is newer than this tool reads (4)",
+                     "{w}: bundle format 99 is newer than this tool reads (5)",
                      "upgrade offline-build on this machine to the version that wrote it (9.9)"),
     "newer format, no tool version": (
         edit_manifest(_newer_without_tool_version),
-        "{w}: bundle format 99 is newer than this tool reads (4)",
+        "{w}: bundle format 99 is newer than this tool reads (5)",
         "upgrade offline-build on this machine to the version that wrote it (?)"),
     "malformed": (edit_manifest(lambda doc: doc.__delitem__("project")), "{w}: manifest.json is malformed ('project')",
                   "re-export the bundle on the online machine"),

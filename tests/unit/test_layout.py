@@ -109,25 +109,26 @@ def test_no_room_is_too_big(name: str) -> None:
             assert size <= MAX_FUNCTION, f"function {name}.{node.name} has {size} lines"
 
 
-def test_every_capture_may_travel_in_a_bundle() -> None:
-    """A capture's folder goes in as files/<name>/: setup must accept it, or every bundle is refused."""
-    from offline_build import bundle
+def test_the_captures_are_the_ones_the_registry_names_in_its_order() -> None:
+    """capture_names is the one list: the bundle's member check and the project file's ``captures:`` keys are
+    read from it, so a capture missing there would make setup refuse every bundle that carries it."""
+    from offline_build import bundle, capture_names
     from offline_build.captures import all_captures
 
-    names = [c.name for c in all_captures()]
-    assert names and set(names) <= set(bundle.FILE_FOLDERS)
+    assert [c.name for c in all_captures()] == list(capture_names.CAPTURES)
+    assert set(bundle.FILE_FOLDERS) == {*capture_names.CAPTURES, "resources"}
 
 
 def test_every_language_capture_can_be_switched_off_and_is_noted_by_lint() -> None:
-    """The two other places a new language capture must be named: the project file's ``captures:`` keys and
-    lint's notes for the steps it serves (else lint keeps calling a served step an error)."""
-    from offline_build import config, lint
+    """The project file's ``captures:`` keys, and lint's notes for the steps a capture serves (else lint keeps
+    calling a served step an error)."""
+    from offline_build import capture_names, lint
     from offline_build.captures import all_captures
     from offline_build.captures.lang import LangCapture
 
     names = {c.name for c in all_captures() if isinstance(c, LangCapture)}
     assert {"pip", "maven", "go"} <= names
     # The replay capture is switched off the same way; lint notes the steps it serves by lint.REPLAYED.
-    assert names | {"replay"} == set(config.LANG_CAPTURES)
+    assert names | {capture_names.REPLAY} == set(capture_names.SWITCHABLE)
     assert names == {tool for tool, _ in lint.SERVED_BY.values()}
     assert lint.REPLAYED and not lint.REPLAYED & set(lint.SERVED_BY)

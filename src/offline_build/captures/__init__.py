@@ -15,8 +15,11 @@ any other fetch a step makes (``replay``). Each follows the same life:
    key's capture in place whole (``place``);
 6. *rows*: what ``offline.diagnose`` says of it.
 
-A new ecosystem is one module here implementing :class:`Capture`, added to
-:data:`CAPTURES`; nothing else needs to know its name.
+A new ecosystem is one module here implementing :class:`Capture`, its name
+added to :data:`offline_build.capture_names.CAPTURES` and the capture to
+:func:`all_captures` (tests/unit/test_layout.py checks the two agree); the
+bundle's member check and the project file's ``captures:`` keys take the
+names from there.
 """
 
 from __future__ import annotations
@@ -34,8 +37,7 @@ from .yarn import YARN
 
 
 def all_captures() -> tuple[Capture, ...]:
-    """Every capture offline-build knows, in the order they serve a step (APT first: it installs Python and Node;
-    replay last: its proxy wraps whatever the others made of the step)."""
+    """Every capture offline-build knows, in the order they serve a step (capture_names.CAPTURES says why)."""
     return (APT, PIP, UV, NPM, YARN, PNPM, MAVEN, GO, REPLAY)
 
 

@@ -26,6 +26,7 @@ from urllib.parse import unquote
 
 from python_on_whales.exceptions import DockerException
 
+from .. import capture_names as names
 from .. import apt as parse
 from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
@@ -115,7 +116,7 @@ class CaptureApt(Step):
 class AptCapture:
     """The :class:`~offline_build.captures.Capture` for APT; keys are base images."""
 
-    name = "apt"
+    name = names.APT
 
     def folder(self, project: Project) -> Path:
         return project.apt.dir

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from .. import capture_names as names
 from .base import Package
 from .lang import LangCapture, StepNeed, ca_env
 
@@ -29,7 +30,7 @@ _SOURCE = re.compile(r"[^/]+/(?P<module>.+)/@v/(?P<version>[^/]+)\.zip")  # <key
 
 
 class GoCapture(LangCapture):
-    name = "go"
+    name = names.GO
     ca_variables = ("SSL_CERT_FILE",)
     missing = re.compile(r"(\S+@v[^:\s]+): reading file://\S+: no such file or directory")
     changed = "go.mod or go.sum"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from .. import capture_names as names
 from .base import Package
 from .lang import LangCapture, StepNeed
 
@@ -49,7 +50,7 @@ def offline_mvn(command: str, repo: str = "") -> str:
 
 
 class MavenCapture(LangCapture):
-    name = "maven"
+    name = names.MAVEN
     rw = True
     ca_variables = ()  # Java reads a trust store, not a PEM file: the user's settings and JDK decide
     missing = re.compile(r"the artifact (\S+) has not been downloaded from it before")

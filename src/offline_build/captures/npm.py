@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from .. import capture_names as names
 from .base import Package
 from .lang import LangCapture
 
@@ -26,7 +27,7 @@ _STRENGTH = ("sha512", "sha384", "sha256", "sha1")
 
 
 class NpmCapture(LangCapture):
-    name = "npm"
+    name = names.NPM
     rw = True
     missing = re.compile(r"request to \S+?/([^/\s]+) failed: cache mode is 'only-if-cached'")
     changed = "package.json or its lockfile"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from .. import capture_names as names
 from .base import Package
 from .lang import LangCapture, StepNeed, ca_env, quoted
 
@@ -26,7 +27,7 @@ _SDIST = re.compile(r"(?P<name>[^/]+)-(?P<version>[^-/]+)\.(?:tar\.gz|zip)")
 
 
 class PipCapture(LangCapture):
-    name = "pip"
+    name = names.PIP
     ca_variables = ("PIP_CERT",)
     missing = re.compile(r"No matching distribution found for ([^\s;]+)")
 

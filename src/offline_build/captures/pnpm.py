@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 
+from .. import capture_names as names
 from .base import Package
 from .lang import LangCapture
 from .npm import npm_package
@@ -21,7 +22,7 @@ _INDEX = re.compile(r"[^/]+/store/v\d+/files/(?P<head>[0-9a-f]{2})/(?P<tail>[0-9
 
 
 class PnpmCapture(LangCapture):
-    name = "pnpm"
+    name = names.PNPM
     rw = True
     missing = re.compile(r"ERR_PNPM_NO_OFFLINE_\w+\s+Failed to resolve (\S+)|ERR_PNPM_NO_OFFLINE_\w+.*?from \S+?/([^/\s]+)/-/")
     changed = "package.json or pnpm-lock.yaml"

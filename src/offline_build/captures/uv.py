@@ -26,6 +26,7 @@ import re
 import shlex
 from collections.abc import Callable, Sequence
 
+from .. import capture_names as names
 from .base import Package
 from .lang import LangCapture, StepNeed, ca_env, quoted
 from .pip import canonical_name, distribution
@@ -135,7 +136,7 @@ def python(uv: str) -> str:
 
 
 class UvCapture(LangCapture):
-    name = "uv"
+    name = names.UV
     ca_variables = ("SSL_CERT_FILE",)  # uv's, and Python's (OpenSSL's default paths) for the fetch
     missing = re.compile(r"Because (\S+?) was not found in the cache|wasn't found in the cache for `?([^`\s]+)")
     changed = "the lockfile or the requirements"

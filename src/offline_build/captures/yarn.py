@@ -14,13 +14,14 @@ import json
 import re
 from collections.abc import Callable, Sequence
 
+from .. import capture_names as names
 from .base import Package
 from .lang import LangCapture
 from .npm import integrity_hex, npm_package
 
 
 class YarnCapture(LangCapture):
-    name = "yarn"
+    name = names.YARN
     rw = True
     missing = re.compile(r'An unexpected error occurred: "\S+?/([^/"\s]+): (?:getaddrinfo|connect|request)'
                          r'|Couldn\'t find any versions for "([^"]+)"')
