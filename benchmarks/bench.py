@@ -43,6 +43,9 @@ HARNESS = ROOT / "scripts" / "engines.sh"
 BASES = ("debian:bookworm-slim", "busybox:local")
 QUIET = Console(quiet=True)
 DEPS_SECTION = "## Language dependency captures"
+# Written by the other scripts, after bench.py's own: kept when bench.py rewrites the file.
+KEPT_SECTIONS = (DEPS_SECTION, "### Maven and Go captures", "### The edit proof", "## Growth with bundle size",
+                 "## Emulated platforms", "## uv capture size", "## Replay capture: cost of recording")
 
 
 def harness(*args: str) -> str:
@@ -357,9 +360,11 @@ def write_report(args: argparse.Namespace, sections: list[tuple[Subject, list[di
     for subject, ours, seed in sections:
         lines += table(subject, ours, seed)
     lines += team_table(*team)
-    # benchmarks/deps.py's section (the language captures) stays as it was.
-    kept = args.out.read_text().partition(DEPS_SECTION) if args.out.is_file() else ("", "", "")
-    tail = f"\n\n{DEPS_SECTION}{kept[2]}" if kept[1] else ""
+    # The other scripts' sections (deps.py, proof.py, size.py, platforms.py, uvsize.py, replay.py) stay as they
+    # were: everything from the first of them on.
+    text = args.out.read_text() if args.out.is_file() else ""
+    starts = [text.index(h) for h in KEPT_SECTIONS if h in text]
+    tail = f"\n\n{text[min(starts):]}" if starts else ""
     args.out.write_text("\n".join(lines).rstrip() + "\n" + tail)
     print("\n".join(lines))
 
