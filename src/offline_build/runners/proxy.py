@@ -20,6 +20,7 @@ which the build's error names.
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
 import ssl
 import tempfile
@@ -151,12 +152,14 @@ class _Replayer:
             return
         exchange, body = found
         content = body.read_bytes() if exchange.body_sha256 else b""
-        response = http.Response.make(exchange.status, b"", [(k.encode("utf-8", "surrogateescape"),
-                                                              v.encode("utf-8", "surrogateescape"))
-                                                             for k, v in exchange.headers])
+        response = http.Response.make(exchange.status)
         response.reason = exchange.reason
         response.raw_content = content  # as recorded: still compressed when it came compressed
-        if "content-length" in response.headers or "transfer-encoding" not in response.headers:
+        # The recorded headers as they were (make() and raw_content would set a Content-Length of their own:
+        # a HEAD's is the file's, not its empty body's); a body that came chunked gets its length.
+        response.headers = http.Headers([(k.encode("utf-8", "surrogateescape"), v.encode("utf-8", "surrogateescape"))
+                                         for k, v in exchange.headers])
+        if "content-length" not in response.headers and flow.request.method != "HEAD":
             response.headers["content-length"] = str(len(content))
         flow.response = response
 
@@ -201,6 +204,25 @@ def _serving(scratch: Path, addon: Any, running: Running, **options: Any) -> Ite
         if loop is not None and master is not None and thread.is_alive():
             loop.call_soon_threadsafe(master.shutdown)
         thread.join()
+        _release(master_box)
+
+
+def _release(box: dict[str, Any]) -> None:
+    """Drop the stopped proxy and collect it now, quietly.
+
+    mitmproxy 12.3 can leave a connection's socket unclosed when both ends close at once (a race in its
+    server.py); mitmproxy's module-level ``ctx`` keeps the master, so that socket would be collected, with a
+    ResourceWarning, at some later moment in whatever code runs then. Here it is closed, and nothing is left.
+    """
+    box.clear()
+    from mitmproxy import ctx
+
+    for name in ("master", "options", "log"):
+        if hasattr(ctx, name):
+            delattr(ctx, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 def _secrets(scratch: Path, port: int) -> tuple[str, ...]:
@@ -232,6 +254,7 @@ async def _main(scratch: Path, addon: Any, options: dict[str, Any], box: dict[st
         waiter.cancel()
     ready.set()
     await task
+    await master.addons.get("proxyserver").servers.update([])  # shutdown() ends run(), not the listening socket
 
 
 def _master(scratch: Path, options: dict[str, Any]) -> Any:
