@@ -31,6 +31,7 @@ from urllib.parse import unquote
 from ..config import Project, ca_file
 from ..dockerfile import Dockerfile, Instruction, Stage
 from ..pkgs import Install, installs
+from ..runners.proxy import ENV_PATH as PROXY_ENV
 from ..steps import Build, Step
 from .base import (
     PLATFORM_ARGS,
@@ -154,9 +155,13 @@ class LangCapture:
 
 
 def ca_env(variables: tuple[str, ...]) -> str:
-    """Point the tool at the project's CA, when the capture build was given one (else nothing is set)."""
+    """Point the tool at the project's CA, when the capture build was given one (else nothing is set).
+
+    Not in a step the replay capture records too: the tool's requests go through the recording proxy
+    then, and the proxy's CA, which its file has set already, is the one to trust.
+    """
     sets = " ".join(f"{v}={CA_PATH}" for v in variables)
-    return f"if [ -f {CA_PATH} ]; then export {sets}; fi; "
+    return f"if [ -f {CA_PATH} ] && [ ! -f {PROXY_ENV} ]; then export {sets}; fi; "
 
 
 @dataclass(frozen=True)
