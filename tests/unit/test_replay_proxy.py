@@ -235,3 +235,32 @@ def test_the_proxy_s_port_is_closed_when_the_with_ends() -> None:
         port = running.port
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_without_mitmproxy_the_proxy_says_so_with_the_fix_before_any_thread(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    """Python 3.10 and 3.11 install offline-build without mitmproxy: one message, not an ImportError's traceback."""
+    from offline_build.errors import OfflineBuildError
+    from offline_build.runners import proxy
+
+    real = proxy.importlib.util.find_spec
+    monkeypatch.setattr(proxy.importlib.util, "find_spec", lambda name: None if name == "mitmproxy" else real(name))
+    with pytest.raises(OfflineBuildError) as caught, replay_proxy(()):
+        pass
+    assert "needs mitmproxy, which is not installed here (it needs Python 3.12 or newer)" in caught.value.message
+    assert "captures: {replay: false}" in (caught.value.hint or "")
+
+
+def test_a_proxy_that_cannot_listen_is_one_message(tmp_path: Path) -> None:
+    """Its port taken: mitmproxy stops before it listens, and the error says so, whatever the thread's timing."""
+    from offline_build.errors import OfflineBuildError
+    from offline_build.runners import proxy
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        for _ in range(3):  # the start and the failure race in mitmproxy's thread: the message must not
+            with pytest.raises(OfflineBuildError) as caught, \
+                    proxy._serving(tmp_path, object(), Running(0, ()), listen_port=taken.getsockname()[1]):
+                pass
+            assert caught.value.message.startswith("the replay capture's proxy did not start on 127.0.0.1: ")

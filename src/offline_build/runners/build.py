@@ -148,6 +148,9 @@ def build(rt: Runtime, step: Build) -> dict[str, Any]:
             report = _run_build(rt, replace(step, secrets=step.secrets + running.secrets) if running else step)
         except StepError as exc:
             raise _replay_failure(step, running, exc) if running else exc from None
+        if running and running.misses:  # a step that went on after a 502 (curl without -f, "|| true")
+            raise _replay_failure(step, running, StepError(step.title, "the build finished, but a replayed step "
+                                                            "was answered 502 (not recorded) and went on"))
     return {"report": report, "cached": len(report.cached), "steps": len(report.steps)}
 
 
@@ -158,7 +161,9 @@ def _proxy(step: Build) -> Iterator[Running | None]:
     if step.record:
         dest = Path(step.record)
         fresh = dest.with_name(f".{dest.name}.recording")
-        with recording_proxy(fresh, _trust(step)) as running:
+        # Upstream, the proxy trusts the project's CA too (the capture build's CA secret).
+        trust = tuple(Path(s.split("src=", 1)[1]) for s in step.secrets if s.startswith(f"id={CA_SECRET},src="))
+        with recording_proxy(fresh, trust) as running:
             yield running
         swap_in(fresh, dest)
     elif step.replay:
@@ -166,11 +171,6 @@ def _proxy(step: Build) -> Iterator[Running | None]:
             yield running
     else:
         yield None
-
-
-def _trust(step: Build) -> tuple[Path, ...]:
-    """The project's CA (the capture build's CA secret), for the recording proxy's upstream connections."""
-    return tuple(Path(s.split("src=", 1)[1]) for s in step.secrets if s.startswith(f"id={CA_SECRET},src="))
 
 
 def _replay_failure(step: Build, running: Running, exc: StepError) -> StepError:

@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.util
+import logging
 import shutil
 import ssl
+import sys
 import tempfile
 import threading
 import warnings
@@ -121,11 +124,14 @@ class _Recorder:
 
     def request(self, flow: Any) -> None:
         self.state.seen += 1
+        # A client with a cache of its own asks conditionally, and a 304 replays to nobody: ask for the whole.
+        for name in ("if-none-match", "if-modified-since"):
+            flow.request.headers.pop(name, None)
 
     def response(self, flow: Any) -> None:
         body = flow.response.raw_content or b""
         headers = tuple((k, v) for k, v in flow.response.headers.items(multi=True)
-                        if k.lower() not in ("transfer-encoding", "connection", "keep-alive"))
+                        if k.lower() not in ("transfer-encoding", "connection", "keep-alive", "set-cookie"))
         self.state.exchanges.append((recording.Exchange(
             flow.request.method, flow.request.pretty_url, recording.body_digest(_request_body(flow)),
             flow.response.status_code, flow.response.reason, headers, recording.body_digest(body),
@@ -172,6 +178,15 @@ def _request_body(flow: Any) -> bytes:
     return flow.request.get_content(strict=False) or b""
 
 
+_STARTUP_ERRORS: list[str] = []  # what mitmproxy logged as an error while starting (it exits on one)
+
+
+class _Errors(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR:
+            _STARTUP_ERRORS.append(record.getMessage())
+
+
 class _Ready:
     """The addon that says when the proxy listens (mitmproxy's ``running`` hook, called in its loop)."""
 
@@ -185,6 +200,7 @@ class _Ready:
 @contextmanager
 def _serving(scratch: Path, addon: Any, running: Running, **options: Any) -> Iterator[None]:
     """Run mitmproxy with *addon* in a thread until the ``with`` ends; fill in *running*'s port and secrets."""
+    _require_mitmproxy()
     master_box: dict[str, Any] = {}
     ready = threading.Event()
     thread = threading.Thread(target=_run, args=(scratch, addon, options, master_box, ready), daemon=True,
@@ -192,8 +208,11 @@ def _serving(scratch: Path, addon: Any, running: Running, **options: Any) -> Ite
     thread.start()
     ready.wait()
     try:
-        if "error" in master_box or "port" not in master_box:
-            raise OfflineBuildError(f"the replay capture's proxy did not start: {master_box.get('error', 'unknown')}",
+        if "port" not in master_box:
+            error = master_box.get("error") or "it stopped before it listened"
+            if isinstance(error, OfflineBuildError):
+                raise error
+            raise OfflineBuildError(f"the replay capture's proxy did not start on 127.0.0.1: {error}",
                                     "run again; if it persists, switch the replay capture off (captures: "
                                     "{replay: false}) and report it")
         running.port = master_box["port"]
@@ -202,7 +221,10 @@ def _serving(scratch: Path, addon: Any, running: Running, **options: Any) -> Ite
     finally:
         loop, master = master_box.get("loop"), master_box.get("master")
         if loop is not None and master is not None and thread.is_alive():
-            loop.call_soon_threadsafe(master.shutdown)
+            try:
+                loop.call_soon_threadsafe(master.shutdown)
+            except RuntimeError:  # its loop closed in between: it has stopped already
+                pass
         thread.join()
         _release(master_box)
 
@@ -215,9 +237,8 @@ def _release(box: dict[str, Any]) -> None:
     ResourceWarning, at some later moment in whatever code runs then. Here it is closed, and nothing is left.
     """
     box.clear()
-    from mitmproxy import ctx
-
-    for name in ("master", "options", "log"):
+    ctx = sys.modules.get("mitmproxy.ctx")
+    for name in ("master", "options", "log") if ctx else ():
         if hasattr(ctx, name):
             delattr(ctx, name)
     with warnings.catch_warnings():
@@ -234,27 +255,57 @@ def _secrets(scratch: Path, port: int) -> tuple[str, ...]:
 def _run(scratch: Path, addon: Any, options: dict[str, Any], box: dict[str, Any], ready: threading.Event) -> None:
     try:
         asyncio.run(_main(scratch, addon, options, box, ready))
-    except Exception as exc:  # noqa: BLE001 - the thread's failure is reported by _serving, in the caller's thread
-        box["error"] = str(exc) or type(exc).__name__
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported by _serving, in the caller's thread
+        box.setdefault("error", exc if isinstance(exc, OfflineBuildError) else str(exc) or type(exc).__name__)
     finally:
         ready.set()
 
 
 async def _main(scratch: Path, addon: Any, options: dict[str, Any], box: dict[str, Any], ready: threading.Event) -> None:
+    _STARTUP_ERRORS.clear()
+    errors = _Errors()
+    logging.getLogger("mitmproxy").addHandler(errors)
+    try:
+        await _serve_until_shutdown(scratch, addon, options, box, ready)
+    finally:
+        logging.getLogger("mitmproxy").removeHandler(errors)
+
+
+async def _serve_until_shutdown(scratch: Path, addon: Any, options: dict[str, Any], box: dict[str, Any],
+                                ready: threading.Event) -> None:
     master = _master(scratch, options)
+    # mitmproxy's errorcheck would sys.exit() this thread on a start-up error: the caller reports it instead.
+    master.addons.remove(master.addons.get("errorcheck"))
     up = asyncio.Event()
     master.addons.add(addon, _Ready(up))
     box.update(loop=asyncio.get_running_loop(), master=master)
     task = asyncio.create_task(master.run())
     waiter = asyncio.create_task(up.wait())
     await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
-    if up.is_set():
-        box["port"] = master.addons.get("proxyserver").listen_addrs()[0][1]
-    else:
+    addrs = master.addons.get("proxyserver").listen_addrs() if up.is_set() else []
+    if addrs:
+        box["port"] = addrs[0][1]
+    else:  # it does not listen: say why before the caller is woken, and stop it
         waiter.cancel()
+        failed = task.exception() if task.done() and not task.cancelled() else None
+        said = str(failed or "") or "; ".join(e.splitlines()[0] for e in _STARTUP_ERRORS if e)
+        box["error"] = said or "it listens nowhere"
+        master.shutdown()
     ready.set()
-    await task
-    await master.addons.get("proxyserver").servers.update([])  # shutdown() ends run(), not the listening socket
+    try:
+        await task
+    finally:
+        await master.addons.get("proxyserver").servers.update([])  # shutdown() ends run(), not the listening socket
+        master._legacy_log_events.uninstall()  # its root logging handler, should run() end before it does so
+
+
+def _require_mitmproxy() -> None:
+    """One message, before any thread starts, when the proxy cannot run here."""
+    if importlib.util.find_spec("mitmproxy") is None:
+        raise OfflineBuildError(
+            "the replay capture needs mitmproxy, which is not installed here (it needs Python 3.12 or newer)",
+            "install offline-build under Python 3.12+, or switch the replay capture off in offline.yaml "
+            "(captures: {replay: false}; its steps then need the network)")
 
 
 def _master(scratch: Path, options: dict[str, Any]) -> Any:
