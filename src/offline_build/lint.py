@@ -126,8 +126,16 @@ SERVED_BY = {"pip-install": (names.PIP, "{cmd}: served by the bundle's pip captu
              "mvn-update": (names.MAVEN, "{cmd}: served by the bundle's Maven capture offline; -o keeps -U off the network"),
              "go-mod-download": (names.GO, "{cmd}: modules served by the bundle's Go capture offline")}
 _URL = re.compile(r"^(git\+|hg\+|svn\+|bzr\+)?(https?|ftp|ssh)://|^git@")
-# Fetches no package capture serves: the replay capture records them online and replays them offline.
-REPLAYED = frozenset({"download", "git-clone", "runtime-fetch", "poetry-install", "pipx", "gradle", "cargo-fetch"})
+# Fetches no package capture serves, replayed (captures/replay.py): their clients take the proxy and its CA from
+# the environment (wget, Gradle and cargo do not: a project lists such a step under services.<name>.replay).
+REPLAYED = frozenset({"download", "git-clone", "runtime-fetch", "poetry-install"})
+
+
+def replays(rule: str, argv: list[str]) -> bool:
+    """Does the replay capture serve this command (of a shell-form RUN) for *rule*? (No proxy carries ssh.)"""
+    if rule == "download":
+        return argv[0].rsplit("/", 1)[-1] == "curl"
+    return rule in REPLAYED and not (rule == "git-clone" and any(a.startswith(("git@", "ssh://")) for a in argv))
 
 
 def _served(rule: str, argv: list[str], ins: Instruction, context: Context) -> str | None:
@@ -138,8 +146,7 @@ def _served(rule: str, argv: list[str], ins: Instruction, context: Context) -> s
     """
     if rule == "apt-update" and context.apt_captured:
         return f"{_said(argv)}: served by the bundle's APT capture offline"
-    if rule in REPLAYED and names.REPLAY in context.captured and not (ins.heredocs or ins.json or (
-            rule == "git-clone" and any(a.startswith(("git@", "ssh://")) for a in argv))):
+    if replays(rule, argv) and names.REPLAY in context.captured and not (ins.heredocs or ins.json):
         return f"{_said(argv)}: served offline by the bundle's replay of what it fetched online"
     tool, note = SERVED_BY.get(rule, ("", ""))
     if not tool or tool not in context.captured or ins.heredocs or ins.json:
@@ -159,10 +166,6 @@ def _said(argv: list[str]) -> str:
 # --- command rules -------------------------------------------------------------
 
 
-def _flags(argv: list[str]) -> set[str]:
-    return {a for a in argv if a.startswith("-")}
-
-
 def command_rules(argv: list[str]) -> list[tuple[str, str]]:
     """(rule, word to point at) for one simple command."""
     if not argv:
@@ -170,7 +173,7 @@ def command_rules(argv: list[str]) -> list[tuple[str, str]]:
     prog = argv[0].rsplit("/", 1)[-1].removesuffix(".exe")
     args = argv[1:]
     words = set(args)
-    flags = _flags(args)
+    flags = {a for a in args if a.startswith("-")}
     sub = next((a for a in args if not a.startswith("-")), "")
     apt = parse_apt(argv)
     if apt and apt.verb == "update":

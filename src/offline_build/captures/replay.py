@@ -61,19 +61,11 @@ class ReplayNeed:
 
 def replayed(ins: Instruction) -> bool:
     """Does lint flag a command of this RUN as fetching in a way only the replay capture serves?"""
-    from ..lint import REPLAYED, command_rules
+    from ..lint import command_rules, replays  # lint imports the variants, which import the captures
 
     if ins.cmd != "RUN" or ins.heredocs or ins.json:
         return False
-    for argv in simple_commands(run_text(ins)):
-        rules = {rule for rule, _ in command_rules(argv)}
-        if rules & REPLAYED and not (rules == {"git-clone"} and _over_ssh(argv)):
-            return True
-    return False
-
-
-def _over_ssh(argv: list[str]) -> bool:
-    return any(a.startswith(("git@", "ssh://")) for a in argv) and not any(a.startswith("http") for a in argv)
+    return any(replays(rule, argv) for argv in simple_commands(run_text(ins)) for rule, _ in command_rules(argv))
 
 
 class ReplayCapture:
@@ -126,10 +118,15 @@ class ReplayCapture:
 
     def rows(self, project: Project) -> list[Row]:
         root = self.folder(project)
-        keys = sorted(p.name for p in root.iterdir() if recording.recorded(p)) if root.is_dir() else []
+        keys = sorted(p.name for p in root.iterdir() if recording.recorded(p) and not p.name.startswith(".")) \
+            if root.is_dir() else []
         out = []
         for key in keys:
-            exchanges = recording.read(root / key)
+            try:
+                exchanges = recording.read(root / key)
+            except OfflineBuildError as exc:
+                out.append(Row(self.name, "fail", f"{key}: {exc.message}", exc.hint or ""))
+                continue
             size = sum(f.stat().st_size for f in (root / key / recording.BODIES).glob("*"))
             out.append(Row(self.name, "info", f"{key}: {len(exchanges)} recorded request(s), {size / 1e6:.1f} MB "
                                               f"in {shown(root / key, project.root)}"))
@@ -141,7 +138,7 @@ class ReplayCapture:
         for path in (p for p in paths if p.endswith(f"/{recording.EXCHANGES}")):
             folder = path.rsplit("/", 1)[0]
             for exchange in recording.parse(_json(read(path)), Path(path)):
-                if exchange.body_sha256 and 200 <= exchange.status < 300:
+                if recording.downloaded(exchange):
                     url = recording.shown_url(exchange.url)
                     out.append(Package("generic", url.rsplit("/", 1)[-1].split("?")[0] or url, "",
                                        f"{folder}/{recording.BODIES}/{exchange.body_sha256}",
