@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ VERSION = 1
 EXCHANGES = "exchanges.json"
 BODIES = "bodies"
 # Query parameters whose values are secrets: shown as "***" in reports and the SBOM.
+_DIGEST = re.compile(r"(?:[0-9a-f]{64})?")
 _SECRET_QUERY = ("token", "key", "secret", "signature", "sig", "password", "auth", "credential")
 
 
@@ -110,10 +112,24 @@ def parse(data: object, path: Path) -> list[Exchange]:
     out = []
     for item in data["exchanges"]:
         try:
-            out.append(Exchange(**{**item, "headers": tuple((str(k), str(v)) for k, v in item["headers"])}))
+            exchange = Exchange(**{**item, "headers": tuple((str(k), str(v)) for k, v in item["headers"])})
         except (TypeError, KeyError, ValueError) as exc:
             raise ValueError(f"a damaged exchange in {path.name}: {exc}") from None
+        # The body's name is a path under bodies/: nothing but a digest may name one.
+        if not _DIGEST.fullmatch(exchange.body_sha256) or type(exchange.status) is not int:
+            raise ValueError(f"a damaged exchange in {path.name}: {exchange.method} {shown_url(exchange.url)}")
+        out.append(exchange)
     return out
+
+
+def downloaded(exchange: Exchange) -> bool:
+    """Is this exchange a file as a client downloads it: a whole GET body, not compressed for the wire, and not
+    a git smart-HTTP exchange (the SBOM lists these)?"""
+    encoded = any(k.lower() == "content-encoding" for k, _ in exchange.headers)
+    path = urlsplit(exchange.url).path
+    git = path.endswith(("/info/refs", "/git-upload-pack", "/git-receive-pack"))
+    return exchange.method == "GET" and exchange.status == 200 and bool(exchange.body_sha256) and not encoded \
+        and not git
 
 
 def read_all(folders: Iterable[Path]) -> dict[Key, tuple[Exchange, Path]]:

@@ -351,3 +351,28 @@ def test_rows_count_each_service_s_requests(tmp_path: Path) -> None:
     assert row.status == "info" and row.detail.startswith("app: 2 recorded request(s), 0.0 MB in ")
     assert REPLAY.captured(project, "app") and not REPLAY.captured(project, "other")
     assert json.loads((folder / "exchanges.json").read_text())["version"] == 1
+
+
+def test_a_recording_that_names_a_body_by_anything_but_a_digest_is_refused(tmp_path: Path) -> None:
+    """A body's name is a path under bodies/: an edited exchanges.json must not make the proxy serve another file."""
+    folder = tmp_path / "app"
+    recording.write(folder, [exchange("https://files.example.invalid/model.bin", b"model")])
+    data = json.loads((folder / recording.EXCHANGES).read_text())
+    data["exchanges"][0]["body_sha256"] = "../../../etc/passwd"
+    (folder / recording.EXCHANGES).write_text(json.dumps(data))
+    with pytest.raises(OfflineBuildError) as caught:
+        recording.read(folder)
+    assert "a damaged exchange in exchanges.json: GET https://files.example.invalid/model.bin" in caught.value.message
+
+
+def test_the_sbom_lists_whole_downloads_only() -> None:
+    """Not a range, a compressed body, a POST or git's smart-HTTP exchanges: each would be a wrong component."""
+    def made(url: str, method: str = "GET", status: int = 200,
+             headers: tuple[tuple[str, str], ...] = ()) -> recording.Exchange:
+        return recording.Exchange(method, url, "", status, "OK", headers, "a" * 64)
+
+    assert recording.downloaded(made("https://h.example.invalid/m.bin"))
+    assert not recording.downloaded(made("https://h.example.invalid/m.bin", status=206))
+    assert not recording.downloaded(made("https://h.example.invalid/m.bin", headers=(("Content-Encoding", "gzip"),)))
+    assert not recording.downloaded(made("https://h.example.invalid/r.git/info/refs?service=git-upload-pack"))
+    assert not recording.downloaded(made("https://h.example.invalid/r.git/git-upload-pack", method="POST"))
