@@ -48,7 +48,7 @@ from .store import Layout, copy_stream_hashed, fsync_dir
 # 3: an SBOM member (its sha256 in the manifest's "sbom") and a signature member.
 # 4: captures keep a folder per platform under each key (files/apt/<base>/linux_arm64/...);
 # setup moves an older bundle's flat keys under the one platform it was made for.
-FORMAT_VERSION = 5  # 5: files/replay/ (the replay capture's recordings), which a tool before it refuses
+FORMAT_VERSION = 5  # 5: files/replay/ (recordings), which a tool before it refuses (written only with them)
 MANIFEST = "manifest.json"
 MANIFEST_SUM = "manifest.json.sha256"
 SIGNATURE = "manifest.json.minisig"

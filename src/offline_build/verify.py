@@ -39,7 +39,6 @@ from .airgap import (
 )
 from .build import BuildOutcome, build, plan_offline_builds
 from .captures.replay import REPLAY
-from .recording import recorded
 from .captures.apt import ARCHIVES, LISTS, UPDATE, to_true
 from .captures.lang import MOUNTS
 from .config import CacheOptions, Project
@@ -146,7 +145,7 @@ def dry_run(project: Project, bundle_path: Path | None, docker: DockerClient, co
     folder = project.cache_dir / ".work" / "verify-<scratch>"
     scratch = replace(project, cache_dir=folder, cache=CacheOptions(), apt=replace(project.apt, dir=folder / "apt-lists"))
     found = targets(project, project.apt.dir)
-    network = claims.manifest.network or "default"
+    network = probe_network(claims.manifest) or "default"
     say = partial(console.print, markup=False, highlight=False)
     say("# 1. the engine must be empty: no build cache record, none of this project's images "
         f"({', '.join(image_tag(project, s) for s in project.services.values())}); else refused")
@@ -200,11 +199,14 @@ def _airtightness(scratch: Project, manifest: bundle.Manifest, caps: Capabilitie
     base, tag = next(iter(manifest.base_images.items()))
     contexts = {base: f"oci-layout://{scratch.store}:{tag}"} if caps.oci_layout_context else {}
     found = targets(scratch, scratch.apt.dir)
-    # Replayed steps run with --network=host (to reach the replay proxy): then that is the mode to measure.
-    replays = REPLAY.folder(scratch)
-    replayed = replays.is_dir() and any(recorded(p) for p in replays.iterdir())
-    network = "host" if replayed else manifest.network or None
-    return probe(docker, base, contexts, found, network, work, scratch.builder.named)
+    return probe(docker, base, contexts, found, probe_network(manifest), work, scratch.builder.named)
+
+
+def probe_network(manifest: bundle.Manifest) -> str | None:
+    """The network mode the probe measures: the bundle's, or host when it carries recordings (replayed steps run
+    with --network=host, to reach the replay proxy)."""
+    replayed = any(f.path.startswith(f"files/{REPLAY.name}/") for f in manifest.files)
+    return "host" if replayed else manifest.network or None
 
 
 def _tags(docker: DockerClient) -> set[str]:

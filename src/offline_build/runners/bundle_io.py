@@ -12,11 +12,12 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from .. import bundle, cachekeys, packing, proof, sbom, signing
+from ..capture_names import REPLAY
 from ..captures import place
 from ..captures.base import platform_dir
 from ..engine import arch, engine_platforms, runs_platform
@@ -28,6 +29,12 @@ from . import Runtime, bar
 RESOURCES = "files/resources"  # placed file by file; every other folder is a capture's
 
 
+def _format_of(names: Iterable[str]) -> int:
+    """The oldest format that holds these members: 5 only with recordings (files/replay/), so that a site whose
+    tool predates the replay capture still reads a bundle that carries none."""
+    return bundle.FORMAT_VERSION if any(n.startswith(f"files/{REPLAY}/") for n in names) else 4
+
+
 def pack(rt: Runtime, step: Pack) -> dict[str, Any]:
     """Write the bundle, each file hashed as it is written (one read per byte, see :mod:`..packing`)."""
     members = bundle.collect(step.cache_dir, dict(step.folders))
@@ -35,7 +42,7 @@ def pack(rt: Runtime, step: Pack) -> dict[str, Any]:
     if step.manifest is None:
         raise StepError(step.title, "no manifest for the bundle")
     manifest = bundle.Manifest(**step.manifest.resolve(set(Layout(step.store).tags())),
-                               created=bundle.now())
+                               created=bundle.now(), format_version=_format_of(name for name, _ in members))
     base = None
     if step.since:
         base, base_sha = bundle.load_manifest(step.since)
