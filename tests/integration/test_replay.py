@@ -206,6 +206,13 @@ def test_the_bundle_carries_the_recording_and_the_site_rebuilds_from_it(
     assert "fix: export again (offline.export --since <the last bundle>" in failed.stderr, failed.stderr
     assert "Traceback" not in failed.stderr and internet.requests[before:] == []
 
+    # The same request from a step that goes on after it (curl without -f): the build still fails, named.
+    dockerfile.write_text(dockerfile.read_text().replace("curl -fsS ", "curl -sS "))
+    went_on = in_airgap(site, host, "offline.build", check=False)
+    assert went_on.returncode != 0, went_on.stdout
+    assert "the build finished, but a replayed step was answered 502 (not recorded) and went on" in went_on.stderr
+    assert f"GET {internet.url}/files/extra.bin was not recorded at export" in went_on.stderr, went_on.stderr
+
 
 def test_a_site_process_outside_the_engines_network_is_told_so(engines: dict[str, str], exported: Path,
                                                                 tmp_path: Path) -> None:
