@@ -52,6 +52,9 @@ class SigningOptions:
     trusted_keys: tuple[Path, ...] = ()
 
 
+PASSWORD_ENV = "OFFLINE_BUILD_KEY_PASSWORD"  # unlocks an encrypted secret key where nobody can type
+
+
 @dataclass(frozen=True)
 class AptOptions:
     enabled: bool

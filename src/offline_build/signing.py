@@ -27,9 +27,9 @@ import minisign
 
 from . import bundle
 from .errors import OfflineBuildError
+from .model import PASSWORD_ENV
 from .store import fsync_dir
 
-PASSWORD_ENV = "OFFLINE_BUILD_KEY_PASSWORD"  # unlocks an encrypted secret key where nobody can type
 
 
 class SigningError(OfflineBuildError):

@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import errno
 import functools
+import importlib
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from typing import TYPE_CHECKING
+
 from invoke import Context, Exit
-from python_on_whales.client_config import ClientNotFoundError
-from rich.console import Console
 
 from ..config import Overrides, Project, load
-from ..engine import client
 from ..errors import OfflineBuildError
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Later:
+    """A module imported on first use. Every command builds the whole task tree (``--list``, ``--help``, tab
+    completion too), and the workflows behind the tasks (python-on-whales, rich, the SBOM library) take most of
+    a start: a task loads them when it runs."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
 
 # Help lines for the flags most tasks take; invoke shows them in --help.
 COMMON_HELP = {
@@ -48,7 +64,7 @@ def clean_exit(body: F) -> F:
             raise Exit(f"offline-build: error: {exc}", code=exc.exit_code) from None
         except KeyboardInterrupt:
             raise Exit("offline-build: interrupted; nothing was left half-written", code=130) from None
-        except ClientNotFoundError:
+        except _client_not_found():
             # python-on-whales looks for the binary only on first use, wherever that is.
             raise Exit("offline-build: error: the docker command is not on PATH\n"
                        "  fix: install the Docker CLI with its buildx plugin (Debian: docker.io and docker-buildx), "
@@ -59,6 +75,16 @@ def clean_exit(body: F) -> F:
             raise Exit(os_error_message(exc), code=1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _client_not_found() -> type[Exception]:
+    """python-on-whales' error for a missing docker command, once a task has loaded it (else none can occur)."""
+    loaded = sys.modules.get("python_on_whales.client_config")
+    return loaded.ClientNotFoundError if loaded else _NeverRaised
+
+
+class _NeverRaised(Exception):
+    pass
 
 
 # The fix for a file system refusal, by errno; the path itself is named beside it.
@@ -106,6 +132,8 @@ def console() -> Console:
     rich falls back to 80 columns off a terminal (or takes the width of a
     terminal on stdin or stderr). ``COLUMNS`` still wins when set.
     """
+    from rich.console import Console
+
     out = Console(highlight=False)
     if not out.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
         out.width = UNWRAPPED
@@ -113,4 +141,6 @@ def console() -> Console:
 
 
 def docker(host: str | None):  # noqa: ANN201 (python-on-whales' client type)
+    from ..engine import client
+
     return client(host)

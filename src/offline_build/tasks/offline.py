@@ -7,28 +7,17 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection, Context, Exit, task
-from python_on_whales import DockerClient
-from rich.console import Console
 
-from .. import build as building
-from .. import bundle as bundle_mod
-from .. import diagnose as diagnosis
-from .. import export as exporting
-from .. import lint as lint_mod
-from .. import makefile, preinstall, report, signing
-from .. import prune as pruning
-from .. import sbom as sbom_mod
-from .. import setup as restoring
-from .. import verify as verifying
 from ..config import Project
-from ..engine import buildx_version
 from ..errors import ConfigError, OfflineBuildError
-from ..inputs import lint_project
+from ..model import PASSWORD_ENV
 from .common import (
     BUILD_FLAGS,
     COMMON_HELP,
+    Later,
     clean_exit,
     console,
     docker,
@@ -36,6 +25,27 @@ from .common import (
     project,
 )
 from .service import collection as service_collection
+
+if TYPE_CHECKING:
+    from python_on_whales import DockerClient
+    from rich.console import Console
+
+# The workflows, loaded when a task runs (see Later).
+building = Later("offline_build.build")
+bundle_mod = Later("offline_build.bundle")
+diagnosis = Later("offline_build.diagnose")
+exporting = Later("offline_build.export")
+lint_mod = Later("offline_build.lint")
+makefile = Later("offline_build.makefile")
+preinstall = Later("offline_build.preinstall")
+report = Later("offline_build.report")
+signing = Later("offline_build.signing")
+pruning = Later("offline_build.prune")
+sbom_mod = Later("offline_build.sbom")
+restoring = Later("offline_build.setup")
+verifying = Later("offline_build.verify")
+engine = Later("offline_build.engine")
+inputs = Later("offline_build.inputs")
 
 
 @task(auto_shortflags=False, help=helps(
@@ -45,7 +55,7 @@ from .service import collection as service_collection
     verify_edits="then prove the edit loop (as offline.verify --edits does) on the engine given as --verify-host",
     verify_host="the engine for --verify-edits: one with no network and none of this project's build cache",
     sign="sign the bundle with this minisign secret key (default: offline.yaml's signing.key; encrypted keys "
-         f"read their password from {signing.PASSWORD_ENV} or the terminal)"))
+         f"read their password from {PASSWORD_ENV} or the terminal)"))
 @clean_exit
 def export(c: Context, dry_run: bool = False, host: str | None = None, version: str | None = None,
            cache_dir: str | None = None, platform: str | None = None, strict: bool = False,
@@ -153,7 +163,7 @@ def lint_findings(c: Context, paths: list[Path], cache_dir: str | None) -> list[
     """With a project, lint knows what it captures and carries; a file given outside one is linted bare."""
     config = Path(c.config.offline_build.config)
     if config.exists():
-        return lint_project(project(c, None, cache_dir), paths or None)
+        return inputs.lint_project(project(c, None, cache_dir), paths or None)
     if not paths:
         raise ConfigError("no project file here: without --path, offline.lint checks the services' Dockerfiles",
                           path=config, hint="lint a file with --path FILE, or run this beside offline.yaml "
@@ -294,7 +304,7 @@ def bake(c: Context, output: str | None = None, dry_run: bool = False, cache_dir
     out = console()
     out.print(f"wrote {path}")
     # Only a network mode can be dropped; without one, no need to ask for buildx at all.
-    warning = bake_mod.network_warning(proj, buildx_version(docker(None))) if proj.network else None
+    warning = bake_mod.network_warning(proj, engine.buildx_version(docker(None))) if proj.network else None
     if warning:
         out.print(f"[yellow]warning:[/] {warning}")
 
@@ -320,7 +330,7 @@ def makefile_(c: Context, output: str | None = None, runner: str = "offline-buil
 @task(auto_shortflags=False, help={
     "key": "where to write the secret key (default: ~/.minisign/offline-build.key, outside every project); "
            "the public key goes beside it (.pub)",
-    "encrypt": f"protect the secret key with a password (from {signing.PASSWORD_ENV}, or asked twice)"})
+    "encrypt": f"protect the secret key with a password (from {PASSWORD_ENV}, or asked twice)"})
 @clean_exit
 def keygen(c: Context, key: str = "~/.minisign/offline-build.key", encrypt: bool = False) -> None:
     """Make a minisign key pair for signing bundles (export --sign KEY; setup trusts KEY's .pub)."""

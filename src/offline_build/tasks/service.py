@@ -6,10 +6,12 @@ import time
 
 from invoke import Collection, Context, Task
 
-from .. import build as building
-from .. import export as exporting
-from .. import report
-from .common import BUILD_FLAGS, clean_exit, console, docker, helps, project
+from .common import BUILD_FLAGS, Later, clean_exit, console, docker, helps, project
+
+# The workflows, loaded when a task runs (see Later).
+building = Later("offline_build.build")
+exporting = Later("offline_build.export")
+report = Later("offline_build.report")
 
 
 def collection(name: str) -> Collection:
