@@ -45,7 +45,8 @@ QUIET = Console(quiet=True)
 DEPS_SECTION = "## Language dependency captures"
 # Written by the other scripts, after bench.py's own: kept when bench.py rewrites the file.
 KEPT_SECTIONS = (DEPS_SECTION, "### Maven and Go captures", "### The edit proof", "## Growth with bundle size",
-                 "## Emulated platforms", "## uv capture size", "## Replay capture: cost of recording")
+                 "## Emulated platforms", "## uv capture size", "## Replay capture: cost of recording",
+                 "## Start-up")
 
 
 def harness(*args: str) -> str:
