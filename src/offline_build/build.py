@@ -20,11 +20,12 @@ from .config import Project, Service
 from .edits import EDIT_ARG, edited
 from .engine import Capabilities, arch, native_platform, probe_engine
 from .executor import Executor, StepResult
+from .files import create_ignored
 from .inputs import Inputs, inputs, pick, variant_steps
 from .plan import base_tag, build_platforms, cache_tag, classic_cache_image, ensure_builder, image_tag, offline_build
 from .state import bundle_network
 from .steps import Build, ClassicBuild, EnsureBuilder, OfflineBuild, Plan, Step, WriteFile
-from .store import Layout, create_ignored
+from .store import Layout
 
 
 @dataclass(frozen=True)

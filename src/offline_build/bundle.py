@@ -38,14 +38,14 @@ from typing import Any, BinaryIO
 
 from . import __version__
 from .capture_names import CAPTURES  # the folders a bundle may carry under files/: each capture's, and resources
+from .files import copy_stream_hashed, fsync_dir
 from .parts import PARTS, open_parts, parts_folder
 from .parts import BundleError as BundleError  # re-exported: callers catch bundle.BundleError
 from .parts import parse_size as parse_size  # re-exported: export's --split-size
 from .parts import split as split  # re-exported: the executor's Pack step
-from .store import Layout, copy_stream_hashed, fsync_dir
+from .store import Layout
 
-# 2: a file whose bytes another file in the bundle already has is packed once (still listed twice).
-# 3: an SBOM member (its sha256 in the manifest's "sbom") and a signature member.
+# 2: a file whose bytes another file already has is packed once (listed twice); 3: SBOM and signature members.
 # 4: captures keep a folder per platform under each key (files/apt/<base>/linux_arm64/...);
 # setup moves an older bundle's flat keys under the one platform it was made for.
 FORMAT_VERSION = 5  # 5: files/replay/ (recordings), which a tool before it refuses (written only with them)

@@ -19,7 +19,8 @@ import hashlib
 import json
 from typing import Any
 
-from .store import INDEX_TYPES, Descriptor, Layout, write_atomic
+from .files import write_atomic
+from .store import INDEX_TYPES, Descriptor, Layout
 
 CACHE_CONFIG = "application/vnd.buildkit.cacheconfig.v0"
 

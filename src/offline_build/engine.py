@@ -20,7 +20,7 @@ from python_on_whales.components.system.models import SystemInfo
 from python_on_whales.exceptions import DockerException
 
 from .errors import EngineError
-from .store import create_ignored, write_atomic
+from .files import create_ignored, write_atomic
 
 if TYPE_CHECKING:
     from .config import Project

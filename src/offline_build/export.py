@@ -28,6 +28,7 @@ from .build import classic_step
 from .engine import arch, probe_engine
 from .errors import EngineError, OfflineBuildError
 from .executor import Executor
+from .files import sha256_file
 from .inputs import (
     Inputs,
     all_bases,
@@ -44,7 +45,6 @@ from .preinstall import apt_union, preinstall_steps
 from .signing import Signer
 from .state import lock
 from .steps import FetchResource, ManifestDraft, MergeCache, Pack, Plan, SaveImages, Step
-from .store import sha256_file
 
 
 def export_plan(project: Project, services: list[Service], today: date | None = None,

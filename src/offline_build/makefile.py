@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import Project
-from .store import write_atomic
+from .files import write_atomic
 
 # make target -> task, for the project-wide targets the seed has.
 PROJECT_TARGETS = {

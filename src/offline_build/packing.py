@@ -44,8 +44,8 @@ from .bundle import (
     atomic_output,
     manifest_sum,
 )
+from .files import sha256_file
 from .signing import Signer
-from .store import sha256_file
 
 _STAND_IN = "0" * 64
 _ALWAYS = ("oci-layout", "index.json")  # a delta carries them whatever its base held

@@ -19,7 +19,7 @@ import tarfile
 from pathlib import Path
 
 from .errors import OfflineBuildError
-from .store import CHUNK, fsync_dir, sha256_file, write_atomic
+from .files import CHUNK, fsync_dir, sha256_file, write_atomic
 
 
 class BundleError(OfflineBuildError):

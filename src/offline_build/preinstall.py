@@ -19,10 +19,10 @@ from .captures.base import PLATFORM_ARGS, PLATFORM_DIR
 from .captures.lang import LangCapture
 from .config import Project
 from .executor import Executor, check_engine
+from .files import create_ignored
 from .inputs import Inputs, captures_image, inputs, preinstalled_image
 from .plan import slug
 from .steps import Build, Plan, SaveImages, Step, WriteFile
-from .store import create_ignored
 
 
 def apt_union(everyone: list[Inputs]) -> dict:  # type: ignore[type-arg]

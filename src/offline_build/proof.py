@@ -25,9 +25,9 @@ from typing import Any, Protocol
 from . import __version__, bundle, signing
 from .config import Project
 from .errors import OfflineBuildError
+from .files import write_atomic
 from .parts import parts_folder
 from .state import record_proof
-from .store import write_atomic
 
 FORMAT = 1
 SUFFIX = ".proof.json"

@@ -27,8 +27,8 @@ import minisign
 
 from . import bundle
 from .errors import OfflineBuildError
+from .files import fsync_dir
 from .model import PASSWORD_ENV
-from .store import fsync_dir
 
 
 

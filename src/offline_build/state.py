@@ -12,7 +12,7 @@ from filelock import FileLock, Timeout
 
 from .config import Project
 from .errors import OfflineBuildError
-from .store import create_ignored, write_atomic
+from .files import create_ignored, write_atomic
 
 
 @contextmanager

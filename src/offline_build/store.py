@@ -10,18 +10,17 @@ stored once. Entries in ``index.json`` are told apart by their
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from .errors import OfflineBuildError
+from .files import copy_hashed, fsync_dir, fsync_path, sha256_file, write_atomic
 
 REF_NAME = "org.opencontainers.image.ref.name"
 IMAGE_NAME = "io.containerd.image.name"
@@ -34,91 +33,10 @@ MANIFEST_TYPES = {
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 }
-CHUNK = 1 << 20
 
 
 class StoreError(OfflineBuildError):
     """The store is missing something or holds something broken."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def create_ignored(folder: Path) -> None:
-    """Create *folder* (and its parents) with a ``.gitignore`` of ``*``, unless it exists already.
-
-    The cache folder and the APT captures are the tool's output, megabytes
-    to gigabytes that must never be committed; a folder the user made is left as it is.
-    Bundles never carry the file: top-level dot files of capture folders are left out.
-    """
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        folder.mkdir()
-    except FileExistsError:
-        return
-    write_atomic(folder / ".gitignore", b"*\n")
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make the names in *folder* durable: a rename is only on disk once its folder is synced."""
-    _fsync(folder, os.O_DIRECTORY)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write *data* so that *path* holds either the old or the new content, never half.
-
-    The one way the tool writes a file: a temporary file of its own name in
-    the same folder (so two writers never share one, and the rename stays on
-    one file system), synced, renamed over *path*, and the folder synced, so
-    a crash or Ctrl-C at any point leaves the old file or the new one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from the builds that read it
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def copy_hashed(source: Path, target: Path) -> str:
-    """Copy *source* to a new file *target*, hashing the bytes as they are written; their sha256.
-
-    One read per byte: the check and the copy are the same pass.
-    """
-    with source.open("rb") as src:
-        return copy_stream_hashed(src, target)
-
-
-def copy_stream_hashed(source: BinaryIO, target: Path) -> str:
-    """:func:`copy_hashed` from an open stream (a pipe, a tar member): written, synced, hashed once."""
-    digest = hashlib.sha256()
-    with target.open("xb") as out:
-        while chunk := source.read(CHUNK):
-            digest.update(chunk)
-            out.write(chunk)
-        out.flush()
-        os.fsync(out.fileno())
-    return digest.hexdigest()
-
-
-def _fsync(path: Path, flags: int = 0) -> None:
-    fd = os.open(path, os.O_RDONLY | flags)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _check_digest(actual: str, digest: str, source: Path) -> None:
@@ -265,7 +183,7 @@ class Layout:
         try:
             if move:
                 _check_digest(sha256 or sha256_file(source), digest, source)
-                _fsync(source)  # its bytes on disk before a name in the store promises them
+                fsync_path(source)  # its bytes on disk before a name in the store promises them
                 os.replace(source, tmp)
             else:
                 _check_digest(copy_hashed(source, tmp), digest, source)

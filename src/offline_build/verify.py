@@ -47,12 +47,12 @@ from .edits import nonce
 from .engine import Capabilities, engine_message, engine_platforms, probe_engine, runs_platform
 from .errors import EngineError, OfflineBuildError
 from .executor import Executor, check_engine
+from .files import create_ignored
 from .inputs import pick
 from .plan import image_tag
 from .setup import load_steps, setup_plan, unpack
 from .signing import Signer
 from .steps import Plan
-from .store import create_ignored
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from rich.console import Console
 from offline_build import bundle, packing
 from offline_build.config import Project, load
 from offline_build.setup import unpack
-from offline_build.store import CHUNK, Layout
+from offline_build.files import CHUNK
+from offline_build.store import Layout
 from tests.unit import oci, twopass
 
 SAFE = "the bundle is not safe to extract"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from offline_build import store
+from offline_build import files, store
 from offline_build.store import IMAGE_NAME, Layout, StoreError, misnamed
 from tests.unit import oci
 
@@ -159,22 +159,22 @@ def test_write_atomic_never_shows_a_reader_half_a_file(tmp_path: Path, monkeypat
     path = tmp_path / "state.json"
     path.write_bytes(b"old content")
     seen: list[bytes] = []
-    real_fsync = store.os.fsync
+    real_fsync = files.os.fsync
 
     def reader_looks(fd: int) -> None:  # called once the new bytes are written, before the rename
         seen.append(path.read_bytes())
         real_fsync(fd)
 
-    monkeypatch.setattr(store.os, "fsync", reader_looks)
-    store.write_atomic(path, b"new content, longer than the old")
+    monkeypatch.setattr(files.os, "fsync", reader_looks)
+    files.write_atomic(path, b"new content, longer than the old")
     assert seen[0] == b"old content"
     assert path.read_bytes() == b"new content, longer than the old"
 
     def disk_fails(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(store.os, "fsync", disk_fails)
+    monkeypatch.setattr(files.os, "fsync", disk_fails)
     with pytest.raises(OSError, match="Input/output error"):
-        store.write_atomic(path, b"never seen")
+        files.write_atomic(path, b"never seen")
     assert path.read_bytes() == b"new content, longer than the old"
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temporary left behind

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from offline_build import store
+from offline_build import files
 from offline_build.store import IMAGE_NAME, REF_NAME, Descriptor, Layout, StoreError, misnamed
 from tests.unit import oci
 
@@ -193,10 +193,10 @@ def test_misnamed_looks_past_a_missing_blob(tmp_path: Path) -> None:
 def test_files_the_tool_writes_are_plain_readable_files_in_new_folders(tmp_path: Path) -> None:
     """State files and generated Dockerfiles are build context: their mode is part of BuildKit's cache key."""
     path = tmp_path / "a" / "b" / "state.json"
-    store.write_atomic(path, b"{}")
+    files.write_atomic(path, b"{}")
     assert path.read_bytes() == b"{}" and stat.S_IMODE(path.stat().st_mode) == 0o644
     folder = tmp_path / "x" / "y" / "cache"
-    store.create_ignored(folder)
+    files.create_ignored(folder)
     assert (folder / ".gitignore").read_text() == "*\n"
 
 
@@ -204,7 +204,7 @@ def test_a_write_never_depends_on_the_systems_temporary_folder(tmp_path: Path, m
                                                                 ) -> None:
     """The temporary file sits beside its target: one file system (so the rename is atomic), whatever TMPDIR is."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no such folder"))
-    store.write_atomic(tmp_path / "state.json", b"new")
+    files.write_atomic(tmp_path / "state.json", b"new")
     assert (tmp_path / "state.json").read_bytes() == b"new"
 
 

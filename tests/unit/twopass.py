@@ -6,7 +6,7 @@ must equal byte for byte, and to build bundles with hand-made manifests
 
 A reference that shares code with what it checks mirrors that code's bugs, so
 nothing here comes from the writer under test (``tarstream``,
-``bundle.manifest_sum``, ``bundle.atomic_output``, ``store.sha256_file``): the
+``bundle.manifest_sum``, ``bundle.atomic_output``, ``files.sha256_file``): the
 archive is written by :mod:`tarfile`, every digest by :mod:`hashlib`, and the
 format is spelled out here as ``bundle.py`` documents it:
 

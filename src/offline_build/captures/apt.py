@@ -32,9 +32,9 @@ from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
 from ..engine import engine_message, native_platform, runs_platform
 from ..errors import StepError
+from ..files import create_ignored
 from ..plan import slug
 from ..steps import Step
-from ..store import create_ignored
 from .base import (
     BUILD_PLATFORM,
     PLATFORM_DIR,

@@ -11,8 +11,8 @@ from typing import Any, Protocol
 from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
 from ..engine import normal_platform
+from ..files import create_ignored, sha256_file
 from ..steps import Step
-from ..store import create_ignored, sha256_file
 
 
 @dataclass(frozen=True)

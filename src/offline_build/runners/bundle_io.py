@@ -22,8 +22,9 @@ from ..captures import place
 from ..captures.base import platform_dir
 from ..engine import arch, engine_platforms, runs_platform
 from ..errors import StepError
+from ..files import copy_hashed, fsync_dir, sha256_file, write_atomic
 from ..steps import DropBlobs, MergeCache, Pack, Unpack, WriteFile
-from ..store import Layout, copy_hashed, fsync_dir, sha256_file, write_atomic
+from ..store import Layout
 from . import Runtime, bar
 
 RESOURCES = "files/resources"  # placed file by file; every other folder is a capture's

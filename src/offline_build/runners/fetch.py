@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StepError
+from ..files import fsync_dir, sha256_file
 from ..retry import retrying
 from ..steps import FetchResource
-from ..store import fsync_dir, sha256_file
 from . import Runtime
 
 

@@ -23,18 +23,10 @@ from python_on_whales.exceptions import DockerException
 from .. import tarstream
 from ..engine import arch, engine_message, image_present, runs_platform
 from ..errors import EngineError, OfflineBuildError, StepError
+from ..files import copy_stream_hashed
 from ..plan import base_tag, full_name
 from ..steps import LoadImages, SaveImages
-from ..store import (
-    IMAGE_NAME,
-    INDEX_TYPES,
-    REF_NAME,
-    Descriptor,
-    Layout,
-    StoreError,
-    copy_stream_hashed,
-    image_platforms,
-)
+from ..store import IMAGE_NAME, INDEX_TYPES, REF_NAME, Descriptor, Layout, StoreError, image_platforms
 from . import Runtime
 
 # What read_saved keeps of a docker save archive: the OCI layout, nothing else.

@@ -287,7 +287,7 @@ def bake(c: Context, output: str | None = None, dry_run: bool = False, cache_dir
          version: str | None = None) -> None:
     """Write docker-bake.json: every service as a bake target with the same inputs offline-build uses."""
     from .. import bake as bake_mod
-    from ..store import create_ignored, write_atomic
+    from ..files import create_ignored, write_atomic
 
     proj = project(c, version, cache_dir)
     text = bake_mod.render(proj)
@@ -355,7 +355,7 @@ def sbom(c: Context, bundle: str | None = None, output: str | None = None, cache
     proj = project(c, None, cache_dir)
     raw, where = sbom_mod.of_bundle(proj.cache_dir, Path(bundle) if bundle else None)
     if output:
-        from ..store import write_atomic
+        from ..files import write_atomic
 
         try:
             write_atomic(Path(output), raw)
@@ -377,7 +377,7 @@ def init_(c: Context, root: str = ".", output: str | None = None, force: bool = 
     """Write a first offline.yaml from the repository's Dockerfiles and compose files; never overwrites unasked."""
     from .. import init as init_mod
     from ..config import DEFAULT_FILE
-    from ..store import write_atomic
+    from ..files import write_atomic
 
     path = Path(output).absolute() if output else Path(root).absolute() / DEFAULT_FILE
     if not dry_run:
