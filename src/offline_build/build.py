@@ -18,11 +18,12 @@ from rich.console import Console
 from .backends import check_backend
 from .config import Project, Service
 from .edits import EDIT_ARG, edited
-from .engine import Capabilities, arch, native_platform, probe_engine
+from .engine import Capabilities, native_platform, probe_engine
 from .executor import Executor, StepResult
 from .files import create_ignored
 from .inputs import Inputs, inputs, pick, variant_steps
 from .plan import base_tag, build_platforms, cache_tag, classic_cache_image, ensure_builder, image_tag, offline_build
+from .platforms import arch
 from .state import bundle_network
 from .steps import Build, ClassicBuild, EnsureBuilder, OfflineBuild, Plan, Step, WriteFile
 from .store import Layout

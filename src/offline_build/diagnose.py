@@ -21,10 +21,11 @@ from rich.table import Table
 from . import bundle, sbom, signing
 from . import proof as proofs
 from .config import Project
-from .engine import Capabilities, engine_platforms, image_present, native_platform, probe_engine, runs_platform
+from .engine import Capabilities, engine_platforms, image_present, native_platform, probe_engine
 from .errors import OfflineBuildError
 from .inputs import service_bases
 from .plan import base_tag, build_platforms, cache_tag
+from .platforms import runs_platform
 from .report import human_size, shown
 from .state import proofs_of, restored_bundle
 from .store import Layout, StoreError, misnamed

@@ -21,6 +21,7 @@ from python_on_whales.exceptions import DockerException
 
 from .errors import EngineError
 from .files import create_ignored, write_atomic
+from .platforms import ARCHES, arch
 
 if TYPE_CHECKING:
     from .config import Project
@@ -301,13 +302,6 @@ def _empty_image_layout(root: Path) -> None:
     }).encode())
 
 
-def arch() -> str:
-    import platform
-
-    machine = platform.machine().lower()
-    return ARCHES.get(machine, machine).split("/")[0]  # the OCI architecture, without a variant
-
-
 def image_present(docker: DockerClient, ref: str) -> bool:
     """Is *ref* in the engine? Only the engine's "no such image" is a no; any other failure is an error.
 
@@ -323,10 +317,6 @@ def image_present(docker: DockerClient, ref: str) -> bool:
                           "start the engine, or point --host / DOCKER_HOST at one")
     raise EngineError(f"cannot tell whether {ref} is in the engine: {words}",
                       "check the image name; if the engine is busy or restarting, run this again")
-
-
-ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7", "i686": "386", "ppc64le": "ppc64le",
-          "s390x": "s390x", "riscv64": "riscv64"}
 
 
 def engine_platforms(docker: DockerClient, info: SystemInfo | None = None) -> tuple[str, ...]:
@@ -350,26 +340,6 @@ def native_platform(docker: DockerClient, info: SystemInfo | None = None) -> str
     info = info or engine_info(docker)
     arch = ARCHES.get((info.architecture or "").lower(), (info.architecture or "").lower())
     return f"{info.os_type or 'linux'}/{arch}"
-
-
-def runs_platform(wanted: str, available: tuple[str, ...]) -> bool:
-    """Can a builder listing *available* run *wanted*? ``linux/amd64/v2`` covers ``linux/amd64``.
-
-    A wanted variant needs that variant listed (``linux/arm/v7``); a wanted
-    plain ``os/arch`` is met by any variant of it. ``arm64/v8`` is plain
-    ``arm64``: the OCI spec makes v8 arm64's only variant, and engines write it either way.
-    """
-    wanted = normal_platform(wanted)
-    for have in map(normal_platform, available):
-        if have == wanted or (wanted.count("/") == 1 and have.startswith(wanted + "/")):
-            return True
-    return False
-
-
-def normal_platform(text: str) -> str:
-    """A platform as compared and named here: lowercase, ``arm64/v8`` as plain ``arm64``."""
-    text = text.strip().lower()
-    return text.removesuffix("/v8") if text.endswith("arm64/v8") else text
 
 
 # --- the probe cache: what each engine can do, remembered per engine -------------

@@ -25,7 +25,7 @@ from .captures.lang import LangCapture, capture_build
 from .captures.replay import REPLAY
 from .config import Project, Service
 from .build import classic_step
-from .engine import arch, probe_engine
+from .engine import probe_engine
 from .errors import EngineError, OfflineBuildError
 from .executor import Executor
 from .files import sha256_file
@@ -41,6 +41,7 @@ from .inputs import (
     variant_steps,
 )
 from .plan import base_tag, bundle_name, cache_tag, classic_cache_image, ensure_builder, online_build
+from .platforms import arch
 from .preinstall import apt_union, preinstall_steps
 from .signing import Signer
 from .state import lock

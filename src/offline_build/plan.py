@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from .config import BuilderOptions, CacheOptions, Project, Service
-from .engine import runs_platform
+from .platforms import runs_platform
 from .steps import Build, EnsureBuilder
 
 

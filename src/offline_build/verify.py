@@ -44,12 +44,13 @@ from .captures.lang import MOUNTS
 from .config import CacheOptions, Project
 from .dockerfile import parse
 from .edits import nonce
-from .engine import Capabilities, engine_message, engine_platforms, probe_engine, runs_platform
+from .engine import Capabilities, engine_message, engine_platforms, probe_engine
 from .errors import EngineError, OfflineBuildError
 from .executor import Executor, check_engine
 from .files import create_ignored
 from .inputs import pick
 from .plan import image_tag
+from .platforms import runs_platform
 from .setup import load_steps, setup_plan, unpack
 from .signing import Signer
 from .steps import Plan

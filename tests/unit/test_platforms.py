@@ -14,7 +14,8 @@ from offline_build.build import plan_offline_builds
 from offline_build.captures.apt import CaptureApt, capture_platforms
 from offline_build.config import Overrides, Project, load
 from offline_build.diagnose import platforms_check
-from offline_build.engine import engine_platforms, runs_platform
+from offline_build.engine import engine_platforms
+from offline_build.platforms import runs_platform
 from offline_build.errors import StepError
 from offline_build.export import export_plan
 from offline_build.plan import build_platforms

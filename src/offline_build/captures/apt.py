@@ -30,10 +30,11 @@ from .. import capture_names as names
 from .. import apt as parse
 from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
-from ..engine import engine_message, native_platform, runs_platform
+from ..engine import engine_message, native_platform
 from ..errors import StepError
 from ..files import create_ignored
 from ..plan import slug
+from ..platforms import runs_platform
 from ..steps import Step
 from .base import (
     BUILD_PLATFORM,

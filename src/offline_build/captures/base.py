@@ -10,8 +10,8 @@ from typing import Any, Protocol
 
 from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
-from ..engine import normal_platform
 from ..files import create_ignored, sha256_file
+from ..platforms import normal_platform
 from ..steps import Step
 
 

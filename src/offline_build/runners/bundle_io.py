@@ -20,9 +20,10 @@ from .. import bundle, cachekeys, packing, proof, sbom, signing
 from ..capture_names import REPLAY
 from ..captures import place
 from ..captures.base import platform_dir
-from ..engine import arch, engine_platforms, runs_platform
+from ..engine import engine_platforms
 from ..errors import StepError
 from ..files import copy_hashed, fsync_dir, sha256_file, write_atomic
+from ..platforms import arch, runs_platform
 from ..steps import DropBlobs, MergeCache, Pack, Unpack, WriteFile
 from ..store import Layout
 from . import Runtime, bar

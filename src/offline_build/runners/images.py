@@ -21,10 +21,11 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from .. import tarstream
-from ..engine import arch, engine_message, image_present, runs_platform
+from ..engine import engine_message, image_present
 from ..errors import EngineError, OfflineBuildError, StepError
 from ..files import copy_stream_hashed
 from ..plan import base_tag, full_name
+from ..platforms import arch, runs_platform
 from ..steps import LoadImages, SaveImages
 from ..store import IMAGE_NAME, INDEX_TYPES, REF_NAME, Descriptor, Layout, StoreError, image_platforms
 from . import Runtime

@@ -1,0 +1,37 @@
+"""Platform names (``linux/arm64``), as this tool compares and names them: pure, no engine.
+
+The captures name their per-platform folders after them, plans choose what
+to build with them, and engine.py asks the engine which ones it runs.
+"""
+
+from __future__ import annotations
+
+ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7", "i686": "386", "ppc64le": "ppc64le",
+          "s390x": "s390x", "riscv64": "riscv64"}
+
+
+def arch() -> str:
+    import platform
+
+    machine = platform.machine().lower()
+    return ARCHES.get(machine, machine).split("/")[0]  # the OCI architecture, without a variant
+
+
+def runs_platform(wanted: str, available: tuple[str, ...]) -> bool:
+    """Can a builder listing *available* run *wanted*? ``linux/amd64/v2`` covers ``linux/amd64``.
+
+    A wanted variant needs that variant listed (``linux/arm/v7``); a wanted
+    plain ``os/arch`` is met by any variant of it. ``arm64/v8`` is plain
+    ``arm64``: the OCI spec makes v8 arm64's only variant, and engines write it either way.
+    """
+    wanted = normal_platform(wanted)
+    for have in map(normal_platform, available):
+        if have == wanted or (wanted.count("/") == 1 and have.startswith(wanted + "/")):
+            return True
+    return False
+
+
+def normal_platform(text: str) -> str:
+    """A platform as compared and named here: lowercase, ``arm64/v8`` as plain ``arm64``."""
+    text = text.strip().lower()
+    return text.removesuffix("/v8") if text.endswith("arm64/v8") else text
