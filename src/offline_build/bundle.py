@@ -219,7 +219,7 @@ def load_manifest(path: Path) -> tuple[Manifest, str]:
     return Manifest.from_json(raw, str(path)), hashlib.sha256(raw).hexdigest()
 
 
-def copies(manifest: Manifest, present: set[str]) -> dict[str, str]:
+def carried_elsewhere(manifest: Manifest, present: set[str]) -> dict[str, str]:
     """Manifest paths not in the archive whose bytes it carries under another path: path -> that path."""
     carried = {f.sha256: f.path for f in manifest.files if f.path in present}
     return {f.path: carried[f.sha256] for f in manifest.files if f.path not in present and f.sha256 in carried}
@@ -332,7 +332,7 @@ def read_manifest(tar: tarfile.TarFile, members: list[tarfile.TarInfo], where: s
     present = set(by_name) - set(META)
     if extra := sorted(present - listed):
         raise BundleError(f"{where}: {extra[0]} is not listed in the manifest", "the bundle was altered")
-    if (missing := sorted(listed - present - set(copies(manifest, present)))) and not manifest.extends:
+    if (missing := sorted(listed - present - set(carried_elsewhere(manifest, present)))) and not manifest.extends:
         raise BundleError(f"{where}: {missing[0]} is missing from the bundle",
                           "the copy is incomplete: copy it again")
     return manifest
@@ -412,7 +412,7 @@ def extract_verified(tar: tarfile.TarFile, members: list[tarfile.TarInfo], manif
         if progress:
             progress(size)
 
-    for path, source in copies(manifest, {m.name for m in members}).items():
+    for path, source in carried_elsewhere(manifest, {m.name for m in members}).items():
         target = dest / path
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(dest / source, target)  # verified above, under its first name

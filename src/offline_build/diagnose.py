@@ -26,7 +26,8 @@ from .errors import OfflineBuildError
 from .inputs import service_bases
 from .plan import base_tag, build_platforms, cache_tag
 from .platforms import runs_platform
-from .report import human_size, shown
+from .files import display_path
+from .report import human_size
 from .state import proofs_of, restored_bundle
 from .store import Layout, StoreError, misnamed
 
@@ -191,7 +192,7 @@ def _driver(docker: DockerClient) -> str:
 
 def _store(project: Project, deep: bool = True) -> list[Check]:
     layout = Layout(project.store)
-    where = shown(project.store, project.root)
+    where = display_path(project.store, project.root)
     if not layout.exists():
         return [Check("store", where, "fail", "no store: nothing has been set up here",
                       "run offline.setup with the bundle (or offline.export on the online machine)")]
@@ -262,7 +263,7 @@ def _bundle(project: Project, deep: bool) -> list[Check]:
         return [Check("bundle", "archive", "info", f"no build-cache-*.tar in {project.cache_dir}")]
     free = shutil.disk_usage(project.cache_dir).free
     need = path.stat().st_size
-    out = [Check("disk", shown(project.cache_dir, project.root), "ok" if free > need else "fail",
+    out = [Check("disk", display_path(project.cache_dir, project.root), "ok" if free > need else "fail",
                  f"{human_size(free)} free, setup needs up to {human_size(need)}",
                  "" if free > need else "free disk space or set CACHE_DIR to a larger disk")]
     out.append(_proof(project, path))
@@ -293,7 +294,7 @@ def _trust(project: Project, path: Path) -> list[Check]:
 
 def _signature(project: Project, path: Path, claims: bundle.Claims) -> Check:
     try:
-        verdict = signing.judge(claims, signing.load_trusted(project.signing.trusted_keys), path.name)
+        verdict = signing.claims_verdict(claims, signing.load_trusted(project.signing.trusted_keys), path.name)
     except signing.SigningError as exc:
         return Check("bundle", "signature", "fail", exc.message, exc.hint or "")
     fix = "" if verdict.state == "signed" else "sign it (offline.export --sign KEY) and trust the key here " \

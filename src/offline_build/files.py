@@ -94,3 +94,12 @@ def fsync_path(path: Path, flags: int = 0) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def display_path(path: Path, root: Path | None = None) -> str:
+    """A path as reports, tables and messages show it: relative to *root* (the project; by default the current
+    folder) when it is inside it, else as it is."""
+    try:
+        return str(Path(path).resolve().relative_to((root or Path.cwd()).resolve()))
+    except ValueError:
+        return str(path)

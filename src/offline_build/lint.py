@@ -17,6 +17,7 @@ from pathlib import Path
 from . import capture_names as names
 from .apt import edits_sources, parse_apt, pipelines, run_text, shell_join, simple_commands
 from .dockerfile import Dockerfile, Instruction, parse
+from .files import display_path
 from .pkgs import go_args, install_of
 from .variant import classic_variant
 
@@ -375,16 +376,8 @@ def _finding(df: Dockerfile, rule: str, line: int, column: int, raw: list[str], 
     """*hint* "" for a served step: there is nothing to fix, and the rule's fix would say otherwise."""
     spec = RULES[rule]
     shown = text if exact_text else (raw[line - 1].strip() if 0 < line <= len(raw) else text)
-    return Finding(rule, severity or spec.severity, _display(df.path), line, column, shown,
+    return Finding(rule, severity or spec.severity, display_path(df.path), line, column, shown,
                    message or spec.title, spec.hint if hint is None else hint)
-
-
-def _display(path: Path) -> str:
-    """Relative to the current folder when inside it, as compilers print paths."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def _column(raw: list[str], line: int, word: str) -> int:

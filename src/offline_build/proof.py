@@ -216,14 +216,14 @@ def read_proof(path: Path, manifest_sha256: str, trusted: tuple[Path, ...]) -> P
     keys = signing.load_trusted(trusted)
     try:
         # No key first: the signature's own key id, a stripped or swapped signature refused, nothing verified yet.
-        claimed = signing.check(raw, signature, (), where, proof.signed_by)
+        claimed = signing.verdict(raw, signature, (), where, proof.signed_by)
     except signing.SigningError as exc:
         raise ProofError(exc.message, exc.hint) from None
     by_id = {signing.key_id(k): k for k in keys}
     if claimed.state == "unsigned" or claimed.key_id not in by_id:
         return ProofClaim(proof, path, "claims", claimed.key_id, bool(keys))
     try:
-        signing.check(raw, signature, (by_id[claimed.key_id],), where, proof.signed_by)
+        signing.verdict(raw, signature, (by_id[claimed.key_id],), where, proof.signed_by)
     except signing.SigningError:
         raise ProofError(f"{where}: edited after signing (its signature by key {claimed.key_id} does not match it)",
                          "do not trust it: copy the proof and its .minisig again from the online machine, "

@@ -11,17 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from .build import BuildOutcome
+from .files import display_path
 from .setup import SetupReport
 from .verify import Measured, VerifyOutcome
-
-
-def shown(path: Path, root: Path | None = None) -> str:
-    """A path as people want it in a table: relative to the project when inside it."""
-    base = root or Path.cwd()
-    try:
-        return str(Path(path).resolve().relative_to(base.resolve()))
-    except ValueError:
-        return str(path)
 
 
 def human_size(n: float) -> str:
@@ -60,7 +52,7 @@ def export(console: Console, summary: dict[str, Any], seconds: float) -> None:
         table.add_row(f"files/{name}", f"{files} file(s), {human_size(size)}")
     table.add_row("blobs", str(summary["blobs"]))
     table.add_row("unique bytes", human_size(summary["unique_bytes"]))
-    table.add_row("bundle", shown(summary["output"]))
+    table.add_row("bundle", display_path(summary["output"]))
     table.add_row("bundle size", human_size(summary["size"]))
     if summary.get("sbom"):
         table.add_row("bill of materials", f"sbom.cdx.json: {summary['sbom']}")
@@ -76,7 +68,7 @@ def setup(console: Console, rep: SetupReport, seconds: float) -> None:
     table = Table(title="offline.setup", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
-    table.add_row("bundle", shown(rep.bundle))
+    table.add_row("bundle", display_path(rep.bundle))
     table.add_row("project / version", f"{rep.manifest.project} / {rep.manifest.version}")
     table.add_row("services", ", ".join(rep.manifest.services) or "none")
     if rep.manifest.platforms:  # offline.diagnose says which of them a build here makes

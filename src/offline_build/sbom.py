@@ -248,7 +248,7 @@ class _Listed:
 def _packages(files: Mapping[str, FileEntry], read: Read) -> list[Component]:
     """What every capture holds, each package once (same purl, same bytes), with the places it is in."""
     listed: dict[tuple[str, str], _Listed] = {}
-    for folder, package in _found(files, read):
+    for folder, package in _captured_packages(files, read):
         member = f"files/{folder}/{package.path}"
         sha256 = files[member].sha256 if package.whole and member in files else ""
         purl = _purl(package)
@@ -261,7 +261,7 @@ def _packages(files: Mapping[str, FileEntry], read: Read) -> list[Component]:
             for (ref, digest), entry in sorted(listed.items())]
 
 
-def _found(files: Mapping[str, FileEntry], read: Read) -> list[tuple[str, Package]]:
+def _captured_packages(files: Mapping[str, FileEntry], read: Read) -> list[tuple[str, Package]]:
     """(capture folder, package) for every package each capture names among its files in the bundle."""
     found = []
     for capture in all_captures():
@@ -275,7 +275,7 @@ def _found(files: Mapping[str, FileEntry], read: Read) -> list[tuple[str, Packag
                 continue
             for platform, paths in _by_platform(mine).items():
                 found += [(capture.name, _placed(p, platform))
-                          for p in capture.packages(paths, _under(read, prefix, platform))]
+                          for p in capture.packages(paths, _platform_reader(read, prefix, platform))]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SbomError(f"files/{capture.name}: cannot tell which packages it holds ({exc!r})",
                             f"export again; if it persists, {_BUG}") from None
@@ -301,7 +301,7 @@ def _placed(package: Package, platform: str) -> Package:
     return replace(package, path=f"{key}/{platform}/{rest}")
 
 
-def _under(read: Read, prefix: str, platform: str) -> Read:
+def _platform_reader(read: Read, prefix: str, platform: str) -> Read:
     """*read* for ``<key>/<file>`` paths of one platform: a capture reads its own folder."""
 
     def read_one(rel: str) -> bytes:

@@ -23,7 +23,7 @@ from .executor import Executor, RunResult, check_engine
 from .export import bundle_folders
 from .runners.bundle_io import Unpacked, unpack_bundle
 from .proof import ProofClaim, beside
-from .signing import Verdict, judge, load_trusted
+from .signing import Verdict, claims_verdict, load_trusted
 from .state import lock
 from .steps import LoadImages, Plan, Step, Unpack
 
@@ -71,7 +71,7 @@ def setup(project: Project, bundle_path: Path | None, docker: DockerClient, cons
     if dry_run:
         trusted = load_trusted(project.signing.trusted_keys)  # a wrong key path first, as setup says it
         claims = bundle.read_claims(path)  # reads, never writes: the plan lists the images by name
-        verdict = judge(claims, trusted, str(path))  # refused here as setup would refuse it
+        verdict = claims_verdict(claims, trusted, str(path))  # refused here as setup would refuse it
         console.print(f"# signature: {verdict.describe()}", markup=False, highlight=False)
         claim = beside(path, hashlib.sha256(claims.raw).hexdigest(), project.signing.trusted_keys)
         if claim is not None:  # refused here as setup would refuse it

@@ -174,7 +174,7 @@ def key_id(public: minisign.PublicKey) -> str:
     return _id(base64.b64decode(public.to_base64())[2:10])
 
 
-def check(manifest: bytes, signature: bytes | None, trusted: tuple[minisign.PublicKey, ...], where: str,
+def verdict(manifest: bytes, signature: bytes | None, trusted: tuple[minisign.PublicKey, ...], where: str,
           signed_by: str = "") -> Verdict:
     """Check *signature* over *manifest* against the *trusted* keys; raise when it must not be set up.
 
@@ -218,9 +218,9 @@ def check(manifest: bytes, signature: bytes | None, trusted: tuple[minisign.Publ
     return Verdict("signed", signer, sig.trusted_comment)
 
 
-def judge(claims: bundle.Claims, trusted: tuple[minisign.PublicKey, ...], where: str) -> Verdict:
+def claims_verdict(claims: bundle.Claims, trusted: tuple[minisign.PublicKey, ...], where: str) -> Verdict:
     """Setup's verdict on a bundle from what it says of itself, reading nothing more (a dry run, diagnose)."""
-    return check(claims.raw, claims.signature, trusted, where, claims.manifest.signed_by)
+    return verdict(claims.raw, claims.signature, trusted, where, claims.manifest.signed_by)
 
 
 def _signature_key_id(sig: minisign.Signature) -> str:
@@ -241,5 +241,5 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
     fsync_dir(path.parent)
 
 
-__all__ = ["PASSWORD_ENV", "Signer", "ask_password", "judge", "SigningError", "Verdict", "check", "key_id", "keygen",
+__all__ = ["PASSWORD_ENV", "Signer", "ask_password", "claims_verdict", "SigningError", "Verdict", "verdict", "key_id", "keygen",
            "load_signer", "load_trusted", "loose_permissions", "public_path"]

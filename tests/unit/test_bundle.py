@@ -434,7 +434,7 @@ def test_a_cache_folder_the_tool_creates_is_git_ignored_and_one_it_finds_is_left
 def test_the_apt_folder_is_git_ignored_and_its_gitignore_never_travels(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from offline_build.captures import place
+    from offline_build.captures import replace_captures
     from offline_build.captures.apt import APT, CaptureApt, capture_apt
 
     def run(image: str, command: list[str], **kwargs: object) -> None:  # what apt-get leaves behind
@@ -457,7 +457,7 @@ def test_the_apt_folder_is_git_ignored_and_its_gitignore_never_travels(tmp_path:
 
     # Offline, setup places the capture and is the one to make apt-lists/ there.
     offline = project(tmp_path / "offline")
-    assert place(proj.apt.dir, offline.apt.dir) == 1
+    assert replace_captures(proj.apt.dir, offline.apt.dir) == 1
     assert (offline.apt.dir / ".gitignore").read_text() == "*\n"
     assert (offline.apt.dir / step.dest.name / "linux_amd64" / "archives" / "curl_8.0_amd64.deb").is_file()
 

@@ -9,7 +9,7 @@ import pytest
 
 from offline_build import lint, variant
 from offline_build.captures.apt import APT
-from offline_build.captures.lang import CAPTURE_STAGE, MARKER, CaptureBuild, platform_outputs, take
+from offline_build.captures.lang import CAPTURE_STAGE, MARKER, CaptureBuild, platform_outputs, gather_captured
 from offline_build.captures.npm import NPM
 from offline_build.captures.pip import PIP
 from offline_build.config import Overrides, load
@@ -212,7 +212,7 @@ def test_taking_a_capture_drops_npm_logs_marks_and_fixes_modes(tmp_path: Path) -
     (src / "svc-1" / "_cacache" / "blob").write_text("y")
     (src / "svc-1" / "_cacache" / "blob").chmod(0o600)
     root = tmp_path / "captures" / "npm"
-    assert take({"linux_amd64": src}, root, tmp_path / "scratch") == {"svc-1": 1}
+    assert gather_captured({"linux_amd64": src}, root, tmp_path / "scratch") == {"svc-1": 1}
     kept = root / "svc-1" / "linux_amd64"
     assert not (kept / "_logs").exists() and (kept / MARKER).is_file()
     assert not (kept / "_cacache" / "tmp").exists()
@@ -234,7 +234,7 @@ def test_a_multi_platform_capture_keeps_each_platform_beside_the_others_and_repl
                           ("linux_arm_v7", "x-1-cp311-cp311-manylinux_2_17_armv7l.whl")):
         (outputs[folder] / "pip" / "svc-1").mkdir(parents=True)
         (outputs[folder] / "pip" / "svc-1" / wheel).write_text(folder)
-    counts = take({p: out / "pip" for p, out in outputs.items()}, root, tmp_path / "out" / ".keys")
+    counts = gather_captured({p: out / "pip" for p, out in outputs.items()}, root, tmp_path / "out" / ".keys")
     assert counts == {"svc-1": 2}
     assert sorted(p.name for p in (root / "svc-1").iterdir()) == ["linux_amd64", "linux_arm_v7"]
     assert (root / "svc-1" / "linux_arm_v7" / "x-1-cp311-cp311-manylinux_2_17_armv7l.whl").read_text() == "linux_arm_v7"

@@ -207,7 +207,7 @@ def test_the_signature_is_the_last_member_and_signs_the_manifest_as_packed(tmp_p
     assert names[:2] == [bundle.MANIFEST, bundle.MANIFEST_SUM] and names[-2:] == [bundle.SBOM, bundle.SIGNATURE]
     assert json.loads(raw)["sbom"] == hashlib.sha256(bill).hexdigest()
     assert json.loads(raw)["signed_by"] == signing.load_signer(keys["team"]).key_id
-    verdict = signing.check(raw, sig, signing.load_trusted((keys["team.pub"],)), "b")
+    verdict = signing.verdict(raw, sig, signing.load_trusted((keys["team.pub"],)), "b")
     assert verdict.state == "signed"
 
 
@@ -305,9 +305,9 @@ def test_a_valid_signature_by_another_key_than_the_manifest_names_is_refused_tru
     _refused(project(tmp_path / "open"), swapped, message)
     # The same check, at the level setup calls it: the signature itself is good.
     pub = signing.load_trusted((keys["other.pub"],))
-    assert signing.check(raw, resigned, pub, "b").state == "signed"
+    assert signing.verdict(raw, resigned, pub, "b").state == "signed"
     with pytest.raises(signing.SigningError, match="as its signer"):
-        signing.check(raw, resigned, pub, "b", signed_by=team.key_id)
+        signing.verdict(raw, resigned, pub, "b", signed_by=team.key_id)
 
 
 def test_an_oversized_or_unreadable_signature_is_one_message(tmp_path: Path, keys: dict[str, Path]) -> None:

@@ -12,7 +12,7 @@ any other fetch a step makes (``replay``). Each follows the same life:
    the same variant, so the cache keys online and offline are equal;
 4. *context_dir*: the folder behind each named context;
 5. the folder travels in the bundle as ``files/<name>/`` and setup puts each
-   key's capture in place whole (``place``);
+   key's capture in place whole (``replace_captures``);
 6. *rows*: what ``offline.diagnose`` says of it.
 
 A new ecosystem is one module here implementing :class:`Capture`, its name
@@ -25,7 +25,7 @@ names from there.
 from __future__ import annotations
 
 from .apt import APT
-from .base import Capture, Row, Served, place, swap_in, tree_digest
+from .base import Capture, Row, Served, replace_captures, swap_in, tree_digest
 from .gomod import GO
 from .maven import MAVEN
 from .npm import NPM
@@ -41,4 +41,4 @@ def all_captures() -> tuple[Capture, ...]:
     return (APT, PIP, UV, NPM, YARN, PNPM, MAVEN, GO, REPLAY)
 
 
-__all__ = ["Capture", "Row", "Served", "all_captures", "place", "swap_in", "tree_digest"]
+__all__ = ["Capture", "Row", "Served", "all_captures", "replace_captures", "swap_in", "tree_digest"]

@@ -32,7 +32,7 @@ from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
 from ..engine import engine_message, native_platform
 from ..errors import StepError
-from ..files import create_ignored
+from ..files import create_ignored, display_path
 from ..plan import slug
 from ..platforms import runs_platform
 from ..steps import Step
@@ -47,7 +47,6 @@ from .base import (
     platform_dir,
     platform_source,
     remove,
-    shown,
     stage_platform,
     swap_in,
 )
@@ -185,7 +184,7 @@ class AptCapture:
         bases = {p.parent for p in captured}
         platforms = sorted({p.name for p in captured})
         return [Row("apt", "info", f"{len(bases)} base image(s) for {', '.join(platforms)}, {debs} .deb file(s) "
-                                   f"in {shown(root, project.root)}")]
+                                   f"in {display_path(root, project.root)}")]
 
 
 APT = AptCapture()

@@ -142,15 +142,7 @@ def has_platforms(key_dir: Path, project: Project, mark: str) -> bool:
     return all((f / mark).exists() for f in folders) if folders else any(key_dir.glob(f"*/{mark}"))
 
 
-def shown(path: Path, root: Path) -> str:
-    """*path* relative to the project when inside it, as the reports show paths."""
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-def place(src: Path, dest: Path) -> int:
+def replace_captures(src: Path, dest: Path) -> int:
     """Put each key's fresh capture (a folder under *src*) in *dest*, replacing the old one whole.
 
     Builds bind-mount a capture and BuildKit keys the step on its exact

@@ -30,6 +30,7 @@ from urllib.parse import unquote
 
 from ..config import Project, ca_file
 from ..dockerfile import Dockerfile, Instruction, Stage
+from ..files import display_path
 from ..pkgs import Install, installs
 from ..runners.proxy import ENV_PATH as PROXY_ENV
 from ..steps import Build, Step
@@ -42,7 +43,6 @@ from .base import (
     plain_modes,
     platform_dir,
     remove,
-    shown,
     swap_in,
 )
 
@@ -151,7 +151,7 @@ class LangCapture:
         files = [f for k in captured for f in k.rglob("*") if f.is_file() and f.name != MARKER]
         size = sum(f.stat().st_size for f in files)
         return [Row(self.name, "info", f"{len(keys)} step(s): {', '.join(keys)} for {', '.join(platforms)}; "
-                                       f"{len(files)} file(s), {size / 1e6:.1f} MB in {shown(root, project.root)}")]
+                                       f"{len(files)} file(s), {size / 1e6:.1f} MB in {display_path(root, project.root)}")]
 
 
 def ca_env(variables: tuple[str, ...]) -> str:
@@ -176,7 +176,7 @@ class CaptureBuild(Build):
     folders: tuple[tuple[str, Path], ...] = ()  # tool -> the project's capture folder for it
 
 
-def take(sources: Mapping[str, Path], root: Path, scratch: Path) -> dict[str, int]:
+def gather_captured(sources: Mapping[str, Path], root: Path, scratch: Path) -> dict[str, int]:
     """Gather each captured key from every platform's output, tidy it and swap it into *root* whole.
 
     *sources* maps a platform's folder name (``linux_arm64``) to the capture

@@ -38,9 +38,10 @@ from ..apt import run_text, simple_commands
 from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
 from ..errors import OfflineBuildError
+from ..files import display_path
 from ..runners.proxy import CA_SECRET, ENV_PATH, ENV_SECRET
 from ..steps import Step
-from .base import Package, Row, Served, shown
+from .base import Package, Row, Served
 from .lang import OUT
 
 RECORDING_ARG = "OFFLINE_BUILD_RECORDING"  # the capture build's build argument that no cache holds
@@ -129,7 +130,7 @@ class ReplayCapture:
                 continue
             size = sum(f.stat().st_size for f in (root / key / recording.BODIES).glob("*"))
             out.append(Row(self.name, "info", f"{key}: {len(exchanges)} recorded request(s), {size / 1e6:.1f} MB "
-                                              f"in {shown(root / key, project.root)}"))
+                                              f"in {display_path(root / key, project.root)}"))
         return out
 
     def packages(self, paths: Sequence[str], read: Callable[[str], bytes]) -> list[Package]:

@@ -27,7 +27,7 @@ from rich.markup import escape
 from ..apt import simple_commands
 from ..captures import all_captures
 from ..captures.base import platform_dir, swap_in
-from ..captures.lang import CA_SECRET, MOUNTS, CaptureBuild, platform_outputs, take
+from ..captures.lang import CA_SECRET, MOUNTS, CaptureBuild, platform_outputs, gather_captured
 from ..captures.replay import RECORDING_ARG
 from ..dockerignore import hiding_rule, ignore_file, ignore_rules
 from ..edits import EDIT_ARG
@@ -103,7 +103,7 @@ def capture_build(rt: Runtime, step: CaptureBuild) -> dict[str, Any]:
     try:
         detail = build(rt, step)
         outputs = platform_outputs(step.dest, step.platforms or (native_platform(rt.docker),))
-        counts = {tool: take({p: out / tool for p, out in outputs.items()}, root, step.dest / ".keys" / tool)
+        counts = {tool: gather_captured({p: out / tool for p, out in outputs.items()}, root, step.dest / ".keys" / tool)
                   for tool, root in step.folders}
     finally:
         shutil.rmtree(step.dest, ignore_errors=True)

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from .. import bundle, cachekeys, packing, proof, sbom, signing
 from ..capture_names import REPLAY
-from ..captures import place
+from ..captures import replace_captures
 from ..captures.base import platform_dir
 from ..engine import engine_platforms
 from ..errors import StepError
@@ -153,7 +153,7 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
                                      "the copy is damaged or truncated: copy it again") from None
         manifest = bundle.read_manifest(tar, members, where)
         raw, signature = bundle.read_signed(tar, members, where)
-        verdict = signing.check(raw, signature, trusted, where, manifest.signed_by)
+        verdict = signing.verdict(raw, signature, trusted, where, manifest.signed_by)
         _check_project(step, manifest, where)
         if platforms is not None and manifest.platforms:
             _check_platforms(manifest, platforms(), where)
@@ -216,7 +216,7 @@ def _per_platform(tmp: Path, places: tuple[tuple[str, Path], ...], manifest: bun
 
 def _place(name: str, src: Path, dest: Path) -> int:
     """Resources are placed file by file; a capture's keys each replace the old one whole."""
-    return _place_files(src, dest) if name == RESOURCES else place(src, dest)
+    return _place_files(src, dest) if name == RESOURCES else replace_captures(src, dest)
 
 
 def _check_space(step: Unpack, manifest: bundle.Manifest, tmp: Path, where: str) -> None:
@@ -236,7 +236,7 @@ def _materialize(step: Unpack, manifest: bundle.Manifest, present: set[str], des
     it is copied; returns those hashes (path -> sha256).
     """
     base = manifest.extends.get("bundle", "its base bundle")
-    packed_once = bundle.copies(manifest, present)  # written from the archive itself, after extraction
+    packed_once = bundle.carried_elsewhere(manifest, present)  # written from the archive itself, after extraction
     hashed = {}
     for entry in manifest.files:
         if entry.path in present or entry.path in packed_once:
