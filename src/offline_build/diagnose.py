@@ -18,7 +18,7 @@ from python_on_whales.exceptions import DockerException
 from rich.console import Console
 from rich.table import Table
 
-from . import bundle, sbom, signing
+from . import bundle, sbom, signing, unpacking
 from . import proof as proofs
 from .config import Project
 from .engine import Capabilities, engine_platforms, image_present, native_platform, probe_engine
@@ -258,7 +258,7 @@ def _base(base: str, tags: dict[str, object], docker: DockerClient, caps: Capabi
 
 def _bundle(project: Project, deep: bool) -> list[Check]:
     try:
-        path = bundle.find_bundle(project.cache_dir)
+        path = unpacking.find_bundle(project.cache_dir)
     except bundle.BundleError:
         return [Check("bundle", "archive", "info", f"no build-cache-*.tar in {project.cache_dir}")]
     free = shutil.disk_usage(project.cache_dir).free
@@ -286,13 +286,13 @@ def _bundle(project: Project, deep: bool) -> list[Check]:
 def _trust(project: Project, path: Path) -> list[Check]:
     """The bundle's signature as setup will judge it, and what its bill of materials lists (one read of it)."""
     try:
-        claims = bundle.read_claims(path)
+        claims = unpacking.read_claims(path)
     except (bundle.BundleError, tarfile.TarError, EOFError, OSError):
         return []  # not readable as a bundle: the integrity row names what is wrong
     return [_signature(project, path, claims), _sbom(path, claims)]
 
 
-def _signature(project: Project, path: Path, claims: bundle.Claims) -> Check:
+def _signature(project: Project, path: Path, claims: unpacking.Claims) -> Check:
     try:
         verdict = signing.claims_verdict(claims, signing.load_trusted(project.signing.trusted_keys), path.name)
     except signing.SigningError as exc:
@@ -303,7 +303,7 @@ def _signature(project: Project, path: Path, claims: bundle.Claims) -> Check:
                  f"{path.name}: {verdict.describe()}", fix)
 
 
-def _sbom(path: Path, claims: bundle.Claims) -> Check:
+def _sbom(path: Path, claims: unpacking.Claims) -> Check:
     try:
         raw = claims.sbom(str(path))
     except bundle.BundleError as exc:
@@ -318,7 +318,7 @@ def _proof(project: Project, path: Path) -> Check:
     """How far offline.verify proved this bundle: this machine's own record (the online machine's), else the proof
     carried with the bundle (the site's), believed only when a trusted key signed it."""
     try:
-        sha = bundle.load_manifest(path)[1]
+        sha = unpacking.load_manifest(path)[1]
     except (bundle.BundleError, tarfile.TarError, EOFError, OSError):
         # A damaged bundle is proven by nothing; the integrity row says what is wrong.
         return Check("proof", "offline.verify", "info", f"{path.name}: not proven by offline.verify", _PROVE)
@@ -384,9 +384,9 @@ def verify_archive(path: Path) -> bundle.Manifest:
     import hashlib
 
     where = str(path)
-    with bundle.open_archive(path) as tar:
-        members = bundle.check_members(tar, where)
-        manifest = bundle.read_manifest(tar, members, where)
+    with unpacking.open_archive(path) as tar:
+        members = unpacking.check_members(tar, where)
+        manifest = unpacking.read_manifest(tar, members, where)
         expected = manifest.digests()
         for m in members:
             if m.name not in expected:

@@ -17,7 +17,7 @@ from typing import Any
 from python_on_whales import DockerClient
 from rich.console import Console
 
-from . import bundle
+from . import unpacking
 from . import lint as lint_mod
 from .backends import check_backend
 from .captures import all_captures
@@ -184,7 +184,7 @@ def export(project: Project, names: list[str] | None, docker: DockerClient, cons
     services = pick(project, names)
     check_backend(project)
     if since is not None:
-        bundle.load_manifest(since)  # refuse a bad --since before any build starts
+        unpacking.load_manifest(since)  # refuse a bad --since before any build starts
     _lint_first(project, console, strict)
     if dry_run:
         Executor(docker, console, dry_run=True).run(export_plan(project, services, today, since, split_size,

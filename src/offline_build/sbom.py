@@ -47,7 +47,8 @@ from packageurl import PackageURL
 
 from . import __version__
 from .bundle import SBOM as SBOM  # the member the bundle carries it as (re-exported)
-from .bundle import BundleError, FileEntry, Manifest, find_bundle, read_claims
+from .bundle import BundleError, FileEntry, Manifest
+from .unpacking import find_bundle, read_claims
 from .captures import all_captures
 from .captures.base import Package
 from .captures.pip import canonical_name

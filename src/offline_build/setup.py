@@ -16,7 +16,7 @@ from pathlib import Path
 from python_on_whales import DockerClient
 from rich.console import Console
 
-from . import bundle
+from . import bundle, unpacking
 from .config import Project
 from .engine import Capabilities, probe_engine
 from .executor import Executor, RunResult, check_engine
@@ -67,10 +67,10 @@ def setup_plan(project: Project, path: Path, manifest: bundle.Manifest, caps: Ca
 
 def setup(project: Project, bundle_path: Path | None, docker: DockerClient, console: Console,
           *, dry_run: bool = False) -> SetupReport | None:
-    path = bundle_path or bundle.find_bundle(project.cache_dir)
+    path = bundle_path or unpacking.find_bundle(project.cache_dir)
     if dry_run:
         trusted = load_trusted(project.signing.trusted_keys)  # a wrong key path first, as setup says it
-        claims = bundle.read_claims(path)  # reads, never writes: the plan lists the images by name
+        claims = unpacking.read_claims(path)  # reads, never writes: the plan lists the images by name
         verdict = claims_verdict(claims, trusted, str(path))  # refused here as setup would refuse it
         console.print(f"# signature: {verdict.describe()}", markup=False, highlight=False)
         claim = beside(path, hashlib.sha256(claims.raw).hexdigest(), project.signing.trusted_keys)

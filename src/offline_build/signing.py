@@ -25,7 +25,7 @@ from typing import TypeVar
 
 import minisign
 
-from . import bundle
+from . import unpacking
 from .errors import OfflineBuildError
 from .files import fsync_dir
 from .model import PASSWORD_ENV
@@ -218,7 +218,7 @@ def verdict(manifest: bytes, signature: bytes | None, trusted: tuple[minisign.Pu
     return Verdict("signed", signer, sig.trusted_comment)
 
 
-def claims_verdict(claims: bundle.Claims, trusted: tuple[minisign.PublicKey, ...], where: str) -> Verdict:
+def claims_verdict(claims: unpacking.Claims, trusted: tuple[minisign.PublicKey, ...], where: str) -> Verdict:
     """Setup's verdict on a bundle from what it says of itself, reading nothing more (a dry run, diagnose)."""
     return verdict(claims.raw, claims.signature, trusted, where, claims.manifest.signed_by)
 

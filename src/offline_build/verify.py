@@ -26,7 +26,7 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from rich.console import Console
 
-from . import bundle, proof
+from . import bundle, proof, unpacking
 from .airgap import (
     Airtightness,
     Emptiness,
@@ -95,7 +95,7 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
     *allow_network*, and then the result is recorded as not air-tight, never
     as proven. Afterwards the engine is left empty, as it was found.
     """
-    path = bundle_path or bundle.find_bundle(project.cache_dir)
+    path = bundle_path or unpacking.find_bundle(project.cache_dir)
     check_engine(docker)
     images = {s.name: image_tag(project, s) for s in project.services.values()}
     before, listed = _tags(docker), cache_records(docker)  # before the probe adds its own records
@@ -141,8 +141,8 @@ def verify(project: Project, bundle_path: Path | None, docker: DockerClient, con
 def dry_run(project: Project, bundle_path: Path | None, docker: DockerClient, console: Console,
             *, edits: bool = False, allow_network: bool = False) -> None:
     """What verify would do, changing nothing: the checks it measures, the scratch setup, the builds."""
-    path = bundle_path or bundle.find_bundle(project.cache_dir)
-    claims = bundle.read_claims(path)  # reads, never writes
+    path = bundle_path or unpacking.find_bundle(project.cache_dir)
+    claims = unpacking.read_claims(path)  # reads, never writes
     folder = project.cache_dir / ".work" / "verify-<scratch>"
     scratch = replace(project, cache_dir=folder, cache=CacheOptions(), apt=replace(project.apt, dir=folder / "apt-lists"))
     found = targets(project, project.apt.dir)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from offline_build import bundle
+from offline_build import bundle, unpacking
 from tests.integration.conftest import reset
 from tests.integration.test_roundtrip import build_report, cli
 
@@ -135,7 +135,7 @@ def rows(stdout: str) -> dict[str, tuple[int, int, str]]:
 
 
 def test_the_bundle_carries_each_steps_capture(deps_bundle: Path) -> None:
-    manifest, _ = bundle.load_manifest(deps_bundle)
+    manifest, _ = unpacking.load_manifest(deps_bundle)
     names = [f.path for f in manifest.files]
     wheels = [n for n in names if n.startswith("files/pip/py-1/linux_amd64/") and n.endswith(".whl")]
     assert any("/docopt-0.6.2-" in w for w in wheels), wheels  # built from the sdist, online

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from offline_build import bundle
+from offline_build import unpacking
 from tests.integration.conftest import reset
 from tests.integration.test_deps import offline_copy
 from tests.integration.test_roundtrip import build_report, cli
@@ -194,7 +194,7 @@ def jvmgo_bundle(engines: dict[str, str], mirror: tuple[str, dict[str, str]],
 
 
 def test_the_bundle_carries_the_repository_and_the_module_downloads(jvmgo_bundle: Path) -> None:
-    manifest, _ = bundle.load_manifest(jvmgo_bundle)
+    manifest, _ = unpacking.load_manifest(jvmgo_bundle)
     names = [f.path for f in manifest.files]
     maven = [n for n in names if n.startswith("files/maven/api-1/linux_amd64/")]
     assert "files/maven/api-1/linux_amd64/org/apache/commons/commons-lang3/3.12.0/commons-lang3-3.12.0.jar" in maven

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from offline_build import bundle
+from offline_build import bundle, unpacking
 from offline_build.store import Layout
 from tests.integration.test_roundtrip import CLI
 
@@ -133,7 +133,7 @@ def test_an_arm64_project_with_apt_builds_offline_under_emulation_and_rebuilds_f
     archive = export_app(online, engines["online"], "project: arm\nnetwork: none\nplatforms: [linux/arm64]\n",
                          {"Dockerfile": dockerfile, "marker": "one\n", "app.txt": "arm app\n"}, "arm/app")
     # The manifest lists each file; the archive packs equal bytes once (the two bases' arm64 .debs are equal).
-    debs = [f.path for f in bundle.load_manifest(archive)[0].files if f.path.endswith(".deb")]
+    debs = [f.path for f in unpacking.load_manifest(archive)[0].files if f.path.endswith(".deb")]
     found = {(base, platform): [Path(n).name for n in debs if n.startswith(f"files/apt/{base}/{platform}/")]
              for base in ("debian-arm64_bookworm-slim", "debian-multi_bookworm-slim")
              for platform in ("linux_amd64", "linux_arm64")}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from offline_build import bundle, proof, signing
+from offline_build import proof, signing, unpacking
 from tests.integration.conftest import reset
 from tests.integration.test_roundtrip import cli
 
@@ -59,7 +59,7 @@ def test_the_proof_travels_with_the_bundle_and_diagnose_shows_it_at_the_site(eng
         shutil.copy2(path, carried / path.name)
     reset("legacy")
     cli(site, engines["legacy"], "offline.setup")
-    sha = bundle.load_manifest(archive)[1]
+    sha = unpacking.load_manifest(archive)[1]
     assert (carried / "proofs" / f"{sha}.proof.json").read_bytes() == made.read_bytes()
     diagnosed = cli(site, engines["legacy"], "offline.diagnose", "--quick", check=False).stdout
     row = proof_row(diagnosed)

@@ -209,9 +209,9 @@ def test_the_edit_proof_passes_at_the_site_without_the_online_ca(engines: dict[s
 
 
 def test_the_dev_stage_after_the_target_was_never_captured(shop_bundle: Path) -> None:
-    from offline_build import bundle
+    from offline_build import bundle, unpacking
 
-    manifest, _ = bundle.load_manifest(shop_bundle)
+    manifest, _ = unpacking.load_manifest(shop_bundle)
     names = [f.path for f in manifest.files]
     assert any(n.startswith("files/npm/web-1/") for n in names), names  # the deps stage's npm ci
     assert not any(n.startswith("files/npm/web-2/") for n in names)  # the dev stage's npm install -g

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from offline_build import bundle, packing
+from offline_build import bundle, packing, unpacking
 from offline_build.captures.pip import PIP
 from offline_build.config import Project, load
 from offline_build.setup import unpack
@@ -274,9 +274,9 @@ def test_find_bundle_takes_the_newest(tmp_path: Path) -> None:
     for day in ("20260101", "20260301", "20260201"):
         (tmp_path / f"build-cache-{day}.tar").write_bytes(b"x")
     (tmp_path / ".build-cache-20260401.tar.partial").write_bytes(b"x")
-    assert bundle.find_bundle(tmp_path).name == "build-cache-20260301.tar"
+    assert unpacking.find_bundle(tmp_path).name == "build-cache-20260301.tar"
     with pytest.raises(bundle.BundleError, match="no bundle"):
-        bundle.find_bundle(tmp_path / "nothing")
+        unpacking.find_bundle(tmp_path / "nothing")
 
 
 def add_image(proj: Project, tag: str, layers: list[bytes]) -> None:
@@ -288,7 +288,7 @@ def pack_full_or_delta(proj: Project, name: str, since: Path | None = None) -> P
     manifest = bundle.Manifest(project=proj.name, version="1", platforms=[], services={}, base_images={})
     manifest.files = twopass.hash_members(members)
     if since:
-        base, sha = bundle.load_manifest(since)
+        base, sha = unpacking.load_manifest(since)
         members = twopass.delta_members(members, manifest.files, base)
         manifest.extends = {"bundle": since.name, "manifest_sha256": sha}
     out = proj.cache_dir / name
@@ -576,7 +576,7 @@ def test_an_older_bundles_flat_captures_are_set_up_under_the_platform_it_was_mad
 
     (folders["pip"] / "svc-1" / "docopt-0.6.2-py2.py3-none-any.whl").write_bytes(b"docopt")
     delta = old("build-cache-20250102-delta.tar", {"bundle": archive.name, "manifest_sha256": "0" * 64},
-                bundle.load_manifest(archive)[0])
+                unpacking.load_manifest(archive)[0])
     with tarfile.open(delta) as tar:
         assert not [n for n in tar.getnames() if n.endswith("six-1.16.0-py2.py3-none-any.whl")]  # taken from here
     unpack(offline, delta, Console(quiet=True))

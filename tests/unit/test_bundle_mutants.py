@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from offline_build import bundle, packing
+from offline_build import bundle, packing, unpacking
 from offline_build.config import Project, load
 from offline_build.setup import unpack
 from offline_build.files import CHUNK
@@ -173,31 +173,31 @@ def test_what_is_not_a_bundle_file_is_named_with_the_fix(tmp_path: Path) -> None
                                       "  fix: check the path given to --bundle"}
     for path, text in cases.items():
         with pytest.raises(bundle.BundleError) as info:
-            bundle.open_archive(path)
+            unpacking.open_archive(path)
         assert str(info.value) == text
     with pytest.raises(bundle.BundleError) as info:
-        bundle.open_archive(junk)
+        unpacking.open_archive(junk)
     assert str(info.value).startswith(f"{junk}: not a readable bundle archive (")
     assert str(info.value).endswith(")\n  fix: the copy is damaged or truncated: copy it again")
 
 
 def test_load_manifest_reads_the_side_file_or_the_bundle_alike_and_names_the_file_it_refuses(tmp_path: Path) -> None:
     archive = pack(project(tmp_path / "online"))
-    from_bundle = bundle.load_manifest(archive)
+    from_bundle = unpacking.load_manifest(archive)
     side = tmp_path / "build-cache-20260101.manifest.json"
     side.write_bytes(from_bundle[0].to_json())
-    assert bundle.load_manifest(side)[0] == from_bundle[0]
-    assert bundle.load_manifest(side)[1] == hashlib.sha256(side.read_bytes()).hexdigest()
+    assert unpacking.load_manifest(side)[0] == from_bundle[0]
+    assert unpacking.load_manifest(side)[1] == hashlib.sha256(side.read_bytes()).hexdigest()
     side.write_text("{}")
     with pytest.raises(bundle.BundleError) as info:
-        bundle.load_manifest(side)
+        unpacking.load_manifest(side)
     assert info.value.message == f"{side}: manifest.json is not a bundle manifest"
     for change, text in ((member("README"), "unexpected member 'README'"),
                          (lambda m, d: None if m.name.startswith("manifest") else (m, d), "no manifest.json inside")):
         bad = tmp_path / "bad.tar"
         rewrite(archive, bad, change)
         with pytest.raises(bundle.BundleError) as info:
-            bundle.load_manifest(bad)
+            unpacking.load_manifest(bad)
         assert info.value.message == f"{bad}: {text}" and info.value.hint == NOT_OURS
 
 
@@ -224,12 +224,12 @@ def test_check_members_counts_skips_folders_and_allows_exec_bits() -> None:
     folder = tarfile.TarInfo("files/resources/models")
     folder.type = tarfile.DIRTYPE
     members = [folder, reg("oci-layout"), reg("index.json", 0o755), reg("manifest.json")]
-    assert [m.name for m in bundle.check_members(members, "b.tar")] == ["oci-layout", "index.json", "manifest.json"]
-    limit = bundle.MAX_MEMBERS
+    assert [m.name for m in unpacking.check_members(members, "b.tar")] == ["oci-layout", "index.json", "manifest.json"]
+    limit = unpacking.MAX_MEMBERS
     many = [reg(f"files/resources/{i}") for i in range(limit)]
-    assert len(bundle.check_members(iter(many), "b.tar")) == limit  # the limit itself is allowed
+    assert len(unpacking.check_members(iter(many), "b.tar")) == limit  # the limit itself is allowed
     with pytest.raises(bundle.BundleError) as info:
-        bundle.check_members(iter([*many, reg("files/resources/one more")]), "b.tar")
+        unpacking.check_members(iter([*many, reg("files/resources/one more")]), "b.tar")
     assert str(info.value) == f"b.tar: more than {limit} members\n  fix: {NOT_OURS}"
 
 
@@ -277,7 +277,7 @@ def test_a_delta_always_carries_the_index_and_packed_once_skips_only_repeats(tmp
     archive = pack(proj)
     members = bundle.collect(proj.cache_dir)
     entries = twopass.hash_members(members)
-    base, _ = bundle.load_manifest(archive)
+    base, _ = unpacking.load_manifest(archive)
     assert [n for n, _ in twopass.delta_members(members, entries, base)] == ["oci-layout", "index.json"]
     same = [bundle.FileEntry("a", 1, "x"), bundle.FileEntry("b", 1, "x"), bundle.FileEntry("c", 1, "y")]
     paths = [(e.path, tmp_path / e.path) for e in same]
@@ -292,7 +292,7 @@ def test_now_is_utc_in_iso_8601() -> None:
 
 def test_find_bundle_takes_parts_folders_ignores_other_files_and_breaks_a_tie_by_time(tmp_path: Path) -> None:
     with pytest.raises(bundle.BundleError) as info:
-        bundle.find_bundle(tmp_path)
+        unpacking.find_bundle(tmp_path)
     assert str(info.value) == (f"no bundle (build-cache-*.tar) in {tmp_path}\n"
                                "  fix: copy the bundle there, or pass --bundle PATH")
     (tmp_path / "build-cache-20260301.txt").write_text("notes")
@@ -300,11 +300,11 @@ def test_find_bundle_takes_parts_folders_ignores_other_files_and_breaks_a_tie_by
     delta = tmp_path / "build-cache-20260101-delta.tar"
     delta.write_bytes(b"x")
     os.utime(delta, (time.time() + 60, time.time() + 60))  # written later the same day
-    assert bundle.find_bundle(tmp_path) == delta
+    assert unpacking.find_bundle(tmp_path) == delta
     parts = tmp_path / "build-cache-20260201"
     parts.mkdir()
     (parts / "parts.json").write_text("{}")
-    assert bundle.find_bundle(tmp_path) == parts
+    assert unpacking.find_bundle(tmp_path) == parts
 
 
 def test_setup_places_every_file_plain_and_whole_at_every_path(tmp_path: Path) -> None:
@@ -319,9 +319,9 @@ def test_setup_places_every_file_plain_and_whole_at_every_path(tmp_path: Path) -
     assert (res / "big.bin").read_bytes() == big
     blobs = list(Layout(offline.store).blobs.iterdir())
     assert blobs and {stat.S_IMODE(p.stat().st_mode) for p in blobs} == {0o644}
-    with bundle.open_archive(archive) as tar:
-        members = bundle.check_members(tar, "b")
-        manifest = bundle.read_manifest(tar, members, "b")
+    with unpacking.open_archive(archive) as tar:
+        members = unpacking.check_members(tar, "b")
+        manifest = unpacking.read_manifest(tar, members, "b")
         seen: list[int] = []
-        bundle.extract_verified(tar, members, manifest, tmp_path / "scratch", "b", seen.append)
+        unpacking.extract_verified(tar, members, manifest, tmp_path / "scratch", "b", seen.append)
     assert sum(seen) == sum(m.size for m in members if not m.name.startswith("manifest.json"))

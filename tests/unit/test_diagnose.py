@@ -82,7 +82,7 @@ def test_diagnose_judges_the_signature_as_setup_will_and_summarises_the_sbom(tmp
 
 
 def test_diagnose_says_how_far_offline_verify_proved_this_bundle(tmp_path: Path) -> None:
-    from offline_build.bundle import load_manifest
+    from offline_build.unpacking import load_manifest
     from offline_build.state import record_proof
 
     proj = project(tmp_path)
@@ -138,7 +138,7 @@ def test_a_store_blob_that_does_not_hash_to_its_name_is_named(tmp_path: Path, de
 
 
 def test_a_proofs_file_of_the_wrong_shape_claims_nothing_and_is_rewritten(tmp_path: Path) -> None:
-    from offline_build.bundle import load_manifest
+    from offline_build.unpacking import load_manifest
     from offline_build.state import PROOFS, proofs_of, record_proof
 
     proj = project(tmp_path)

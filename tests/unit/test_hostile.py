@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from offline_build import bundle
+from offline_build import bundle, unpacking
 from offline_build.config import load
 from offline_build.diagnose import verify_archive
 from offline_build.errors import ConfigError, OfflineBuildError
@@ -45,7 +45,7 @@ def test_links_fifos_and_devices_are_refused(tmp_path: Path, kind: str) -> None:
 
 
 def test_a_flood_of_tiny_members_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bundle, "MAX_MEMBERS", 50)
+    monkeypatch.setattr(unpacking, "MAX_MEMBERS", 50)
     flood = tmp_path / "flood.tar"
     with tarfile.open(flood, "w") as tar:
         for i in range(60):
@@ -58,7 +58,7 @@ def test_a_flood_of_tiny_members_is_refused(tmp_path: Path, monkeypatch: pytest.
 @pytest.mark.parametrize("reader", ["setup", "load_manifest", "diagnose"])
 def test_a_flood_is_refused_before_the_rest_of_its_headers_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                     reader: str) -> None:
-    monkeypatch.setattr(bundle, "MAX_MEMBERS", 5)
+    monkeypatch.setattr(unpacking, "MAX_MEMBERS", 5)
     flood = tmp_path / "flood.tar"
     with tarfile.open(flood, "w") as tar:
         for i in range(100):
@@ -72,7 +72,7 @@ def test_a_flood_is_refused_before_the_rest_of_its_headers_are_read(tmp_path: Pa
 
     monkeypatch.setattr(tarfile.TarFile, "next", counting)
     read = {"setup": lambda: unpack(project(tmp_path / "offline"), flood, Console(quiet=True)),
-            "load_manifest": lambda: bundle.load_manifest(flood),
+            "load_manifest": lambda: unpacking.load_manifest(flood),
             "diagnose": lambda: verify_archive(flood)}[reader]
     with pytest.raises(bundle.BundleError, match="more than 5 members"):
         read()
@@ -116,13 +116,13 @@ def test_ctrl_c_during_setup_leaves_the_store_as_it_was(tmp_path: Path, monkeypa
     offline = project(tmp_path / "offline")
     oci.image(oci.new(offline.store), "cache-other", [b"already here"])
     before = snapshot(offline.cache_dir)
-    real = bundle.extract_verified
+    real = unpacking.extract_verified
 
     def interrupted(*args: object, **kwargs: object) -> None:
         real(*args, **kwargs)  # type: ignore[arg-type]
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bundle, "extract_verified", interrupted)
+    monkeypatch.setattr(unpacking, "extract_verified", interrupted)
     with pytest.raises(KeyboardInterrupt):
         unpack(offline, archive, Console(quiet=True))
     assert snapshot(offline.cache_dir) == before

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from offline_build import bundle, diagnose, proof, signing
+from offline_build import bundle, diagnose, proof, signing, unpacking
 from offline_build.model import SigningOptions
 from offline_build.proof import Proof, ProofError, ServiceResult
 from offline_build.setup import unpack
@@ -138,7 +138,7 @@ def test_record_keeps_this_machines_record_and_writes_the_proof_beside_the_bundl
 
     proj = project(tmp_path)
     archive = pack(proj)
-    sha = bundle.load_manifest(archive)[1]
+    sha = unpacking.load_manifest(archive)[1]
     outcomes = [ServiceResult("svc", "all cached", 2, 2, "every step CACHED")]
     path = proof.record(proj, archive, sha, "edits", True, ENGINE, AIRTIGHT, EMPTY, outcomes,
                         signing.load_signer(keys["team"]))
@@ -160,7 +160,7 @@ def _site(tmp_path: Path, keys: dict[str, Path], signer_name: str | None, **chan
     """A site's project with a bundle and the proof carried beside it (no record of its own)."""
     proj = replace(project(tmp_path / "site"), signing=SigningOptions(trusted_keys=(keys["team.pub"],)))
     archive = pack(proj)
-    sha = bundle.load_manifest(archive)[1]
+    sha = unpacking.load_manifest(archive)[1]
     signer = signing.load_signer(keys[signer_name]) if signer_name else None
     proof.write_proof(archive, proof_of(sha, **changes), signer)
     return proj, archive
@@ -175,7 +175,7 @@ def test_diagnose_at_the_site_shows_a_trusted_full_proof_ok(tmp_path: Path, keys
 
 def test_diagnose_at_the_site_reads_the_proof_setup_kept(tmp_path: Path, keys: dict[str, Path]) -> None:
     proj, archive = _site(tmp_path, keys, "team")
-    sha = bundle.load_manifest(archive)[1]
+    sha = unpacking.load_manifest(archive)[1]
     kept = proof.keep(proj.cache_dir, proof.read_proof(proof.proof_path(archive), sha, (keys["team.pub"],)))
     assert kept == proj.cache_dir / "proofs" / f"{sha}.proof.json"
     proof.proof_path(archive).unlink()  # the copy beside the bundle is gone; setup kept its own
@@ -223,7 +223,7 @@ def test_diagnose_at_the_site_warns_of_a_borrowed_proof(tmp_path: Path, keys: di
 def test_diagnose_on_the_online_machine_shows_its_own_record(tmp_path: Path, keys: dict[str, Path]) -> None:
     proj = project(tmp_path)
     archive = pack(proj)
-    sha = bundle.load_manifest(archive)[1]
+    sha = unpacking.load_manifest(archive)[1]
     proof.record(proj, archive, sha, "edits", True, ENGINE, AIRTIGHT, EMPTY, [], None)
     status, detail, _ = _row(proj)
     assert status == "ok" and detail.startswith(f"{archive.name}: edit loop proven ")
@@ -236,7 +236,7 @@ def test_a_plain_verify_on_an_engine_that_was_not_air_tight_is_not_shown_as_a_pa
         tmp_path: Path, keys: dict[str, Path]) -> None:
     proj = project(tmp_path)
     archive = pack(proj)
-    sha = bundle.load_manifest(archive)[1]
+    sha = unpacking.load_manifest(archive)[1]
     proof.record(proj, archive, sha, "cached", True, ENGINE, {"result": "reached"}, EMPTY, [], None)
     status, detail, _ = _row(proj)
     assert status == "warn" and "not air-tight and empty" in detail and "builds all cached" not in detail
@@ -250,7 +250,7 @@ def test_a_plain_verify_on_an_engine_that_was_not_air_tight_is_not_shown_as_a_pa
 def test_setup_keeps_the_proof_carried_with_the_bundle(tmp_path: Path, keys: dict[str, Path]) -> None:
     signer = signing.load_signer(keys["team"])
     archive = packed(project(tmp_path / "online"), signer)
-    sha = bundle.load_manifest(archive)[1]
+    sha = unpacking.load_manifest(archive)[1]
     written = proof.write_proof(archive, proof_of(sha), signer)
     site = replace(project(tmp_path / "site"), signing=SigningOptions(trusted_keys=(keys["team.pub"],)))
     done = unpack(site, archive, Console(quiet=True), keep_proof=True)
@@ -263,7 +263,7 @@ def test_setup_keeps_the_proof_carried_with_the_bundle(tmp_path: Path, keys: dic
 
 def test_setup_keeps_the_proof_of_split_parts(tmp_path: Path, keys: dict[str, Path]) -> None:
     archive = packed(project(tmp_path / "online"), None)
-    sha = bundle.load_manifest(archive)[1]
+    sha = unpacking.load_manifest(archive)[1]
     folder = bundle.split(archive, 4096)
     written = proof.write_proof(folder, proof_of(sha), None)
     assert written == folder.with_name("build-cache-20261129.proof.json")  # as the user sees it beside the parts
@@ -278,7 +278,7 @@ def test_setup_refuses_a_borrowed_or_edited_proof_and_changes_nothing(tmp_path: 
                                                                        how: str) -> None:
     signer = signing.load_signer(keys["team"])
     archive = packed(project(tmp_path / "online"), signer)
-    sha = bundle.load_manifest(archive)[1]
+    sha = unpacking.load_manifest(archive)[1]
     written = proof.write_proof(archive, proof_of("b" * 64 if how == "borrowed" else sha), signer)
     if how == "edited":
         written.write_text(written.read_text().replace("27.3.1", "28.0.0"))

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from offline_build import bundle, packing, sbom, signing
+from offline_build import bundle, packing, sbom, signing, unpacking
 from offline_build.model import Resource, SigningOptions
 from offline_build.setup import unpack
 from tests.unit import oci
@@ -109,7 +109,7 @@ def test_signed_round_trip_sets_up_and_says_which_key(tmp_path: Path, keys: dict
     done = unpack(offline, archive, Console(quiet=True))
     assert done.signature == signing.Verdict("signed", signer.key_id, "offline-build bundle of demo 1, created 2026-11-29T12:00:00Z")
     assert done.signature.describe() == f"signed by trusted key {signer.key_id}"
-    assert done.manifest_sha256 == bundle.load_manifest(archive)[1]  # the key offline.verify records proofs under
+    assert done.manifest_sha256 == unpacking.load_manifest(archive)[1]  # the key offline.verify records proofs under
     record = json.loads((offline.cache_dir / "bundle.json").read_text())
     assert record["signature"] == f"signed by trusted key {signer.key_id}"
     with tarfile.open(archive) as tar:
@@ -220,7 +220,7 @@ def test_an_sbom_that_does_not_match_the_manifest_is_refused(tmp_path: Path) -> 
     with pytest.raises(bundle.BundleError, match="sbom.cdx.json is damaged"):
         unpack(offline, edited, Console(quiet=True))
     with pytest.raises(bundle.BundleError, match="sbom.cdx.json does not match the manifest"):
-        bundle.read_claims(edited).sbom(str(edited))
+        unpacking.read_claims(edited).sbom(str(edited))
     assert snapshot(offline.cache_dir) == before
 
 
@@ -334,7 +334,7 @@ def test_split_parts_and_a_delta_are_signed_the_same_way(tmp_path: Path, keys: d
     assert len(parts) > 2  # the manifest in the first, the signature in the last
     assert unpack(offline, folder, Console(quiet=True)).signature.state == "signed"
     # A delta of it: its own manifest, signed, naming what it extends.
-    base_manifest = bundle.load_manifest(folder)[0]
+    base_manifest = unpacking.load_manifest(folder)[0]
     (online.cache_dir / "resources" / "models" / "new.txt").write_text("new\n")
     manifest = bundle.Manifest(project=online.name, version="1", platforms=[], services={"svc": {}},
                                base_images={}, created="2026-11-30T12:00:00Z",

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from offline_build import bundle, packing, tarstream
+from offline_build import bundle, packing, tarstream, unpacking
 from offline_build.errors import OfflineBuildError, StepError
 from offline_build.runners import Runtime, bundle_io
 from offline_build.runners import images as images_mod
@@ -526,5 +526,5 @@ def test_the_pack_step_reads_each_layer_and_file_once(tmp_path: Path, monkeypatc
     assert len(big) == 4  # two layers (one shared), a file and its copy
     assert {k: counts[k] for k in big} == big
     assert result["packed_files"] == len(members) - 1
-    manifest, _ = bundle.load_manifest(step.output)
+    manifest, _ = unpacking.load_manifest(step.output)
     assert [(f.path, f.sha256) for f in manifest.files] == [(e.path, e.sha256) for e in twopass.hash_members(members)]

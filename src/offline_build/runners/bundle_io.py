@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .. import bundle, cachekeys, packing, proof, sbom, signing
+from .. import bundle, cachekeys, packing, proof, sbom, signing, unpacking
 from ..capture_names import REPLAY
 from ..captures import replace_captures
 from ..captures.base import platform_dir
@@ -47,7 +47,7 @@ def pack(rt: Runtime, step: Pack) -> dict[str, Any]:
                                created=bundle.now(), format_version=_format_of(name for name, _ in members))
     base = None
     if step.since:
-        base, base_sha = bundle.load_manifest(step.since)
+        base, base_sha = unpacking.load_manifest(step.since)
         manifest.extends = {"bundle": step.since.name.removesuffix(".manifest.json"), "manifest_sha256": base_sha}
     started = time.monotonic()
     paths, made = dict(members), {}
@@ -145,14 +145,14 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
     trusted = signing.load_trusted(step.trusted_keys)  # a wrong key path fails before the archive is read
     work = step.cache_dir / ".work"
     work.mkdir(parents=True, exist_ok=True)
-    with bundle.open_archive(step.bundle) as tar, tempfile.TemporaryDirectory(dir=work, prefix="setup-") as tmp:
+    with unpacking.open_archive(step.bundle) as tar, tempfile.TemporaryDirectory(dir=work, prefix="setup-") as tmp:
         try:
-            members = bundle.check_members(tar, where)
+            members = unpacking.check_members(tar, where)
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise bundle.BundleError(f"{where}: not a readable bundle archive ({exc})",
                                      "the copy is damaged or truncated: copy it again") from None
-        manifest = bundle.read_manifest(tar, members, where)
-        raw, signature = bundle.read_signed(tar, members, where)
+        manifest = unpacking.read_manifest(tar, members, where)
+        raw, signature = unpacking.read_signed(tar, members, where)
         verdict = signing.verdict(raw, signature, trusted, where, manifest.signed_by)
         _check_project(step, manifest, where)
         if platforms is not None and manifest.platforms:
@@ -165,7 +165,7 @@ def unpack_bundle(step: Unpack, console: Any, platforms: Callable[[], tuple[str,
             hashed = _materialize(step, manifest, {m.name for m in members}, Path(tmp), where)
         _check_space(step, manifest, Path(tmp), where)
         with bar(console, "verify", sum(f.size for f in manifest.files)) as advance:
-            hashed |= bundle.extract_verified(tar, members, manifest, Path(tmp), where, advance)
+            hashed |= unpacking.extract_verified(tar, members, manifest, Path(tmp), where, advance)
         blobs = {f"sha256:{name.rsplit('/', 1)[1]}": sha for name, sha in hashed.items()
                  if name.startswith("blobs/sha256/")}
         # The store checks each blob against its name with the hashes taken while extracting.
@@ -236,7 +236,7 @@ def _materialize(step: Unpack, manifest: bundle.Manifest, present: set[str], des
     it is copied; returns those hashes (path -> sha256).
     """
     base = manifest.extends.get("bundle", "its base bundle")
-    packed_once = bundle.carried_elsewhere(manifest, present)  # written from the archive itself, after extraction
+    packed_once = unpacking.carried_elsewhere(manifest, present)  # written from the archive itself, after extraction
     hashed = {}
     for entry in manifest.files:
         if entry.path in present or entry.path in packed_once:
