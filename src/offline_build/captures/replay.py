@@ -27,6 +27,7 @@ exchanges, for every platform (one file fetched for two platforms is one URL).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,23 +139,13 @@ class ReplayCapture:
         out = []
         for path in (p for p in paths if p.endswith(f"/{recording.EXCHANGES}")):
             folder = path.rsplit("/", 1)[0]
-            for exchange in recording.parse(_json(read(path)), Path(path)):
+            for exchange in recording.parse(json.loads(read(path)), Path(path)):
                 if recording.downloaded(exchange):
                     url = recording.shown_url(exchange.url)
                     out.append(Package("generic", url.rsplit("/", 1)[-1].split("?")[0] or url, "",
                                        f"{folder}/{recording.BODIES}/{exchange.body_sha256}",
                                        qualifiers=(("download_url", url),)))
         return out
-
-
-def _json(data: bytes) -> object:
-    import json
-
-    return json.loads(data)
-
-
-def recording_of(project: Project, service: str) -> Path:
-    return REPLAY.context_dir(project, service)
 
 
 REPLAY = ReplayCapture()
