@@ -6,7 +6,6 @@ what comes back must be byte for byte what was recorded, and nothing may reach u
 
 from __future__ import annotations
 
-import gc
 import gzip
 import hashlib
 import os
@@ -15,8 +14,6 @@ import ssl
 import subprocess
 import urllib.error
 import urllib.request
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,22 +21,6 @@ import pytest
 from offline_build import recording
 from offline_build.runners.proxy import CA_PATH, CA_VARIABLES, Running, env_text, recording_proxy, replay_proxy
 from tests.integration.upstream import make_repo, put_file, upstream
-
-# mitmproxy 12.3 leaves some connections to upstream for the garbage collector to close (a race in its
-# proxy/server.py when both ends close at once), which Python reports as a ResourceWarning whenever it
-# collects them: in these tests, not in the CLI's short-lived process, where such warnings are silent. They
-# are ignored here, and the module collects what is left before it ends, so none surfaces in another test.
-pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning",
-                                        "ignore::pytest.PytestUnraisableExceptionWarning")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _collected() -> Iterator[None]:
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
-
 
 MODEL = bytes(range(256)) * 400  # every byte value: a re-encoded or truncated body cannot pass
 TEXT = b"corpus line\n" * 2000  # compressible: the gzip route's body differs from the file
