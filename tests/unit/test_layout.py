@@ -56,7 +56,15 @@ def imports_of(name: str) -> set[str]:
             for alias in node.names:
                 target = f"{base}.{alias.name}"
                 found.add(target if target in MODULES else base)
+    # Importing ``a.b.c`` runs ``a/b/__init__.py`` first: an edge to each package above a module found (but not
+    # to *name*'s own packages, which are already importing when *name* runs).
+    found |= {p for m in found for p in _packages_above(m)} - _packages_above(name)
     return {m for m in found if m in MODULES and m != name}
+
+
+def _packages_above(name: str) -> set[str]:
+    parts = name.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -86,6 +94,8 @@ def test_the_graph_is_read_from_the_imports() -> None:
     assert "offline_build.executor" in imports_of("offline_build.export")
     assert "offline_build.runners" in imports_of("offline_build.runners.build")  # from . import Runtime
     assert "offline_build.runners.build" in imports_of("offline_build.executor")  # from .runners import build
+    assert "offline_build.captures" in imports_of("offline_build.variant")  # from .captures.apt import ...: __init__
+    assert "offline_build.captures" not in imports_of("offline_build.captures.apt")  # its own package
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
@@ -122,13 +132,13 @@ def test_the_captures_are_the_ones_the_registry_names_in_its_order() -> None:
 def test_every_language_capture_can_be_switched_off_and_is_noted_by_lint() -> None:
     """The project file's ``captures:`` keys, and lint's notes for the steps a capture serves (else lint keeps
     calling a served step an error)."""
-    from offline_build import capture_names, lint
+    from offline_build import capture_names, fetches, lint
     from offline_build.captures import all_captures
     from offline_build.captures.lang import LangCapture
 
     names = {c.name for c in all_captures() if isinstance(c, LangCapture)}
     assert {"pip", "maven", "go"} <= names
-    # The replay capture is switched off the same way; lint notes the steps it serves by lint.REPLAYED.
+    # The replay capture is switched off the same way; lint notes the steps it serves by fetches.REPLAYED.
     assert names | {capture_names.REPLAY} == set(capture_names.SWITCHABLE)
     assert names == {tool for tool, _ in lint.SERVED_BY.values()}
-    assert lint.REPLAYED and not lint.REPLAYED & set(lint.SERVED_BY)
+    assert fetches.REPLAYED and not fetches.REPLAYED & set(lint.SERVED_BY)

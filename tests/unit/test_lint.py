@@ -9,6 +9,7 @@ import pytest
 
 from offline_build import lint
 from offline_build.apt import simple_commands
+from offline_build.fetches import command_rules
 
 CORPUS = Path(__file__).resolve().parents[1] / "lint-corpus"
 FILES = sorted(CORPUS.glob("*.Dockerfile"))
@@ -88,7 +89,7 @@ def test_in_a_project_apt_and_syntax_are_handled_and_unbundled_images_flagged(tm
     ("curl --version", []),
 ])
 def test_command_rules(run: str, rules: list[str]) -> None:
-    assert [r for argv in simple_commands(run) for r, _ in lint.command_rules(argv)] == rules
+    assert [r for argv in simple_commands(run) for r, _ in command_rules(argv)] == rules
 
 
 def _lint(tmp_path: Path, text: str, context: lint.Context = lint.Context()) -> list[lint.Finding]:

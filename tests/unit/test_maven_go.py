@@ -10,8 +10,8 @@ from offline_build import lint, variant
 from offline_build.captures.gomod import GO
 from offline_build.captures.maven import MAVEN, offline_mvn
 from offline_build.config import load
+from offline_build.fetches import command_rules
 from offline_build.inputs import inputs
-from offline_build.lint import command_rules
 from offline_build.pkgs import Install, install_of
 from tests.unit.test_deps import df as parsed
 

@@ -6,7 +6,7 @@ The other captures know a package manager each. Real Dockerfiles also
 that break the offline edit loop as soon as a source change re-runs them.
 
 Which steps: every shell-form ``RUN`` with a command offline.lint flags as
-fetching and that no other capture serves (:data:`~offline_build.lint.REPLAYED`;
+fetching and that no other capture serves (:data:`~offline_build.fetches.REPLAYED`;
 ``git`` over ssh cannot go through an HTTP proxy and stays an error), and the
 lines a service lists under ``replay:``; ``replay: false`` switches a service off.
 
@@ -39,6 +39,7 @@ from ..apt import run_text, simple_commands
 from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
 from ..errors import OfflineBuildError
+from ..fetches import command_rules, replays
 from ..files import display_path
 from ..runners.proxy import CA_SECRET, ENV_PATH, ENV_SECRET
 from ..steps import Step
@@ -63,8 +64,6 @@ class ReplayNeed:
 
 def replayed(ins: Instruction) -> bool:
     """Does lint flag a command of this RUN as fetching in a way only the replay capture serves?"""
-    from ..lint import command_rules, replays  # lint imports the variants, which import the captures
-
     if ins.cmd != "RUN" or ins.heredocs or ins.json:
         return False
     return any(replays(rule, argv) for argv in simple_commands(run_text(ins)) for rule, _ in command_rules(argv))

@@ -24,7 +24,6 @@ from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import stream_stdout_and_stderr
 from rich.markup import escape
 
-from ..apt import simple_commands
 from ..captures import all_captures
 from ..captures.base import platform_dir, swap_in
 from ..captures.lang import CA_SECRET, MOUNTS, CaptureBuild, platform_outputs, gather_captured
@@ -33,7 +32,7 @@ from ..dockerignore import hiding_rule, ignore_file, ignore_rules
 from ..edits import EDIT_ARG
 from ..engine import engine_message, image_present, native_platform
 from ..errors import StepError
-from ..lint import RULES, SERVED_BY, command_rules
+from ..lint import likely_cause
 from ..plan import cache_tag
 from ..progress import BuildReport
 from ..retry import TransientError, is_transient, retrying
@@ -321,17 +320,8 @@ def plain_text(text: str) -> str:
 
 
 def _lint_rule(report: BuildReport) -> tuple[str, str] | None:
-    """(cause, fix) from offline.lint's rule for the failed step's command, when one names it: the likely cause
-    of a network call no capture covers."""
     _, _, command = (report.failed.name if report.failed else "").partition("RUN ")
-    for argv in simple_commands(command):
-        for rule, word in command_rules(argv):
-            served = SERVED_BY.get(rule, ("",))[0]
-            if served and f"{MOUNTS}/{served}/" in command:
-                continue  # a capture serves this command here: the cause is elsewhere in the step
-            spec = RULES[rule]
-            return f"likely cause: {spec.title.lower()} ({word}; offline.lint rule '{rule}')", spec.hint
-    return None
+    return likely_cause(command, MOUNTS)
 
 
 def _why_it_ran(report: BuildReport, *, edited: bool = False) -> str:
