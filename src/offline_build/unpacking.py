@@ -63,29 +63,38 @@ def check_members(members: Iterable[tarfile.TarInfo], where: str) -> list[tarfil
     of after every header has been parsed into memory.
     """
     seen: dict[str, str] = {}
-    out = []
-    for count, m in enumerate(members, 1):
-        if count > MAX_MEMBERS:
-            raise BundleError(f"{where}: more than {MAX_MEMBERS} members", "this is not an offline-build bundle")
-        name = m.name
-        if m.isdir():
-            continue
-        if not m.isreg():
-            raise BundleError(f"{where}: member {name!r} is not a regular file", "the bundle is not safe to extract")
-        pure = PurePosixPath(name)
-        if pure.is_absolute() or ".." in pure.parts or name != pure.as_posix():
-            raise BundleError(f"{where}: member {name!r} has an unsafe path", "the bundle is not safe to extract")
-        if name not in META and not ALLOWED_MEMBERS.match(name):
-            raise BundleError(f"{where}: unexpected member {name!r}", "this is not an offline-build bundle")
-        if name.lower() in seen:
-            raise BundleError(f"{where}: member {name!r} appears twice (or differs only in case)",
-                              "the bundle is not safe to extract")
-        if m.mode & 0o7000:
-            raise BundleError(f"{where}: member {name!r} has setuid/setgid/sticky bits",
-                              "the bundle is not safe to extract")
-        seen[name.lower()] = name
-        out.append(m)
+    out: list[tarfile.TarInfo] = []
+    try:
+        for count, m in enumerate(members, 1):
+            _check_member(m, count, seen, where)
+            if not m.isdir():
+                out.append(m)
+    except (tarfile.TarError, EOFError) as exc:  # a header cut off: a copy that stopped partway
+        raise BundleError(f"{where} is damaged or truncated ({exc}, after {len(out)} member(s))",
+                          "copy the bundle again from the online machine") from None
     return out
+
+
+def _check_member(m: tarfile.TarInfo, count: int, seen: dict[str, str], where: str) -> None:
+    if count > MAX_MEMBERS:
+        raise BundleError(f"{where}: more than {MAX_MEMBERS} members", "this is not an offline-build bundle")
+    name = m.name
+    if m.isdir():
+        return
+    if not m.isreg():
+        raise BundleError(f"{where}: member {name!r} is not a regular file", "the bundle is not safe to extract")
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or ".." in pure.parts or name != pure.as_posix():
+        raise BundleError(f"{where}: member {name!r} has an unsafe path", "the bundle is not safe to extract")
+    if name not in META and not ALLOWED_MEMBERS.match(name):
+        raise BundleError(f"{where}: unexpected member {name!r}", "this is not an offline-build bundle")
+    if name.lower() in seen:
+        raise BundleError(f"{where}: member {name!r} appears twice (or differs only in case)",
+                          "the bundle is not safe to extract")
+    if m.mode & 0o7000:
+        raise BundleError(f"{where}: member {name!r} has setuid/setgid/sticky bits",
+                          "the bundle is not safe to extract")
+    seen[name.lower()] = name
 
 
 def open_archive(path: Path) -> tarfile.TarFile:

@@ -264,6 +264,26 @@ def test_truncated_and_empty_and_folder_are_refused(tmp_path: Path) -> None:
     assert not offline.store.exists()
 
 
+@pytest.mark.parametrize("cut", [0.02, 0.05, 0.2, 0.3, 0.5, 0.7, 0.9, 0.99])
+def test_a_copy_that_stopped_anywhere_is_named_damaged(tmp_path: Path, cut: float) -> None:
+    """A USB copy cut off in a header or inside a member (a cut in a tar header raised tarfile.ReadError through
+    setup, verify, sbom and export --since): setup refuses it, named."""
+    archive = pack(project(tmp_path / "online"))
+    with tarfile.open(archive) as tar:  # past the last member's bytes, a tar holds only padding
+        end = max(m.offset_data + m.size for m in tar.getmembers())
+    truncated = tmp_path / "truncated.tar"
+    truncated.write_bytes(archive.read_bytes()[: int(end * cut)])
+    with pytest.raises(bundle.BundleError) as setup:
+        unpack(project(tmp_path / "offline"), truncated, Console(quiet=True))
+    try:  # the manifest alone (sbom, export --since) reads well when the cut is past it
+        unpacking.load_manifest(truncated)
+    except bundle.BundleError as exc:
+        assert "damaged or truncated" in str(exc), exc
+    assert setup.value.hint in ("copy the bundle again from the online machine",  # a header cut
+                                "the copy is damaged or truncated: copy it again",  # not a tar at all
+                                "the copy is incomplete: copy it again"), setup.value  # a member gone whole
+
+
 def test_a_bundle_for_another_project_is_refused(tmp_path: Path) -> None:
     archive = pack(project(tmp_path / "online", "shop"))
     with pytest.raises(bundle.BundleError, match="for project 'shop', not 'demo'"):
