@@ -78,7 +78,11 @@ class Node:
             raise self.error(f"expected a single value, got {_kind(self.node)}")
         # The resolver has already tagged the scalar (int, bool, null, str...);
         # SafeConstructor turns that tag into the value YAML users expect.
-        return yaml.constructor.SafeConstructor().construct_object(self.node)
+        try:
+            return yaml.constructor.SafeConstructor().construct_object(self.node)
+        except yaml.YAMLError:  # a tag of the user's (``!reset``, ``!!python/object``): nothing to build it with
+            raise self.error(f"the tag {self.node.tag!r} is not supported here",
+                             "write the plain value, without the tag") from None
 
     def string(self, pattern: re.Pattern[str] | None = None, what: str = "") -> str:
         value = self.scalar()
@@ -139,6 +143,9 @@ def compose_yaml(path: Path) -> yaml.Node:
                           line=line, column=column) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", path=path) from None
+    except RecursionError:
+        raise ConfigError("invalid YAML: nested too deeply to read", path=path,
+                          hint="a project file needs a few levels: look for runaway brackets") from None
     if node is None:
         raise ConfigError("the project file is empty", path=path, line=1, column=1,
                           hint="it needs at least 'project' and 'services'")

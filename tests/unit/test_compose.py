@@ -81,6 +81,14 @@ def test_extends_is_refused_with_the_compose_line(tmp_path: Path) -> None:
     assert str(info.value).startswith(f"{tmp_path / 'docker-compose.yml'}:21:")  # under extends:
 
 
+def test_a_compose_tag_offline_build_does_not_read_is_named(tmp_path: Path) -> None:
+    compose = COMPOSE.replace("    build: ./backend                    # the short form", "    build: !reset null")
+    path = write(tmp_path, compose, "project: shop\nservices_from: docker-compose.yml\n")
+    with pytest.raises(ConfigError, match="the tag '!reset' is not supported") as info:
+        load(path, environ={})
+    assert str(info.value).startswith(f"{tmp_path / 'docker-compose.yml'}:3:")
+
+
 def test_a_missing_compose_file_or_dockerfile_names_the_place(tmp_path: Path) -> None:
     path = write(tmp_path, COMPOSE, "project: shop\nservices_from: compose.yaml\n")
     with pytest.raises(ConfigError, match="no compose file at compose.yaml"):

@@ -98,6 +98,8 @@ BROKEN = {
     "bad platform": (GOOD.replace('version: "2.1"', 'platforms: ["amd64"]'), 2, "not a valid platform"),
     "list as build arg": (GOOD.replace("DEBUG: false", "DEBUG: [1]"), 9, "expected a single value"),
     "no services": ("project: shop\nservices: {}\n", 2, "no services"),
+    "a tag of the user's": ("project: !foo shop\nservices:\n  a: {}\n", 1, "the tag '!foo' is not supported"),
+    "a python tag": ("project: !!python/object:os.system shop\nservices:\n  a: {}\n", 1, "is not supported"),
 }
 
 
@@ -111,6 +113,13 @@ def test_broken_project_files_name_file_and_line(tmp_path: Path, name: str) -> N
     assert message.startswith(f"{path}:{line}:"), message
     assert words in message
     assert info.value.exit_code != 0
+
+
+def test_a_file_nested_too_deeply_is_named_not_a_recursion_error(tmp_path: Path) -> None:
+    path = make(tmp_path, "project: shop\nservices: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply") as info:
+        load(path, environ={})
+    assert str(info.value).startswith(str(path))
 
 
 def test_unknown_key_error_names_the_key_path_and_column(tmp_path: Path) -> None:
