@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
+
+from .errors import OfflineBuildError
 
 CHUNK = 1 << 20  # how much a copy or a hash reads at a time
 
@@ -50,7 +53,12 @@ def write_atomic(path: Path, data: bytes) -> None:
     the same folder (so two writers never share one, and the rename stays on
     one file system), synced, renamed over *path*, and the folder synced, so
     a crash or Ctrl-C at any point leaves the old file or the new one.
+    A symlink stays and its target gets the content; a device, pipe or
+    socket is refused (a rename would replace it with a plain file).
     """
+    if path.is_symlink():
+        path = path.resolve()
+    _refuse_special(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -64,6 +72,16 @@ def write_atomic(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def _refuse_special(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # not there (yet): written new
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a folder: the rename fails, named at the boundary
+        raise OfflineBuildError(f"{path} is a device, pipe or socket, not a file to write",
+                                "give a path to a regular file (the tool writes a whole file, then renames it)")
 
 
 def copy_hashed(source: Path, target: Path) -> str:

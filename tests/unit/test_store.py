@@ -178,3 +178,24 @@ def test_write_atomic_never_shows_a_reader_half_a_file(tmp_path: Path, monkeypat
         files.write_atomic(path, b"never seen")
     assert path.read_bytes() == b"new content, longer than the old"
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temporary left behind
+
+
+def test_write_atomic_writes_through_a_symlink_and_refuses_a_pipe(tmp_path: Path) -> None:
+    """``--output link.mk`` writes where the user's link points, and the link stays; ``--output`` a FIFO (or
+    /dev/full) is refused, named, and stays what it was (a rename put a plain file in its place)."""
+    import os
+    import stat
+
+    from offline_build.errors import OfflineBuildError
+
+    (tmp_path / "real.mk").write_text("old")
+    link = tmp_path / "link.mk"
+    link.symlink_to("real.mk")
+    files.write_atomic(link, b"new")
+    assert link.is_symlink() and (tmp_path / "real.mk").read_text() == "new"
+    pipe = tmp_path / "pipe.mk"
+    os.mkfifo(pipe)
+    with pytest.raises(OfflineBuildError, match="pipe.mk is a device, pipe or socket, not a file to write"):
+        files.write_atomic(pipe, b"never")
+    assert stat.S_ISFIFO(pipe.lstat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.mk", "pipe.mk", "real.mk"]
