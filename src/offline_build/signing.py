@@ -72,6 +72,11 @@ class Verdict:
 
 def keygen(path: Path, password: str | None) -> tuple[Path, Path]:
     """Write a new key pair: *path* (the secret key, mode 0600) and *path*.pub; never over an existing file."""
+    if not path.name or path.is_dir():
+        raise SigningError(f"{path} is a folder, not a key file", "give --key the secret key's file, e.g. team.key")
+    if path.suffix == ".pub":
+        raise SigningError(f"{path}: a secret key named .pub would be taken for a public one",
+                           "name the secret key .key (its public half is then written as .pub)")
     public = public_path(path)
     for existing in (path, public):
         if existing.exists():

@@ -64,6 +64,17 @@ def test_keygen_writes_a_private_secret_key_and_its_public_half_and_never_overwr
     assert secret.read_bytes() == before[0] and not public.exists()
 
 
+@pytest.mark.parametrize("given", ["", ".", "/", "folder", "team.pub"])
+def test_keygen_refuses_a_folder_or_a_pub_name_and_writes_nothing(tmp_path: Path, given: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--key .`` raised ValueError from pathlib; ``--key team.pub`` wrote the secret key as team.pub."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(signing.SigningError, match="is a folder, not a key file|taken for a public one"):
+        signing.keygen(Path(given), None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]
+
+
 def test_an_encrypted_key_needs_its_password_and_says_how_to_give_it(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     secret, _ = signing.keygen(tmp_path / "enc.key", "correct horse")
