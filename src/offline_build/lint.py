@@ -42,11 +42,16 @@ RULES: dict[str, Rule] = {
     "yum-dnf": Rule("error", "yum/dnf fetch from remote repositories",
                     "use a base image with the packages preinstalled, listed under base_images"),
     "download": Rule("error", "downloads a file at build time",
-                     "declare it under resources: in offline.yaml (url + sha256) and COPY it from the context"),
+                     "the replay capture serves curl unless it is switched off (replay: false); list another "
+                     "client's line under services.<name>.replay; or declare the file under resources: (url + "
+                     "sha256), which carries it to build-cache/resources/<dest>, and copy it into the build context"),
     "add-url": Rule("error", "ADD of a URL fetches at build time",
-                    "declare it under resources: in offline.yaml (url + sha256) and COPY it"),
+                    "declare it under resources: (url + sha256), which carries it to build-cache/resources/<dest>; "
+                    "copy it into the build context and COPY it from there"),
     "git-clone": Rule("error", "git reaches a remote repository",
-                      "declare the repository under resources: (git + ref) and COPY the archive"),
+                      "over HTTP(S) the replay capture serves it; over ssh, declare the repository under resources: "
+                      "(git + ref), which carries its archive to build-cache/resources/<dest>, and copy that into "
+                      "the build context"),
     "go-mod-download": Rule("error", "go fetches modules",
                             "vendor the modules (go mod vendor) and build with -mod=vendor"),
     "cargo-fetch": Rule("error", "cargo fetches crates",
@@ -69,7 +74,9 @@ RULES: dict[str, Rule] = {
     "gradle": Rule("error", "Gradle reaches remote repositories",
                    "build with --offline from a dependency cache carried as a resource"),
     "runtime-fetch": Rule("error", "a script downloads data at build time",
-                          "carry the data as a resource and point the library at it"),
+                          "the replay capture serves a client that takes the proxy from the environment (a script's "
+                          "line listed under services.<name>.replay); or carry the data as a resource and point the "
+                          "library at it"),
     "remote-image": Rule("warning", "image is not in the bundle",
                          "list it under base_images: in offline.yaml so offline.export carries it"),
     "mutable-tag": Rule("warning", "mutable image tag",

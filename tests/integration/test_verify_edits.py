@@ -117,7 +117,7 @@ def test_the_edit_proof_finds_the_download_no_capture_covers(engines: dict[str, 
     assert "Failed to connect to 127.0.0.1" in detail  # the step's own output
     assert "it ran because the build context changed (offline.verify --edits)" in detail, detail
     assert "likely cause: downloads a file at build time (curl; offline.lint rule 'download')" in detail, detail
-    assert "fix: declare it under resources: in offline.yaml (url + sha256) and COPY it from the context" in detail
+    assert "fix: the replay capture serves curl unless it is switched off (replay: false)" in detail, detail
     diagnosed = cli(project, engines["online"], "offline.diagnose", "--quick", check=False).stdout
     assert "offline.verify --edits failed" in diagnosed, diagnosed
 
