@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from invoke import Collection, Exit, Program
+from invoke import Collection, Exit, ParseError, Program
 from invoke.parser import Argument
 
 from . import __version__
@@ -27,6 +29,7 @@ BROKEN_PIPE = 141
 # No offline-build task runs a shell command through invoke, so each would be accepted and
 # ignored (``-R`` says "Echo commands instead of running" and a task still writes): not offered,
 # the parser refuses them as unknown.
+PARSE_FIX = "offline-build --list shows the tasks, offline-build --help TASK the flags a task takes"
 NOT_OFFERED = ("command-timeout", "dry", "echo", "hide", "prompt-for-sudo-password", "pty", "warn-only", "write-pyc")
 
 
@@ -76,6 +79,10 @@ class OfflineBuild(Program):
             if arg.name in NOT_OFFERED:
                 self.core[0].args[arg.name] = arg
 
+    def parse_core(self, argv: list[str] | None) -> None:
+        with _usage():
+            super().parse_core(argv)
+
     def parse_collection(self) -> None:
         if self.args.config.value is not None:
             # Only a form split_config does not take reaches here (-df FILE): invoke would
@@ -89,14 +96,16 @@ class OfflineBuild(Program):
             asked = next((a for a in self.core.unparsed if not a.startswith("-")), None)
             if asked is not None and asked not in self.collection.task_names:
                 self._no_project()
-        super().parse_tasks()
+        with _usage():
+            super().parse_tasks()
 
     def parse_cleanup(self) -> None:
         if self.missing is not None:
             wanted = self.args.help.value
             if self.args.list.value or (isinstance(wanted, str) and wanted not in self.parser.contexts):
                 self._no_project()
-        super().parse_cleanup()
+        with _usage():
+            super().parse_cleanup()
 
     def print_help(self) -> None:
         super().print_help()
@@ -110,6 +119,15 @@ class OfflineBuild(Program):
 
         assert self.missing is not None
         raise Exit(config_message(self.missing), code=self.missing.exit_code)
+
+
+@contextmanager
+def _usage() -> Iterator[None]:
+    """invoke's parse errors ("No idea what 'x' is!") with the way out, exit 2 as for any usage error."""
+    try:
+        yield
+    except ParseError as exc:
+        raise Exit(f"offline-build: error: {exc}\n  fix: {PARSE_FIX}", code=2) from None
 
 
 def main(argv: list[str] | None = None) -> None:

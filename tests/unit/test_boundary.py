@@ -133,3 +133,13 @@ def test_the_options_kept_still_work(tmp_path: Path) -> None:
     assert listed.returncode == 0 and '"name": "offline"' in listed.stdout
     debug = run(["-d", "--version"], DEMO)
     assert debug.returncode == 0 and "Saw --version" in debug.stderr
+
+
+@pytest.mark.parametrize("args", [["nosuch.offline-build"], ["offline.export", "--bogus"], ["--bogus"],
+                                  ["--help", "nosuch"]])
+def test_an_unknown_task_or_flag_says_where_the_known_ones_are(args: list[str]) -> None:
+    out = run(args, DEMO)
+    assert out.returncode == 2, out
+    assert out.stderr.startswith(f"offline-build: error: No idea what '{args[-1]}' is!\n"), out.stderr
+    assert out.stderr.endswith("fix: offline-build --list shows the tasks, offline-build --help TASK the flags a "
+                               "task takes\n"), out.stderr
