@@ -94,7 +94,7 @@ def load(path: Path | str | None = None, overrides: Overrides | None = None,
         name=name,
         version=_check_tag(version, top.get("version"), path),
         cache_dir=(root / cache_dir).resolve(),
-        platforms=overrides.platforms or _platforms(top.get("platforms")),
+        platforms=_asked_platforms(overrides.platforms, path) or _platforms(top.get("platforms")),
         platforms_asked=bool(overrides.platforms),
         network=_network(top.get("network")),
         services=read_services(top.get("services"), root, read_compose(top.get("services_from"), root)),
@@ -129,6 +129,15 @@ def _platforms(node: Node | None) -> tuple[str, ...]:
     if node is None:
         return ()
     return tuple(item.string(PLATFORM, "platform (os/arch[/variant])") for item in node.sequence())
+
+
+def _asked_platforms(asked: tuple[str, ...] | None, path: Path) -> tuple[str, ...] | None:
+    """``--platform``, checked as the file's ``platforms:`` are (docker would otherwise name it mid-build)."""
+    for platform in asked or ():
+        if not PLATFORM.match(platform):
+            raise ConfigError(f"--platform {platform!r} is not a valid platform (os/arch[/variant])", path=path,
+                              hint="name it as docker does, e.g. linux/amd64 or linux/arm64 (commas between several)")
+    return asked
 
 
 def _network(node: Node | None) -> str | None:

@@ -123,6 +123,9 @@ def read_build_args(node: Node | None) -> dict[str, str]:
             # a secret would travel in the bundle to the customer's site.
             raise knode.error(f"build arg {key!r} looks like a secret; build args travel in the bundle",
                               "pass it as a build secret (RUN --mount=type=secret) instead")
+        if "=" in key or not key.strip() or any(c.isspace() for c in key):
+            raise knode.error(f"build arg name {key!r} holds '=' or a space: docker would read another name",
+                              "give the name alone as the key and the value after the colon (NAME: value)")
         out[key] = value.option()
     return out
 

@@ -73,6 +73,24 @@ def test_precedence_flag_over_environment_over_file_over_default(tmp_path: Path)
     assert load(bare, environ={}).version == "latest"
 
 
+@pytest.mark.parametrize("platform", ["linux/", "garbage", "LINUX/AMD64", "linux/amd64/v8/x"])
+def test_a_platform_flag_is_checked_as_the_files_platforms_are(tmp_path: Path, platform: str) -> None:
+    path = make(tmp_path, GOOD)
+    with pytest.raises(ConfigError, match=f"--platform '{platform}' is not a valid platform") as info:
+        load(path, Overrides(platforms=("linux/amd64", platform)), environ={})
+    assert "e.g. linux/amd64" in str(info.value)
+    assert load(path, Overrides(platforms=("linux/arm64", "linux/arm/v7")), environ={}).platforms == (
+        "linux/arm64", "linux/arm/v7")
+
+
+def test_a_build_arg_name_with_an_equals_sign_is_refused(tmp_path: Path) -> None:
+    """``{A=B: 1}`` became ``--build-arg A=B=1``: the argument A set to 'B=1'."""
+    path = make(tmp_path, GOOD.replace("DEBUG: false", "A=B: 1"))
+    with pytest.raises(ConfigError, match="build arg name 'A=B' holds '=' or a space") as info:
+        load(path, environ={})
+    assert "(NAME: value)" in str(info.value)
+
+
 def test_version_keeps_what_was_typed(tmp_path: Path) -> None:
     assert load(make(tmp_path, GOOD.replace('"2.1"', "1.10")), environ={}).version == "1.10"
 
