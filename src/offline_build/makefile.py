@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import Project
+from .errors import OfflineBuildError
 from .files import write_atomic
 
 # make target -> task, for the project-wide targets the seed has.
@@ -66,7 +67,13 @@ def targets(project: Project, tasks: set[str] | None = None) -> dict[str, str]:
     return out
 
 
+RUNNERS = ("offline-build", "inv")
+
+
 def render(project: Project, runner: str = "offline-build", tasks: set[str] | None = None) -> str:
+    if runner not in RUNNERS:  # pasted into $(shell command -v ...): only a name the targets can call
+        raise OfflineBuildError(f"--runner {runner!r} is not a command the targets can call",
+                                f"use one of: {', '.join(RUNNERS)}")
     mapping = targets(project, tasks)
     config = project.path.name
     lines = [HEADER.format(runner=runner, config=config)]

@@ -28,6 +28,7 @@ class BundleError(OfflineBuildError):
 
 PARTS = "parts.json"
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+MIN_PART = 1 << 20
 
 
 def parse_size(text: str) -> int:
@@ -35,7 +36,10 @@ def parse_size(text: str) -> int:
     m = re.fullmatch(r"\s*(\d+)\s*([KMG]?)i?B?\s*", text.upper())
     if not m or int(m.group(1)) <= 0:
         raise BundleError(f"--split-size {text!r} is not a size", "give a number with K, M or G, e.g. 3900M")
-    return int(m.group(1)) * _UNITS[m.group(2)]
+    size = int(m.group(1)) * _UNITS[m.group(2)]
+    if size < MIN_PART:  # a part per few bytes: millions of files, each hashed and listed
+        raise BundleError(f"--split-size {text!r} is below 1M", "parts are for media limits: e.g. 3900M for FAT32")
+    return size
 
 
 def split(archive: Path, size: int) -> Path:

@@ -377,6 +377,10 @@ def test_split_size_parsing() -> None:
     assert bundle.parse_size("4g") == 4 * 2**30
     with pytest.raises(bundle.BundleError, match="not a size"):
         bundle.parse_size("big")
+    assert bundle.parse_size("1M") == 2**20
+    for tiny in ("1", "1023K"):  # one part per byte of the bundle: refused
+        with pytest.raises(bundle.BundleError, match=f"--split-size '{tiny}' is below 1M"):
+            bundle.parse_size(tiny)
 
 
 def pack_with_copies(proj: Project, manifest_edit=None) -> Path:  # noqa: ANN001

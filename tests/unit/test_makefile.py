@@ -116,3 +116,14 @@ def test_without_the_command_anywhere_make_says_how_to_fix_it(tmp_path: Path) ->
     assert out.returncode == 2
     assert "offline-build is not on PATH nor in ./.venv/bin: activate the virtualenv offline-build is installed in, " \
            "or pass OFFLINE_BUILD=/path/to/offline-build" in out.stderr
+
+
+@pytest.mark.parametrize("runner", ["", "inv; rm -rf /", "make"])
+def test_a_runner_the_targets_cannot_call_is_refused(runner: str) -> None:
+    """The runner is pasted into ``$(shell command -v ...)``: anything but the two commands is refused."""
+    from offline_build.errors import OfflineBuildError
+
+    with pytest.raises(OfflineBuildError, match=f"--runner {re.escape(repr(runner))} is not a command") as info:
+        makefile.render(load(DEMO), runner)
+    assert info.value.hint == "use one of: offline-build, inv"
+    assert "command -v inv " in makefile.render(load(DEMO), "inv")
