@@ -178,13 +178,24 @@ def _lint_first(project: Project, console: Console, strict: bool) -> None:
                                 "fix them or suppress them (# offline-build: ignore=<rule>), or drop --strict")
 
 
+def check_since(project: Project, since: Path) -> None:
+    """Refuse a bad ``--since`` before any build starts: a delta against it would not set up at the site."""
+    if not since.exists():
+        raise OfflineBuildError(f"--since {since}: no such bundle or manifest",
+                                "give the last bundle carried to the site, or its .manifest.json beside it")
+    base, _ = unpacking.load_manifest(since)
+    if base.project != project.name:
+        raise OfflineBuildError(f"--since {since} is a bundle of project {base.project!r}, not {project.name!r}",
+                                "give this project's last bundle (its build-cache-*.manifest.json will do)")
+
+
 def export(project: Project, names: list[str] | None, docker: DockerClient, console: Console,
            *, dry_run: bool = False, today: date | None = None, strict: bool = False,
            since: Path | None = None, split_size: int | None = None, signer: Signer | None = None) -> dict[str, Any]:
     services = pick(project, names)
     check_backend(project)
     if since is not None:
-        unpacking.load_manifest(since)  # refuse a bad --since before any build starts
+        check_since(project, since)
     _lint_first(project, console, strict)
     if dry_run:
         Executor(docker, console, dry_run=True).run(export_plan(project, services, today, since, split_size,

@@ -316,6 +316,19 @@ def pack_full_or_delta(proj: Project, name: str, since: Path | None = None) -> P
     return out
 
 
+def test_a_since_of_another_project_or_missing_is_refused_before_any_build(tmp_path: Path) -> None:
+    from offline_build.errors import OfflineBuildError
+    from offline_build.export import check_since
+
+    demo = project(tmp_path / "demo")
+    check_since(demo, pack(project(tmp_path / "again")))  # the same project's: taken
+    with pytest.raises(OfflineBuildError, match="is a bundle of project 'shop', not 'demo'"):
+        check_since(demo, pack(project(tmp_path / "shop", "shop")))
+    with pytest.raises(OfflineBuildError, match="--since .*gone.tar: no such bundle or manifest") as info:
+        check_since(demo, tmp_path / "gone.tar")
+    assert "the last bundle carried to the site" in str(info.value)  # not "--bundle": the flag given was --since
+
+
 def test_a_delta_sets_up_exactly_like_the_full_bundle(tmp_path: Path) -> None:
     online = project(tmp_path / "online")
     first = pack(online)
