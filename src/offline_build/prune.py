@@ -31,13 +31,17 @@ def prune_plan(project: Project) -> Plan:
     """One step naming every unreachable blob and its size; reads the store, changes nothing."""
     layout = Layout(project.store)
     if not layout.exists():
-        raise StoreError(f"no store in {project.store}: nothing to prune",
-                         "check --cache-dir; offline.setup or offline.export makes the store")
+        raise _no_store(project)
     garbage = sorted(layout.garbage())
     blobs = tuple((p.name, p.stat().st_size) for p in garbage)
     total = sum(size for _, size in blobs)
     return Plan("prune", (DropBlobs(title=f"drop {len(blobs)} unreachable blob(s), {total} bytes",
                                     store=project.store, blobs=blobs),))
+
+
+def _no_store(project: Project) -> StoreError:
+    return StoreError(f"no store in {project.store}: nothing to prune",
+                      "check --cache-dir; offline.setup or offline.export makes the store")
 
 
 def prune(project: Project, console: Console, *, dry_run: bool = False) -> PruneReport:
@@ -50,6 +54,8 @@ def prune(project: Project, console: Console, *, dry_run: bool = False) -> Prune
         step = plan.steps[0]
         assert isinstance(step, DropBlobs)
         return PruneReport(len(step.blobs), sum(size for _, size in step.blobs))
+    if not Layout(project.store).exists():  # before the lock, which would make a mistyped --cache-dir
+        raise _no_store(project)
     with lock(project.cache_dir):
         detail = executor.run(prune_plan(project)).results[0].detail
     return PruneReport(detail["blobs"], detail["bytes"])

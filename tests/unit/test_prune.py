@@ -56,6 +56,13 @@ def test_without_a_store_prune_is_one_message(tmp_path: Path) -> None:
         prune.prune_plan(project(tmp_path))
 
 
+def test_a_mistyped_cache_dir_is_refused_and_not_made(tmp_path: Path) -> None:
+    proj = project(tmp_path / "p")
+    refused = run(["offline.prune", "--cache-dir", str(tmp_path / "typo" / "deep")], proj.root)
+    assert refused.returncode == 1 and "nothing to prune" in refused.stderr, refused.stderr
+    assert not (tmp_path / "typo").exists()  # the lock made the folder, its .lock and .gitignore
+
+
 def test_the_task_lists_and_drops_without_an_engine(tmp_path: Path) -> None:
     proj, store = store_with_garbage(tmp_path)
     listed = run(["offline.prune", "--dry-run"], proj.root)
