@@ -32,7 +32,8 @@ class Node:
 
     def mapping(self, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, Node]:
         if not isinstance(self.node, yaml.MappingNode):
-            raise self.error(f"expected a mapping, got {_kind(self.node)}")
+            raise self.error(f"expected a mapping, got {_kind(self.node)}",
+                             "write it as 'key: value' lines (docs/project-file.md lists the keys)")
         out: dict[str, Node] = {}
         for knode, vnode in self.node.value:
             if not isinstance(knode, yaml.ScalarNode):
@@ -131,8 +132,15 @@ def compose_yaml(path: Path) -> yaml.Node:
     except FileNotFoundError:
         raise ConfigError("no project file here", path=path,
                           hint="create offline.yaml (see the README's quick start) or pass --config") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", path=path) from None
+    except IsADirectoryError:
+        raise ConfigError("is a folder, not a project file", path=path,
+                          hint="pass --config the offline.yaml itself (or run where it is)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path,
+                          hint="save the file as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", path=path,
+                          hint="check the file's permissions, or pass --config another file") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:

@@ -140,6 +140,17 @@ def test_a_file_nested_too_deeply_is_named_not_a_recursion_error(tmp_path: Path)
     assert str(info.value).startswith(str(path))
 
 
+def test_a_list_a_folder_or_latin1_bytes_are_named_with_a_fix(tmp_path: Path) -> None:
+    cases = {make(tmp_path / "list", "- project\n"): ("expected a mapping, got a list", "'key: value' lines"),
+             tmp_path: ("is a folder, not a project file", "pass --config the offline.yaml itself"),
+             make(tmp_path / "latin1", ""): ("not UTF-8 text", "save the file as UTF-8")}
+    (tmp_path / "latin1" / "offline.yaml").write_bytes("project: caf\xe9\n".encode("latin-1"))
+    for path, (problem, fix) in cases.items():
+        with pytest.raises(ConfigError) as info:
+            load(path, environ={})
+        assert problem in info.value.message and info.value.hint and fix in info.value.hint, info.value
+
+
 def test_unknown_key_error_names_the_key_path_and_column(tmp_path: Path) -> None:
     path = make(tmp_path, BROKEN["unknown service key"][0])
     with pytest.raises(ConfigError) as info:
