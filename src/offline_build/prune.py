@@ -54,7 +54,7 @@ def prune(project: Project, console: Console, *, dry_run: bool = False) -> Prune
         step = plan.steps[0]
         assert isinstance(step, DropBlobs)
         return PruneReport(len(step.blobs), sum(size for _, size in step.blobs))
-    if not Layout(project.store).exists():  # before the lock, which would make a mistyped --cache-dir
+    if not project.cache_dir.exists():  # the lock would make a mistyped --cache-dir (a file: the lock names it)
         raise _no_store(project)
     with lock(project.cache_dir):
         detail = executor.run(prune_plan(project)).results[0].detail
