@@ -50,6 +50,10 @@ def split_config(argv: list[str]) -> tuple[str | None, list[str]]:
             config = arg[2:]
         else:
             rest.append(arg)
+    if config == "":  # --config "$UNSET": the default file would be read without a word
+        print("offline-build: error: --config is empty\n  fix: give the project file's path, or leave the flag out",
+              file=sys.stderr)
+        raise SystemExit(2)
     return config, rest
 
 

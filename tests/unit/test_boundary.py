@@ -143,3 +143,11 @@ def test_an_unknown_task_or_flag_says_where_the_known_ones_are(args: list[str]) 
     assert out.stderr.startswith(f"offline-build: error: No idea what '{args[-1]}' is!\n"), out.stderr
     assert out.stderr.endswith("fix: offline-build --list shows the tasks, offline-build --help TASK the flags a "
                                "task takes\n"), out.stderr
+
+
+@pytest.mark.parametrize("args", [["--config", "", "--list"], ["--config=", "--list"], ["-f", "", "--list"]])
+def test_an_empty_config_flag_is_refused_not_read_as_the_default(args: list[str]) -> None:
+    out = run(args, DEMO)  # the demo's own offline.yaml would be read otherwise
+    assert out.returncode == 2 and out.stdout == "", out
+    assert out.stderr == "offline-build: error: --config is empty\n  fix: give the project file's path, or leave " \
+                         "the flag out\n"
