@@ -25,6 +25,9 @@ def read_compose(node: Node | None, root: Path) -> dict[str, ComposeBuild]:
     top = document.mapping(())
     if "services" not in top:
         raise document.error("no 'services' in the compose file")
+    if "include" in top:  # services from other files: not read, so they would be missing without a word
+        raise top["include"].error("the compose file uses include, which offline-build does not follow",
+                                   "point services_from at the included file, or list its services under services:")
     out: dict[str, ComposeBuild] = {}
     for name, knode, vnode in top["services"].items():
         fields = vnode.mapping(())
@@ -33,7 +36,11 @@ def read_compose(node: Node | None, root: Path) -> dict[str, ComposeBuild]:
                                           f"give {name!r} its own build section, or describe it under services:")
         if "build" not in fields:
             continue
-        out[name.replace("_", "-")] = _compose_build(fields, path.parent)
+        service = name.replace("_", "-")
+        if service in out:  # backend_x and backend-x: one task name, and one of them was dropped
+            raise knode.error(f"compose service {name!r} would be the service {service!r}, as another one is",
+                              "rename one of them, or describe them under services:")
+        out[service] = _compose_build(fields, path.parent)
     return out
 
 
@@ -43,8 +50,11 @@ def _compose_build(fields: dict[str, Node], base: Path) -> ComposeBuild:
     if image and ":" in image.rsplit("/", 1)[-1]:
         image = image.rsplit(":", 1)[0]  # the tag is the project's version
     if isinstance(build.node, yaml.ScalarNode):
-        return ComposeBuild(build, (base / build.string()).resolve(), None, image, None, {})
+        return ComposeBuild(build, (base / _literal(build, "context")).resolve(), None, image, None, {})
     spec = build.mapping(COMPOSE_BUILD_KEYS)
+    if "dockerfile_inline" in spec:  # else the context's Dockerfile would be built in its place
+        raise spec["dockerfile_inline"].error("dockerfile_inline is not read by offline-build",
+                                              "write the Dockerfile into the context and name it with dockerfile:")
     args: dict[str, str] = {}
     if "args" in spec and isinstance(spec["args"].node, yaml.SequenceNode):
         for item in spec["args"].sequence():
@@ -52,6 +62,16 @@ def _compose_build(fields: dict[str, Node], base: Path) -> ComposeBuild:
             args[key] = value
     elif "args" in spec:
         args = read_build_args(spec["args"])
-    context = (base / (spec["context"].string() if "context" in spec else ".")).resolve()
-    return ComposeBuild(build, context, spec["dockerfile"].string() if "dockerfile" in spec else None, image,
+    context = (base / (_literal(spec["context"], "context") if "context" in spec else ".")).resolve()
+    dockerfile = _literal(spec["dockerfile"], "dockerfile") if "dockerfile" in spec else None
+    return ComposeBuild(build, context, dockerfile, image,
                         spec["target"].string() if "target" in spec else None, args)
+
+
+def _literal(node: Node, what: str) -> str:
+    """A path as written: compose would expand ``${VAR:-default}`` from the environment, offline-build does not."""
+    text = node.string()
+    if "$" in text:
+        raise node.error(f"{what} {text!r} uses a variable, which offline-build does not expand",
+                         f"write the {what} out, or set it under services: in offline.yaml")
+    return text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -87,6 +88,27 @@ def test_a_compose_tag_offline_build_does_not_read_is_named(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match="the tag '!reset' is not supported") as info:
         load(path, environ={})
     assert str(info.value).startswith(f"{tmp_path / 'docker-compose.yml'}:3:")
+
+
+@pytest.mark.parametrize("change, line, words", [
+    (("  postgres:\n", "  deer-flow-api:\n    build: ./worker\n  postgres:\n"), 17,
+     "compose service 'deer-flow-api' would be the service 'deer-flow-api', as another one is"),
+    (("      target: runtime\n", "      target: runtime\n      dockerfile_inline: FROM scratch\n"), 10,
+     "dockerfile_inline is not read by offline-build"),
+    (("build: ./backend ", "build: ./${APP:-backend} "), 3, "context './${APP:-backend}' uses a variable"),
+    (("dockerfile: docker/Dockerfile.prod", "dockerfile: ${DF}"), 8, "dockerfile '${DF}' uses a variable"),
+    (("services:\n", "include:\n  - other.yml\nservices:\n"), 2, "uses include, which offline-build does not"),
+])
+def test_what_compose_would_do_and_offline_build_would_not_is_named(tmp_path: Path, change: tuple[str, str],
+                                                                     line: int, words: str) -> None:
+    """Each was read silently before: a service dropped, another Dockerfile built, a folder named '${...}'."""
+    compose = COMPOSE.replace(*change, 1)
+    assert compose != COMPOSE
+    path = write(tmp_path, compose, "project: shop\nservices_from: docker-compose.yml\n")
+    with pytest.raises(ConfigError, match=re.escape(words)) as info:
+        load(path, environ={})
+    assert str(info.value).startswith(f"{tmp_path / 'docker-compose.yml'}:{line}:"), info.value
+    assert info.value.hint
 
 
 def test_a_missing_compose_file_or_dockerfile_names_the_place(tmp_path: Path) -> None:
