@@ -98,7 +98,11 @@ def _replay(node: Node | None) -> bool | tuple[int, ...]:
     return tuple(lines)
 
 
-IMAGE_NAME = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+_NAME = r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+IMAGE_NAME = re.compile(rf"^{_NAME}$")
+# A whole reference, as docker reads one: [host[:port]/]name[:tag][@sha256:digest].
+IMAGE_REF = re.compile(rf"^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?/)?{_NAME}"
+                       r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$")
 
 
 def _image_name(image: str, node: Node) -> str:

@@ -218,6 +218,20 @@ def test_builder_keys_that_do_not_fit_the_driver_are_named(tmp_path: Path) -> No
     assert "engine's own builder" in error(make(tmp_path, "builder:\n  name: default\n"))
 
 
+def test_a_builder_image_or_endpoint_docker_could_not_read_is_named(tmp_path: Path) -> None:
+    assert "'Bad Image' is not a valid image reference" in error(
+        make(tmp_path, "builder:\n  name: x\n  image: Bad Image\n"))
+    assert "'not a url' is not a valid endpoint (scheme://address)" in error(
+        make(tmp_path, "builder:\n  name: x\n  driver: remote\n  endpoint: not a url\n"))
+
+
+def test_a_base_image_docker_could_not_read_is_named(tmp_path: Path) -> None:
+    assert "'Bad Image!' is not a valid image reference" in error(make(tmp_path, "base_images: ['Bad Image!']\n"))
+    digest = "debian:bookworm-slim@sha256:" + "a" * 64
+    assert load(make(tmp_path, f"base_images: ['localhost:5000/team/tool:1.2', '{digest}']\n"),
+                environ={}).base_images == ("localhost:5000/team/tool:1.2", digest)
+
+
 def test_boolean_driver_options_reach_buildx_as_buildx_spells_them(tmp_path: Path) -> None:
     project = load(make(tmp_path, "builder:\n  name: b\n  driver_opts:\n    memory-swap: 1g\n"
                                    "    default-load: true\n"), environ={})
