@@ -22,6 +22,7 @@ from .captures.apt import APT
 from .captures.lang import MOUNTS, LangCapture, StepNeed
 from .captures.replay import REPLAY, ReplayNeed
 from .config import Project, Service
+from .errors import DockerfileError
 from .plan import slug
 from .steps import Step, WriteFile
 from .store import Layout
@@ -81,6 +82,7 @@ def inputs(project: Project, service: Service, *, online: bool) -> Inputs:
     only those whose capture the bundle brought.
     """
     df = dockerfile.parse(service.dockerfile, service.build_args)
+    check_target(df, service)
     captures = all_captures()
     needs = {c.name: _built_only(c.needs(project, service.name, df), df, service.target) for c in captures}
     served = [(c, {k: n for k, n in needs[c.name].items() if online or c.captured(project, k)}) for c in captures]
@@ -177,6 +179,14 @@ def pick(project: Project, names: list[str] | None) -> list[Service]:
     return [project.service(n) for n in names] if names else list(project.services.values())
 
 
+def check_target(df: dockerfile.Dockerfile, service: Service) -> None:
+    """A ``target:`` the Dockerfile has no stage for (else BuildKit names it only once the build starts)."""
+    if service.target and df.stage_index(service.target, len(df.stages)) is None:
+        named = ", ".join(s.name for s in df.stages if s.name) or "none is named: FROM <image> AS <name> names one"
+        raise DockerfileError(f"{service.dockerfile}: no stage {service.target!r}, the target of service "
+                              f"{service.name!r}", f"set target: to one of its stages ({named})")
+
+
 def lint_project(project: Project, paths: list[Path] | None = None) -> list[lint_mod.Finding]:
     """Lint the services' Dockerfiles (or *paths*) knowing what the project handles.
 
@@ -194,5 +204,7 @@ def lint_project(project: Project, paths: list[Path] | None = None) -> list[lint
     captured = frozenset(c.name for c in all_captures() if c is not APT and c.name not in project.captures_off)
     ctx = lint_mod.Context(bundled, project.apt.enabled, True, captured)
     replay_off = replace(ctx, captured=captured - {REPLAY.name})  # replay: false, for one service
+    for s in project.services.values():
+        check_target(dockerfile.parse(s.dockerfile, s.build_args), s)
     return [f for s in project.services.values()
             for f in lint_mod.lint_path(s.dockerfile, ctx if s.replay is not False else replay_off, dict(s.build_args))]
