@@ -175,9 +175,15 @@ def parse(path: Path, build_args: Mapping[str, str] | None = None) -> Dockerfile
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise DockerfileError(f"{path}: no such Dockerfile", "check the service's context and dockerfile") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DockerfileError(f"{path}: cannot read: {exc}") from None
+        raise DockerfileError(f"{path}: no such Dockerfile",
+                              "check the path (for a service: its context and dockerfile in offline.yaml)") from None
+    except IsADirectoryError:
+        raise DockerfileError(f"{path} is a folder, not a Dockerfile", "name the Dockerfile inside it") from None
+    except UnicodeDecodeError as exc:
+        raise DockerfileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})",
+                              "save the Dockerfile as UTF-8 (is this a Dockerfile?)") from None
+    except OSError as exc:
+        raise DockerfileError(f"{path}: cannot read: {exc.strerror or exc}", "check the file's permissions") from None
     return parse_text(text, path, build_args)
 
 
@@ -186,8 +192,9 @@ def parse_text(text: str, path: Path | str = "Dockerfile",
     path = Path(path)
     try:
         commands = _parser.parse_string(text)
-    except _parser.GoParseError as exc:
-        raise DockerfileError(f"{path}: {exc}") from None
+    except _parser.GoParseError as exc:  # docker build would refuse the file as well
+        raise DockerfileError(f"{path}: {exc}", "docker build refuses it too: a Dockerfile needs a FROM, "
+                                                "and no line may pass 64 KiB") from None
     overrides = dict(build_args or {})
     global_args: dict[str, str | None] = {}
     stages: list[Stage] = []
@@ -211,8 +218,8 @@ def parse_text(text: str, path: Path | str = "Dockerfile",
         elif not stages:
             if ins.cmd != "ARG":
                 raise DockerfileError(
-                    f"{path}:{ins.line}: {ins.cmd} before the first FROM",
-                    "only ARG may come before FROM",
+                    f"{path}:{ins.line}: {cmd.original.split(None, 1)[0][:40]!r} before the first FROM",
+                    "only ARG may come before FROM (is this a Dockerfile?)",
                 )
             for item in ins.value:
                 name, _, default = item.partition("=")

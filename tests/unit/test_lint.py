@@ -140,3 +140,26 @@ def test_the_build_after_the_good_pattern_is_not_a_copy_before_install(tmp_path:
     found = _lint(tmp_path, "FROM maven:3.9\nCOPY pom.xml .\nRUN mvn dependency:go-offline\nCOPY src ./src\n"
                             "RUN mvn package\n")
     assert "copy-before-install" not in {f.rule for f in found}
+
+
+def test_a_file_that_is_no_dockerfile_is_named_with_a_fix(tmp_path: Path) -> None:
+    """Each was a message without a fix line (or, for /etc/passwd, its line shouted in capitals)."""
+    from offline_build.dockerfile import parse
+    from offline_build.errors import DockerfileError
+
+    (tmp_path / "empty").write_text("")
+    (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (tmp_path / "long").write_text("FROM x\nRUN " + "a" * 70000 + "\n")
+    (tmp_path / "latin1").write_bytes("FROM caf\xe9\n".encode("latin-1"))
+    expected = {
+        "empty": ("empty: file with no instructions", "docker build refuses it too"),
+        "passwd": ("passwd:1: 'root:x:0:0:root:/root:/bin/bash' before the first FROM", "only ARG may come"),
+        "long": ("long: dockerfile line greater than max allowed size", "no line may pass 64 KiB"),
+        "latin1": ("latin1: not UTF-8 text", "save the Dockerfile as UTF-8"),
+        "": (f"{tmp_path} is a folder, not a Dockerfile", "name the Dockerfile inside it"),
+        "gone": ("gone: no such Dockerfile", "check the path (for a service: its context and dockerfile"),
+    }
+    for name, (problem, fix) in expected.items():
+        with pytest.raises(DockerfileError) as info:
+            parse(tmp_path / name)
+        assert problem in info.value.message and fix in (info.value.hint or ""), info.value
