@@ -21,7 +21,8 @@ def read_compose(node: Node | None, root: Path) -> dict[str, ComposeBuild]:
     path = (root / node.string()).resolve()
     if not path.is_file():
         raise node.error(f"no compose file at {rel(path, root)}", "services_from is read relative to offline.yaml")
-    document = Node(compose_yaml(path), "", path)
+    document = Node(compose_yaml(path, ("the compose file is empty", "it needs a 'services' section with a build: "
+                                                                     "per service to build")), "", path)
     top = document.mapping(())
     if "services" not in top:
         raise document.error("no 'services' in the compose file")

@@ -125,8 +125,11 @@ def _kind_value(value: Any) -> str:
     return "nothing" if value is None else f"{type(value).__name__} {value!r}"
 
 
-def compose_yaml(path: Path) -> yaml.Node:
-    """The file's node tree (``yaml.compose``, not ``load``): nodes keep the marks errors point at."""
+def compose_yaml(path: Path, empty: tuple[str, str] = ("the project file is empty",
+                                                      "it needs at least 'project' and 'services'")) -> yaml.Node:
+    """The file's node tree (``yaml.compose``, not ``load``): nodes keep the marks errors point at.
+
+    *empty* is the message and fix for a file with nothing in it."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -155,6 +158,5 @@ def compose_yaml(path: Path) -> yaml.Node:
         raise ConfigError("invalid YAML: nested too deeply to read", path=path,
                           hint="a project file needs a few levels: look for runaway brackets") from None
     if node is None:
-        raise ConfigError("the project file is empty", path=path, line=1, column=1,
-                          hint="it needs at least 'project' and 'services'")
+        raise ConfigError(empty[0], path=path, line=1, column=1, hint=empty[1])
     return node

@@ -111,6 +111,13 @@ def test_what_compose_would_do_and_offline_build_would_not_is_named(tmp_path: Pa
     assert info.value.hint
 
 
+def test_an_empty_compose_file_is_called_so(tmp_path: Path) -> None:
+    path = write(tmp_path, "", "project: shop\nservices_from: docker-compose.yml\n")
+    with pytest.raises(ConfigError, match="docker-compose.yml:1:1: the compose file is empty") as info:
+        load(path, environ={})
+    assert info.value.hint == "it needs a 'services' section with a build: per service to build"
+
+
 def test_a_missing_compose_file_or_dockerfile_names_the_place(tmp_path: Path) -> None:
     path = write(tmp_path, COMPOSE, "project: shop\nservices_from: compose.yaml\n")
     with pytest.raises(ConfigError, match="no compose file at compose.yaml"):
