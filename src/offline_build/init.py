@@ -118,8 +118,27 @@ def propose(root: Path) -> Proposal:
             f"no Dockerfile under {found.root} (Dockerfile, Dockerfile.*, *.Dockerfile; not in "
             f"{', '.join(sorted(SKIP_DIRS))} or hidden folders)",
             "pass --root the repository's folder, or write offline.yaml by hand (README: Quick start)")
-    services = tuple(_with_stages(s) for s in claims.services)
-    return Proposal(project, found, services, tuple(claims.run_only), tuple(claims.notes))
+    services, unread = _readable(claims.services, found.root)
+    if not services:
+        raise OfflineBuildError(f"no Dockerfile under {found.root} can be read: {'; '.join(unread)}",
+                                "fix the Dockerfiles named, or write offline.yaml by hand (README: Quick start)")
+    return Proposal(project, found, tuple(_with_stages(s) for s in services), tuple(claims.run_only),
+                    (*claims.notes, *unread))
+
+
+def _readable(services: list[Proposed], root: Path) -> tuple[list[Proposed], list[str]]:
+    """The services whose Dockerfile parses, and a note for each other one: written, it would make the whole
+    project file refused (a dangling link, an empty or non-UTF-8 file)."""
+    kept, unread = [], []
+    for service in services:
+        try:
+            parse_dockerfile(service.dockerfile)
+            kept.append(service)
+        except DockerfileError as exc:
+            shown = str(service.dockerfile)
+            where = os.path.relpath(shown, root)
+            unread.append(f"{where}: not a service ({exc.message.removeprefix(shown).lstrip(': ')})")
+    return kept, unread
 
 
 class _Claims:
@@ -265,10 +284,7 @@ def _with_stages(service: Proposed) -> Proposed:
     """A multi-stage Dockerfile built without a target builds its last stage: list them, choose none."""
     if service.target:
         return service
-    try:
-        stages = parse_dockerfile(service.dockerfile).stages
-    except DockerfileError as exc:
-        return replace(service, remarks=(*service.remarks, f"stages not read: {exc.message}"))
+    stages = parse_dockerfile(service.dockerfile).stages  # it parses: _readable kept only those that do
     names = tuple(s.name for s in stages if s.name)  # a target must be a name: an unnamed stage has none
     if len(stages) < 2 or not names:
         return service

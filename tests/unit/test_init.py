@@ -124,6 +124,22 @@ def test_a_repository_without_a_dockerfile_is_told_so(tmp_path: Path) -> None:
         init.propose(tmp_path)
 
 
+def test_a_dockerfile_that_cannot_be_read_is_a_note_not_a_service_the_file_then_refuses(tmp_path: Path) -> None:
+    write(tmp_path, {"app/Dockerfile": "FROM debian:bookworm-slim\n", "empty/Dockerfile": "",
+                     "old/Dockerfile": "FROM caf\xe9\n"})
+    (tmp_path / "old" / "Dockerfile").write_bytes("FROM caf\xe9\n".encode("latin-1"))
+    (tmp_path / "broken.Dockerfile").symlink_to("gone")
+    path = written(tmp_path)
+    assert list(load(path, environ={}).services) == ["app"]  # loads: nothing it would refuse was written
+    text = path.read_text()
+    for note in ("empty/Dockerfile: not a service (file with no instructions)", "old/Dockerfile: not a service (not UTF-8",
+                 "broken.Dockerfile: not a service (no such Dockerfile)"):
+        assert f"#   {note}" in text, text
+    (tmp_path / "app" / "Dockerfile").write_text("")
+    with pytest.raises(OfflineBuildError, match="no Dockerfile under .* can be read: "):
+        init.propose(tmp_path)
+
+
 def test_the_task_writes_refuses_to_overwrite_and_dry_run_writes_nothing(tmp_path: Path) -> None:
     root = make_repo(tmp_path)
     dry = run(["offline.init", "--dry-run"], root)
