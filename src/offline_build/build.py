@@ -18,7 +18,7 @@ from rich.console import Console
 from .backends import check_backend
 from .config import Project, Service
 from .edits import EDIT_ARG, edited
-from .engine import Capabilities, native_platform, probe_engine
+from .engine import Capabilities, engine_info, native_platform, probe_engine
 from .executor import Executor, StepResult
 from .files import create_ignored
 from .inputs import Inputs, inputs, pick, variant_steps
@@ -142,6 +142,7 @@ def build(project: Project, names: list[str] | None, docker: DockerClient, conso
     pushes = project.cache.offline_writes_back
     need = ("oci_layout_context", "cache_export") if pushes else ("oci_layout_context",)
     if not dry_run and classic_only:
+        engine_info(docker)  # reachable, before anything is written (no probe asked it)
         create_ignored(project.cache_dir)  # the variants go there; no probe made it
     caps = None if dry_run or classic_only else probe_engine(docker, project, need)
     native = None if dry_run or classic_only else native_platform(docker)

@@ -151,3 +151,11 @@ def test_an_empty_config_flag_is_refused_not_read_as_the_default(args: list[str]
     assert out.returncode == 2 and out.stdout == "", out
     assert out.stderr == "offline-build: error: --config is empty\n  fix: give the project file's path, or leave " \
                          "the flag out\n"
+
+
+def test_a_classic_build_without_an_engine_writes_nothing(tmp_path: Path) -> None:
+    """It wrote the cache folder and every variant, then said the engine could not be reached."""
+    shutil.copytree(DEMO, tmp_path / "demo")
+    out = run(["offline.build-classic", "--cache-dir", str(tmp_path / "new-cache")], tmp_path / "demo")
+    assert out.returncode == 1 and "cannot reach the Docker engine" in out.stderr, out
+    assert not (tmp_path / "new-cache").exists()
