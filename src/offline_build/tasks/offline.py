@@ -51,7 +51,7 @@ inputs = Later("offline_build.inputs")
 @task(auto_shortflags=False, help=helps(
     *BUILD_FLAGS, strict="stop when offline.lint finds errors or warnings",
     since="write a delta: only what this earlier bundle (or its .manifest.json) lacks",
-    split_size="cut the bundle into numbered parts of at most this size (e.g. 3900M for FAT32)",
+    split_size="cut the bundle into numbered parts of at most this size, 1M or more (e.g. 3900M for FAT32)",
     verify_edits="then prove the edit loop (as offline.verify --edits does) on the engine given as --verify-host",
     verify_host="the engine for --verify-edits: one with no network and none of this project's build cache",
     sign="sign the bundle with this minisign secret key (default: offline.yaml's signing.key; encrypted keys "
