@@ -127,17 +127,24 @@ def propose(root: Path) -> Proposal:
 
 
 def _readable(services: list[Proposed], root: Path) -> tuple[list[Proposed], list[str]]:
-    """The services whose Dockerfile parses, and a note for each other one: written, it would make the whole
-    project file refused (a dangling link, an empty or non-UTF-8 file)."""
+    """The services whose Dockerfile can be read, and a note for each other one: written, it would make the
+    whole project file refused (a dangling link, an empty or non-UTF-8 file). A file that reads but does not
+    parse stays, with a remark (``FROM ${BASE}`` with no value for BASE here)."""
     kept, unread = [], []
     for service in services:
         try:
-            parse_dockerfile(service.dockerfile)
-            kept.append(service)
-        except DockerfileError as exc:
-            shown = str(service.dockerfile)
-            where = os.path.relpath(shown, root)
-            unread.append(f"{where}: not a service ({exc.message.removeprefix(shown).lstrip(': ')})")
+            blank = not service.dockerfile.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            blank = True  # parse says which
+        if blank:
+            try:
+                parse_dockerfile(service.dockerfile)
+            except DockerfileError as exc:
+                shown = str(service.dockerfile)
+                unread.append(f"{os.path.relpath(shown, root)}: not a service "
+                              f"({exc.message.removeprefix(shown).removeprefix(': ')})")
+                continue
+        kept.append(service)
     return kept, unread
 
 
@@ -284,7 +291,10 @@ def _with_stages(service: Proposed) -> Proposed:
     """A multi-stage Dockerfile built without a target builds its last stage: list them, choose none."""
     if service.target:
         return service
-    stages = parse_dockerfile(service.dockerfile).stages  # it parses: _readable kept only those that do
+    try:
+        stages = parse_dockerfile(service.dockerfile, dict(service.build_args)).stages
+    except DockerfileError as exc:
+        return replace(service, remarks=(*service.remarks, f"stages not read: {exc.message}"))
     names = tuple(s.name for s in stages if s.name)  # a target must be a name: an unnamed stage has none
     if len(stages) < 2 or not names:
         return service

@@ -129,13 +129,16 @@ def test_a_dockerfile_that_cannot_be_read_is_a_note_not_a_service_the_file_then_
                      "old/Dockerfile": "FROM caf\xe9\n"})
     (tmp_path / "old" / "Dockerfile").write_bytes("FROM caf\xe9\n".encode("latin-1"))
     (tmp_path / "broken.Dockerfile").symlink_to("gone")
+    # A file that reads but needs a value init cannot see stays a service (compose gives BASE at build time).
+    write(tmp_path, {"argbase/Dockerfile": "ARG BASE\nFROM ${BASE}\n"})
     path = written(tmp_path)
-    assert list(load(path, environ={}).services) == ["app"]  # loads: nothing it would refuse was written
+    assert sorted(load(path, environ={}).services) == ["app", "argbase"]  # nothing it would refuse was written
     text = path.read_text()
     for note in ("empty/Dockerfile: not a service (file with no instructions)", "old/Dockerfile: not a service (not UTF-8",
                  "broken.Dockerfile: not a service (no such Dockerfile)"):
         assert f"#   {note}" in text, text
     (tmp_path / "app" / "Dockerfile").write_text("")
+    (tmp_path / "argbase" / "Dockerfile").unlink()
     with pytest.raises(OfflineBuildError, match="no Dockerfile under .* can be read: "):
         init.propose(tmp_path)
 
