@@ -49,7 +49,8 @@ from .options import (
     read_cache,
 )
 from .resources import RESOURCE_KEYS, SHA256, read_resources
-from .services import IMAGE_NAME, IMAGE_REF, RESERVED_NAMES, SECRET_NAME, SERVICE_KEYS, ComposeBuild, read_services
+from .services import (IMAGE_HINT, IMAGE_NAME, IMAGE_REF, RESERVED_NAMES, SECRET_NAME, SERVICE_KEYS, ComposeBuild,
+                       read_services)
 from .yamlnode import Node, compose_yaml
 
 # The names importers used before the sections moved out; keep them here.
@@ -193,5 +194,5 @@ def ca_file(project: Project) -> Path | None:
 def _base_images(node: Node | None) -> tuple[str, ...] | None:
     if node is None:
         return None
-    return tuple(item.string(IMAGE_REF, "image reference ([host/]name[:tag][@sha256:digest])")
+    return tuple(item.string(IMAGE_REF, "image reference ([host/]name[:tag][@sha256:digest])", IMAGE_HINT)
                  for item in node.sequence())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .model import SERVICE_NAME, AptOptions, BuilderOptions, CacheOptions
-from .services import IMAGE_REF
+from .services import IMAGE_HINT, IMAGE_REF
 from .yamlnode import Node
 
 DEFAULT_APT_DIR = "apt-lists"
@@ -17,7 +17,7 @@ CACHE_BACKENDS = ("local", "registry", "s3")
 BUILDER_DRIVERS = ("docker", "docker-container", "remote")
 # What buildx's docker-container driver runs unless told otherwise.
 DEFAULT_BUILDKIT_IMAGE = "moby/buildkit:buildx-stable-1"
-ENDPOINT = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")  # tcp://, unix://, ssh://, docker-container://
+ENDPOINT = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")  # tcp://, unix://, ssh://, docker-container://
 REGISTRY_REF = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$")
 
 APT_KEYS = ("enabled", "dir")
@@ -130,12 +130,13 @@ def read_builder(node: Node | None) -> BuilderOptions:
     if driver != "docker" and not name:
         raise node.error(f"a {driver} builder needs a name", "e.g. name: offline-build")
     opts = {k: v.option() for k, _, v in fields["driver_opts"].items()} if "driver_opts" in fields else {}
-    endpoint = fields["endpoint"].string(ENDPOINT, "endpoint (scheme://address)") if "endpoint" in fields else None
+    endpoint = fields["endpoint"].string(ENDPOINT, "endpoint (scheme://address)", "e.g. tcp://buildkitd:1234") \
+        if "endpoint" in fields else None
     if driver == "remote" and not endpoint:
         raise node.error("a remote builder needs an endpoint", "e.g. endpoint: tcp://buildkitd.example.invalid:1234")
     if endpoint and driver != "remote":
         raise fields["endpoint"].error(f"endpoint is for the remote driver, not {driver}")
-    image = fields["image"].string(IMAGE_REF, "image reference") if "image" in fields else None
+    image = fields["image"].string(IMAGE_REF, "image reference", IMAGE_HINT) if "image" in fields else None
     if image and driver != "docker-container":
         raise fields["image"].error(f"image is for the docker-container driver, not {driver}")
     if driver == "docker-container":

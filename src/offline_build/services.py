@@ -98,11 +98,17 @@ def _replay(node: Node | None) -> bool | tuple[int, ...]:
     return tuple(lines)
 
 
-_NAME = r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+# docker's reference grammar (distribution/reference): path components joined by '.', '_', '__' or dashes.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_NAME = rf"{_COMPONENT}(?:/{_COMPONENT})*"
 IMAGE_NAME = re.compile(rf"^{_NAME}$")
-# A whole reference, as docker reads one: [host[:port]/]name[:tag][@sha256:digest].
-IMAGE_REF = re.compile(rf"^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?/)?{_NAME}"
-                       r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+# The host is the first component only when it has a '.' or a ':' or is localhost (else docker reads a path).
+_HOST = rf"(?:{_LABEL}(?:\.{_LABEL})+|localhost|{_LABEL}(?=:)|\[[0-9A-Fa-f:]+\])(?::[0-9]+)?"
+# A whole reference, as docker reads one: [host[:port]/]name[:tag][@algorithm:digest].
+IMAGE_HINT = "write it as docker pull takes it, e.g. debian:bookworm-slim or registry:5000/team/tool:1.2"
+IMAGE_REF = re.compile(rf"^(?:{_HOST}/)?{_NAME}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+                       r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$")
 
 
 def _image_name(image: str, node: Node) -> str:
@@ -122,16 +128,21 @@ def read_build_args(node: Node | None) -> dict[str, str]:
         return {}
     out = {}
     for key, knode, value in node.items():
-        if SECRET_NAME.search(key):
-            # Build args end up in image metadata and in the exported cache, so
-            # a secret would travel in the bundle to the customer's site.
-            raise knode.error(f"build arg {key!r} looks like a secret; build args travel in the bundle",
-                              "pass it as a build secret (RUN --mount=type=secret) instead")
-        if "=" in key or not key.strip() or any(c.isspace() for c in key):
-            raise knode.error(f"build arg name {key!r} holds '=' or a space: docker would read another name",
-                              "give the name alone as the key and the value after the colon (NAME: value)")
+        check_build_arg(key, knode)
         out[key] = value.option()
     return out
+
+
+def check_build_arg(key: str, node: Node) -> None:
+    """A build argument's name, refused where docker would read it otherwise or it would carry a secret."""
+    if SECRET_NAME.search(key):
+        # Build args end up in image metadata and in the exported cache, so
+        # a secret would travel in the bundle to the customer's site.
+        raise node.error(f"build arg {key!r} looks like a secret; build args travel in the bundle",
+                         "pass it as a build secret (RUN --mount=type=secret) instead")
+    if "=" in key or not key.strip() or any(c.isspace() for c in key):
+        raise node.error(f"build arg name {key!r} holds '=' or a space: docker would read another name",
+                         "give the name alone as the key and the value after the colon (NAME: value)")
 
 
 def rel(path: Path, root: Path) -> str:

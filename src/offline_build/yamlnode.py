@@ -85,7 +85,7 @@ class Node:
             raise self.error(f"the tag {self.node.tag!r} is not supported here",
                              "write the plain value, without the tag") from None
 
-    def string(self, pattern: re.Pattern[str] | None = None, what: str = "") -> str:
+    def string(self, pattern: re.Pattern[str] | None = None, what: str = "", hint: str | None = None) -> str:
         value = self.scalar()
         if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
             raise self.error(f"expected a string, got {_kind_value(value)}")
@@ -94,7 +94,7 @@ class Node:
         if not text:
             raise self.error("must not be empty")
         if pattern and not pattern.match(text):
-            raise self.error(f"{text!r} is not a valid {what or 'value'}")
+            raise self.error(f"{text!r} is not a valid {what or 'value'}", hint)
         return text
 
     def option(self) -> str:

@@ -219,17 +219,22 @@ def test_builder_keys_that_do_not_fit_the_driver_are_named(tmp_path: Path) -> No
 
 
 def test_a_builder_image_or_endpoint_docker_could_not_read_is_named(tmp_path: Path) -> None:
-    assert "'Bad Image' is not a valid image reference" in error(
-        make(tmp_path, "builder:\n  name: x\n  image: Bad Image\n"))
-    assert "'not a url' is not a valid endpoint (scheme://address)" in error(
-        make(tmp_path, "builder:\n  name: x\n  driver: remote\n  endpoint: not a url\n"))
+    message = error(make(tmp_path, "builder:\n  name: x\n  image: Bad Image\n"))
+    assert "'Bad Image' is not a valid image reference" in message and "fix: write it as docker pull" in message
+    message = error(make(tmp_path, "builder:\n  name: x\n  driver: remote\n  endpoint: not a url\n"))
+    assert "'not a url' is not a valid endpoint (scheme://address)" in message
+    assert message.endswith("fix: e.g. tcp://buildkitd:1234")
 
 
 def test_a_base_image_docker_could_not_read_is_named(tmp_path: Path) -> None:
-    assert "'Bad Image!' is not a valid image reference" in error(make(tmp_path, "base_images: ['Bad Image!']\n"))
-    digest = "debian:bookworm-slim@sha256:" + "a" * 64
-    assert load(make(tmp_path, f"base_images: ['localhost:5000/team/tool:1.2', '{digest}']\n"),
-                environ={}).base_images == ("localhost:5000/team/tool:1.2", digest)
+    for bad in ("Bad Image!", "MyHost/foo", "a//b", "x:"):
+        message = error(make(tmp_path, f"base_images: ['{bad}']\n"))
+        assert f"{bad!r} is not a valid image reference" in message and "fix: write it as docker pull" in message
+    # docker's grammar: '__' and dash runs in a path, a host with a port or in brackets, any digest algorithm
+    good = ("localhost:5000/team/tool:1.2", "debian:bookworm-slim@sha256:" + "a" * 64, "foo__bar/baz:1",
+            "registry.example.invalid/a/b--c:1", "[::1]:5000/foo:1", "foo@sha512:" + "b" * 128, "myhost:5000/x")
+    listed = "".join(f"\n  - '{g}'" for g in good)
+    assert load(make(tmp_path, f"base_images:{listed}\n"), environ={}).base_images == good
 
 
 def test_boolean_driver_options_reach_buildx_as_buildx_spells_them(tmp_path: Path) -> None:
