@@ -181,7 +181,8 @@ def pick(project: Project, names: list[str] | None) -> list[Service]:
 
 def check_target(df: dockerfile.Dockerfile, service: Service) -> None:
     """A ``target:`` the Dockerfile has no stage for (else BuildKit names it only once the build starts)."""
-    if service.target and df.stage_index(service.target, len(df.stages)) is None:
+    # By name only, in any case, as BuildKit and the classic builder match it (an index is no target).
+    if service.target and not any(s.name == service.target.lower() for s in df.stages):
         named = ", ".join(s.name for s in df.stages if s.name) or "none is named: FROM <image> AS <name> names one"
         raise DockerfileError(f"{service.dockerfile}: no stage {service.target!r}, the target of service "
                               f"{service.name!r}", f"set target: to one of its stages ({named})")

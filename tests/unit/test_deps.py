@@ -358,17 +358,20 @@ def test_a_capture_build_runs_only_the_stages_the_services_target_builds(tmp_pat
     assert (list(everything.needs["pip"]), list(everything.needs["npm"])) == (["svc-1", "svc-2"], ["svc-1"])
 
 
-def test_a_target_the_dockerfile_has_no_stage_for_is_named_before_any_build(tmp_path: Path) -> None:
+@pytest.mark.parametrize("target", ["nosuch", "1"])  # an index is no target for BuildKit or the classic builder
+def test_a_target_the_dockerfile_has_no_stage_for_is_named_before_any_build(tmp_path: Path, target: str) -> None:
     from offline_build.errors import DockerfileError
     from offline_build.inputs import lint_project
 
     path = project_with(tmp_path, STAGED)
-    path.write_text(path.read_text().replace("svc: {context: svc}", "svc: {context: svc, target: nosuch}"))
+    path.write_text(path.read_text().replace("svc: {context: svc}", f"svc: {{context: svc, target: '{target}'}}"))
     project = load(path, environ={})
     for read in (lambda: inputs(project, project.services["svc"], online=True), lambda: lint_project(project)):
-        with pytest.raises(DockerfileError, match="no stage 'nosuch', the target of service 'svc'") as info:
+        with pytest.raises(DockerfileError, match=f"no stage '{target}', the target of service 'svc'") as info:
             read()
         assert info.value.hint == "set target: to one of its stages (deps, builder, tools, runner)"
+    path.write_text(path.read_text().replace(f"target: '{target}'", "target: TOOLS"))
+    lint_project(load(path, environ={}))  # any case, as BuildKit matches it: no error
 
 
 def test_a_dockerfiles_own_ignore_file_goes_beside_each_variant(tmp_path: Path) -> None:
