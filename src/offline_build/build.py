@@ -143,11 +143,12 @@ def build(project: Project, names: list[str] | None, docker: DockerClient, conso
     need = ("oci_layout_context", "cache_export") if pushes else ("oci_layout_context",)
     if not dry_run and classic_only:
         engine_info(docker)  # reachable, before anything is written (no probe asked it)
-        create_ignored(project.cache_dir)  # the variants go there; no probe made it
     caps = None if dry_run or classic_only else probe_engine(docker, project, need)
     native = None if dry_run or classic_only else native_platform(docker)
     plan = plan_offline_builds(project, services, caps, fallback=fallback, classic_only=classic_only, edit=edit,
                                native=native)
+    if not dry_run and classic_only:
+        create_ignored(project.cache_dir)  # planned (a bad target: refused): the variants go there
     if pushes and caps is not None and not caps.cache_export:
         console.print(f"note: this engine cannot export caches; builds read {project.cache.backend} "
                       "cache but do not write it back")

@@ -56,10 +56,11 @@ def write_atomic(path: Path, data: bytes) -> None:
     A symlink stays and its target gets the content; a device, pipe or
     socket is refused (a rename would replace it with a plain file).
     """
+    refuse_special(path)  # stat follows a link: /dev/stdout into a pipe is refused too
     if path.is_symlink():
-        path = path.resolve()
-    _refuse_special(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+        path = path.resolve()  # a dangling link's folders are not made: the write names the missing one
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -74,7 +75,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def _refuse_special(path: Path) -> None:
+def refuse_special(path: Path) -> None:
+    """Refuse to write *path* when it is a device, pipe or socket (or a link to one)."""
     try:
         mode = path.stat().st_mode
     except OSError:

@@ -159,3 +159,11 @@ def test_a_classic_build_without_an_engine_writes_nothing(tmp_path: Path) -> Non
     out = run(["offline.build-classic", "--cache-dir", str(tmp_path / "new-cache")], tmp_path / "demo")
     assert out.returncode == 1 and "cannot reach the Docker engine" in out.stderr, out
     assert not (tmp_path / "new-cache").exists()
+
+
+def test_bake_onto_a_pipe_is_refused_before_any_variant_is_written(tmp_path: Path) -> None:
+    shutil.copytree(DEMO, tmp_path / "demo")
+    os.mkfifo(tmp_path / "pipe")
+    out = run(["offline.bake", "--output", str(tmp_path / "pipe")], tmp_path / "demo")
+    assert out.returncode == 1 and "pipe is a device, pipe or socket, not a file to write" in out.stderr, out
+    assert not (tmp_path / "demo" / "build-cache").exists()

@@ -198,4 +198,12 @@ def test_write_atomic_writes_through_a_symlink_and_refuses_a_pipe(tmp_path: Path
     with pytest.raises(OfflineBuildError, match="pipe.mk is a device, pipe or socket, not a file to write"):
         files.write_atomic(pipe, b"never")
     assert stat.S_ISFIFO(pipe.lstat().st_mode)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.mk", "pipe.mk", "real.mk"]
+    to_pipe = tmp_path / "stdout"  # /dev/stdout when the output goes into a pipe
+    to_pipe.symlink_to(pipe)
+    with pytest.raises(OfflineBuildError, match="is a device, pipe or socket"):
+        files.write_atomic(to_pipe, b"never")
+    dangling = tmp_path / "dangling.mk"
+    dangling.symlink_to(tmp_path / "not" / "yet" / "out.mk")
+    with pytest.raises(FileNotFoundError):  # named at the boundary; the link's folders are not made
+        files.write_atomic(dangling, b"never")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling.mk", "link.mk", "pipe.mk", "real.mk", "stdout"]

@@ -287,7 +287,7 @@ def bake(c: Context, output: str | None = None, dry_run: bool = False, cache_dir
          version: str | None = None) -> None:
     """Write docker-bake.json: every service as a bake target with the same inputs offline-build uses."""
     from .. import bake as bake_mod
-    from ..files import create_ignored, write_atomic
+    from ..files import create_ignored, refuse_special, write_atomic
 
     proj = project(c, version, cache_dir)
     text = bake_mod.render(proj)
@@ -295,6 +295,7 @@ def bake(c: Context, output: str | None = None, dry_run: bool = False, cache_dir
         print(text, end="")
         return
     path = Path(output) if output else proj.root / "docker-bake.json"
+    refuse_special(path)  # before the variants: a refused output leaves nothing behind
     variants = bake_mod.variant_files(proj)
     if variants:
         create_ignored(proj.cache_dir)  # the variants go there
