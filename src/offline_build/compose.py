@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from .services import ComposeBuild, read_build_args, rel
+from .services import ComposeBuild, check_build_arg, read_build_args, rel
 from .yamlnode import Node, compose_yaml
 
 COMPOSE_BUILD_KEYS = ("context", "dockerfile", "args", "target", "dockerfile_inline", "cache_from", "cache_to",
@@ -30,17 +30,21 @@ def read_compose(node: Node | None, root: Path) -> dict[str, ComposeBuild]:
         raise top["include"].error("the compose file uses include, which offline-build does not follow",
                                    "point services_from at the included file, or list its services under services:")
     out: dict[str, ComposeBuild] = {}
+    named: dict[str, str] = {}
     for name, knode, vnode in top["services"].items():
         fields = vnode.mapping(())
-        if "extends" in fields:
-            raise fields["extends"].error(f"compose service {name!r} uses extends, which offline-build does not follow",
-                                          f"give {name!r} its own build section, or describe it under services:")
+        merged = next((k for key, k, _ in vnode.items() if key == "<<"), None)  # <<: *common: its build unseen
+        for key, where in (("extends", fields.get("extends")), ("<<", merged)):
+            if where is not None:
+                raise where.error(f"compose service {name!r} uses {key}, which offline-build does not follow",
+                                  f"give {name!r} its own build section, or describe it under services:")
         if "build" not in fields:
             continue
         service = name.replace("_", "-")
-        if service in out:  # backend_x and backend-x: one task name, and one of them was dropped
-            raise knode.error(f"compose service {name!r} would be the service {service!r}, as another one is",
+        if service in named:  # backend_x and backend-x: one task name, and one of them was dropped
+            raise knode.error(f"compose services {named[service]!r} and {name!r} both become the service {service!r}",
                               "rename one of them, or describe them under services:")
+        named[service] = name
         out[service] = _compose_build(fields, path.parent)
     return out
 
@@ -60,13 +64,16 @@ def _compose_build(fields: dict[str, Node], base: Path) -> ComposeBuild:
     if "args" in spec and isinstance(spec["args"].node, yaml.SequenceNode):
         for item in spec["args"].sequence():
             key, _, value = item.string().partition("=")
-            args[key] = value
+            check_build_arg(key, item)
+            args[key] = _literal_arg(key, value, item)
     elif "args" in spec:
         args = read_build_args(spec["args"])
+        for key, _, value in spec["args"].items():
+            _literal_arg(key, args[key], value)
     context = (base / (_literal(spec["context"], "context") if "context" in spec else ".")).resolve()
     dockerfile = _literal(spec["dockerfile"], "dockerfile") if "dockerfile" in spec else None
     return ComposeBuild(build, context, dockerfile, image,
-                        spec["target"].string() if "target" in spec else None, args)
+                        _literal(spec["target"], "target") if "target" in spec else None, args)
 
 
 def _literal(node: Node, what: str) -> str:
@@ -76,3 +83,10 @@ def _literal(node: Node, what: str) -> str:
         raise node.error(f"{what} {text!r} uses a variable, which offline-build does not expand",
                          f"write the {what} out, or set it under services: in offline.yaml")
     return text
+
+
+def _literal_arg(key: str, value: str, node: Node) -> str:
+    if "$" in value:
+        raise node.error(f"build arg {key} takes its value from a variable ({value}), which offline-build does not "
+                         "expand", "give it a value under services: build_args")
+    return value

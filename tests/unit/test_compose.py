@@ -92,17 +92,25 @@ def test_a_compose_tag_offline_build_does_not_read_is_named(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("change, line, words", [
     (("  postgres:\n", "  deer-flow-api:\n    build: ./worker\n  postgres:\n"), 17,
-     "compose service 'deer-flow-api' would be the service 'deer-flow-api', as another one is"),
+     "compose services 'deer_flow_api' and 'deer-flow-api' both become the service 'deer-flow-api'"),
     (("      target: runtime\n", "      target: runtime\n      dockerfile_inline: FROM scratch\n"), 10,
      "dockerfile_inline is not read by offline-build"),
     (("build: ./backend ", "build: ./${APP:-backend} "), 3, "context './${APP:-backend}' uses a variable"),
     (("dockerfile: docker/Dockerfile.prod", "dockerfile: ${DF}"), 8, "dockerfile '${DF}' uses a variable"),
     (("services:\n", "include:\n  - other.yml\nservices:\n"), 2, "uses include, which offline-build does not"),
+    (("target: runtime", "target: ${T:-runtime}"), 9, "target '${T:-runtime}' uses a variable"),
+    (("- EXTRA=1", "- EXTRA=${EXTRA}"), 12, "build arg EXTRA takes its value from a variable (${EXTRA})"),
+    (("args: {MODE: batch}", "args: {MODE: $MODE}"), 16, "build arg MODE takes its value from a variable"),
+    (("- EXTRA=1", "- GITHUB_TOKEN=x"), 12, "build arg 'GITHUB_TOKEN' looks like a secret"),
+    (("- EXTRA=1", "- A B=1"), 12, "build arg name 'A B' holds '=' or a space"),
+    (("  postgres:\n", "  other:\n    <<: *common\n  postgres:\n"), 18, "compose service 'other' uses <<"),
 ])
 def test_what_compose_would_do_and_offline_build_would_not_is_named(tmp_path: Path, change: tuple[str, str],
                                                                      line: int, words: str) -> None:
     """Each was read silently before: a service dropped, another Dockerfile built, a folder named '${...}'."""
     compose = COMPOSE.replace(*change, 1)
+    if "*common" in compose:
+        compose = compose.replace("  worker:\n", "  worker: &common\n", 1)
     assert compose != COMPOSE
     path = write(tmp_path, compose, "project: shop\nservices_from: docker-compose.yml\n")
     with pytest.raises(ConfigError, match=re.escape(words)) as info:
