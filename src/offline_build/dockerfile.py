@@ -193,8 +193,7 @@ def parse_text(text: str, path: Path | str = "Dockerfile",
     try:
         commands = _parser.parse_string(text)
     except _parser.GoParseError as exc:  # docker build would refuse the file as well
-        raise DockerfileError(f"{path}: {exc}", "docker build refuses it too: a Dockerfile needs a FROM, "
-                                                "and no line may pass 64 KiB") from None
+        raise DockerfileError(f"{path}: {exc}", "correct what it names: docker build refuses the file too") from None
     overrides = dict(build_args or {})
     global_args: dict[str, str | None] = {}
     stages: list[Stage] = []
