@@ -71,7 +71,7 @@ def check_members(members: Iterable[tarfile.TarInfo], where: str) -> list[tarfil
                 out.append(m)
     except (tarfile.TarError, EOFError) as exc:  # a header cut off: a copy that stopped partway
         raise BundleError(f"{where} is damaged or truncated ({exc}, after {len(out)} member(s))",
-                          "copy the bundle again from the online machine") from None
+                          "the copy is damaged or truncated: copy it again") from None
     return out
 
 

@@ -279,8 +279,7 @@ def test_a_copy_that_stopped_anywhere_is_named_damaged(tmp_path: Path, cut: floa
         unpacking.load_manifest(truncated)
     except bundle.BundleError as exc:
         assert "damaged or truncated" in str(exc), exc
-    assert setup.value.hint in ("copy the bundle again from the online machine",  # a header cut
-                                "the copy is damaged or truncated: copy it again",  # not a tar at all
+    assert setup.value.hint in ("the copy is damaged or truncated: copy it again",  # a header cut, or no tar at all
                                 "the copy is incomplete: copy it again"), setup.value  # a member gone whole
 
 
