@@ -63,16 +63,24 @@ def test_ctrl_c_during_export_leaves_no_bundle_and_the_next_export_works(
         "project: slow\nnetwork: none\nservices:\n"
         f"  app: {{context: app, build_args: {{RUN_ID: '{uuid.uuid4().hex}'}}}}\n")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # A shell without job control starts `cmd &` with SIGINT ignored, and the export would inherit that (a CI
+    # run started so saw the export finish its ten-minute build): the export starts as a terminal's would.
     proc = subprocess.Popen([*CLI, "offline.export", "--host", engines["online"]], cwd=project,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("==> build app"):  # the blocking build has begun: the export cannot end by itself
-            proc.send_signal(signal.SIGINT)
-            break
-    else:
-        pytest.fail(f"the export ended before its build began: {proc.wait()}")
-    _, err = proc.communicate(timeout=300)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("==> build app"):  # the blocking build has begun: the export cannot end by itself
+                proc.send_signal(signal.SIGINT)
+                break
+        else:
+            pytest.fail(f"the export ended before its build began: {proc.wait()}")
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:  # failed: the export and its build must not run on into the tests after this
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert not list((project / "build-cache").glob("build-cache-*.tar"))
