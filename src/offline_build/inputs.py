@@ -205,7 +205,9 @@ def lint_project(project: Project, paths: list[Path] | None = None) -> list[lint
     captured = frozenset(c.name for c in all_captures() if c is not APT and c.name not in project.captures_off)
     ctx = lint_mod.Context(bundled, project.apt.enabled, True, captured)
     replay_off = replace(ctx, captured=captured - {REPLAY.name})  # replay: false, for one service
+    found: list[lint_mod.Finding] = []
     for s in project.services.values():
-        check_target(dockerfile.parse(s.dockerfile, s.build_args), s)
-    return [f for s in project.services.values()
-            for f in lint_mod.lint_path(s.dockerfile, ctx if s.replay is not False else replay_off, dict(s.build_args))]
+        df = dockerfile.parse(s.dockerfile, s.build_args)  # once: for the target and for the rules
+        check_target(df, s)
+        found += lint_mod.lint_dockerfile(df, ctx if s.replay is not False else replay_off)
+    return found
