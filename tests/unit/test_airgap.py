@@ -12,6 +12,7 @@ from offline_build.airgap import (
     Target,
     apt_targets,
     could_serve,
+    emptiness_of,
     judge,
     probe_dockerfile,
     project_images,
@@ -124,6 +125,16 @@ def test_emptiness_counts_what_could_serve_a_step_and_this_projects_images(tmp_p
     held = Emptiness(2, 5_000_000, ("shop/api:1",))
     assert not held.empty and held.describe() == "2 build cache record(s), 5.0 MB; this project's image(s) shop/api:1"
     assert Emptiness(0, 0, ()).empty
+
+
+def test_a_named_builders_cache_is_never_judged_empty(tmp_path: Path) -> None:
+    # docker system df sees only the engine's own builder: no record there says nothing of a named builder's.
+    (tmp_path / "offline.yaml").write_text("project: shop\nservices:\n  api: {context: .}\n"
+                                           "builder:\n  name: ob\n  driver: docker-container\n")
+    (tmp_path / "Dockerfile").write_text("FROM debian:bookworm-slim\n")
+    named = emptiness_of(load(tmp_path / "offline.yaml", environ={}), [], [], {"api": "shop/api:1"})
+    assert not named.empty and named.title() == "build cache not measured"
+    assert named.as_record()["result"] == "not measured" and "'ob'" in named.describe()
 
 
 def _project(tmp_path: Path):  # noqa: ANN202

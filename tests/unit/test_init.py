@@ -124,6 +124,22 @@ def test_a_repository_without_a_dockerfile_is_told_so(tmp_path: Path) -> None:
         init.propose(tmp_path)
 
 
+@pytest.mark.parametrize("context", [
+    "https://github.com/team/shop.git#main:docker",
+    "ssh://git@github.com/team/shop.git",
+    "git@github.com:team/shop.git",
+    pytest.param("github.com/team/shop", marks=pytest.mark.xfail(
+        strict=True, reason="compose reads a github.com/ context as a remote, init does not yet: "
+                            "remove this mark with the fix in init.from_compose_build")),
+])
+def test_a_remote_compose_build_context_is_not_taken_for_a_folder(tmp_path: Path, context: str) -> None:
+    # A folder spelled like the remote, with a Dockerfile: compose would fetch the remote, never build this.
+    write(tmp_path, {f"{context}/Dockerfile": SINGLE})
+    for spec in ({"build": context}, {"build": {"context": context}}):
+        made = init.from_compose_build(tmp_path, Path("compose.yaml"), "shop", spec, "shop", set())
+        assert made == f"build context {context!r} is a variable or a remote; give a folder under services:"
+
+
 def test_a_dockerfile_that_cannot_be_read_is_a_note_not_a_service_the_file_then_refuses(tmp_path: Path) -> None:
     write(tmp_path, {"app/Dockerfile": "FROM debian:bookworm-slim\n", "empty/Dockerfile": "",
                      "old/Dockerfile": "FROM caf\xe9\n"})

@@ -121,6 +121,19 @@ def test_a_file_that_is_not_a_proof_is_one_message(tmp_path: Path, text: str) ->
         assert "newer than this tool reads" in raised.value.message
 
 
+def test_a_proof_of_exactly_the_size_limit_is_read_and_one_byte_more_is_refused(tmp_path: Path) -> None:
+    sha = "a" * 64
+    path = proof.write_proof(tmp_path / "build-cache-20261204.tar", proof_of(sha), None)
+    raw = path.read_bytes()
+    path.write_bytes(raw + b" " * (proof.MAX_PROOF - len(raw)))  # JSON with trailing blanks: still the proof
+    assert proof.read_proof(path, sha, ()).proof == Proof.from_json(raw, str(path))
+    path.write_bytes(raw + b" " * (proof.MAX_PROOF + 1 - len(raw)))
+    with pytest.raises(ProofError) as raised:
+        proof.read_proof(path, sha, ())
+    assert raised.value.message == (f"{path}: more than {proof.MAX_PROOF} bytes, "
+                                    "not an offline.verify proof or its signature")
+
+
 @pytest.mark.parametrize(("airtight", "empty", "full"), [
     (AIRTIGHT, EMPTY, True),
     ({"measured": False, "result": "not measured", "detail": "--allow-network"}, EMPTY, False),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import select
 import socket
 import ssl
 import subprocess
@@ -19,7 +20,15 @@ from pathlib import Path
 import pytest
 
 from offline_build import recording
-from offline_build.runners.proxy import CA_PATH, CA_VARIABLES, Running, env_text, recording_proxy, replay_proxy
+from offline_build.runners.proxy import (
+    CA_PATH,
+    CA_VARIABLES,
+    Running,
+    _Recorder,
+    env_text,
+    recording_proxy,
+    replay_proxy,
+)
 from tests.integration.upstream import make_repo, put_file, upstream
 
 MODEL = bytes(range(256)) * 400  # every byte value: a re-encoded or truncated body cannot pass
@@ -133,6 +142,48 @@ def test_a_head_request_replays_the_recorded_content_length(tmp_path: Path) -> N
     with replay_proxy((dest,)) as running:
         offline = fetch(running, url, method="HEAD")
     assert (offline[0], offline[1]["Content-Length"], offline[2]) == (200, str(len(MODEL)), b"")
+
+
+def test_the_replay_proxy_never_connects_upstream() -> None:
+    """Its requests all get an answer from the recording, but a CONNECT whose bytes are neither TLS nor HTTP is a
+    raw TCP tunnel, which mitmproxy opens upstream unless told not to: the tunnel is closed, nothing connects."""
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        host, port = listening.getsockname()[:2]
+        with replay_proxy(()) as running, socket.create_connection(("127.0.0.1", running.port), timeout=30) as client:
+            client.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+            assert client.recv(1024).startswith(b"HTTP/1.1 200")
+            client.sendall(b"\x00raw bytes, neither a TLS hello nor HTTP\r\n")
+            ready, _, _ = select.select([client, listening], [], [], 30)
+            assert ready == [client] and client.recv(1024) == b""  # closed, not tunnelled
+        assert select.select([listening], [], [], 0)[0] == []  # no connection waits to be accepted
+
+
+def test_the_recording_proxy_asks_upstream_for_the_whole_not_a_304() -> None:
+    """A client with a cache of its own asks conditionally; recorded, the 304 would replay to a step with no cache."""
+    from mitmproxy.test import tflow
+
+    flow = tflow.tflow()
+    flow.request.headers.update({"If-None-Match": '"v1"', "If-Modified-Since": "Wed, 02 Dec 2026 10:00:00 GMT",
+                                 "Accept": "*/*"})
+    _Recorder(Running(0, ())).request(flow)  # the request hook: mitmproxy sends upstream what it leaves
+    assert "if-none-match" not in flow.request.headers and "if-modified-since" not in flow.request.headers
+    assert flow.request.headers["accept"] == "*/*"
+
+
+def test_a_recording_keeps_the_response_headers_but_set_cookie(tmp_path: Path) -> None:
+    from mitmproxy.test import tflow
+
+    flow = tflow.tflow(resp=True)
+    for name, value in (("Set-Cookie", "session=s3cret; HttpOnly"), ("set-cookie", "csrf=t0ken"), ("ETag", '"v1"')):
+        flow.response.headers.add(name, value)
+    running = Running(0, ())
+    _Recorder(running).response(flow)
+    recording.write(tmp_path / "recorded", running.exchanges)
+    (stored,) = recording.read(tmp_path / "recorded")
+    assert ("ETag", '"v1"') in stored.headers and ("header-response", "svalue") in stored.headers
+    assert not [k for k, _ in stored.headers if k.lower() == "set-cookie"]
+    assert not [p for p in (tmp_path / "recorded").rglob("*")
+                if p.is_file() and (b"s3cret" in p.read_bytes() or b"t0ken" in p.read_bytes())]
 
 
 def git_env(running: Running, home: Path) -> dict[str, str]:
