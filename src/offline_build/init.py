@@ -244,7 +244,8 @@ def from_compose_build(root: Path, rel: Path, name: str, spec: dict[str, Any], p
     if "dockerfile_inline" in build:
         return "its Dockerfile is inline (dockerfile_inline): there is no file to build from"
     context_text = str(build.get("context", "."))
-    if "$" in context_text or "://" in context_text or context_text.startswith("git@"):
+    # What compose reads as a remote context (compose-go isRemoteContext: a URL, git@, github.com/) is no folder
+    if "$" in context_text or "://" in context_text or context_text.startswith(("git@", "github.com/")):
         return f"build context {context_text!r} is a variable or a remote; give a folder under services:"
     context = ((root / rel).parent / context_text).resolve()
     dockerfile = (context / str(build.get("dockerfile", "Dockerfile"))).resolve()

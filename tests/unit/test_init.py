@@ -128,9 +128,7 @@ def test_a_repository_without_a_dockerfile_is_told_so(tmp_path: Path) -> None:
     "https://github.com/team/shop.git#main:docker",
     "ssh://git@github.com/team/shop.git",
     "git@github.com:team/shop.git",
-    pytest.param("github.com/team/shop", marks=pytest.mark.xfail(
-        strict=True, reason="compose reads a github.com/ context as a remote, init does not yet: "
-                            "remove this mark with the fix in init.from_compose_build")),
+    "github.com/team/shop",
 ])
 def test_a_remote_compose_build_context_is_not_taken_for_a_folder(tmp_path: Path, context: str) -> None:
     # A folder spelled like the remote, with a Dockerfile: compose would fetch the remote, never build this.
