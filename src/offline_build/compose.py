@@ -25,7 +25,8 @@ def read_compose(node: Node | None, root: Path) -> dict[str, ComposeBuild]:
                                                                      "per service to build")), "", path)
     top = document.mapping(())
     if "services" not in top:
-        raise document.error("no 'services' in the compose file")
+        raise document.error("no 'services' in the compose file",
+                             "point services_from at the compose file that lists the services to build")
     if "include" in top:  # services from other files: not read, so they would be missing without a word
         raise top["include"].error("the compose file uses include, which offline-build does not follow",
                                    "point services_from at the included file, or list its services under services:")

@@ -24,6 +24,7 @@ from .capture_names import SWITCHABLE
 from .compose import COMPOSE_BUILD_KEYS, read_compose
 from .errors import ConfigError
 from .model import (
+    NAME_HINT,
     SERVICE_NAME,
     AptOptions,
     BuilderOptions,
@@ -67,6 +68,7 @@ DEFAULT_FILE = "offline.yaml"
 DEFAULT_CACHE_DIR = "build-cache"
 NETWORKS = ("host", "none", "default")
 PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
+PLATFORM_HINT = "name it as docker does, e.g. linux/amd64 or linux/arm64"
 
 TOP_KEYS = ("project", "version", "cache_dir", "platforms", "network", "services", "services_from",
             "base_images", "resources", "apt", "cache", "builder", "ca_file",
@@ -84,7 +86,7 @@ def load(path: Path | str | None = None, overrides: Overrides | None = None,
         raise top["project"].error("missing required key 'services'",
                                    "list services, or read them from a compose file with services_from")
     root = path.parent
-    name = top["project"].string(SERVICE_NAME, "project name (lowercase letters, digits, '-')")
+    name = top["project"].string(SERVICE_NAME, "project name (lowercase letters, digits, '-')", NAME_HINT)
     version = _pick(overrides.version, env.get("OFFLINE_VERSION"),
                     top["version"].string() if "version" in top else None, "latest")
     cache_dir = _pick(overrides.cache_dir, env.get("CACHE_DIR"),
@@ -129,7 +131,8 @@ def _check_tag(version: str, node: Node | None, path: Path) -> str:
 def _platforms(node: Node | None) -> tuple[str, ...]:
     if node is None:
         return ()
-    return tuple(item.string(PLATFORM, "platform (os/arch[/variant])") for item in node.sequence())
+    return tuple(item.string(PLATFORM, "platform (os/arch[/variant])", PLATFORM_HINT)
+                 for item in node.sequence("list them, e.g. platforms: [linux/amd64, linux/arm64]"))
 
 
 def _asked_platforms(asked: tuple[str, ...] | None, path: Path) -> tuple[str, ...] | None:
@@ -137,7 +140,7 @@ def _asked_platforms(asked: tuple[str, ...] | None, path: Path) -> tuple[str, ..
     for platform in asked or ():
         if not PLATFORM.match(platform):
             raise ConfigError(f"--platform {platform!r} is not a valid platform (os/arch[/variant])", path=path,
-                              hint="name it as docker does, e.g. linux/amd64 or linux/arm64 (commas between several)")
+                              hint=PLATFORM_HINT + " (commas between several)")
     return asked
 
 
@@ -163,7 +166,7 @@ def _signing(node: Node | None, root: Path) -> SigningOptions:
     key = (root / fields["key"].string()).resolve() if "key" in fields else None
     trusted: tuple[Path, ...] = ()
     if "trusted_keys" in fields:
-        items = fields["trusted_keys"].sequence()
+        items = fields["trusted_keys"].sequence("list the .pub files, e.g. trusted_keys: [keys/team.pub]")
         if not items:  # written to switch trust on, it would quietly switch it off
             raise fields["trusted_keys"].error("an empty list trusts no key, so every bundle would be taken",
                                                "list the .pub files to trust, or remove trusted_keys")

@@ -239,7 +239,7 @@ def _with_instructions(stage: Stage, instructions: list[Instruction]) -> Stage:
 def _stage(ins: Instruction, index: int, args: Mapping[str, str | None], path: Path) -> Stage:
     parts = list(ins.value)
     if not parts:
-        raise DockerfileError(f"{path}:{ins.line}: FROM without an image")
+        raise DockerfileError(f"{path}:{ins.line}: FROM without an image", "name the base: FROM <image>[:tag] [AS name]")
     name = None
     if len(parts) >= 3 and parts[1].lower() == "as":
         name = parts[2].lower()

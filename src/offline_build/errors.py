@@ -27,7 +27,7 @@ class OfflineBuildError(Exception):
 
 
 class ConfigError(OfflineBuildError):
-    """The project file is wrong; carries file, line, column and key path."""
+    """The project file is wrong; carries file, line, column and key path, and always the fix."""
 
     exit_code = 2
 
@@ -39,7 +39,7 @@ class ConfigError(OfflineBuildError):
         line: int | None = None,
         column: int | None = None,
         key: str | None = None,
-        hint: str | None = None,
+        hint: str,
     ) -> None:
         self.path = Path(path)
         self.line = line

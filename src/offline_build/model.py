@@ -17,6 +17,7 @@ from .errors import ConfigError
 # Task names: invoke shows them as-is, make targets embed them, so keep them
 # to what both accept without quoting.
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+NAME_HINT = "use lowercase ASCII letters, digits and '-', starting with a letter or digit (e.g. my-shop)"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import ConfigError
-from .model import SERVICE_NAME, AptOptions, BuilderOptions, CacheOptions
+from .model import NAME_HINT, SERVICE_NAME, AptOptions, BuilderOptions, CacheOptions
 from .services import IMAGE_HINT, IMAGE_REF
 from .yamlnode import Node
 
@@ -122,7 +122,7 @@ def read_builder(node: Node | None) -> BuilderOptions:
     driver = fields["driver"].string() if "driver" in fields else "docker-container"
     if driver not in BUILDER_DRIVERS:
         raise fields["driver"].error(f"unknown builder driver {driver!r}", f"use one of: {', '.join(BUILDER_DRIVERS)}")
-    name = fields["name"].string(SERVICE_NAME, "builder name (lowercase letters, digits, '-')") \
+    name = fields["name"].string(SERVICE_NAME, "builder name (lowercase letters, digits, '-')", NAME_HINT) \
         if "name" in fields else None
     if name == "default":
         raise fields["name"].error("'default' is the engine's own builder",
@@ -135,10 +135,12 @@ def read_builder(node: Node | None) -> BuilderOptions:
     if driver == "remote" and not endpoint:
         raise node.error("a remote builder needs an endpoint", "e.g. endpoint: tcp://buildkitd.example.invalid:1234")
     if endpoint and driver != "remote":
-        raise fields["endpoint"].error(f"endpoint is for the remote driver, not {driver}")
+        raise fields["endpoint"].error(f"endpoint is for the remote driver, not {driver}",
+                                       "set driver: remote, or remove endpoint")
     image = fields["image"].string(IMAGE_REF, "image reference", IMAGE_HINT) if "image" in fields else None
     if image and driver != "docker-container":
-        raise fields["image"].error(f"image is for the docker-container driver, not {driver}")
+        raise fields["image"].error(f"image is for the docker-container driver, not {driver}",
+                                    "set driver: docker-container, or remove image")
     if driver == "docker-container":
         image = image or opts.get("image") or DEFAULT_BUILDKIT_IMAGE
         opts = {k: v for k, v in opts.items() if k != "image"}

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from .model import SERVICE_NAME, Resource
+from .model import NAME_HINT, SERVICE_NAME, Resource
 from .yamlnode import Node
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -26,23 +26,27 @@ def _unique(resources: tuple[Resource, ...], key: Callable[[Resource], str], wha
     seen: set[str] = set()
     for i, res in enumerate(resources):
         if key(res) in seen:
-            raise node.sequence()[i].error(f"two resources share the {what} {key(res)!r}")
+            raise node.sequence()[i].error(f"two resources share the {what} {key(res)!r}",
+                                           f"give each resource a {what} of its own")
         seen.add(key(res))
 
 
 def _resource(node: Node, root: Path) -> Resource:
     fields = node.mapping(RESOURCE_KEYS, required=("name",))
-    name = fields["name"].string(SERVICE_NAME, "resource name (lowercase letters, digits, '-')")
+    name = fields["name"].string(SERVICE_NAME, "resource name (lowercase letters, digits, '-')", NAME_HINT)
     kinds = [k for k in ("url", "git", "path") if k in fields]
     if len(kinds) != 1:
-        raise node.error(f"resource {name!r} needs exactly one of url, git, path (has {len(kinds)})")
+        raise node.error(f"resource {name!r} needs exactly one of url, git, path (has {len(kinds)})",
+                         "keep the one it is fetched from; a second source is a second resource")
     kind = kinds[0]
     source = fields[kind].string()
     if kind == "url" and not source.startswith(("http://", "https://")):
-        raise fields[kind].error(f"{source!r} is not an http(s) URL")
+        raise fields[kind].error(f"{source!r} is not an http(s) URL",
+                                 "give an http:// or https:// URL; a file here is a path:, a repository a git:")
     if kind == "git" and "ref" not in fields:
         raise node.error(f"git resource {name!r} needs a 'ref'", "pin a tag or commit so the bundle is reproducible")
-    sha = fields["sha256"].string(SHA256, "sha256 (64 lowercase hex digits)") if "sha256" in fields else None
+    sha = fields["sha256"].string(SHA256, "sha256 (64 lowercase hex digits)",
+                                  "give what sha256sum prints for the file") if "sha256" in fields else None
     if kind == "path" or (kind == "git" and (root / source).exists()):
         # Local sources are read relative to the project file, like contexts.
         source = str((root / source).resolve())

@@ -89,7 +89,7 @@ def _replay(node: Node | None) -> bool | tuple[int, ...]:
     if node.node.tag == "tag:yaml.org,2002:bool":
         return node.boolean()
     lines = []
-    for item in node.sequence():
+    for item in node.sequence("write replay: false, or list the RUN lines to replay by number, e.g. replay: [12]"):
         value = item.scalar()
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise item.error(f"{value!r} is not a line number", "list the RUN lines by number (from 1), "

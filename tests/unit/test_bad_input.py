@@ -1,0 +1,198 @@
+"""Bad input, told before the engine (issue 34): one message naming the problem and its fix, a non-zero exit,
+nothing written, no traceback."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from offline_build import dockerfile, unpacking
+from offline_build.config import Overrides, load
+from offline_build.errors import ConfigError, DockerfileError, OfflineBuildError
+
+from .test_boundary import one_message
+from .test_cli import DEMO, ROOT, run
+
+SRC = ROOT / "src" / "offline_build"
+NO_ENGINE = "unix:///nonexistent.sock"
+
+
+def demo(tmp_path: Path) -> Path:
+    """A copy of the demo project to spoil."""
+    shutil.copytree(DEMO, tmp_path / "demo")
+    return tmp_path / "demo"
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+def written(root: Path) -> list[str]:
+    """What a refused command may have left in the project: the cache folder, the captures' folder."""
+    return [name for name in ("build-cache", "apt-lists", "docker-bake.json") if (root / name).exists()]
+
+
+# --- 3. every refusal of the project file carries a fix -------------------------------------------------------
+
+BASE = """\
+project: shop
+version: "1.0"
+services:
+  app:
+    context: app
+    build_args:
+      DEBUG: "false"
+resources:
+  - name: model
+    url: https://example.invalid/model.bin
+"""
+
+# name -> (the file, or (old, new) in BASE; words of the problem). Each reaches one raise site at least.
+BAD_FILES: dict[str, tuple[str | tuple[str, str], str]] = {
+    "a list as version": (('version: "1.0"', "version: [1, 2]"), "expected a single value, got a list"),
+    "a string as replay": (("    context: app\n", '    context: app\n    replay: "yes"\n'), "expected a list, got 'yes'"),
+    "a tab in the YAML": (("  app:\n", "  app:\n\t"), "invalid YAML: found character '\\t'"),
+    "a tab as indent": (("    context: app\n", "\tcontext: app\n"), "invalid YAML"),
+    "a project name with ø": (("project: shop", "project: spø"), "'spø' is not a valid project name"),
+    "unclosed bracket": (("version: \"1.0\"", "version: [1.0"), "invalid YAML"),
+    "a control character": (("project: shop", "project: sh\x07op"), "invalid YAML"),
+    "a list as a key": (("version: \"1.0\"", "[a]: 1"), "keys must be plain strings"),
+    "a top key twice": (("version: \"1.0\"", "project: again"), "duplicate key 'project'"),
+    "no project": (("project: shop\n", ""), "missing required key 'project'"),
+    "a resource without name": (("  - name: model\n    url:", "  - url:"), "missing required key 'name'"),
+    "services as a list": ("project: shop\nservices: [app]\n", "expected a mapping, got a list"),
+    "build args as a list": (('      DEBUG: "false"', "      - DEBUG"), "expected a mapping, got a list"),
+    "an empty build arg name": (('      DEBUG: "false"', '      "": x'), "keys must be non-empty strings"),
+    "a service twice": (("resources:", "  app:\n    context: app\nresources:"), "duplicate key 'app'"),
+    "platforms as text": (('version: "1.0"', "platforms: linux/amd64"), "expected a list, got 'linux/amd64'"),
+    "yes as project": (("project: shop", "project: yes"), "expected a string, got bool True"),
+    "nothing as context": (("    context: app", "    context:"), "expected a string, got nothing"),
+    "an empty image": (("    context: app", '    context: app\n    image: ""'), "must not be empty"),
+    "nothing as a build arg": (('      DEBUG: "false"', "      DEBUG:"), "expected a string, got nothing"),
+    "a list as a build arg": (('      DEBUG: "false"', "      DEBUG: [1]"), "expected a single value"),
+    "maybe as a boolean": (('version: "1.0"', "apt: {enabled: maybe}"), "expected true or false"),
+    "a capture switched maybe": (('version: "1.0"', "captures: {pip: maybe}"), "expected true or false"),
+    "a bad platform": (('version: "1.0"', "platforms: [amd64]"), "'amd64' is not a valid platform"),
+    "a bad resource name": (("name: model", "name: Model"), "'Model' is not a valid resource name"),
+    "a bad sha256": (("    url: https://example.invalid/model.bin", "    url: https://example.invalid/model.bin\n"
+                      "    sha256: xyz"), "'xyz' is not a valid sha256"),
+    "two resources of one name": (("    url: https://example.invalid/model.bin", "    url: https://example.invalid/m\n"
+                                   "  - name: model\n    url: https://example.invalid/n"),
+                                  "two resources share the name 'model'"),
+    "a resource of two kinds": (("    url: https://example.invalid/model.bin", "    url: https://example.invalid/m\n"
+                                 "    path: app"), "needs exactly one of url, git, path (has 2)"),
+    "an ftp resource": (("https://example.invalid/model.bin", "ftp://example.invalid/model.bin"),
+                        "is not an http(s) URL"),
+    "a bad builder name": (('version: "1.0"', "builder: {name: Bad_Name}"), "'Bad_Name' is not a valid builder name"),
+    "an endpoint without remote": (('version: "1.0"', "builder: {name: b, endpoint: 'tcp://x:1'}"),
+                                   "endpoint is for the remote driver, not docker-container"),
+    "an image for a remote builder": (('version: "1.0"', "builder: {name: b, driver: remote, endpoint: 'tcp://x:1', "
+                                                         "image: 'moby/buildkit:v0.13'}"),
+                                      "image is for the docker-container driver, not remote"),
+    "a compose file without services": (('version: "1.0"', "services_from: compose.yaml"),
+                                        "no 'services' in the compose file"),
+    "a list as ca_file": (('version: "1.0"', "ca_file: [a, b]"), "expected a single value"),
+    "trusted keys as text": (('version: "1.0"', "signing: {trusted_keys: team.pub}"), "expected a list"),
+    "an unknown key": (('version: "1.0"', "verison: 1"), "unknown key 'verison'"),
+    "a tag of the user's": (("project: shop", "project: !shop shop"), "is not supported"),
+}
+
+
+def spoil(tmp_path: Path, how: str | tuple[str, str]) -> Path:
+    (tmp_path / "app").mkdir(exist_ok=True)
+    (tmp_path / "app" / "Dockerfile").write_text("FROM debian:bookworm-slim\n")
+    (tmp_path / "compose.yaml").write_text("version: '3'\n")
+    text = how if isinstance(how, str) else BASE.replace(*how, 1)
+    assert text != BASE
+    path = tmp_path / "offline.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_every_refusal_of_the_project_file_names_a_fix(tmp_path: Path, name: str) -> None:
+    how, problem = BAD_FILES[name]
+    path = spoil(tmp_path, how)
+    with pytest.raises(ConfigError) as info:
+        load(path, environ={})
+    first, *rest = str(info.value).splitlines()
+    assert first.startswith(str(tmp_path)) and problem in first, first  # the project file, or its compose file
+    assert len(rest) == 1 and rest[0].startswith("  fix: ") and len(rest[0]) > len("  fix: ") + 10, str(info.value)
+
+
+def test_the_base_of_the_bad_files_is_good(tmp_path: Path) -> None:
+    path = spoil(tmp_path, BASE + "\n")
+    assert load(path, environ={}).name == "shop"
+
+
+@pytest.mark.parametrize("how", [("version: \"1.0\"", "version: [1, 2]"),
+                                 ("    context: app\n", '    context: app\n    replay: "yes"\n'),
+                                 ("  app:\n", "  app:\n\t"), ("project: shop", "project: spø")])
+def test_the_command_line_tells_the_fix_of_a_broken_project_file(tmp_path: Path, how: tuple[str, str]) -> None:
+    path = spoil(tmp_path, how)
+    out = run(["offline.lint"], tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out
+    first, fix = out.stderr.splitlines()
+    assert first.startswith(f"offline-build: {path}:") and fix.startswith("  fix: "), out.stderr
+
+
+def _calls(tree: ast.AST) -> list[ast.Call]:
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+
+
+def _named(call: ast.Call) -> str:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+
+
+def test_every_raise_site_of_a_project_file_refusal_gives_a_fix() -> None:
+    """Property over the source: a ConfigError, a node's error() and a checked string() each carry a hint."""
+    missing = []
+    for path in sorted(SRC.rglob("*.py")):
+        for call in _calls(ast.parse(path.read_text(), str(path))):
+            keywords = {k.arg for k in call.keywords}
+            name = _named(call)
+            if name == "ConfigError" and "hint" not in keywords:
+                missing.append(f"{path.name}:{call.lineno}: ConfigError without hint=")
+            elif name == "error" and isinstance(call.func, ast.Attribute) and len(call.args) == 1 \
+                    and "hint" not in keywords:
+                missing.append(f"{path.name}:{call.lineno}: .error() without a hint")
+            elif name == "string" and call.args and len(call.args) < 3 and "hint" not in keywords:
+                missing.append(f"{path.name}:{call.lineno}: .string() checked against a pattern without a hint")
+    assert missing == []
+
+
+def _mutated():  # noqa: ANN202  (a hypothesis strategy)
+    from .test_config_fuzz import mutated
+
+    return mutated()
+
+
+# derandomize: the same examples every run, as the fuzz test of the project file does.
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(_mutated())
+def test_any_refused_mutation_of_a_project_file_names_a_fix(text: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for sub in ("services/backend", "services/worker", "services/web", "resources", "vendor"):
+            (root / sub).mkdir(parents=True)
+        for name in ("services/backend/Dockerfile", "services/worker/Dockerfile", "services/web/web.Dockerfile"):
+            (root / name).write_text("FROM debian:bookworm-slim\n")
+        (root / "resources" / "model.txt").write_text("m\n")
+        (root / "vendor" / "greeting.bundle").write_text("b\n")
+        path = root / "offline.yaml"
+        path.write_bytes(text.encode("utf-8", "replace"))
+        try:
+            load(path, environ={})
+        except ConfigError as exc:
+            assert exc.hint and len(str(exc).splitlines()) == 2, str(exc)
