@@ -10,6 +10,24 @@ ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7", "i686": "38
           "s390x": "s390x", "riscv64": "riscv64"}
 
 
+# The architectures docker builds for (the OCI image spec's, as Go names them), each with the variants it takes.
+KNOWN_ARCHES: dict[str, tuple[str, ...]] = {
+    "amd64": ("v1", "v2", "v3", "v4"), "arm64": ("v8",), "arm": ("v5", "v6", "v7"), "386": (), "ppc64le": (),
+    "s390x": (), "riscv64": (), "mips64le": (), "loong64": ()}
+KNOWN_HINT = ("use an architecture docker builds for, e.g. linux/arm64: amd64 (v1-v4), arm64, arm (v5, v6, v7), "
+              "386, ppc64le, s390x, riscv64, mips64le, loong64")
+
+
+def unknown_arch(platform: str) -> str | None:
+    """What is wrong with the architecture of *platform* (``os/arch[/variant]``), or None when docker knows it."""
+    _, arch_, *variant = platform.split("/")
+    if arch_ not in KNOWN_ARCHES:
+        return f"unknown architecture {arch_!r}"
+    if variant and variant[0] not in KNOWN_ARCHES[arch_]:
+        return f"unknown variant {variant[0]!r} of {arch_}"
+    return None
+
+
 def arch() -> str:
     import platform
 

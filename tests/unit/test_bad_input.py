@@ -42,6 +42,58 @@ def written(root: Path) -> list[str]:
     return [name for name in ("build-cache", "apt-lists", "docker-bake.json") if (root / name).exists()]
 
 
+# --- 2. platforms: architectures docker builds for ------------------------------------------------------------
+
+GOOD = "project: shop\nservices:\n  app: {}\n"
+
+
+def project_file(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "Dockerfile").write_text("FROM debian:bookworm-slim\n")
+    path = tmp_path / "offline.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("platform", "problem"), [
+    ("linux/amd65", "unknown architecture 'amd65'"),
+    ("linux/x86_64", "unknown architecture 'x86_64'"),
+    ("linux/arm/v9", "unknown variant 'v9' of arm"),
+    ("linux/arm64/v7", "unknown variant 'v7' of arm64"),
+])
+def test_an_unknown_architecture_is_refused_from_the_flag_and_the_file(tmp_path: Path, platform: str,
+                                                                        problem: str) -> None:
+    path = project_file(tmp_path, GOOD)
+    with pytest.raises(ConfigError) as flag:
+        load(path, Overrides(platforms=("linux/amd64", platform)), environ={})
+    assert flag.value.message == f"{path}: --platform {platform!r} is not a valid platform: {problem}"
+    in_file = project_file(tmp_path, f"project: shop\nplatforms: [linux/arm64, {platform}]\nservices:\n  app: {{}}\n")
+    with pytest.raises(ConfigError) as read:
+        load(in_file, environ={})
+    assert read.value.message == f"{path}:2:26: platforms[1]: {platform!r} is not a valid platform: {problem}"
+    for hint in (flag.value.hint, read.value.hint):
+        assert hint is not None and hint.startswith("use an architecture docker builds for, e.g. linux/arm64: "), hint
+        for arch in ("amd64 (v1-v4)", "arm64", "arm (v5, v6, v7)", "386", "ppc64le", "s390x", "riscv64", "mips64le",
+                     "loong64"):
+            assert arch in hint, (arch, hint)
+
+
+def test_every_known_architecture_is_taken(tmp_path: Path) -> None:
+    known = ("linux/amd64", "linux/amd64/v2", "linux/arm64", "linux/arm64/v8", "linux/arm", "linux/arm/v6",
+             "linux/arm/v7", "linux/386", "linux/ppc64le", "linux/s390x", "linux/riscv64", "linux/mips64le",
+             "linux/loong64")
+    assert load(project_file(tmp_path, GOOD), Overrides(platforms=known), environ={}).platforms == known
+    listed = project_file(tmp_path, f"project: shop\nplatforms: [{', '.join(known)}]\nservices:\n  app: {{}}\n")
+    assert load(listed, environ={}).platforms == known
+
+
+def test_export_for_an_unknown_architecture_plans_nothing(tmp_path: Path) -> None:
+    root = demo(tmp_path)
+    out = run(["offline.export", "--dry-run", "--platform", "linux/amd65"], root)
+    assert out.returncode == 2 and out.stdout == "", out
+    assert "--platform 'linux/amd65' is not a valid platform: unknown architecture 'amd65'" in one_message(out.stderr)
+    assert "linux_amd65" not in out.stdout and written(root) == []
+
+
 # --- 3. every refusal of the project file carries a fix -------------------------------------------------------
 
 BASE = """\
