@@ -10,6 +10,13 @@ is not the machine's (``apt-lists/<base>/<os>_<arch>/``: an arm64 build needs
 bind-mounts the built platform's ``lists`` and ``archives`` into each ``RUN``
 that uses APT and turns ``apt-get update`` into ``true``. The Dockerfile side (what a RUN installs)
 is parsed in :mod:`offline_build.apt`.
+
+A capture starts from an empty ``archives`` folder, so it holds exactly the
+``.deb`` files apt downloads now, but it takes from the previous capture of
+that platform (mounted read-only at :data:`PREVIOUS`) each file apt still
+wants, by name and SHA-256 as apt prints them: a re-export with unchanged
+lists and packages downloads no ``.deb`` again. The script checks the hash
+itself because apt takes a file already in ``archives`` on its size alone.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from .base import (
 
 LISTS = "/var/lib/apt/lists"
 ARCHIVES = "/var/cache/apt/archives"
+PREVIOUS = "/var/cache/offline-build/previous"  # the previous capture's archives, read-only, when there is one
 # apt-get/apt with options, then a verb, up to the next shell operator.
 _APT_VERB = r"\b(?:apt-get|apt)\b(?:\s+(?:-o\s+\S+|-t\s+\S+|-\S+))*\s+{verb}\b[^;&|\n]*"
 UPDATE = re.compile(_APT_VERB.format(verb="update"))
@@ -92,6 +100,7 @@ class CaptureApt(Step):
 
     def script(self) -> str:
         recommends = " --no-install-recommends" if self.no_recommends else ""
+        packages = " ".join(shlex.quote(p) for p in self.packages)
         return "\n".join([
             "set -e",
             *self.source_edits,
@@ -99,13 +108,23 @@ class CaptureApt(Step):
             # translations: 80 MB of lists become about 9 MB in the bundle.
             "apt-get -o Acquire::GzipIndexes=true -o Acquire::CompressionTypes::Order::=gz"
             " -o Acquire::Languages=none update",
-            f"apt-get install -y --download-only{recommends} {' '.join(shlex.quote(p) for p in self.packages)}",
+            *_reuse(f"apt-get install -y -qq --print-uris{recommends}", packages),
+            f"apt-get install -y --download-only{recommends} {packages}",
         ])
+
+    def previous(self, platform: str) -> Path | None:
+        """The ``archives`` folder of the capture being replaced, for *platform*, if it has one."""
+        folder = self.dest / platform_dir(platform) / "archives"
+        return folder if folder.is_dir() else None
 
     def argv(self, platform: str | None = None) -> list[str]:
         folder = self.dest / (platform_dir(platform) if platform else "<engine platform>")
+        # The engine's own platform is known only when the step runs: its previous folder is mounted if it has one.
+        previous = self.previous(platform) if platform else (
+            folder / "archives" if any(self.dest.glob("*/archives")) else None)
         return ["docker", "run", "--rm", "--network", self.network, *(["--platform", platform] if platform else []),
                 "--volume", f"{folder}/lists:{LISTS}", "--volume", f"{folder}/archives:{ARCHIVES}",
+                *(["--mount", ",".join(previous_mount(previous))] if previous else []),
                 self.base, "sh", "-c", self.script()]
 
     def describe(self) -> str:
@@ -229,10 +248,44 @@ def mounts(name: str, folder: str = PLATFORM_DIR) -> tuple[str, str]:
             f"--mount=type=bind,from={name},source={folder}/archives,target={ARCHIVES},rw")
 
 
+def _reuse(print_uris: str, packages: str) -> list[str]:
+    """Script lines that copy into the empty ``archives`` the previous capture's files apt still downloads.
+
+    ``--print-uris`` against an empty archives folder lists every file the
+    install needs (``'URI' NAME SIZE SHA256:hex``); a file is taken only by
+    that exact name and hash, since apt itself takes one already in
+    ``archives`` on its size alone. What is not taken, the install downloads.
+    """
+    return [
+        f"if [ -d {PREVIOUS} ]; then",
+        "  none=$(mktemp -d) uris=$(mktemp) reused=0",
+        f"  {print_uris} -o Acquire::ForceHash=SHA256 -o Dir::Cache::Archives=$none/ {packages} >$uris",
+        "  while read -r uri name size hash; do",
+        "    case $name in ''|.*|*/*) continue ;; esac",
+        f"    [ -f \"{PREVIOUS}/$name\" ] && [ \"${{hash%%:*}}\" = SHA256 ] || continue",
+        f"    [ \"$(sha256sum <\"{PREVIOUS}/$name\" | cut -d' ' -f1)\" = \"${{hash#SHA256:}}\" ] || continue",
+        f"    cp \"{PREVIOUS}/$name\" {ARCHIVES}/",
+        "    reused=$((reused + 1))",
+        "  done <$uris",
+        "  echo \"offline-build: took $reused of $(wc -l <$uris) .deb file(s) from the previous capture\"",
+        "  rm -rf $none $uris",
+        "fi",
+    ]
+
+
+def previous_mount(folder: Path) -> list[str]:
+    """The read-only ``--mount`` of a previous capture's archives (a field with a comma or quote is CSV-quoted)."""
+    source = f"source={folder}"
+    if any(c in source for c in ',"'):
+        source = '"' + source.replace('"', '""') + '"'
+    return ["type=bind", source, f"target={PREVIOUS}", "readonly"]
+
+
 def capture_apt(rt: Any, step: CaptureApt) -> dict[str, Any]:
     """Capture each platform into a fresh folder, tidy it, then swap the base's folder in whole.
 
     Whole: a platform the project no longer builds for leaves with the rest.
+    Each platform's script takes what apt still wants from the folder it replaces.
     """
     create_ignored(step.dest.parent)  # apt-lists/ lives beside the project's files
     fresh = step.dest.with_name(f".{step.dest.name}.partial")
@@ -245,10 +298,12 @@ def capture_apt(rt: Any, step: CaptureApt) -> dict[str, Any]:
             folder = fresh / platform_dir(platform)
             (folder / "lists").mkdir(parents=True)
             (folder / "archives").mkdir()
+            previous = step.previous(platform)
             try:
                 rt.docker.run(step.base, ["sh", "-c", step.script()], remove=True, networks=[step.network],
                               platform=None if platform == native else platform,
-                              volumes=[(str(folder / "lists"), LISTS), (str(folder / "archives"), ARCHIVES)])
+                              volumes=[(str(folder / "lists"), LISTS), (str(folder / "archives"), ARCHIVES)],
+                              mounts=[previous_mount(previous)] if previous else [])
             except DockerException as exc:
                 raise StepError(step.title, f"APT capture for {platform} failed: {engine_message(exc)}",
                                 "check the package names, that this machine reaches the base image's APT mirror, "
