@@ -42,6 +42,36 @@ def written(root: Path) -> list[str]:
     return [name for name in ("build-cache", "apt-lists", "docker-bake.json") if (root / name).exists()]
 
 
+# --- 1. replay: lines that start no RUN step ------------------------------------------------------------------
+# The demo's backend Dockerfile: 1 FROM, 2-3 one RUN over two lines, 4 COPY, 5 CMD.
+
+
+@pytest.mark.parametrize(("lines", "there"), [
+    ("[999]", "past the end of the file (it has 5 lines)"),
+    ("[4]", "line 4 is 'COPY config.json /etc/backend/config.json'"),
+    ("[3]", "line 3 is inside the RUN step that starts at line 2"),
+    ("[2, 1]", "line 1 is 'FROM debian:bookworm-slim'"),
+])
+def test_replay_naming_a_line_with_no_run_is_an_error_of_lint_diagnose_and_export(
+        tmp_path: Path, lines: str, there: str) -> None:
+    root = demo(tmp_path)
+    edit(root / "offline.yaml", "    image: demo/backend\n", f"    image: demo/backend\n    replay: {lines}\n")
+    line = lines.strip("[]").split(", ")[-1]
+    for args in (["offline.lint"], ["offline.export", "--dry-run"], ["offline.bake", "--dry-run"]):
+        out = run(args, root)
+        assert out.returncode != 0, (args, out)
+        message = one_message(out.stderr)
+        assert f"services.backend.replay names line {line} of " in message, message
+        assert there in message, message
+        assert "\n  fix: list the line numbers where the RUN steps to replay start (here: 2)" in message, message
+    diagnosed = run(["offline.diagnose", "--json", "--host", NO_ENGINE], root)
+    assert diagnosed.returncode == 1, diagnosed
+    rows = {(c["area"], c["name"]): c for c in json.loads(diagnosed.stdout)["checks"]}
+    row = rows[("service backend", "Dockerfile")]
+    assert row["status"] == "fail" and there in row["detail"] and row["fix"].startswith("list the line numbers")
+    assert written(root) == []
+
+
 # --- 2. platforms: architectures docker builds for ------------------------------------------------------------
 
 GOOD = "project: shop\nservices:\n  app: {}\n"

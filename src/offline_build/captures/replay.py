@@ -38,7 +38,7 @@ from .. import recording
 from ..apt import run_text, simple_commands
 from ..config import Project
 from ..dockerfile import Dockerfile, Instruction, Stage
-from ..errors import OfflineBuildError
+from ..errors import DockerfileError, OfflineBuildError
 from ..fetches import command_rules, replays
 from ..files import display_path
 from ..runners.proxy import CA_SECRET, ENV_PATH, ENV_SECRET
@@ -69,6 +69,41 @@ def replayed(ins: Instruction) -> bool:
     return any(replays(rule, argv) for argv in simple_commands(run_text(ins)) for rule, _ in command_rules(argv))
 
 
+def _shell_run(ins: Instruction) -> bool:
+    return ins.cmd == "RUN" and not ins.heredocs and not ins.json
+
+
+def check_lines(df: Dockerfile, service: str, lines: Sequence[int]) -> None:
+    """Each line a service lists under ``replay:`` must start a shell-form ``RUN`` step; else the error names the
+    line and what is there (checked by lint, diagnose and every plan, before any engine is asked)."""
+    starts = [i.line for stage in df.stages for i in stage.instructions if _shell_run(i)]
+    for line in lines:
+        if line in starts:
+            continue
+        listed = ", ".join(map(str, starts[:12])) + (", ..." if len(starts) > 12 else "")
+        raise DockerfileError(f"services.{service}.replay names line {line} of {df.path}, which does not start a "
+                              f"shell-form RUN step: {_what_is_at(df, line)}",
+                              f"list the line numbers where the RUN steps to replay start (here: {listed})"
+                              if starts else "this Dockerfile has no shell-form RUN step: remove replay:")
+
+
+def _what_is_at(df: Dockerfile, line: int) -> str:
+    """What line *line* of *df* holds, in words: past the end, inside a step, or its text."""
+    raw = df.path.read_text(encoding="utf-8").splitlines() if df.path.is_file() else []
+    steps = [(s.line, s.line, f"FROM {s.base_raw}") for s in df.stages] + \
+            [(i.line, i.end_line, i.cmd) for s in df.stages for i in s.instructions]
+    if line > max(len(raw), max(end for _, end, _ in steps)):
+        return f"past the end of the file (it has {len(raw)} lines)"
+    for start, end, cmd in steps:
+        if start < line <= end:
+            return f"line {line} is inside the {cmd} step that starts at line {start}"
+    text = raw[line - 1].strip() if line <= len(raw) else ""
+    ins = next((i for s in df.stages for i in s.instructions if i.line == line), None)
+    if ins is not None and ins.cmd == "RUN":  # a RUN, not in shell form: no shell to give the proxy to
+        return f"line {line} is a RUN {'with a heredoc' if ins.heredocs else 'in exec form (JSON)'}: {text!r}"
+    return f"line {line} is {text!r}" if text else f"line {line} is blank"
+
+
 class ReplayCapture:
     name = names.REPLAY
     per_platform = False  # one recording per service, whatever the platforms (the SBOM reads it so)
@@ -82,11 +117,7 @@ class ReplayCapture:
             return {}
         runs = {i.line: i for stage in df.stages for i in stage.instructions if i.cmd == "RUN"}
         extra = () if chosen is True else chosen
-        for line in extra:
-            if line not in runs or runs[line].heredocs or runs[line].json:
-                raise OfflineBuildError(f"services.{service}.replay names line {line} of {df.path}, which does not "
-                                        "start a shell-form RUN step",
-                                        "list the line numbers where the RUN steps to replay start")
+        check_lines(df, service, extra)
         lines = tuple(sorted({line for line, ins in runs.items() if replayed(ins)} | set(extra)))
         return {service: ReplayNeed(service, lines)} if lines else {}
 
