@@ -9,6 +9,7 @@ the stage graph (which references are earlier stages, which are images).
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ import dockerfile as _parser
 
 from .errors import DockerfileError
 
+INSTRUCTIONS = ("ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
+                "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR")
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 _VAR = re.compile(
     r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-+])(?P<word>[^}]*))?\}"
@@ -88,7 +91,7 @@ class Dockerfile:
         return any(s.name == ref.lower() for s in self.stages[:before])
 
     def stage_index(self, ref: str, before: int) -> int | None:
-        """The stage *ref* names among the first *before* (a later one of the same name wins), or None."""
+        """The stage *ref* names among the first *before* (parse refuses two of one name), or None."""
         if ref.isdigit():
             return int(ref) if int(ref) < before else None
         named = [s.index for s in self.stages[:before] if s.name == ref.lower()]
@@ -213,7 +216,13 @@ def parse_text(text: str, path: Path | str = "Dockerfile",
             if stages:
                 stages[-1] = _with_instructions(stages[-1], current)
             current = []
-            stages.append(_stage(ins, len(stages), global_args, path))
+            stage = _stage(ins, len(stages), global_args, path)
+            first = next((s for s in stages if stage.name and s.name == stage.name), None)
+            if first is not None:  # docker build refuses it; a build here would take either stage
+                raise DockerfileError(f"{path}:{ins.line}: a second stage named {stage.name!r} (the first is at "
+                                      f"line {first.line})", "give each stage a name of its own: docker build "
+                                                             "refuses the file too")
+            stages.append(stage)
         elif not stages:
             if ins.cmd != "ARG":
                 raise DockerfileError(
@@ -223,6 +232,11 @@ def parse_text(text: str, path: Path | str = "Dockerfile",
             for item in ins.value:
                 name, _, default = item.partition("=")
                 global_args[name] = overrides.get(name, default if "=" in item else None)
+        elif ins.cmd not in INSTRUCTIONS:  # the parser takes any word; docker build refuses it
+            near = difflib.get_close_matches(ins.cmd, INSTRUCTIONS, n=1)
+            raise DockerfileError(f"{path}:{ins.line}: unknown instruction {cmd.original.split(None, 1)[0][:40]!r}",
+                                  f"use one of docker's instructions ({', '.join(INSTRUCTIONS)})"
+                                  + (f"; did you mean {near[0]}?" if near else ""))
         else:
             current.append(ins)
     if not stages:

@@ -278,3 +278,38 @@ def test_any_refused_mutation_of_a_project_file_names_a_fix(text: str) -> None:
             load(path, environ={})
         except ConfigError as exc:
             assert exc.hint and len(str(exc).splitlines()) == 2, str(exc)
+
+
+# --- 6. Dockerfiles docker refuses -----------------------------------------------------------------------------
+
+REFUSED = {
+    "unknown instruction": ("FROM debian:bookworm-slim\nRUN true\nFROBNICATE --hard /x\n",
+                            "Dockerfile:3: unknown instruction 'FROBNICATE'",
+                            "use one of docker's instructions (ADD, ARG, CMD, COPY"),
+    "two stages of one name": ("FROM debian:bookworm-slim AS a\nRUN true\n\nFROM debian:bookworm-slim as A\n",
+                               "Dockerfile:4: a second stage named 'a' (the first is at line 1)",
+                               "give each stage a name of its own"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_a_dockerfile_docker_refuses_is_refused_by_the_parser(case: str) -> None:
+    text, problem, fix = REFUSED[case]
+    with pytest.raises(DockerfileError) as info:
+        dockerfile.parse_text(text, "Dockerfile")
+    assert info.value.message == problem and info.value.hint and info.value.hint.startswith(fix), info.value
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_lint_bake_and_build_refuse_a_dockerfile_docker_refuses(tmp_path: Path, case: str) -> None:
+    text, problem, fix = REFUSED[case]
+    root = demo(tmp_path)
+    dockerfile_path = root / "services" / "web" / "web.Dockerfile"
+    dockerfile_path.write_text(text)
+    for args in (["offline.lint"], ["offline.lint", "--path", str(dockerfile_path)], ["offline.bake", "--dry-run"],
+                 ["offline.bake"], ["offline.build", "--dry-run"], ["web.offline-build", "--dry-run"]):
+        out = run(args, root)
+        assert out.returncode == 2, (args, out)
+        message = one_message(out.stderr)
+        assert f"{dockerfile_path}:{problem.split(':', 1)[1]}\n  fix: {fix}" in message, (args, message)
+    assert written(root) == []
