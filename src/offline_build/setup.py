@@ -78,11 +78,12 @@ def setup(project: Project, bundle_path: Path | None, docker: DockerClient, cons
             console.print(f"# proof: {claim.proof.summary()} ({claim.why()})", markup=False, highlight=False)
         Executor(docker, console, dry_run=True).run(setup_plan(project, path, claims.manifest, None))
         return None
+    with unpacking.open_archive(path):
+        pass  # the file first: a path that is no bundle is named as such, not as an engine out of reach
+    # The engine must answer before anything is written (the lock creates the cache folder); its capability
+    # probe (a build) waits until the bundle is accepted, so a refused bundle leaves the engine exactly as it was.
+    check_engine(docker)
     with lock(project.cache_dir):
-        # The engine must answer before the store is touched; its capability
-        # probe (a build) waits until the bundle is accepted, so a refused
-        # bundle leaves the engine exactly as it was.
-        check_engine(docker)
         executor = Executor(docker, console)
         restored = executor.run(Plan("setup", (unpack_step(project, path),))).results[0].detail
         caps = probe_engine(docker, project, ("oci_layout_context",))

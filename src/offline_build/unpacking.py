@@ -111,9 +111,24 @@ def open_archive(path: Path) -> tarfile.TarFile:
     except IsADirectoryError:
         raise BundleError(f"{path} is a folder, not a bundle archive",
                           "pass the build-cache-*.tar file inside it") from None
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise BundleError(f"{path}: not a readable bundle archive ({exc})",
+    except (tarfile.TarError, EOFError):
+        if not _tar_like(path):  # tarfile's own words list every compression it tried: not one line to show
+            raise BundleError(f"{path}: not a bundle (not a tar archive)",
+                              "pass the build-cache-*.tar offline.export wrote, or the folder of its parts") from None
+        raise BundleError(f"{path} is damaged or truncated (its first header cannot be read)",
                           "the copy is damaged or truncated: copy it again") from None
+    except OSError as exc:
+        raise BundleError(f"{path}: not a readable bundle archive ({exc.strerror or exc})",
+                          "check the file's permissions and the disk it is on") from None
+
+
+def _tar_like(path: Path) -> bool:
+    """Does *path* start as a tar (or a compressed one) does, though tarfile could not open it: a copy cut short?"""
+    with path.open("rb") as fh:
+        head = fh.read(512)
+    if head[257:262] == b"ustar" or head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")):
+        return True
+    return len(head) < 262 and b"\0" in head  # cut inside the first header, before its magic
 
 
 def read_manifest(tar: tarfile.TarFile, members: list[tarfile.TarInfo], where: str) -> Manifest:

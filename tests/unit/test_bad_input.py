@@ -313,3 +313,60 @@ def test_lint_bake_and_build_refuse_a_dockerfile_docker_refuses(tmp_path: Path, 
         message = one_message(out.stderr)
         assert f"{dockerfile_path}:{problem.split(':', 1)[1]}\n  fix: {fix}" in message, (args, message)
     assert written(root) == []
+
+
+# --- 4. and 5. a bundle that is no bundle, named before anything else -----------------------------------------
+
+NOT_A_TAR = "pass the build-cache-*.tar offline.export wrote, or the folder of its parts"
+
+
+def test_sbom_of_a_file_that_is_no_tar_is_one_message(tmp_path: Path) -> None:
+    root = demo(tmp_path)
+    junk = tmp_path / "notes.tar"
+    junk.write_text("hello\n")
+    out = run(["offline.sbom", "--bundle", str(junk)], root)
+    assert out.returncode == 1 and out.stdout == "", out
+    assert one_message(out.stderr) == (f"offline-build: error: {junk}: not a bundle (not a tar archive)\n"
+                                       f"  fix: {NOT_A_TAR}\n")
+
+
+@pytest.mark.parametrize("content", [b"", b"hello\n", b"not a tar at all" * 100, b"PK\x03\x04" + bytes(600)])
+def test_open_archive_tells_a_file_that_is_no_tar_in_one_line(tmp_path: Path, content: bytes) -> None:
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(content)
+    with pytest.raises(OfflineBuildError) as info:
+        unpacking.open_archive(junk)
+    assert str(info.value) == f"{junk}: not a bundle (not a tar archive)\n  fix: {NOT_A_TAR}"
+
+
+def test_a_tar_cut_in_its_first_header_is_still_a_damaged_copy(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    whole = io.BytesIO()
+    with tarfile.open(fileobj=whole, mode="w") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"{}"))
+    for cut in (300, 100):
+        cut_short = tmp_path / f"cut-{cut}.tar"
+        cut_short.write_bytes(whole.getvalue()[:cut])
+        with pytest.raises(OfflineBuildError) as told:
+            unpacking.open_archive(cut_short)
+        assert told.value.message.startswith(f"{cut_short} is damaged or truncated ("), told.value
+        assert told.value.hint == "the copy is damaged or truncated: copy it again"
+        assert "\n" not in told.value.message
+
+
+@pytest.mark.parametrize("what", ["missing", "folder", "not a tar"])
+def test_setup_names_a_bad_bundle_before_the_engine_and_writes_nothing(tmp_path: Path, what: str) -> None:
+    root = demo(tmp_path)
+    given = {"missing": tmp_path / "nope.tar", "folder": tmp_path / "a-folder", "not a tar": tmp_path / "notes.tar"}
+    given["folder"].mkdir()
+    given["not a tar"].write_text("hello\n")
+    out = run(["offline.setup", "--bundle", str(given[what]), "--host", NO_ENGINE], root)
+    assert out.returncode == 1, out
+    message = one_message(out.stderr)
+    assert message.startswith(f"offline-build: error: {given[what]}"), message
+    assert "Docker engine" not in message
+    assert written(root) == []
