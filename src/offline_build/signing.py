@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import getpass
 import os
+import shlex
 import stat
 import sys
 from collections.abc import Callable
@@ -116,12 +117,18 @@ def loose_permissions(path: Path) -> str | None:
     """A warning when others than the owner may read the secret key; None when it is private."""
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        return f"{path} is readable by others (mode {mode:04o}): run chmod 600 {path}"
+        return f"{path} is readable by others (mode {mode:04o}): run chmod 600 {shlex.quote(str(path))}"
     return None
 
 
-def load_signer(path: Path, password: str | None = None) -> Signer:
-    """Read and unlock a secret key (minisign's format; encrypted with a password or not)."""
+def load_signer(path: Path, password: str | None = None, warn: Callable[[str], None] | None = None) -> Signer:
+    """Read and unlock a secret key (minisign's format; encrypted with a password or not).
+
+    A public key given in its place is named as one first; then *warn* is told when others may read the key.
+    """
+    _not_public(path)
+    if warn is not None and path.is_file() and (warning := loose_permissions(path)):
+        warn(warning)
     key = _key_file(minisign.SecretKey.from_file, path, "signing key", "secret",
                     "make one with offline.keygen --key PATH (or minisign -G), or fix --sign",
                     "pass the secret key file (offline.keygen writes PATH and PATH's .pub)")
@@ -133,6 +140,18 @@ def load_signer(path: Path, password: str | None = None) -> Signer:
             key.wipe()
             raise SigningError(f"wrong password for {path}", f"set {PASSWORD_ENV} to the key's password") from None
     return Signer(path, key_id(minisign.PublicKey.from_secret_key(key)), key)
+
+
+def _not_public(path: Path) -> None:
+    """``--sign team.pub``: the public half, where the secret key goes (its mode invites a chmod 600 warning)."""
+    try:
+        minisign.PublicKey.from_file(path)
+    except (minisign.Error, ValueError, OSError):
+        return  # not a public key: read as a secret key, and named if it is none
+    secret = path.with_suffix(".key")
+    pair = f"{secret} if it is this key's pair" if secret.is_file() else "offline.keygen writes it beside the .pub"
+    raise SigningError(f"{path} is a public key: signing needs the secret key",
+                       f"give --sign (or signing.key) the secret key ({pair}), not the .pub")
 
 
 def ask_password(prompt: str, what: str, *, confirm: bool = False) -> str:

@@ -370,3 +370,39 @@ def test_setup_names_a_bad_bundle_before_the_engine_and_writes_nothing(tmp_path:
     assert message.startswith(f"offline-build: error: {given[what]}"), message
     assert "Docker engine" not in message
     assert written(root) == []
+
+
+# --- 7. and 8. signing keys ------------------------------------------------------------------------------------
+
+
+def test_signing_with_the_public_key_says_so_before_any_permission_advice(tmp_path: Path,
+                                                                          keys: dict[str, Path]) -> None:
+    from offline_build import signing
+
+    public = keys["team.pub"]
+    public.chmod(0o644)  # as keygen writes it: a permission warning would advise chmod 600 on it
+    root = demo(tmp_path)
+    out = run(["offline.export", "--dry-run", "--sign", str(public)], root)
+    assert out.returncode == 1, out
+    assert "chmod" not in out.stdout + out.stderr and out.stdout == "", out
+    assert one_message(out.stderr) == (
+        f"offline-build: error: {public} is a public key: signing needs the secret key\n"
+        f"  fix: give --sign (or signing.key) the secret key ({keys['team']} if it is this key's pair), not the .pub\n")
+    assert written(root) == []
+    with pytest.raises(signing.SigningError, match="is a public key: signing needs the secret key"):
+        signing.load_signer(public)
+
+
+def test_keygen_quotes_a_path_with_a_space_in_its_hints(tmp_path: Path) -> None:
+    import shlex
+
+    key = tmp_path / "my keys" / "team.key"
+    out = run(["offline.keygen", "--key", str(key)], tmp_path)
+    assert out.returncode == 0, out
+    said = " ".join(out.stdout.split())  # however the console wrapped it
+    assert f"sign with: offline.export --sign {shlex.quote(str(key))};" in said, said
+    assert f"offline.setup --trust {shlex.quote(str(key.with_suffix('.pub')))}" in said, said
+    from offline_build import signing
+
+    key.chmod(0o644)
+    assert signing.loose_permissions(key).endswith(f": run chmod 600 {shlex.quote(str(key))}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -94,9 +95,7 @@ def _signer(proj: Project, key: Path | None, out: Console) -> signing.Signer | N
             # Inside a build context, a COPY . would put the secret key into the image (and the bundle's cache).
             raise signing.SigningError(f"signing key {key} is inside {service.name}'s build context",
                                        "keep it outside every build context, e.g. ~/.minisign/")
-    if key.is_file() and (warning := signing.loose_permissions(key)):
-        out.print(f"[yellow]warning:[/] {warning}")
-    return signing.load_signer(key)
+    return signing.load_signer(key, warn=lambda warning: out.print(f"[yellow]warning:[/] {warning}"))
 
 
 @task(auto_shortflags=False, iterable=["trust"], help=helps(
@@ -341,9 +340,9 @@ def keygen(c: Context, key: str = "~/.minisign/offline-build.key", encrypt: bool
     out.print(f"wrote {secret} (secret: keep it on the online machine, mode 0600) and {public} (public: give it "
               "to every site that sets bundles up)", markup=False)
     (loaded,) = signing.load_trusted((public,))
-    out.print(f"key id {signing.key_id(loaded)}; sign with: offline.export --sign {secret}; "
-              f"trust with: signing.trusted_keys: [{public}] in offline.yaml, or offline.setup --trust {public}",
-              markup=False)
+    out.print(f"key id {signing.key_id(loaded)}; sign with: offline.export --sign {shlex.quote(str(secret))}; "
+              f"trust with: signing.trusted_keys: [{public}] in offline.yaml, or offline.setup --trust "
+              f"{shlex.quote(str(public))}", markup=False)
 
 
 @task(auto_shortflags=False, help={
