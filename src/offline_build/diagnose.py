@@ -369,14 +369,14 @@ def _carried(path: Path, claim: proofs.ProofClaim) -> Check:
     """The proof that came with the bundle: ok only when a trusted key signed a full proof of the edit loop."""
     p = claim.proof
     if claim.state != "proven":
-        return Check("proof", "offline.verify", "info", f"{path.name}: claims {p.summary()} ({claim.why()})",
+        return Check("proof", "offline.verify", "info", f"{path.name}: {claim.describe()}",
                      "sign the proof (offline.verify --sign KEY, or signing.key) and trust that key here "
                      "(signing.trusted_keys)")
     if not p.full:
         return Check("proof", "offline.verify", "warn", f"{path.name}: {p.summary()}", _AGAIN)
     if p.level != "edits":
         return Check("proof", "offline.verify", "info", f"{path.name}: {p.summary()}", _PROVE)
-    return Check("proof", "offline.verify", "ok", f"{path.name}: {p.summary()} ({claim.why()})")
+    return Check("proof", "offline.verify", "ok", f"{path.name}: {claim.describe()}")
 
 
 def verify_archive(path: Path) -> bundle.Manifest:

@@ -155,6 +155,10 @@ class ProofClaim:
     key_id: str = ""  # who signed it ("" unsigned)
     trusted_keys: bool = field(default=False, compare=False)  # were any configured (to say why it only claims)
 
+    def describe(self) -> str:
+        """What it proved and who says so, as setup's dry run and diagnose tell it: only ``claims`` unless proven."""
+        return f"{'' if self.state == 'proven' else 'claims '}{self.proof.summary()} ({self.why()})"
+
     def why(self) -> str:
         if self.state == "proven":
             return f"signed by trusted key {self.key_id}"

@@ -75,7 +75,7 @@ def setup(project: Project, bundle_path: Path | None, docker: DockerClient, cons
         console.print(f"# signature: {verdict.describe()}", markup=False, highlight=False)
         claim = beside(path, hashlib.sha256(claims.raw).hexdigest(), project.signing.trusted_keys)
         if claim is not None:  # refused here as setup would refuse it
-            console.print(f"# proof: {claim.proof.summary()} ({claim.why()})", markup=False, highlight=False)
+            console.print(f"# proof: {claim.describe()}", markup=False, highlight=False)
         Executor(docker, console, dry_run=True).run(setup_plan(project, path, claims.manifest, None))
         return None
     with unpacking.open_archive(path):

@@ -406,3 +406,32 @@ def test_keygen_quotes_a_path_with_a_space_in_its_hints(tmp_path: Path) -> None:
 
     key.chmod(0o644)
     assert signing.loose_permissions(key).endswith(f": run chmod 600 {shlex.quote(str(key))}")
+
+
+# --- 9. setup --dry-run tells an unchecked proof as diagnose does ---------------------------------------------
+
+
+def test_setup_dry_run_says_an_unsigned_proof_only_claims(tmp_path: Path) -> None:
+    import io
+
+    from python_on_whales import DockerClient
+    from rich.console import Console
+
+    from offline_build import diagnose, proof, setup
+
+    from .test_bundle import pack, project
+
+    online = project(tmp_path / "online")
+    archive = pack(online)
+    sha = unpacking.load_manifest(archive)[1]
+    proven = proof.Proof(manifest_sha256=sha, level="edits", passed=True, when="2026-12-04T10:00:00Z",
+                         engine={"server_version": "27.3.1", "image_store": "containerd", "platforms": "linux/amd64"},
+                         airtight={"result": "air-tight"}, empty={"result": "empty"})
+    proof.write_proof(archive, proven, None)  # no key signed it: it only claims
+    offline = project(tmp_path / "offline")
+    said = io.StringIO()
+    setup.setup(offline, archive, DockerClient(host=NO_ENGINE), Console(file=said, width=10_000), dry_run=True)
+    (line,) = [x for x in said.getvalue().splitlines() if x.startswith("# proof: ")]
+    assert line.startswith("# proof: claims edit loop proven "), line
+    row = diagnose._proof(offline, archive)
+    assert row.detail == f"{archive.name}: {line.removeprefix('# proof: ')}", (row, line)
