@@ -101,10 +101,15 @@ def buildx_version(docker: DockerClient) -> str | None:
 def engine_info(docker: DockerClient) -> SystemInfo:
     """``docker info``, or one clear error when the engine cannot be reached."""
     try:
-        return docker.system.info()
+        info = docker.system.info()
     except DockerException as exc:
         raise EngineError(f"cannot reach the Docker engine: {engine_message(exc)}",
                           "start the engine, or point --host / DOCKER_HOST at one") from None
+    if not info.os_type and not info.architecture:  # every engine fills them in
+        # A docker CLI before 27 prints an empty info and exits 0 when it cannot reach the engine (the reason is
+        # in ServerErrors, which python-on-whales drops): ``docker version`` fails and says why.
+        server_version(docker)
+    return info
 
 
 def containerd_store(info: SystemInfo) -> bool:

@@ -435,3 +435,49 @@ def test_setup_dry_run_says_an_unsigned_proof_only_claims(tmp_path: Path) -> Non
     assert line.startswith("# proof: claims edit loop proven "), line
     row = diagnose._proof(offline, archive)
     assert row.detail == f"{archive.name}: {line.removeprefix('# proof: ')}", (row, line)
+
+
+# --- 10. the docker CLI: none, or one that says the engine is away with exit 0 --------------------------------
+
+UNREACHABLE = "Cannot connect to the Docker daemon at unix:///nonexistent.sock. Is the docker daemon running?"
+# What a docker CLI before 27 does without its engine: `docker info` prints an empty info and exits 0.
+OLD_CLI = f"""#!/bin/sh
+for a in "$@"; do
+  case "$a" in
+    info) echo '{{"ServerVersion":"","ServerErrors":["{UNREACHABLE}"]}}'; exit 0;;
+    version) echo '{{"Client":{{"Version":"26.1.5"}},"Server":null}}'; echo '{UNREACHABLE}' >&2; exit 1;;
+  esac
+done
+echo '{UNREACHABLE}' >&2
+exit 1
+"""
+# A CLI from 27 on: every command that needs the engine fails.
+NEW_CLI = f"""#!/bin/sh
+echo '{UNREACHABLE}' >&2
+exit 1
+"""
+
+
+def docker_cli(folder: Path, script: str | None) -> dict[str, str]:
+    """PATH holding only *script* as ``docker`` (None: no docker at all): the machine's own CLI is never used."""
+    folder.mkdir()
+    if script is not None:
+        (folder / "docker").write_text(script)
+        (folder / "docker").chmod(0o755)
+    return {"PATH": str(folder)}
+
+
+@pytest.mark.parametrize(("cli", "told"), [
+    (None, "the docker command is not on PATH\n  fix: install the Docker CLI"),
+    (OLD_CLI, f"cannot reach the Docker engine: {UNREACHABLE}\n  fix: start the engine"),
+    (NEW_CLI, f"cannot reach the Docker engine: {UNREACHABLE}\n  fix: start the engine"),
+])
+def test_a_classic_build_without_a_docker_cli_or_engine_writes_nothing(tmp_path: Path, cli: str | None,
+                                                                       told: str) -> None:
+    root = demo(tmp_path)
+    out = run(["offline.build-classic", "--host", NO_ENGINE, "--cache-dir", str(tmp_path / "new-cache")], root,
+              **docker_cli(tmp_path / "bin", cli))
+    assert out.returncode == 1, out
+    assert one_message(out.stderr).startswith(f"offline-build: error: {told}"), out.stderr
+    assert "==>" not in out.stdout, out.stdout  # no step began
+    assert not (tmp_path / "new-cache").exists() and written(root) == []

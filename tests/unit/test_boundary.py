@@ -154,9 +154,18 @@ def test_an_empty_config_flag_is_refused_not_read_as_the_default(args: list[str]
 
 
 def test_a_classic_build_without_an_engine_writes_nothing(tmp_path: Path) -> None:
-    """It wrote the cache folder and every variant, then said the engine could not be reached."""
+    """It wrote the cache folder and every variant, then said the engine could not be reached.
+
+    The docker CLI is the test's own, alone on PATH: the machine's (a CLI before 27 answers ``docker info``
+    with exit 0 when the engine is away) must not decide the outcome."""
     shutil.copytree(DEMO, tmp_path / "demo")
-    out = run(["offline.build-classic", "--cache-dir", str(tmp_path / "new-cache")], tmp_path / "demo")
+    cli = tmp_path / "bin" / "docker"
+    cli.parent.mkdir()
+    cli.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///nonexistent/docker.sock. "
+                   "Is the docker daemon running?' >&2\nexit 1\n")
+    cli.chmod(0o755)
+    out = run(["offline.build-classic", "--cache-dir", str(tmp_path / "new-cache")], tmp_path / "demo",
+              PATH=str(cli.parent))
     assert out.returncode == 1 and "cannot reach the Docker engine" in out.stderr, out
     assert not (tmp_path / "new-cache").exists()
 
