@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import shutil
 import tempfile
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -166,20 +164,22 @@ BAD_FILES: dict[str, tuple[str | tuple[str, str], str]] = {
     "a capture switched maybe": (('version: "1.0"', "captures: {pip: maybe}"), "expected true or false"),
     "a bad platform": (('version: "1.0"', "platforms: [amd64]"), "'amd64' is not a valid platform"),
     "a bad resource name": (("name: model", "name: Model"), "'Model' is not a valid resource name"),
-    "a bad sha256": (("    url: https://example.invalid/model.bin", "    url: https://example.invalid/model.bin\n"
-                      "    sha256: xyz"), "'xyz' is not a valid sha256"),
-    "two resources of one name": (("    url: https://example.invalid/model.bin", "    url: https://example.invalid/m\n"
-                                   "  - name: model\n    url: https://example.invalid/n"),
+    "a bad sha256": (("    url: https://example.invalid/model.bin", ("    url: https://example.invalid/model.bin\n"
+                                                                 "    sha256: xyz")), "'xyz' is not a valid sha256"),
+    "two resources of one name": (("    url: https://example.invalid/model.bin",
+                                   ("    url: https://example.invalid/m\n"
+                                    "  - name: model\n    url: https://example.invalid/n")),
                                   "two resources share the name 'model'"),
-    "a resource of two kinds": (("    url: https://example.invalid/model.bin", "    url: https://example.invalid/m\n"
-                                 "    path: app"), "needs exactly one of url, git, path (has 2)"),
+    "a resource of two kinds": (("    url: https://example.invalid/model.bin",
+                                 ("    url: https://example.invalid/m\n"
+                                  "    path: app")), "needs exactly one of url, git, path (has 2)"),
     "an ftp resource": (("https://example.invalid/model.bin", "ftp://example.invalid/model.bin"),
                         "is not an http(s) URL"),
     "a bad builder name": (('version: "1.0"', "builder: {name: Bad_Name}"), "'Bad_Name' is not a valid builder name"),
     "an endpoint without remote": (('version: "1.0"', "builder: {name: b, endpoint: 'tcp://x:1'}"),
                                    "endpoint is for the remote driver, not docker-container"),
-    "an image for a remote builder": (('version: "1.0"', "builder: {name: b, driver: remote, endpoint: 'tcp://x:1', "
-                                                         "image: 'moby/buildkit:v0.13'}"),
+    "an image for a remote builder": (('version: "1.0"', ("builder: {name: b, driver: remote, endpoint: 'tcp://x:1', "
+                                                          "image: 'moby/buildkit:v0.13'}")),
                                       "image is for the docker-container driver, not remote"),
     "a compose file without services": (('version: "1.0"', "services_from: compose.yaml"),
                                         "no 'services' in the compose file"),
@@ -254,7 +254,7 @@ def test_every_raise_site_of_a_project_file_refusal_gives_a_fix() -> None:
     assert missing == []
 
 
-def _mutated():  # noqa: ANN202  (a hypothesis strategy)
+def _mutated():  # a hypothesis strategy
     from .test_config_fuzz import mutated
 
     return mutated()
