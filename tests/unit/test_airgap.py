@@ -189,7 +189,7 @@ def test_verify_dry_run_shows_the_checks_setup_and_builds_and_changes_nothing(
     from python_on_whales import DockerClient
     from rich.console import Console
 
-    from tests.unit.test_bundle import pack, project, snapshot
+    from tests.unit.helpers import pack, project, snapshot
 
     proj = project(tmp_path)
     (tmp_path / "svc" / "Dockerfile").write_text(

@@ -17,48 +17,7 @@ from offline_build.config import Project, load
 from offline_build.setup import unpack
 from offline_build.store import Layout
 from tests.unit import oci, twopass
-
-
-def project(root: Path, name: str = "demo") -> Project:
-    (root / "svc").mkdir(parents=True, exist_ok=True)
-    (root / "svc" / "Dockerfile").write_text("FROM debian:bookworm-slim\n")
-    (root / "offline.yaml").write_text(f"project: {name}\nservices:\n  svc:\n    context: svc\n")
-    return load(root / "offline.yaml", environ={})
-
-
-def pack(proj: Project) -> Path:
-    store = oci.new(proj.store)
-    oci.image(store, "cache-svc", [b"base", b"svc layer"])
-    oci.image(store, "base-debian_bookworm-slim", [b"base"])
-    (proj.cache_dir / "resources" / "models").mkdir(parents=True)
-    (proj.cache_dir / "resources" / "models" / "m.txt").write_text("weights\n")
-    members = bundle.collect(proj.cache_dir)
-    manifest = bundle.Manifest(project=proj.name, version="1", platforms=[], services={"svc": {}},
-                               base_images={"debian:bookworm-slim": "base-debian_bookworm-slim"})
-    manifest.files = twopass.hash_members(members)
-    out = proj.cache_dir / "build-cache-20260101.tar"
-    twopass.write(out, manifest, members)
-    return out
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    if not root.exists():
-        return {}
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and ".work" not in p.parts}
-
-
-def rewrite(src: Path, dst: Path, change) -> None:  # noqa: ANN001
-    """Copy a tar member by member, letting *change* edit (name, data) or drop a member."""
-    with tarfile.open(src) as tin, tarfile.open(dst, "w") as tout:
-        for m in tin.getmembers():
-            data = tin.extractfile(m).read()  # type: ignore[union-attr]
-            result = change(m, data)
-            if result is None:
-                continue
-            m2, data2 = result
-            m2.size = len(data2)
-            tout.addfile(m2, io.BytesIO(data2))
+from tests.unit.helpers import pack, project, rewrite, snapshot
 
 
 def test_round_trip_into_an_empty_store(tmp_path: Path) -> None:

@@ -9,18 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "examples" / "demo"
-SCRIPT = [sys.executable, "-c", "from offline_build.cli import main; main()"]
-
-
-def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    # An unreachable engine: a dry run must not need one. This checkout's code, whatever the
-    # cwd: a relative PYTHONPATH (or an editable install of another checkout) would test other code.
-    path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
-    environ = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock", "PYTHONPATH": path, **env}
-    return subprocess.run([*SCRIPT, *args], cwd=cwd, capture_output=True, text=True, env=environ, check=False,
-                          stdin=subprocess.DEVNULL)  # never a terminal: a task that would ask must say so
+from tests.unit.helpers import DEMO, ROOT, SCRIPT, run
 
 
 def task_names(listing: str) -> set[str]:
@@ -261,7 +250,7 @@ def test_setup_and_sbom_say_what_is_wrong_without_touching_anything(tmp_path: Pa
     assert none.returncode == 1 and "Traceback" not in none.stderr
     assert none.stderr.startswith("offline-build: error: no bundle in ")
     from offline_build.config import load
-    from tests.unit.test_signing import packed
+    from tests.unit.helpers import packed
 
     packed(load(demo / "offline.yaml", environ={}), None)
     into_folder = run(["offline.sbom", "--output", str(tmp_path)], demo)

@@ -8,18 +8,24 @@ from types import SimpleNamespace
 import pytest
 
 from offline_build import lint, variant
+from offline_build.build import plan_offline_builds
 from offline_build.captures.apt import APT
-from offline_build.captures.lang import CAPTURE_STAGE, MARKER, CaptureBuild, platform_outputs, gather_captured
+from offline_build.captures.lang import (
+    CAPTURE_STAGE,
+    MARKER,
+    CaptureBuild,
+    gather_captured,
+    platform_outputs,
+)
 from offline_build.captures.npm import NPM
 from offline_build.captures.pip import PIP
 from offline_build.config import Overrides, load
-from offline_build.dockerfile import parse_text
 from offline_build.errors import ConfigError
-from offline_build.build import plan_offline_builds
 from offline_build.export import export_plan
 from offline_build.inputs import inputs, variant_steps
 from offline_build.pkgs import Install, install_of, installs
 from offline_build.steps import Build, SaveImages
+from tests.unit.helpers import df
 
 FRONTEND = """\
 FROM debian:bookworm-slim AS web
@@ -34,10 +40,6 @@ RUN pip install --no-index --find-links /w six
 """
 
 
-def df(text: str, tmp_path: Path):  # noqa: ANN201
-    path = tmp_path / "Dockerfile"
-    path.write_text(text)
-    return parse_text(text, path)
 
 
 @pytest.mark.parametrize(("argv", "expected"), [

@@ -11,7 +11,7 @@ import pytest
 from offline_build import bundle, diagnose
 from offline_build.store import Layout
 from tests.unit import oci, twopass
-from tests.unit.test_bundle import pack, project
+from tests.unit.helpers import pack, project
 
 
 @pytest.mark.parametrize("fraction", [0.10, 0.50, 0.99])
@@ -53,7 +53,7 @@ def test_diagnose_judges_the_signature_as_setup_will_and_summarises_the_sbom(tmp
 
     from offline_build import signing
     from offline_build.model import SigningOptions
-    from tests.unit.test_signing import packed
+    from tests.unit.helpers import packed
 
     secret, public = signing.keygen(tmp_path / "team.key", None)
     other, other_pub = signing.keygen(tmp_path / "other.key", None)
@@ -75,7 +75,7 @@ def test_diagnose_judges_the_signature_as_setup_will_and_summarises_the_sbom(tmp
         other_pub,))), deep=False)])
     assert rows(proj)["sbom"] == ("info", "sbom.cdx.json: 1 base image, 1 resource (offline.sbom prints it)")
     # A bill of materials that does not match the manifest fails, and the signature row stays (--quick too).
-    from tests.unit.test_bundle import rewrite
+    from tests.unit.helpers import rewrite
 
     archive = proj.cache_dir / name
     rewrite(archive, tmp_path / "x.tar", lambda m, d: (m, b"{}\n") if m.name == bundle.SBOM else (m, d))
@@ -86,8 +86,8 @@ def test_diagnose_judges_the_signature_as_setup_will_and_summarises_the_sbom(tmp
 
 
 def test_diagnose_says_how_far_offline_verify_proved_this_bundle(tmp_path: Path) -> None:
-    from offline_build.unpacking import load_manifest
     from offline_build.state import record_proof
+    from offline_build.unpacking import load_manifest
 
     proj = project(tmp_path)
     archive = pack(proj)
@@ -142,8 +142,8 @@ def test_a_store_blob_that_does_not_hash_to_its_name_is_named(tmp_path: Path, de
 
 
 def test_a_proofs_file_of_the_wrong_shape_claims_nothing_and_is_rewritten(tmp_path: Path) -> None:
-    from offline_build.unpacking import load_manifest
     from offline_build.state import PROOFS, proofs_of, record_proof
+    from offline_build.unpacking import load_manifest
 
     proj = project(tmp_path)
     archive = pack(proj)

@@ -10,7 +10,7 @@ import pytest
 
 from offline_build.engine import engine_host
 from offline_build.errors import EngineError
-from tests.unit.test_cli import DEMO, run
+from tests.unit.helpers import DEMO, run
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from offline_build.errors import ConfigError, OfflineBuildError
 from offline_build.setup import unpack
 from offline_build.state import lock
 from tests.unit import oci, twopass
-from tests.unit.test_bundle import pack, project, rewrite, snapshot
+from tests.unit.helpers import pack, project, rewrite, snapshot
 
 
 def with_member(kind: str):  # noqa: ANN201

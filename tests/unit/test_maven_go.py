@@ -13,7 +13,7 @@ from offline_build.config import load
 from offline_build.fetches import command_rules
 from offline_build.inputs import inputs
 from offline_build.pkgs import Install, install_of
-from tests.unit.test_deps import df as parsed
+from tests.unit.helpers import df as parsed
 
 BACKEND = """\
 FROM debian:bookworm-slim

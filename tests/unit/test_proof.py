@@ -13,8 +13,7 @@ from offline_build import bundle, diagnose, proof, signing, unpacking
 from offline_build.model import SigningOptions
 from offline_build.proof import Proof, ProofError, ServiceResult
 from offline_build.setup import unpack
-from tests.unit.test_bundle import pack, project, snapshot
-from tests.unit.test_signing import packed
+from tests.unit.helpers import pack, packed, project, snapshot
 
 ENGINE = {"server_version": "27.3.1", "image_store": "containerd", "platforms": "linux/amd64"}
 AIRTIGHT = {"measured": True, "result": "air-tight", "detail": "no build step reached the export's hosts"}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from offline_build import signing
-from tests.unit.test_bundle import project
+from tests.unit.helpers import project
 
 
 @pytest.mark.parametrize("how", ["--sign", "signing.key", "neither"])

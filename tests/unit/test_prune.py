@@ -10,8 +10,7 @@ from rich.console import Console
 from offline_build import prune
 from offline_build.store import Layout, StoreError
 from tests.unit import oci
-from tests.unit.test_bundle import project, snapshot
-from tests.unit.test_cli import run
+from tests.unit.helpers import project, run, snapshot
 
 
 def store_with_garbage(root: Path):  # noqa: ANN201

@@ -19,28 +19,9 @@ import pytest
 from rich.console import Console
 
 from offline_build import bundle, packing, sbom, signing, unpacking
-from offline_build.model import Resource, SigningOptions
+from offline_build.model import SigningOptions
 from offline_build.setup import unpack
-from tests.unit import oci
-from tests.unit.test_bundle import project, rewrite, snapshot
-
-
-def packed(proj, signer: signing.Signer | None) -> Path:  # noqa: ANN001
-    """A small real bundle of *proj*, signed by *signer* (or not), with an SBOM member."""
-    store = oci.new(proj.store)
-    oci.image(store, "cache-svc", [b"base", b"svc layer"])
-    oci.image(store, "base-debian_bookworm-slim", [b"base"])
-    (proj.cache_dir / "resources" / "models").mkdir(parents=True, exist_ok=True)
-    (proj.cache_dir / "resources" / "models" / "m.txt").write_text("weights\n")
-    manifest = bundle.Manifest(project=proj.name, version="1", platforms=[], services={"svc": {}},
-                               base_images={"debian:bookworm-slim": "base-debian_bookworm-slim"},
-                               created="2026-11-29T12:00:00Z")
-    out = proj.cache_dir / "build-cache-20261129.tar"
-    members = bundle.collect(proj.cache_dir)
-    model = Resource("model", "url", "https://example.com/m.txt", "models/m.txt")
-    packing.write_hashed(out, manifest, members, sbom=lambda m: sbom.document(m, dict(members), (model,)),
-                         signer=signer)
-    return out
+from tests.unit.helpers import packed, project, rewrite, snapshot
 
 
 def trusting(proj, *keys: Path):  # noqa: ANN001, ANN201
