@@ -6,11 +6,9 @@ from __future__ import annotations
 import ast
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
 
 from offline_build import dockerfile, unpacking
 from offline_build.config import Overrides, load
@@ -252,32 +250,6 @@ def test_every_raise_site_of_a_project_file_refusal_gives_a_fix() -> None:
             elif name == "string" and call.args and len(call.args) < 3 and "hint" not in keywords:
                 missing.append(f"{path.name}:{call.lineno}: .string() checked against a pattern without a hint")
     assert missing == []
-
-
-def _mutated():  # a hypothesis strategy
-    from .test_config_fuzz import mutated
-
-    return mutated()
-
-
-# derandomize: the same examples every run, as the fuzz test of the project file does.
-@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(_mutated())
-def test_any_refused_mutation_of_a_project_file_names_a_fix(text: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        for sub in ("services/backend", "services/worker", "services/web", "resources", "vendor"):
-            (root / sub).mkdir(parents=True)
-        for name in ("services/backend/Dockerfile", "services/worker/Dockerfile", "services/web/web.Dockerfile"):
-            (root / name).write_text("FROM debian:bookworm-slim\n")
-        (root / "resources" / "model.txt").write_text("m\n")
-        (root / "vendor" / "greeting.bundle").write_text("b\n")
-        path = root / "offline.yaml"
-        path.write_bytes(text.encode("utf-8", "replace"))
-        try:
-            load(path, environ={})
-        except ConfigError as exc:
-            assert exc.hint and len(str(exc).splitlines()) == 2, str(exc)
 
 
 # --- 6. Dockerfiles docker refuses -----------------------------------------------------------------------------
