@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.deps import replace_section  # noqa: E402
-from tests.integration.test_roundtrip import CLI, build_report  # noqa: E402
+from tests.integration.harness import CLI, build_report  # noqa: E402
 
 HARNESS = ROOT / "scripts" / "engines.sh"
 SECTION = "## Emulated platforms"

@@ -1,24 +1,25 @@
-"""Fixtures for the real engines started by ``scripts/engines.sh``.
+"""Fixtures for the real engines started by ``scripts/engines.sh``, and the exports the test files share.
 
 Locally, when no engine can be started, engine tests are skipped with the
 reason. With ``CI=true`` they fail instead: CI must never pass by skipping
 them.
+
+An export is the suite's costliest step. A project is exported once per run
+(a session fixture here) and every file that needs its bundle takes it from
+here; a test exports again only when the export itself is what it checks.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from python_on_whales import DockerClient
 
-ROOT = Path(__file__).resolve().parents[2]
-HARNESS = ROOT / "scripts" / "engines.sh"
-DEMO = ROOT / "examples" / "demo"
+from tests.integration.harness import bundle_in, cli, copy_demo, harness, plain
 
 
 def _unavailable(reason: str) -> None:
@@ -27,20 +28,13 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def _harness(*args: str) -> str:
-    proc = subprocess.run([str(HARNESS), *args], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"scripts/engines.sh {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    return proc.stdout
-
-
 @pytest.fixture(scope="session")
 def engines() -> dict[str, str]:
     """NAME -> DOCKER_HOST for the four engines, started (and the base image made) if needed."""
     if os.geteuid() != 0:
         _unavailable("the engine harness needs root")
     try:
-        out = _harness("up")
+        out = harness("up")
     except (RuntimeError, OSError) as exc:
         _unavailable(str(exc))
     hosts = dict(line.split("=", 1) for line in out.splitlines() if "=unix://" in line)
@@ -50,54 +44,58 @@ def engines() -> dict[str, str]:
     return hosts
 
 
-def reset(name: str) -> None:
-    """Make engine *name* empty again (no images, no build cache)."""
-    _harness("reset", name)
-
-
-def seed(name: str) -> None:
-    """Import the harness's base images into engine *name*."""
-    _harness("images", name)
-
-
-@pytest.fixture(scope="session")
-def online(engines: dict[str, str]) -> DockerClient:
-    return DockerClient(host=engines["online"])
-
-
-@pytest.fixture()
-def demo(tmp_path: Path) -> Iterator[Path]:
-    """A private copy of the demo project (its cache dir must not be shared between tests)."""
-    dest = tmp_path / "demo"
-    shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
-    yield dest
-
-
 @pytest.fixture(scope="session")
 def registries(engines: dict[str, str]) -> dict[str, str]:
     """NAME -> HOST:PORT: "team" beside the online engine, "site" inside the air gap."""
     try:
-        out = _harness("registries")
+        out = harness("registries")
     except (RuntimeError, OSError) as exc:
         _unavailable(str(exc))
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-class RetryWatcher:
-    """Stands in for stderr: passes everything through, and calls *on_retry* with each retry line.
+@dataclass(frozen=True)
+class Demo:
+    """The demo exported on the online engine, signed: what test_roundtrip, test_apt and test_signing share."""
 
-    Retries announce themselves on stderr (``offline-build: retry 1/2 ...``);
-    a test watches for that line, as a user would, to act between two tries.
+    project: Path  # the online checkout; tests copy it (carry) rather than change it
+    bundle: Path
+    key: Path  # the secret key, outside the project (a checkout carried to a site never holds it)
+    key_id: str
+
+    @property
+    def public_key(self) -> Path:
+        return self.key.with_name(self.key.name.removesuffix(".key") + ".pub")
+
+
+def add_copy_before_apt(project: Path) -> None:
+    """backend copies a file before its APT step, so a change there makes the step run again offline."""
+    dockerfile = project / "services" / "backend" / "Dockerfile"
+    text = dockerfile.read_text().replace("FROM debian:bookworm-slim\n",
+                                          "FROM debian:bookworm-slim\nCOPY before.txt /etc/before.txt\n")
+    assert "COPY before.txt" in text, "the demo's backend no longer starts FROM debian:bookworm-slim"
+    dockerfile.write_text(text)
+    (project / "services" / "backend" / "before.txt").write_text("before v1\n")
+
+
+@pytest.fixture(scope="session")
+def demo(engines: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """The demo (with a file copied before backend's APT step), exported twice, the second time signed.
+
+    Twice: the second export runs on a warm engine, where BuildKit leaves out
+    the cache keys a classic-store engine needs (offline-build adds them
+    back). CI's engines start cold, so without this the warm case, the usual
+    one on a developer's machine, would go untested there.
     """
+    root = tmp_path_factory.mktemp("demo-online")
+    made = plain(root, "offline.keygen", "--key", str(root / "keys" / "team.key"))
+    key_id = re.search(r"key id ([0-9A-F]{16})", made.stdout)
+    assert key_id, made.stdout
+    project = copy_demo(root / "demo")
+    add_copy_before_apt(project)
+    cli(project, engines["online"], "offline.export")
+    out = cli(project, engines["online"], "offline.export", "--sign", str(root / "keys" / "team.key"))
+    assert "bundle size" in out.stdout
+    assert f"key {key_id[1]}" in out.stdout  # the export report's signature row
+    yield Demo(project, bundle_in(project), root / "keys" / "team.key", key_id[1])
 
-    def __init__(self, inner: object, on_retry: Callable[[str], None]) -> None:
-        self.inner = inner
-        self.on_retry = on_retry
-
-    def write(self, text: str) -> int:
-        if text.startswith("offline-build: retry "):
-            self.on_retry(text)
-        return self.inner.write(text)  # type: ignore[attr-defined, no-any-return]
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)

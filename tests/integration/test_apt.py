@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -18,32 +17,14 @@ from offline_build.config import load
 from offline_build.engine import probe_engine
 from offline_build.executor import Executor
 from offline_build.steps import OfflineBuild, Plan
-from tests.integration.conftest import HARNESS, RetryWatcher, reset
-from tests.integration.test_roundtrip import cli, copy_demo, offline_project
+from tests.integration.conftest import Demo
+from tests.integration.harness import HARNESS, RetryWatcher, carry, cli, reset
 
 pytestmark = pytest.mark.engine
 
 
-@pytest.fixture(scope="session")
-def apt_bundle(engines: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo, with a file copied before backend's APT step, exported online."""
-    project = copy_demo(tmp_path_factory.mktemp("apt-online") / "demo")
-    add_copy_before_apt(project)
-    cli(project, engines["online"], "offline.export")
-    return next((project / "build-cache").glob("build-cache-*.tar"))
-
-
-def add_copy_before_apt(project: Path) -> None:
-    dockerfile = project / "services" / "backend" / "Dockerfile"
-    text = dockerfile.read_text().replace("FROM debian:bookworm-slim\n",
-                                          "FROM debian:bookworm-slim\nCOPY before.txt /etc/before.txt\n")
-    dockerfile.write_text(text)
-    (project / "services" / "backend" / "before.txt").write_text("before v1\n")
-
-
-def restored(tmp_path: Path, bundle: Path, host: str) -> Path:
-    project = offline_project(tmp_path, bundle)
-    add_copy_before_apt(project)
+def restored(tmp_path: Path, demo: Demo, host: str) -> Path:
+    project = carry(demo.bundle, tmp_path / "demo")
     cli(project, host, "offline.setup")
     return project
 
@@ -58,8 +39,8 @@ def apt_step(outcome: building.BuildOutcome) -> list[str]:
     return [name for name in outcome.ran if "apt-get install" in name]
 
 
-def test_the_capture_travels_in_the_bundle(apt_bundle: Path) -> None:
-    with tarfile.open(apt_bundle) as tar:
+def test_the_capture_travels_in_the_bundle(demo: Demo) -> None:
+    with tarfile.open(demo.bundle) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
     paths = [f["path"] for f in manifest["files"]]
     assert any(p.startswith("files/apt/debian_bookworm-slim/linux_amd64/archives/jq_") and p.endswith(".deb") for p in paths)
@@ -68,11 +49,11 @@ def test_the_capture_travels_in_the_bundle(apt_bundle: Path) -> None:
     assert "demo-debian_bookworm-slim-apt:1.0.0" in manifest["base_images"]
 
 
-def test_a_change_after_the_apt_step_keeps_it_cached(engines: dict[str, str], apt_bundle: Path,
+def test_a_change_after_the_apt_step_keeps_it_cached(engines: dict[str, str], demo: Demo,
                                                       tmp_path: Path) -> None:
     reset("offline")
     host = engines["offline"]
-    project = restored(tmp_path, apt_bundle, host)
+    project = restored(tmp_path, demo, host)
     config = project / "services" / "backend" / "config.json"
     config.write_text('{"name": "changed offline"}\n')
     outcome = build(project, host, "backend")
@@ -83,9 +64,9 @@ def test_a_change_after_the_apt_step_keeps_it_cached(engines: dict[str, str], ap
 
 
 def test_a_change_before_the_apt_step_reinstalls_from_the_captured_debs(
-        engines: dict[str, str], apt_bundle: Path, tmp_path: Path) -> None:
+        engines: dict[str, str], demo: Demo, tmp_path: Path) -> None:
     host = engines["offline"]
-    project = restored(tmp_path, apt_bundle, host)
+    project = restored(tmp_path, demo, host)
     (project / "services" / "backend" / "before.txt").write_text("before v2\n")
     outcome = build(project, host, "backend")
     assert len(apt_step(outcome)) == 1, outcome.ran  # it ran, with no network, and succeeded
@@ -94,11 +75,11 @@ def test_a_change_before_the_apt_step_reinstalls_from_the_captured_debs(
     assert version.strip().startswith("jq-1.")
 
 
-def test_the_old_engine_falls_back_to_the_classic_builder(engines: dict[str, str], apt_bundle: Path,
+def test_the_old_engine_falls_back_to_the_classic_builder(engines: dict[str, str], demo: Demo,
                                                            tmp_path: Path) -> None:
     reset("old")
     host = engines["old"]
-    project = restored(tmp_path, apt_bundle, host)
+    project = restored(tmp_path, demo, host)
     out = cli(project, host, "offline.build")
     assert "fallback: backend: this engine's BuildKit has no named build contexts; building with the classic" \
            " builder" in " ".join(out.stdout.split())
@@ -108,63 +89,20 @@ def test_the_old_engine_falls_back_to_the_classic_builder(engines: dict[str, str
     assert docker.run("demo/web:1.0.0", remove=True, networks=["none"]).strip() == "web: serving 18 bytes"
 
 
-def test_the_legacy_engine_builds_the_apt_service_with_buildkit(engines: dict[str, str], apt_bundle: Path,
+def test_the_legacy_engine_builds_the_apt_service_with_buildkit(engines: dict[str, str], demo: Demo,
                                                                  tmp_path: Path) -> None:
     reset("legacy")
     host = engines["legacy"]
-    project = restored(tmp_path, apt_bundle, host)
+    project = restored(tmp_path, demo, host)
     outcome = build(project, host, "backend")
     assert outcome.builder == "buildkit" and outcome.status == "all cached", outcome
 
 
-def on_the_old_engine(project: Path, engines: dict[str, str]) -> Path:
-    """Export *project* online, carry its bundle to a fresh copy, set it up on an empty Docker 20.10."""
-    cli(project, engines["online"], "offline.export")
-    bundle = next((project / "build-cache").glob("build-cache-*.tar"))
-    offline = project.with_name(f"{project.name}-offline")
-    shutil.copytree(project, offline, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
-    (offline / "build-cache").mkdir()
-    shutil.copy2(bundle, offline / "build-cache")
-    reset("old")
-    cli(offline, engines["old"], "offline.setup")
-    return offline
-
-
-def test_no_classic_variant_is_one_clear_error(engines: dict[str, str], tmp_path: Path) -> None:
-    project = tmp_path / "hd"
-    (project / "svc").mkdir(parents=True)
-    (project / "svc" / "Dockerfile").write_text(
-        "FROM debian:bookworm-slim\nRUN apt-get update && apt-get install -y --no-install-recommends jq\n"
-        "RUN <<EOT\necho built with a heredoc > /hd\nEOT\n")
-    (project / "offline.yaml").write_text("project: hd\nnetwork: none\nservices:\n  svc:\n    context: svc\n")
-    offline = on_the_old_engine(project, engines)
-    out = cli(offline, engines["old"], "offline.build", check=False)
-    assert out.returncode != 0
-    assert "no classic fallback for svc: Dockerfile:3: a heredoc needs BuildKit" in out.stderr
-    assert "Traceback" not in out.stderr
-
-
-def test_the_classic_builder_gets_each_dropped_cache_mounts_folder(engines: dict[str, str], tmp_path: Path) -> None:
-    """BuildKit always mounts a cache's target; a step that writes there must build classic too (Docker 20.10)."""
-    project = tmp_path / "cm"
-    (project / "svc").mkdir(parents=True)
-    (project / "svc" / "Dockerfile").write_text(
-        "FROM busybox:local\n"
-        "RUN --mount=type=cache,target=/root/.cache/x --mount=target=/var/cache/y,type=cache "
-        "echo hi > /tmp/f && cp /tmp/f /root/.cache/x/ && cp /tmp/f /var/cache/y/ && echo done > /done\n")
-    (project / "offline.yaml").write_text("project: cm\nnetwork: none\nservices:\n  svc: {context: svc, image: cm/svc}\n")
-    offline = on_the_old_engine(project, engines)
-    out = cli(offline, engines["old"], "offline.build-classic")
-    assert "classic builder" in out.stdout
-    assert DockerClient(host=engines["old"]).run("cm/svc:latest", ["cat", "/done"], remove=True,
-                                                 networks=["none"]).strip() == "done"
-
-
-def test_a_transient_engine_failure_is_retried(engines: dict[str, str], apt_bundle: Path, tmp_path: Path,
+def test_a_transient_engine_failure_is_retried(engines: dict[str, str], demo: Demo, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The engine is down when the build starts and back before the retry: the build succeeds."""
     host = engines["offline"]
-    project_dir = restored(tmp_path, apt_bundle, host)
+    project_dir = restored(tmp_path, demo, host)
     project = load(project_dir / "offline.yaml", environ={})
     docker = DockerClient(host=host)
     caps = probe_engine(docker, project)

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import reset
-from tests.integration.test_roundtrip import copy_demo
+from tests.integration.harness import copy_demo, reset
 
 pytestmark = pytest.mark.engine
 

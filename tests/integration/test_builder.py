@@ -7,7 +7,6 @@ the builder is registered with the driver options the project asked for.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -22,10 +21,10 @@ from offline_build.errors import StepError
 from offline_build.executor import Executor
 from offline_build.plan import ensure_builder
 from offline_build.steps import Plan
+from tests.integration.harness import STATE
 
 pytestmark = pytest.mark.engine
 
-STATE = Path(os.environ.get("OFFLINE_BUILD_ENGINES_DIR", "/var/tmp/offline-build-engines"))
 
 
 @pytest.fixture()

@@ -24,16 +24,21 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from python_on_whales import DockerClient
 
 from offline_build import unpacking
-from tests.integration.conftest import reset
-from tests.integration.test_deps import offline_copy
-from tests.integration.test_roundtrip import build_report, cli
+from tests.integration.harness import (
+    QuietHandler,
+    build_report,
+    bundle_in,
+    carry,
+    cli,
+    reset,
+)
 
 pytestmark = pytest.mark.engine
 
@@ -148,7 +153,7 @@ def serve_mirror(root: Path) -> tuple[ThreadingHTTPServer, str, dict[str, str]]:
     pom = (utils / "3.4.2/plexus-utils-3.4.2.pom").read_text()
     (utils / "1.1/plexus-utils-1.1.pom").write_text(pom.replace("<version>3.4.2</version>", "<version>1.1</version>", 1))
     sums = {v: go_module(root / "go", v) for v in ("v1.0.0", "v1.1.0")}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(root)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}", sums
 
@@ -159,11 +164,6 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     yield url, sums
     server.shutdown()
     server.server_close()
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
-        pass
 
 
 def write_project(root: Path, url: str, sums: dict[str, str]) -> Path:
@@ -189,8 +189,7 @@ def jvmgo_bundle(engines: dict[str, str], mirror: tuple[str, dict[str, str]],
     url, sums = mirror
     project = write_project(tmp_path_factory.mktemp("jvmgo-online") / "jvmgo", url, sums)
     cli(project, engines["online"], "offline.export")
-    (found,) = (project / "build-cache").glob("build-cache-*.tar")
-    return found
+    return bundle_in(project)
 
 
 def test_the_bundle_carries_the_repository_and_the_module_downloads(jvmgo_bundle: Path) -> None:
@@ -211,7 +210,7 @@ def test_a_source_change_rebuilds_offline_and_runs(engines: dict[str, str], jvmg
                                                    tmp_path: Path) -> None:
     reset("offline")
     host = engines["offline"]
-    project = offline_copy(tmp_path, jvmgo_bundle)
+    project = carry(jvmgo_bundle, tmp_path / "jvmgo")
     cli(project, host, "offline.setup")
     checks = json.loads(cli(project, host, "offline.diagnose", "--json", "--quick").stdout)["checks"]
     rows = {c["name"]: c["detail"] for c in checks if c["area"] == "captures"}
@@ -238,7 +237,7 @@ def test_a_build_file_changed_offline_is_named_with_the_fix(engines: dict[str, s
                                                             tmp_path: Path) -> None:
     reset("offline")
     host = engines["offline"]
-    project = offline_copy(tmp_path, jvmgo_bundle)
+    project = carry(jvmgo_bundle, tmp_path / "jvmgo")
     cli(project, host, "offline.setup")
     (project / "api/pom.xml").write_text(POM.format(extra=COMMONS_IO))
     out = cli(project, host, "api.offline-build", check=False)

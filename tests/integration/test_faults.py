@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,13 +19,10 @@ from offline_build import build as building
 from offline_build import progress
 from offline_build.config import load
 from offline_build.store import Layout
-from tests.integration.conftest import HARNESS, RetryWatcher, seed
-from tests.integration.test_roundtrip import CLI, copy_demo
+from tests.integration.conftest import Demo
+from tests.integration.harness import CLI, HARNESS, STATE, RetryWatcher, seed
 
 pytestmark = pytest.mark.engine
-
-STATE = Path(os.environ.get("OFFLINE_BUILD_ENGINES_DIR", "/var/tmp/offline-build-engines"))
-
 
 @pytest.fixture()
 def small_disk(tmp_path: Path) -> Path:
@@ -37,8 +35,9 @@ def small_disk(tmp_path: Path) -> Path:
 
 
 def test_a_full_disk_during_export_is_one_message_and_leaves_no_bundle(
-        engines: dict[str, str], tmp_path: Path, small_disk: Path) -> None:
-    project = copy_demo(tmp_path / "demo")
+        engines: dict[str, str], demo: Demo, tmp_path: Path, small_disk: Path) -> None:
+    # The suite's demo checkout (its APT capture included): every build is cached, the disk is what fails.
+    project = shutil.copytree(demo.project, tmp_path / "demo", ignore=shutil.ignore_patterns("build-cache"))
     env = {**os.environ, "CACHE_DIR": str(small_disk)}
     out = subprocess.run([*CLI, "offline.export", "--host", engines["online"]], cwd=project,
                          capture_output=True, text=True, env=env, check=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -13,14 +12,11 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from offline_build import bundle, unpacking
+from offline_build import unpacking
 from offline_build.store import Layout
-from tests.integration.test_roundtrip import CLI
+from tests.integration.harness import CA, CLI, STATE, build_report, carry, cli, reset
 
 pytestmark = pytest.mark.engine
-
-STATE = Path(os.environ.get("OFFLINE_BUILD_ENGINES_DIR", "/var/tmp/offline-build-engines"))
-
 
 def test_an_s390x_bundle_is_exported_for_s390x_and_refused_by_an_engine_that_cannot_run_it(
         engines: dict[str, str], tmp_path: Path) -> None:
@@ -81,8 +77,6 @@ def test_a_base_image_without_a_wanted_platform_stops_the_export_before_any_buil
 
 def export_app(root: Path, host: str, yaml: str, files: dict[str, str], image: str) -> Path:
     """A one-service project (``app/``, tagged *image*) under *root*, exported on *host*; its bundle."""
-    from tests.integration.test_roundtrip import cli
-
     (root / "app").mkdir(parents=True)
     for name, text in files.items():
         (root / "app" / name).write_text(text)
@@ -90,17 +84,6 @@ def export_app(root: Path, host: str, yaml: str, files: dict[str, str], image: s
     cli(root, host, "offline.export")
     (archive,) = (root / "build-cache").glob("build-cache-*.tar")
     return archive
-
-
-def carry(online: Path, archive: Path, site: Path) -> Path:
-    """The project and its bundle copied to *site*, as a user carries them, for the emptied air-gapped engine."""
-    from tests.integration.conftest import reset
-
-    reset("offline")
-    shutil.copytree(online, site, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
-    (site / "build-cache").mkdir()
-    shutil.copy2(archive, site / "build-cache" / archive.name)
-    return site
 
 
 def two_stages(base: str) -> str:
@@ -122,8 +105,6 @@ def test_an_arm64_project_with_apt_builds_offline_under_emulation_and_rebuilds_f
     """arm64 only: an APT step and a multi-stage build (and a cross-compiling stage on the builder's platform),
     exported on amd64, built all cached on the empty air-gapped engine under emulation, then a change above the
     APT step rebuilt there from the bundle's arm64 capture."""
-    from tests.integration.test_roundtrip import build_report, cli
-
     online = tmp_path / "online"
     # A cross-compiling stage runs on the builder's platform (amd64): its APT step needs amd64's capture.
     tools = ("FROM --platform=$BUILDPLATFORM debian-multi:bookworm-slim AS tools\n"
@@ -145,7 +126,8 @@ def test_an_arm64_project_with_apt_builds_offline_under_emulation_and_rebuilds_f
         assert all(d.endswith((f"_{arch}.deb", "_all.deb")) for d in names), found
     assert sum(map(len, found.values())) == len(debs), debs
 
-    site = carry(online, archive, tmp_path / "site")
+    reset("offline")
+    site = carry(archive, tmp_path / "site")
     cli(site, engines["offline"], "offline.setup")
     rows = build_report(cli(site, engines["offline"], "offline.build").stdout, ("app",))
     assert rows["app"][1] == rows["app"][0] and rows["app"][2] == "all cached", rows
@@ -165,8 +147,6 @@ def test_one_bundle_serves_amd64_and_arm64_each_from_its_own_capture(engines: di
     """linux/amd64 and linux/arm64 in one export from a base holding both: each platform's APT capture in the
     bundle, set up on the empty air-gapped engine, each platform built all cached and run, the engine's own by
     default, then a change above the APT step rebuilt offline for both from their own captures."""
-    from tests.integration.test_roundtrip import build_report, cli
-
     online = tmp_path / "online"
     archive = export_app(online, engines["online"],
                          "project: multi\nnetwork: none\nplatforms: [linux/amd64, linux/arm64]\n",
@@ -181,7 +161,8 @@ def test_one_bundle_serves_amd64_and_arm64_each_from_its_own_capture(engines: di
         assert all(d.endswith((f"_{arch}.deb", "_all.deb")) for d in mine), debs
     assert len(debs) == len([n for n in debs if n.startswith((f"{capture}/linux_amd64/", f"{capture}/linux_arm64/"))])
 
-    site = carry(online, archive, tmp_path / "site")
+    reset("offline")
+    site = carry(archive, tmp_path / "site")
     setup = cli(site, engines["offline"], "offline.setup").stdout
     assert [line.split("│")[2].strip() for line in setup.splitlines() if "│ platforms" in line] == [
         "linux/amd64, linux/arm64"], setup
@@ -226,9 +207,6 @@ def test_a_two_platform_pip_step_gets_each_platforms_wheel_and_installs_it_offli
         engines: dict[str, str], tmp_path: Path) -> None:
     """A binary wheel differs per platform: the capture build keeps x86_64's and aarch64's apart, and each
     platform's offline install after a change to its requirements' neighbour takes its own."""
-    from tests.integration.test_deps import CA
-    from tests.integration.test_roundtrip import build_report, cli
-
     online = tmp_path / "online"
     ca = f"ca_file: {CA}\n" if CA.is_file() else ""
     app = ("import markupsafe, platform\n"
@@ -243,7 +221,8 @@ def test_a_two_platform_pip_step_gets_each_platforms_wheel_and_installs_it_offli
     assert [w.split("/")[0] for w in wheels] == ["linux_amd64", "linux_arm64"], wheels
     assert "x86_64" in wheels[0] and "aarch64" in wheels[1], wheels
 
-    site = carry(online, archive, tmp_path / "site")
+    reset("offline")
+    site = carry(archive, tmp_path / "site")
     cli(site, engines["offline"], "offline.setup")
     (site / "app" / "requirements.txt").write_text("MarkupSafe==2.1.5  # pinned\n")  # the pip step runs again
     built = cli(site, engines["offline"], "offline.build", "--platform", "linux/amd64,linux/arm64").stdout

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from offline_build import proof, signing, unpacking
-from tests.integration.conftest import reset
-from tests.integration.test_roundtrip import cli
+from tests.integration.harness import cli, reset
 
 pytestmark = pytest.mark.engine
 

@@ -23,13 +23,9 @@ from offline_build import setup as restoring
 from offline_build import verify as verifying
 from offline_build.config import load
 from offline_build.steps import Build
-from tests.integration.conftest import reset
-from tests.integration.test_roundtrip import CLI
+from tests.integration.harness import CLI, NETNS, carry, reset
 
 pytestmark = pytest.mark.engine
-
-NETNS = "offline-build-airgap"
-
 
 def tags(registry: str, repo: str, *, airgap: bool = False) -> list[str]:
     """A repository's tags, asked from the registry's own network namespace."""
@@ -85,17 +81,22 @@ def test_a_fresh_export_starts_warm_from_the_team_registry(
     assert Path(warm["output"]).is_file()
 
 
+@pytest.fixture(scope="module")
+def exported(engines: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project exported once, without any registry: its bundle."""
+    path = make_project(tmp_path_factory.mktemp("registry-online") / "project")
+    out = exporting.export(load(path, environ={}), None, DockerClient(host=engines["online"]), Console(quiet=True))
+    return Path(out["output"])
+
+
 @pytest.fixture()
-def restored(engines: dict[str, str], tmp_path: Path) -> Path:
-    """A bundle exported without any registry, set up on the offline engine."""
-    path = make_project(tmp_path / "project")
-    online = DockerClient(host=engines["online"])
-    console = Console(quiet=True)
-    out = exporting.export(load(path, environ={}), None, online, console)
+def restored(engines: dict[str, str], exported: Path, tmp_path: Path) -> Path:
+    """A checkout of its own with that bundle, set up on the emptied offline engine; its project file."""
+    project = carry(exported, tmp_path / "project")
     reset("offline")
-    restoring.setup(load(path, environ={"CACHE_DIR": str(tmp_path / "site")}), Path(out["output"]),
-                   DockerClient(host=engines["offline"]), console)
-    return path
+    restoring.setup(load(project / "offline.yaml", environ={"CACHE_DIR": str(tmp_path / "site")}),
+                    bundle_of(project / "offline.yaml"), DockerClient(host=engines["offline"]), Console(quiet=True))
+    return project / "offline.yaml"
 
 
 def bundle_of(project: Path) -> Path:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -25,13 +24,19 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from tests.integration.conftest import reset
-from tests.integration.test_roundtrip import CLI, build_report, cli
+from tests.integration.harness import (
+    CLI,
+    build_report,
+    bundle_in,
+    carry,
+    cli,
+    in_airgap,
+    reset,
+)
 from tests.integration.upstream import Upstream, make_repo, put_file, upstream
 
 pytestmark = pytest.mark.engine
 
-NETNS = "offline-build-airgap"  # the harness's air gap (scripts/engines.sh)
 MODEL = os.urandom(2_000_000)  # not compressible: a proxy that re-encoded it would show
 FONT = b"font bytes v1\n"
 DATA = b"corpus line\n" * 5000
@@ -117,24 +122,9 @@ def write_project(root: Path, up: Upstream, network: str = "none", poetry: bool 
     return root
 
 
-def in_airgap(project: Path, host: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """A command of the site: inside the air gap, where the engine's loopback is, and no upstream."""
-    env = {**os.environ, "COLUMNS": "200"}
-    proc = subprocess.run(["ip", "netns", "exec", NETNS, *CLI, *args, "--host", host], cwd=project,
-                          capture_output=True, text=True, env=env, check=False)
-    if check and proc.returncode != 0:
-        pytest.fail(f"offline-build {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
 def site_checkout(tmp_path: Path, project: Path) -> Path:
     """A fresh checkout at the site: the sources and the bundle, no capture folder of the export's."""
-    site = tmp_path / "site"
-    shutil.copytree(project, site, ignore=shutil.ignore_patterns("build-cache"))
-    (site / "build-cache").mkdir()
-    for bundle in (project / "build-cache").glob("build-cache-*.tar"):
-        shutil.copy2(bundle, site / "build-cache" / bundle.name)
-    return site
+    return carry(bundle_in(project), tmp_path / "site")
 
 
 def expected_output() -> str:
@@ -161,7 +151,7 @@ def exported(engines: dict[str, str], internet: Upstream, tmp_path_factory: pyte
 
 def test_the_bundle_carries_the_recording_and_the_site_rebuilds_from_it(
         engines: dict[str, str], internet: Upstream, exported: Path, tmp_path: Path) -> None:
-    bundle = next((exported / "build-cache").glob("build-cache-*.tar"))
+    bundle = bundle_in(exported)
     with tarfile.open(bundle) as tar:
         names = tar.getnames()
         recorded = json.loads(tar.extractfile("files/replay/app/exchanges.json").read())  # type: ignore[union-attr]
@@ -264,7 +254,7 @@ def test_an_export_on_a_warm_engine_records_every_replayed_step_again(
     before = len(internet.requests)
     cli(exported, engines["online"], "offline.export")
     assert internet.requests[before:].count("GET /files/model.bin") == 1, internet.requests[before:]
-    bundle = next((exported / "build-cache").glob("build-cache-*.tar"))
+    bundle = bundle_in(exported)
     with tarfile.open(bundle) as tar:
         recorded = json.loads(tar.extractfile("files/replay/app/exchanges.json").read())  # type: ignore[union-attr]
     assert f"{internet.url}/files/model.bin" in {e["url"] for e in recorded["exchanges"]}, recorded

@@ -10,10 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -21,64 +19,10 @@ import pytest
 from python_on_whales import DockerClient
 
 from offline_build.store import Layout
-from tests.integration.conftest import DEMO, reset
+from tests.integration.conftest import Demo
+from tests.integration.harness import build_report, carry, cli, copy_demo, reset
 
 pytestmark = pytest.mark.engine
-
-CLI = [sys.executable, "-m", "offline_build.cli"]
-
-
-def cli(project: Path, host: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("OFFLINE_VERSION", None)
-    env.pop("CACHE_DIR", None)
-    proc = subprocess.run([*CLI, *args, "--host", host], cwd=project, capture_output=True, text=True,
-                          env=env, check=False)
-    if check and proc.returncode != 0:
-        pytest.fail(f"offline-build {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def copy_demo(dest: Path) -> Path:
-    shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
-    return dest
-
-
-@pytest.fixture(scope="session")
-def exported(engines: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo exported on the online engine; returns the bundle archive.
-
-    Exported twice: the second export runs on a warm engine, where BuildKit
-    leaves out the cache keys a classic-store engine needs (offline-build
-    adds them back). CI's engines start cold, so without this the warm case,
-    the usual one on a developer's machine, would go untested there.
-    """
-    project = copy_demo(tmp_path_factory.mktemp("online") / "demo")
-    cli(project, engines["online"], "offline.export")
-    out = cli(project, engines["online"], "offline.export")
-    assert "bundle size" in out.stdout
-    bundles = list((project / "build-cache").glob("build-cache-*.tar"))
-    assert len(bundles) == 1
-    return bundles[0]
-
-
-def offline_project(tmp_path: Path, archive: Path) -> Path:
-    """A fresh checkout on the 'offline machine' with the bundle copied in."""
-    project = copy_demo(tmp_path / "demo")
-    (project / "build-cache").mkdir()
-    shutil.copy2(archive, project / "build-cache" / archive.name)
-    return project
-
-
-def build_report(stdout: str, services: tuple[str, ...] = ("backend", "worker", "web"),
-                 ) -> dict[str, tuple[int, int, str]]:
-    """service -> (steps, cached, status) from the closing table."""
-    rows = {}
-    for line in stdout.splitlines():
-        cells = [c.strip() for c in line.strip("│┃ ").split("│")]
-        if len(cells) == 6 and cells[0] in services:
-            rows[cells[0]] = (int(cells[2]), int(cells[3]), cells[4])
-    return rows
 
 
 def test_a_service_builds_on_the_online_engine_and_runs(engines: dict[str, str], tmp_path: Path) -> None:
@@ -90,10 +34,10 @@ def test_a_service_builds_on_the_online_engine_and_runs(engines: dict[str, str],
     assert out.strip() == "web: serving 18 bytes"
 
 
-def test_round_trip_into_an_empty_offline_engine(engines: dict[str, str], exported: Path, tmp_path: Path) -> None:
+def test_round_trip_into_an_empty_offline_engine(engines: dict[str, str], demo: Demo, tmp_path: Path) -> None:
     reset("offline")
     host = engines["offline"]
-    project = offline_project(tmp_path, exported)
+    project = carry(demo.bundle, tmp_path / "demo")
 
     before = cli(project, host, "offline.diagnose", check=False)
     assert before.returncode == 1
@@ -115,9 +59,9 @@ def test_round_trip_into_an_empty_offline_engine(engines: dict[str, str], export
     assert docker.run("demo/web:1.0.0", remove=True, networks=["none"]).strip() == "web: serving 18 bytes"
 
 
-def test_the_offline_engine_really_has_no_network(engines: dict[str, str], exported: Path, tmp_path: Path) -> None:
+def test_the_offline_engine_really_has_no_network(engines: dict[str, str], demo: Demo, tmp_path: Path) -> None:
     """A step that is not in the bundle's cache fails there: the round trip proves something."""
-    project = offline_project(tmp_path, exported)
+    project = carry(demo.bundle, tmp_path / "demo")
     cli(project, engines["offline"], "offline.setup")
     dockerfile = project / "services" / "backend" / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text().replace("jq", "jq curl"))
@@ -130,10 +74,10 @@ def test_the_offline_engine_really_has_no_network(engines: dict[str, str], expor
 
 
 def test_same_bundle_on_the_legacy_engine_loads_bases_and_builds_from_cache(
-        engines: dict[str, str], exported: Path, tmp_path: Path) -> None:
+        engines: dict[str, str], demo: Demo, tmp_path: Path) -> None:
     reset("legacy")
     host = engines["legacy"]
-    project = offline_project(tmp_path, exported)
+    project = carry(demo.bundle, tmp_path / "demo")
     setup = cli(project, host, "offline.setup")
     assert "loaded into the engine" in setup.stdout
     assert "debian:bookworm-slim" in setup.stdout and "loaded" in setup.stdout
@@ -143,8 +87,8 @@ def test_same_bundle_on_the_legacy_engine_loads_bases_and_builds_from_cache(
     assert rows and all(cached == steps and steps > 0 for steps, cached, _ in rows.values()), rows
 
 
-def test_the_bundle_holds_each_blob_once(exported: Path, tmp_path: Path) -> None:
-    with tarfile.open(exported) as tar:
+def test_the_bundle_holds_each_blob_once(demo: Demo, tmp_path: Path) -> None:
+    with tarfile.open(demo.bundle) as tar:
         names = [m.name for m in tar.getmembers() if m.name.startswith("blobs/")]
         tar.extractall(tmp_path / "x", filter="data")
     assert len(names) == len(set(names))
@@ -168,9 +112,9 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 def test_a_corrupted_or_incomplete_bundle_is_refused_and_nothing_changes(
-        engines: dict[str, str], exported: Path, tmp_path: Path) -> None:
+        engines: dict[str, str], demo: Demo, tmp_path: Path) -> None:
     host = engines["offline"]
-    project = offline_project(tmp_path, exported)
+    project = carry(demo.bundle, tmp_path / "demo")
     cli(project, host, "offline.setup")
     cache = project / "build-cache"
     before = snapshot(cache / "store")
@@ -179,7 +123,7 @@ def test_a_corrupted_or_incomplete_bundle_is_refused_and_nothing_changes(
 
     bad = cache / "damaged.tar"
     flipped = ""
-    with tarfile.open(exported) as tin, tarfile.open(bad, "w") as tout:
+    with tarfile.open(demo.bundle) as tin, tarfile.open(bad, "w") as tout:
         for m in tin.getmembers():
             data = tin.extractfile(m).read()  # type: ignore[union-attr]
             if not flipped and m.name.startswith("blobs/") and m.size > 1000:
@@ -191,7 +135,7 @@ def test_a_corrupted_or_incomplete_bundle_is_refused_and_nothing_changes(
     assert f"{flipped} is damaged" in out.stderr
 
     missing = cache / "missing.tar"
-    with tarfile.open(exported) as tin, tarfile.open(missing, "w") as tout:
+    with tarfile.open(demo.bundle) as tin, tarfile.open(missing, "w") as tout:
         for m in tin.getmembers():
             if m.name == "files/resources/models/model.txt":
                 continue
@@ -210,16 +154,16 @@ def build_cache_records(host: str) -> str:
     return out.stdout.strip()
 
 
-def test_a_refused_setup_leaves_the_engine_exactly_as_it_was(engines: dict[str, str], exported: Path,
+def test_a_refused_setup_leaves_the_engine_exactly_as_it_was(engines: dict[str, str], demo: Demo,
                                                              tmp_path: Path) -> None:
     """The bundle is checked before the engine is asked anything but whether it answers; a probe leaves no image."""
     reset("offline")
     host = engines["offline"]
     docker = DockerClient(host=host)
     empty_cache = build_cache_records(host)
-    project = offline_project(tmp_path, exported)
+    project = carry(demo.bundle, tmp_path / "demo")
     cut = project / "build-cache" / "cut.tar"
-    cut.write_bytes(exported.read_bytes()[: exported.stat().st_size // 2])
+    cut.write_bytes(demo.bundle.read_bytes()[: demo.bundle.stat().st_size // 2])
     out = cli(project, host, "offline.setup", "--bundle", str(cut), check=False)
     assert out.returncode == 1 and "copy it again" in out.stderr, out.stderr
     assert docker.image.list(all=True) == []
@@ -229,16 +173,16 @@ def test_a_refused_setup_leaves_the_engine_exactly_as_it_was(engines: dict[str, 
     assert docker.image.list(filters=[("dangling", "true")]) == []
 
 
-def test_verify_proves_every_service_builds_offline(engines: dict[str, str], exported: Path, tmp_path: Path) -> None:
+def test_verify_proves_every_service_builds_offline(engines: dict[str, str], demo: Demo, tmp_path: Path) -> None:
     reset("offline")
-    project = offline_project(tmp_path, exported)
+    project = carry(demo.bundle, tmp_path / "demo")
     out = cli(project, engines["offline"], "offline.verify")
     assert out.returncode == 0
     assert out.stdout.count("all cached") == 3, out.stdout
 
 
-def test_manifest_describes_the_bundle(exported: Path) -> None:
-    with tarfile.open(exported) as tar:
+def test_manifest_describes_the_bundle(demo: Demo) -> None:
+    with tarfile.open(demo.bundle) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
     assert manifest["project"] == "demo" and manifest["version"] == "1.0.0"
     assert manifest["network"] == "none"
@@ -255,18 +199,18 @@ def test_manifest_describes_the_bundle(exported: Path) -> None:
     assert {"files/resources/models/model.txt", "files/resources/src/greeting.tar"} <= paths
 
 
-def test_a_delta_after_a_one_line_change_and_split_parts(engines: dict[str, str], exported: Path,
+def test_a_delta_after_a_one_line_change_and_split_parts(engines: dict[str, str], demo: Demo,
                                                           tmp_path: Path) -> None:
     online = tmp_path / "online"
-    shutil.copytree(exported.parent.parent, online)  # the exported project, store included
+    shutil.copytree(demo.project, online)  # the exported project, store included
     (online / "services" / "web" / "index.html").write_text("<h1>demo web, one line changed</h1>\n")
-    manifest = exported.with_name(exported.name.removesuffix(".tar") + ".manifest.json")
+    manifest = demo.bundle.with_name(demo.bundle.name.removesuffix(".tar") + ".manifest.json")
     cli(online, engines["online"], "offline.export", "--since", str(manifest))
     delta = next((online / "build-cache").glob("build-cache-*-delta.tar"))
-    assert delta.stat().st_size < 0.05 * exported.stat().st_size
+    assert delta.stat().st_size < 0.05 * demo.bundle.stat().st_size
 
     reset("offline")
-    offline = offline_project(tmp_path, exported)
+    offline = carry(demo.bundle, tmp_path / "demo")
     (offline / "services" / "web" / "index.html").write_text("<h1>demo web, one line changed</h1>\n")
     cli(offline, engines["offline"], "offline.setup")
     shutil.copy2(delta, offline / "build-cache" / delta.name)
@@ -280,8 +224,8 @@ def test_a_delta_after_a_one_line_change_and_split_parts(engines: dict[str, str]
     cli(online, engines["online"], "offline.export", "--split-size", "20M")
     parts = next((online / "build-cache").glob("build-cache-*.parts"))
     assert len(list(parts.glob("*.tar.0*"))) >= 2
-    empty = tmp_path / "from-parts"
-    shutil.copytree(DEMO, empty, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
+    empty = carry(demo.bundle, tmp_path / "from-parts")
+    (empty / "build-cache" / demo.bundle.name).unlink()  # only the parts travel
     reset("legacy")
     setup = cli(empty, engines["legacy"], "offline.setup", "--bundle", str(sorted(parts.glob("*.tar.0*"))[0]))
     assert "verified files" in setup.stdout

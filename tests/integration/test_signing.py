@@ -1,6 +1,6 @@
 """Signed bundles and the bill of materials, end to end on the harness's engines.
 
-The demo exported once with ``--sign`` on the online engine; Debian's
+The demo as the suite exports it (conftest's ``demo``, signed with a key offline.keygen made); Debian's
 ``minisign`` (installed by the harness) checks the signature; the bundle is
 set up on the empty air-gapped engine trusting the key, and refused, with the
 store and the engine as they were, trusting another.
@@ -21,37 +21,15 @@ from cyclonedx.validation.json import JsonStrictValidator
 from python_on_whales import DockerClient
 
 from offline_build import bundle
-from tests.integration.conftest import reset
-from tests.integration.test_roundtrip import CLI, build_report, cli, copy_demo
+from tests.integration.conftest import Demo
+from tests.integration.harness import build_report, carry, cli, plain, reset
 
 pytestmark = pytest.mark.engine
 
 
-@pytest.fixture(scope="module")
-def signed(engines: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
-    """(project, bundle, key id): the demo exported signed with a key offline.keygen made."""
-    project = copy_demo(tmp_path_factory.mktemp("signed") / "demo")
-    made = plain(project, "offline.keygen", "--key", "keys/team.key")
-    key_id = re.search(r"key id ([0-9A-F]{16})", made.stdout)
-    assert key_id, made.stdout
-    out = cli(project, engines["online"], "offline.export", "--sign", "keys/team.key")
-    assert f"key {key_id[1]}" in out.stdout  # the export report's signature row
-    (archive,) = (project / "build-cache").glob("build-cache-*.tar")
-    return project, archive, key_id[1]
-
-
-def plain(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """A task that talks to no engine (keygen, sbom): no --host."""
-    out = subprocess.run([*CLI, *args], cwd=project, capture_output=True, text=True, check=False)
-    assert out.returncode == 0, out.stderr
-    return out
-
-
-def site(tmp_path: Path, archive: Path, trusted: Path | None) -> Path:
-    """The offline machine's checkout: the bundle copied in, the public key it trusts (if any) in its project file."""
-    project = copy_demo(tmp_path / "demo")
-    (project / "build-cache").mkdir()
-    shutil.copy2(archive, project / "build-cache" / archive.name)
+def site(tmp_path: Path, demo: Demo, trusted: Path | None) -> Path:
+    """The offline machine's checkout: the bundle carried in, the public key it trusts (if any) in its project file."""
+    project = carry(demo.bundle, tmp_path / "demo")
     if trusted is not None:
         shutil.copy2(trusted, project / "trusted.pub")
         config = project / "offline.yaml"
@@ -59,29 +37,29 @@ def site(tmp_path: Path, archive: Path, trusted: Path | None) -> Path:
     return project
 
 
-def test_minisign_verifies_the_bundles_signature(signed: tuple[Path, Path, str]) -> None:
-    project, archive, key_id = signed
+def test_minisign_verifies_the_bundles_signature(demo: Demo, tmp_path: Path) -> None:
+    archive = demo.bundle
     beside = archive.with_name(archive.name.removesuffix(".tar") + ".manifest.json")
-    out = subprocess.run(["minisign", "-Vm", str(beside), "-p", str(project / "keys" / "team.pub")],
+    out = subprocess.run(["minisign", "-Vm", str(beside), "-p", str(demo.public_key)],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert "Trusted comment: offline-build bundle of demo 1.0.0, created " in out.stdout
     # The bundle's own copies, as a site checks them by hand: tar -xf, then minisign.
-    inside = archive.parent / "inside"
+    inside = tmp_path / "inside"
     inside.mkdir()
     subprocess.run(["tar", "-xf", str(archive), "-C", str(inside), bundle.MANIFEST, bundle.SIGNATURE], check=True)
-    own = subprocess.run(["minisign", "-Vm", str(inside / bundle.MANIFEST), "-p", str(project / "keys" / "team.pub")],
+    own = subprocess.run(["minisign", "-Vm", str(inside / bundle.MANIFEST), "-p", str(demo.public_key)],
                          capture_output=True, text=True, check=False)
     assert own.returncode == 0, own.stderr
     assert (inside / bundle.MANIFEST).read_bytes() == beside.read_bytes()
-    secret = (project / "keys" / "team.key").read_text().splitlines()[1]
+    secret = demo.key.read_text().splitlines()[1]
     assert secret.encode() not in archive.read_bytes()
 
 
-def test_the_sbom_lists_the_base_image_and_every_captured_deb(signed: tuple[Path, Path, str]) -> None:
-    project, archive, _ = signed
-    plain(project, "offline.sbom", "--output", "sbom.json")
-    raw = (project / "sbom.json").read_text()
+def test_the_sbom_lists_the_base_image_and_every_captured_deb(demo: Demo, tmp_path: Path) -> None:
+    archive = demo.bundle
+    plain(demo.project, "offline.sbom", "--output", str(tmp_path / "sbom.json"))
+    raw = (tmp_path / "sbom.json").read_text()
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(raw) is None
     doc = json.loads(raw)
     components = doc["components"]
@@ -107,11 +85,11 @@ def test_the_sbom_lists_the_base_image_and_every_captured_deb(signed: tuple[Path
 
 
 def test_a_trusted_signed_bundle_sets_up_and_builds_and_diagnose_says_so(
-        engines: dict[str, str], signed: tuple[Path, Path, str], tmp_path: Path) -> None:
-    project, archive, key_id = signed
+        engines: dict[str, str], demo: Demo, tmp_path: Path) -> None:
+    key_id = demo.key_id
     reset("offline")
     host = engines["offline"]
-    here = site(tmp_path, archive, project / "keys" / "team.pub")
+    here = site(tmp_path, demo, demo.public_key)
     setup = cli(here, host, "offline.setup")
     assert f"signed by trusted key {key_id}" in setup.stdout
     checks = json.loads(cli(here, host, "offline.diagnose", "--json", "--quick").stdout)["checks"]
@@ -124,12 +102,12 @@ def test_a_trusted_signed_bundle_sets_up_and_builds_and_diagnose_says_so(
 
 
 def test_a_bundle_signed_by_another_key_is_refused_and_nothing_changes(
-        engines: dict[str, str], signed: tuple[Path, Path, str], tmp_path: Path) -> None:
-    project, archive, key_id = signed
+        engines: dict[str, str], demo: Demo, tmp_path: Path) -> None:
+    key_id = demo.key_id
     reset("offline")
     host = engines["offline"]
-    plain(project, "offline.keygen", "--key", str(tmp_path / "other.key"))
-    here = site(tmp_path, archive, tmp_path / "other.pub")
+    plain(tmp_path, "offline.keygen", "--key", str(tmp_path / "other.key"))
+    here = site(tmp_path, demo, tmp_path / "other.pub")
     engine = DockerClient(host=host)
     images = sorted(i.id for i in engine.image.list())
     out = cli(here, host, "offline.setup", check=False)
@@ -139,6 +117,6 @@ def test_a_bundle_signed_by_another_key_is_refused_and_nothing_changes(
     assert not (here / "build-cache" / "store").exists()
     assert sorted(i.id for i in engine.image.list()) == images
     # The same bundle with no key configured: set up, and said to be unchecked (once, not as an error).
-    open_site = site(tmp_path / "open", archive, None)
+    open_site = site(tmp_path / "open", demo, None)
     taken = cli(open_site, host, "offline.setup")
     assert f"signature claims key {key_id}, not checked" in taken.stdout

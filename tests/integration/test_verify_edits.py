@@ -11,21 +11,15 @@ source (the download gone), the proof passes.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from functools import partial
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import reset
-from tests.integration.test_deps_maven_go import _Quiet
-from tests.integration.test_roundtrip import cli
-
-NETNS = "offline-build-airgap"  # the harness's air gap (scripts/engines.sh)
+from tests.integration.harness import NETNS, cli, reset, serve_folder
 
 pytestmark = pytest.mark.engine
 
@@ -59,11 +53,16 @@ MODEL = b"weights v1\n"
 def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("models")
     (root / "model.bin").write_bytes(MODEL)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_folder(root) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def exported(engines: dict[str, str], model_server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project exported online, once: each test works on its own copy (sources, bundle and store)."""
+    project = write_project(tmp_path_factory.mktemp("proof-online") / "proof", model_server)
+    cli(project, engines["online"], "offline.export")
+    return project
 
 
 def write_project(root: Path, url: str) -> Path:
@@ -95,9 +94,8 @@ def verify_rows(stdout: str) -> dict[str, tuple[str, str]]:
 
 
 def test_the_edit_proof_finds_the_download_no_capture_covers(engines: dict[str, str], model_server: str,
-                                                              tmp_path: Path) -> None:
-    project = write_project(tmp_path / "proof", model_server)
-    cli(project, engines["online"], "offline.export")
+                                                              exported: Path, tmp_path: Path) -> None:
+    project = shutil.copytree(exported, tmp_path / "proof", symlinks=True)
 
     reset("offline")
     plain = cli(project, engines["offline"], "offline.verify")
@@ -165,9 +163,8 @@ def server_in_the_air_gap() -> Iterator[str]:
 
 
 def test_verify_refuses_the_export_engine_that_reaches_the_server(engines: dict[str, str], model_server: str,
-                                                                  tmp_path: Path) -> None:
-    project = write_project(tmp_path / "proof", model_server)
-    cli(project, engines["online"], "offline.export")
+                                                                  exported: Path, tmp_path: Path) -> None:
+    project = shutil.copytree(exported, tmp_path / "proof", symlinks=True)
     refused = cli(project, engines["online"], "offline.verify", "--edits", check=False)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     port = model_server.rsplit(":", 1)[1]
