@@ -207,10 +207,11 @@ def test_export_signs_with_the_key_given_and_a_missing_key_stops_it_before_any_b
                               "  fix: make one with offline.keygen --key PATH (or minisign -G), or fix --sign\n")
     assert run(["offline.keygen", "--key", "team.key"], tmp_path).returncode == 0
     (tmp_path / "team.key").chmod(0o640)
-    plan = run(["offline.export", "--dry-run", "--sign", str(tmp_path / "team.key")], DEMO)
+    plan = run(["offline.export", "--dry-run", "--sign", str(tmp_path / "team.key")], DEMO, COLUMNS="300")
     assert plan.returncode == 0, plan.stderr
     key_id = (tmp_path / "team.pub").read_text().split()[-2]
     assert f"# pack the bundle (signed with key {key_id})" in plan.stdout
+    # Wide: rich wraps at the terminal's width, and tmp_path's length depends on where pytest puts it (xdist).
     assert f"warning: {tmp_path / 'team.key'} is readable by others (mode 0640)" in plan.stdout
     secret = (tmp_path / "team.key").read_text().splitlines()[1]
     assert secret not in plan.stdout + plan.stderr
