@@ -1,7 +1,7 @@
 """What the language captures cost: export time and bundle bytes with and without them.
 
-``--project python-node`` (the default) is the integration test's project of
-tests/integration/test_deps.py: five services whose Dockerfiles install
+``--project python-node`` (the default) is the deps project of
+tests/integration/projects.py (``write_deps``): five services whose Dockerfiles install
 after ``COPY . .`` with pip (a wheel and an sdist-only package), uv, npm,
 yarn and pnpm. ``--project maven-go`` is tests/integration/test_deps_maven_go.py's:
 ``mvn -U clean package`` and ``go build``, served from the test's loopback
@@ -46,7 +46,8 @@ from offline_build import export as exporting  # noqa: E402
 from offline_build.config import load  # noqa: E402
 from offline_build.steps import Pack  # noqa: E402
 from tests.integration import test_deps_maven_go as maven_go  # noqa: E402
-from tests.integration.test_deps import CA, write_project  # noqa: E402
+from tests.integration.harness import CA  # noqa: E402
+from tests.integration.projects import write_deps as write_project  # noqa: E402
 
 HARNESS = ROOT / "scripts" / "engines.sh"
 SECTION = "## Language dependency captures"  # where this script's part of BENCHMARKS.md starts
@@ -137,7 +138,7 @@ def median(runs: list[dict[str, dict[str, float]]], side: str, key: str) -> floa
 
 
 DESCRIPTIONS = {
-    "python-node": ("The project of tests/integration/test_deps.py (pip with an sdist-only package, uv, npm, yarn, "
+    "python-node": ("The deps project of tests/integration/projects.py (pip with an sdist-only package, uv, npm, yarn, "
                     "pnpm; each install after `COPY . .`), exported with the captures and without them (`captures: "
                     "{...: false}`, from a base image that trusts this machine's TLS-inspecting proxy, which the "
                     "plain builds need)."),

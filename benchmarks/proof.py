@@ -1,7 +1,7 @@
 """What the edit proof costs: ``offline.verify --edits`` against a plain ``offline.verify``, same bundle, same run.
 
-Projects: the demo (examples/demo), the Python/Node project of
-tests/integration/test_deps.py and the Maven/Go project of
+Projects: the demo (examples/demo), the Python/Node deps project of
+tests/integration/projects.py (``write_deps``) and the Maven/Go project of
 tests/integration/test_deps_maven_go.py (served from that test's loopback
 mirror). Each is exported once on the harness's online engine; then, per
 run, the air-gapped ``offline`` engine is reset (no images, no build cache)
@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.deps import replace_section  # noqa: E402
-from tests.integration import test_deps, test_deps_maven_go  # noqa: E402
+from tests.integration import test_deps_maven_go  # noqa: E402
+from tests.integration.projects import write_deps  # noqa: E402
 
 HARNESS = ROOT / "scripts" / "engines.sh"
 CLI = [str(ROOT / ".venv" / "bin" / "offline-build")]
@@ -53,7 +54,7 @@ def offline_build(project: Path, *args: str) -> subprocess.CompletedProcess[str]
 def projects(work: Path, mirror: tuple[str, dict[str, str]]) -> dict[str, Path]:
     demo = work / "demo"
     shutil.copytree(ROOT / "examples" / "demo", demo, ignore=shutil.ignore_patterns("build-cache", "apt-lists"))
-    deps = test_deps.write_project(work / "deps")
+    deps = write_deps(work / "deps")
     (work / "jvmgo").mkdir()
     jvmgo = test_deps_maven_go.write_project(work / "jvmgo", *mirror)
     return {"demo": demo, "pip, uv, npm, yarn, pnpm": deps, "Maven, Go": jvmgo}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration import projects
 from tests.integration.harness import bundle_in, cli, copy_demo, harness, plain
 
 
@@ -99,3 +100,12 @@ def demo(engines: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
     assert f"key {key_id[1]}" in out.stdout  # the export report's signature row
     yield Demo(project, bundle_in(project), root / "keys" / "team.key", key_id[1])
 
+
+@pytest.fixture(scope="session")
+def shop(engines: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The language-capture project (tests/integration/projects.py), exported once with ``network: none``: its
+    bundle, which test_deps and test_real_shape share."""
+    scratch = tmp_path_factory.mktemp("shop-online")
+    project = projects.write_shop(scratch / "shop", scratch)
+    cli(project, engines["online"], "offline.export")
+    return bundle_in(project)
