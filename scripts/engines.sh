@@ -29,16 +29,30 @@
 #                    the registries with it); "stop" is the same
 #
 # State lives in $OFFLINE_BUILD_ENGINES_DIR (default /var/tmp/offline-build-engines).
+#
+# OFFLINE_BUILD_ENGINE_SET=N (N >= 1) is another set of the four engines, for tests run in parallel
+# (scripts/test.sh gives each pytest worker but the first its own): its own containerd, engines and
+# registries under $OFFLINE_BUILD_ENGINES_DIR/set-N, its own air gap (namespace offline-build-airgap-N),
+# registries on port 5050+N; the base images' tarballs and Docker 20.10's files are shared.
 set -euo pipefail
 
-STATE=${OFFLINE_BUILD_ENGINES_DIR:-/var/tmp/offline-build-engines}
-NETNS=offline-build-airgap
+BASE=${OFFLINE_BUILD_ENGINES_DIR:-/var/tmp/offline-build-engines}
+SET=${OFFLINE_BUILD_ENGINE_SET:-0}
+[[ $SET =~ ^[0-9]{1,2}$ ]] || { printf 'engines: error: OFFLINE_BUILD_ENGINE_SET must be a number, not %q\n' "$SET" >&2; exit 1; }
+SET=$((10#$SET))
+if ((SET == 0)); then
+    STATE=$BASE
+    NETNS=offline-build-airgap
+else
+    STATE=$BASE/set-$SET
+    NETNS=offline-build-airgap-$SET
+fi
 ALL_ENGINES=(online offline legacy old)
 CTD_DIR=$STATE/containerd
 CTD_SOCK=$CTD_DIR/containerd.sock
-IMAGES_DIR=$STATE/images
-OLD_ROOT=$STATE/docker-20.10
-REGISTRY_PORT=${OFFLINE_BUILD_REGISTRY_PORT:-5050}
+IMAGES_DIR=$BASE/images
+OLD_ROOT=$BASE/docker-20.10
+REGISTRY_PORT=${OFFLINE_BUILD_REGISTRY_PORT:-$((5050 + SET))}
 
 log() { printf 'engines: %s\n' "$*" >&2; }
 die() { printf 'engines: error: %s\n' "$*" >&2; exit 1; }
@@ -249,14 +263,19 @@ stop_engine() {
 
 make_tarball() {
     # $1 target tarball, $2 function that fills the rootfs folder given as $1
-    local target=$1 fill=$2 tmp
+    local target=$1 fill=$2
     [[ -s $target ]] && return 0
-    mkdir -p "$IMAGES_DIR"
-    tmp=$(mktemp -d "$STATE/tmp.XXXXXX")
-    "$fill" "$tmp/rootfs"
-    tar -C "$tmp/rootfs" -cf "$target.partial" .
-    mv "$target.partial" "$target"   # atomic: never a half tarball under the final name
-    rm -rf "$tmp"
+    mkdir -p "$IMAGES_DIR" "$STATE"
+    (
+        # Engine sets share the tarballs: one set makes each, another waits for it.
+        flock 9
+        [[ -s $target ]] && exit 0
+        tmp=$(mktemp -d "$STATE/tmp.XXXXXX")
+        "$fill" "$tmp/rootfs"
+        tar -C "$tmp/rootfs" -cf "$target.partial" .
+        mv "$target.partial" "$target"   # atomic: never a half tarball under the final name
+        rm -rf "$tmp"
+    ) 9>"$IMAGES_DIR/.lock"
 }
 
 fill_debian() {

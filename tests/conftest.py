@@ -8,16 +8,35 @@ no export after them starts cold.
 Time: pytest's ``--durations`` lists the slowest tests; a session fixture's
 cost (an export) lands on whichever test asked first. The table printed at
 the end sums setup, call and teardown per file: which file costs what.
+
+In parallel (``scripts/test.sh`` runs two pytest-xdist workers, ``--dist
+loadgroup``): each worker has an engine set of its own (the first the
+harness's usual one, the others ``OFFLINE_BUILD_ENGINE_SET=N``), and every
+engine test file is a group that one worker runs whole, so that a file's
+module fixtures are made once; files that share a session fixture (one
+export) form one group.
 """
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
+from pathlib import PurePosixPath
 
 import pytest
 
+# Set before tests/integration/harness.py is imported: the engine set this worker starts and uses.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...: set by pytest-xdist in its workers
+if _WORKER.startswith("gw"):
+    os.environ["OFFLINE_BUILD_ENGINE_SET"] = _WORKER.removeprefix("gw")
+
 # Files whose tests prune the online engine's whole build cache (a fresh CI runner, on purpose).
 RUN_LAST = ("tests/integration/test_registry.py",)
+# Files that share a session fixture's export run in one worker: the export is made once.
+GROUPS = {
+    "demo": ("test_roundtrip.py", "test_apt.py", "test_signing.py", "test_faults.py"),
+    "shop": ("test_deps.py", "test_real_shape.py"),
+}
 
 
 def _rank(item: pytest.Item) -> tuple[int, int]:
@@ -25,8 +44,20 @@ def _rank(item: pytest.Item) -> tuple[int, int]:
     return (0 if path.startswith("tests/unit/") else 1, 1 if path in RUN_LAST else 0)
 
 
+def _group(path: str) -> str | None:
+    """The xdist group of an engine test file (None for a unit test: any worker may run it)."""
+    if not path.startswith("tests/integration/"):
+        return None
+    name = PurePosixPath(path).name
+    return next((group for group, files in GROUPS.items() if name in files), name)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=_rank)  # stable: within a rank, collection order stays
+    for item in items:
+        group = _group(item.nodeid.split("::", 1)[0])
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 _seconds: defaultdict[str, float] = defaultdict(float)
@@ -47,4 +78,4 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("seconds per file (setup + call + teardown)")
     for path, seconds in sorted(_seconds.items(), key=lambda kv: -kv[1]):
         terminalreporter.write_line(f"{seconds:8.1f}s {100 * seconds / total:5.1f}%  {_tests[path]:4d} tests  {path}")
-    terminalreporter.write_line(f"{total:8.1f}s total")
+    terminalreporter.write_line(f"{total:8.1f}s total (summed over the workers: more than the run's wall time)")

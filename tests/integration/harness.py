@@ -22,8 +22,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = ROOT / "scripts" / "engines.sh"
 DEMO = ROOT / "examples" / "demo"
-STATE = Path(os.environ.get("OFFLINE_BUILD_ENGINES_DIR", "/var/tmp/offline-build-engines"))
-NETNS = "offline-build-airgap"  # the harness's air gap: the offline, legacy and old engines' namespace
+# Which of the harness's engine sets this process uses (tests/conftest.py gives each pytest worker its own),
+# and where scripts/engines.sh keeps that set: the folders and the air gap's namespace are named as it names them.
+BASE = Path(os.environ.get("OFFLINE_BUILD_ENGINES_DIR", "/var/tmp/offline-build-engines"))
+SET = int(os.environ.get("OFFLINE_BUILD_ENGINE_SET", "0"))
+STATE = BASE / f"set-{SET}" if SET else BASE
+IMAGES = BASE / "images"  # the base images' rootfs tarballs, shared by the sets
+NETNS = f"offline-build-airgap-{SET}" if SET else "offline-build-airgap"  # the offline, legacy and old engines'
 CLI = [sys.executable, "-m", "offline_build.cli"]
 CA = Path("/etc/ssl/certs/ca-certificates.crt")  # this machine's trust, which includes its TLS-inspecting proxy
 # What a site never has of the online machine's checkout: the bundle folder and the APT capture's folder.

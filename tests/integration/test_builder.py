@@ -21,7 +21,7 @@ from offline_build.errors import StepError
 from offline_build.executor import Executor
 from offline_build.plan import ensure_builder
 from offline_build.steps import Plan
-from tests.integration.harness import STATE
+from tests.integration.harness import IMAGES
 
 pytestmark = pytest.mark.engine
 
@@ -70,7 +70,7 @@ def test_a_builder_made_for_another_engine_is_refused(engines: dict[str, str], t
     step = ensure_builder(BuilderOptions(name=name, driver="docker-container", image="busybox:local"))
     assert step is not None
     Executor(online, Console(quiet=True)).run(Plan("b", (step,)))
-    subprocess.run(["docker", "-H", engines["offline"], "import", str(STATE / "images" / "busybox-v2.rootfs.tar"),
+    subprocess.run(["docker", "-H", engines["offline"], "import", str(IMAGES / "busybox-v2.rootfs.tar"),
                     "busybox:local"], check=True, capture_output=True)
     with pytest.raises(StepError) as info:
         Executor(offline, Console(quiet=True)).run(Plan("b", (step,)))

@@ -14,7 +14,7 @@ from python_on_whales import DockerClient
 
 from offline_build import unpacking
 from offline_build.store import Layout
-from tests.integration.harness import CA, CLI, STATE, build_report, carry, cli, reset
+from tests.integration.harness import CA, CLI, IMAGES, build_report, carry, cli, reset
 
 pytestmark = pytest.mark.engine
 
@@ -23,7 +23,7 @@ def test_an_s390x_bundle_is_exported_for_s390x_and_refused_by_an_engine_that_can
     # A base without a registry: the harness's busybox rootfs, labelled s390x (the
     # harness emulates only arm64). The Dockerfile runs nothing, so nothing needs to run it.
     subprocess.run(["docker", "-H", engines["online"], "import", "--platform", "linux/s390x",
-                    str(STATE / "images" / "busybox-v2.rootfs.tar"), "busybox-s390x:local"],
+                    str(IMAGES / "busybox-v2.rootfs.tar"), "busybox-s390x:local"],
                    check=True, capture_output=True)
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "Dockerfile").write_text("FROM busybox-s390x:local\nCOPY f /f\n")
