@@ -10,12 +10,14 @@ ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7", "i686": "38
           "s390x": "s390x", "riscv64": "riscv64"}
 
 
-# The architectures docker builds for (the OCI image spec's, as Go names them), each with the variants it takes.
+# The architectures docker builds for: the OCI image spec's (as Go names them), each with the variants it takes.
+# Any OS docker names (linux, windows, darwin, freebsd, wasi, ...) passes: only the architecture is checked.
 KNOWN_ARCHES: dict[str, tuple[str, ...]] = {
-    "amd64": ("v1", "v2", "v3", "v4"), "arm64": ("v8",), "arm": ("v5", "v6", "v7"), "386": (), "ppc64le": (),
-    "s390x": (), "riscv64": (), "mips64le": (), "loong64": ()}
-KNOWN_HINT = ("use an architecture docker builds for, e.g. linux/arm64: amd64 (v1-v4), arm64, arm (v5, v6, v7), "
-              "386, ppc64le, s390x, riscv64, mips64le, loong64")
+    "amd64": ("v1", "v2", "v3", "v4"), "386": (), "arm": ("v5", "v6", "v7", "v8"), "arm64": ("v8",), "ppc64": (),
+    "ppc64le": (), "mips": (), "mipsle": (), "mips64": (), "mips64le": (), "loong64": (), "riscv64": (),
+    "s390x": (), "wasm": ()}
+KNOWN_HINT = ("use an architecture docker builds for, e.g. linux/arm64: amd64 (v1-v4), 386, arm (v5, v6, v7, v8), "
+              "arm64, ppc64, ppc64le, mips, mipsle, mips64, mips64le, loong64, riscv64, s390x, wasm (wasi/wasm)")
 
 
 def unknown_arch(platform: str) -> str | None:

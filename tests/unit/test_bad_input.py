@@ -98,15 +98,17 @@ def test_an_unknown_architecture_is_refused_from_the_flag_and_the_file(tmp_path:
     assert read.value.message == f"{path}:2:26: platforms[1]: {platform!r} is not a valid platform: {problem}"
     for hint in (flag.value.hint, read.value.hint):
         assert hint is not None and hint.startswith("use an architecture docker builds for, e.g. linux/arm64: "), hint
-        for arch in ("amd64 (v1-v4)", "arm64", "arm (v5, v6, v7)", "386", "ppc64le", "s390x", "riscv64", "mips64le",
-                     "loong64"):
+        for arch in ("amd64 (v1-v4)", "arm64", "arm (v5, v6, v7, v8)", "386", "ppc64", "ppc64le", "mips", "mipsle",
+                     "mips64", "mips64le", "loong64", "riscv64", "s390x", "wasm"):
             assert arch in hint, (arch, hint)
 
 
 def test_every_known_architecture_is_taken(tmp_path: Path) -> None:
+    """The OCI image spec's architectures and variants, on any OS docker names: none may drop out of the list."""
     known = ("linux/amd64", "linux/amd64/v2", "linux/arm64", "linux/arm64/v8", "linux/arm", "linux/arm/v6",
-             "linux/arm/v7", "linux/386", "linux/ppc64le", "linux/s390x", "linux/riscv64", "linux/mips64le",
-             "linux/loong64")
+             "linux/arm/v7", "linux/arm/v8", "linux/386", "linux/ppc64", "linux/ppc64le", "linux/s390x",
+             "linux/riscv64", "linux/mips", "linux/mipsle", "linux/mips64", "linux/mips64le", "linux/loong64",
+             "wasi/wasm", "windows/amd64", "darwin/arm64", "freebsd/amd64")
     assert load(project_file(tmp_path, GOOD), Overrides(platforms=known), environ={}).platforms == known
     listed = project_file(tmp_path, f"project: shop\nplatforms: [{', '.join(known)}]\nservices:\n  app: {{}}\n")
     assert load(listed, environ={}).platforms == known
