@@ -49,7 +49,7 @@ from .options import (
     read_builder,
     read_cache,
 )
-from .platforms import KNOWN_HINT, unknown_arch
+from .platforms import platform_problem
 from .resources import RESOURCE_KEYS, SHA256, read_resources
 from .services import (IMAGE_HINT, IMAGE_NAME, IMAGE_REF, RESERVED_NAMES, SECRET_NAME, SERVICE_KEYS, ComposeBuild,
                        read_services)
@@ -135,8 +135,8 @@ def _platforms(node: Node | None) -> tuple[str, ...]:
     out = []
     for item in node.sequence("list them, e.g. platforms: [linux/amd64, linux/arm64]"):
         platform = item.string(PLATFORM, "platform (os/arch[/variant])", PLATFORM_HINT)
-        if problem := unknown_arch(platform):  # else export plans linux_amd65 folders and BuildKit names it mid-build
-            raise item.error(f"{platform!r} is not a valid platform: {problem}", KNOWN_HINT)
+        if told := platform_problem(platform):  # else export plans linux_amd65 folders and BuildKit names it mid-build
+            raise item.error(f"{platform!r} is not a valid platform: {told[0]}", told[1])
         out.append(platform)
     return tuple(out)
 
@@ -147,9 +147,9 @@ def _asked_platforms(asked: tuple[str, ...] | None, path: Path) -> tuple[str, ..
         if not PLATFORM.match(platform):
             raise ConfigError(f"--platform {platform!r} is not a valid platform (os/arch[/variant])", path=path,
                               hint=PLATFORM_HINT + " (commas between several)")
-        if problem := unknown_arch(platform):
-            raise ConfigError(f"--platform {platform!r} is not a valid platform: {problem}", path=path,
-                              hint=KNOWN_HINT)
+        if told := platform_problem(platform):
+            raise ConfigError(f"--platform {platform!r} is not a valid platform: {told[0]}", path=path,
+                              hint=told[1])
     return asked
 
 

@@ -82,7 +82,6 @@ def project_file(tmp_path: Path, text: str) -> Path:
 
 @pytest.mark.parametrize(("platform", "problem"), [
     ("linux/amd65", "unknown architecture 'amd65'"),
-    ("linux/x86_64", "unknown architecture 'x86_64'"),
     ("linux/arm/v9", "unknown variant 'v9' of arm"),
     ("linux/arm64/v7", "unknown variant 'v7' of arm64"),
 ])
@@ -101,6 +100,26 @@ def test_an_unknown_architecture_is_refused_from_the_flag_and_the_file(tmp_path:
         for arch in ("amd64 (v1-v4)", "arm64", "arm (v5, v6, v7, v8)", "386", "ppc64", "ppc64le", "mips", "mipsle",
                      "mips64", "mips64le", "loong64", "riscv64", "s390x", "wasm"):
             assert arch in hint, (arch, hint)
+
+
+@pytest.mark.parametrize(("platform", "canonical"), [
+    ("linux/x86_64", "linux/amd64"), ("linux/aarch64", "linux/arm64"), ("linux/armhf", "linux/arm/v7"),
+    ("linux/armel", "linux/arm/v6"), ("linux/i386", "linux/386"),
+])
+def test_an_architecture_docker_calls_otherwise_is_refused_with_its_docker_name(tmp_path: Path, platform: str,
+                                                                               canonical: str) -> None:
+    """docker takes these aliases, but names folders and TARGETARCH by its own names: the fix gives that one."""
+    alias, docker_name = platform.split("/", 1)[1], canonical.split("/", 1)[1]
+    path = project_file(tmp_path, GOOD)
+    with pytest.raises(ConfigError) as flag:
+        load(path, Overrides(platforms=(platform,)), environ={})
+    assert flag.value.message == (f"{path}: --platform {platform!r} is not a valid platform: "
+                                  f"architecture {alias!r} is not docker's name for it")
+    in_file = project_file(tmp_path, f"project: shop\nplatforms: [{platform}]\nservices:\n  app: {{}}\n")
+    with pytest.raises(ConfigError) as read:
+        load(in_file, environ={})
+    for told in (flag.value, read.value):
+        assert told.hint == f"docker calls {alias} {docker_name}: write {canonical}", told
 
 
 def test_every_known_architecture_is_taken(tmp_path: Path) -> None:

@@ -38,6 +38,8 @@ AMD64 = ("linux/amd64", "linux/amd64/v2", "linux/amd64/v3", "linux/386")
     ("linux/amd", AMD64, False),  # a prefix of a name is not the name
     ("linux/arm64", ("linux/arm64/v8",), True),  # v8 is arm64's only variant: written or not
     ("linux/arm64/v8", ("linux/arm64",), True),
+    ("linux/amd64/v1", AMD64, True),  # BuildKit's linux/amd64: v1 is the baseline every amd64 runs
+    ("linux/arm", ("linux/arm/v6",), False),  # BuildKit builds plain arm as arm/v7
 ])
 def test_runs_platform(wanted: str, available: tuple[str, ...], runs: bool) -> None:
     assert runs_platform(wanted, available) is runs
@@ -244,6 +246,22 @@ def test_a_platform_written_arm64_v8_captures_into_the_folder_builds_mount(tmp_p
     for folder in ("linux_amd64", "linux_arm64"):
         (capture.dest / folder / "lists").mkdir(parents=True)
     assert has_platforms(capture.dest, project, "lists")
+
+
+@pytest.mark.parametrize(("written", "built"), [
+    ("linux/amd64/v1", "linux_amd64"), ("linux/arm", "linux_arm_v7"), ("linux/arm/v7", "linux_arm_v7"),
+    ("linux/arm/v6", "linux_arm_v6"), ("linux/amd64/v2", "linux_amd64_v2"),
+])
+def test_a_platform_buildkit_normalises_captures_into_the_folder_builds_mount(tmp_path: Path, written: str,
+                                                                             built: str) -> None:
+    """BuildKit builds linux/amd64/v1 as linux/amd64 (TARGETVARIANT empty) and linux/arm as linux/arm/v7
+    (TARGETVARIANT=v7): the capture's folder must be the one ``${TARGETOS}_${TARGETARCH}...`` names."""
+    from offline_build.captures.base import platform_dir
+
+    assert platform_dir(written) == built
+    _, steps = apt_project(tmp_path, written)
+    (capture,) = [s for s in steps if isinstance(s, CaptureApt)]
+    assert f"{capture.dest}/{built}/lists:/var/lib/apt/lists" in capture.describe()
 
 
 @pytest.mark.parametrize("platforms", ["", "platforms: [linux/amd64]\n"])
