@@ -218,10 +218,13 @@ def parse_text(text: str, path: Path | str = "Dockerfile",
             current = []
             stage = _stage(ins, len(stages), global_args, path)
             first = next((s for s in stages if stage.name and s.name == stage.name), None)
-            if first is not None:  # docker build refuses it; a build here would take either stage
+            if first is not None:
+                # Not for docker's sake: BuildKit only warns (build check DuplicateStageName) and takes the later
+                # stage for the name; the classic builder accepts it too. Refused because a FROM a, --from=a or
+                # --target a meant for the first stage would quietly build the other.
                 raise DockerfileError(f"{path}:{ins.line}: a second stage named {stage.name!r} (the first is at "
-                                      f"line {first.line})", "give each stage a name of its own: docker build "
-                                                             "refuses the file too")
+                                      f"line {first.line}): docker build only warns (DuplicateStageName) and "
+                                      "quietly builds from the later one", "give each stage a name of its own")
             stages.append(stage)
         elif not stages:
             if ins.cmd != "ARG":
