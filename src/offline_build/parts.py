@@ -127,20 +127,34 @@ def parts_folder(path: Path) -> Path | None:
     return None
 
 
-def open_parts(folder: Path) -> tarfile.TarFile:
-    """Check every part against the parts manifest, naming a missing or damaged one, then open."""
+def check_parts(folder: Path) -> list[tuple[Path, str]]:
+    """Each part the parts manifest lists, with its sha256, after naming an unreadable manifest or a part that is
+    missing or of another size. Reads no part: setup runs it before the engine, and the unpack hashes them."""
     try:
         spec = json.loads((folder / PARTS).read_text())
-        parts = [(str(p["name"]), int(p["size"]), str(p["sha256"])) for p in spec["parts"]]
+        listed = [(str(p["name"]), int(p["size"]), str(p["sha256"])) for p in spec["parts"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BundleError(f"{folder / PARTS}: not a parts manifest ({exc})", "copy the parts folder again") from None
-    paths = []
-    for name, size, digest in parts:
+    found = []
+    for name, size, digest in listed:
         path = folder / Path(name).name
         if not path.is_file():
             raise BundleError(f"{folder}: part {name} is missing", f"copy {name} into {folder}")
-        if path.stat().st_size != size or sha256_file(path) != digest:
-            raise BundleError(f"{folder}: part {name} is damaged (size or checksum mismatch)",
-                              f"copy {name} again")
+        if path.stat().st_size != size:
+            raise _damaged(folder, name)
+        found.append((path, digest))
+    return found
+
+
+def open_parts(folder: Path) -> tarfile.TarFile:
+    """Check every part against the parts manifest, naming a missing or damaged one, then open."""
+    paths = []
+    for path, digest in check_parts(folder):
+        if sha256_file(path) != digest:
+            raise _damaged(folder, path.name)
         paths.append(path)
     return tarfile.open(fileobj=io.BufferedReader(_Concat(paths), CHUNK), mode="r:")  # type: ignore[arg-type]
+
+
+def _damaged(folder: Path, name: str) -> BundleError:
+    return BundleError(f"{folder}: part {name} is damaged (size or checksum mismatch)", f"copy {name} again")

@@ -78,8 +78,8 @@ def setup(project: Project, bundle_path: Path | None, docker: DockerClient, cons
             console.print(f"# proof: {claim.describe()}", markup=False, highlight=False)
         Executor(docker, console, dry_run=True).run(setup_plan(project, path, claims.manifest, None))
         return None
-    with unpacking.open_archive(path):
-        pass  # the file first: a path that is no bundle is named as such, not as an engine out of reach
+    # The file first: a path that is no bundle is named as such, not as an engine out of reach.
+    unpacking.check_archive(path)
     # The engine must answer before anything is written (the lock creates the cache folder); its capability
     # probe (a build) waits until the bundle is accepted, so a refused bundle leaves the engine exactly as it was.
     check_engine(docker)

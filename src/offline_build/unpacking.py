@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from .bundle import ALLOWED_MEMBERS, MANIFEST, MANIFEST_SUM, MAX_SIGNATURE, META, SBOM, SIGNATURE, Manifest, Progress
 from .files import copy_stream_hashed
-from .parts import PARTS, BundleError, open_parts, parts_folder
+from .parts import PARTS, BundleError, check_parts, open_parts, parts_folder
 
 
 def load_manifest(path: Path) -> tuple[Manifest, str]:
@@ -120,6 +120,18 @@ def open_archive(path: Path) -> tarfile.TarFile:
     except OSError as exc:
         raise BundleError(f"{path}: not a readable bundle archive ({exc.strerror or exc})",
                           "check the file's permissions and the disk it is on") from None
+
+
+def check_archive(path: Path) -> None:
+    """What :func:`open_archive` would refuse of *path* as no bundle, found cheaply: a file's first tar header;
+    a parts folder's manifest and its parts' sizes, not their hashes (the unpack hashes each part; twice would
+    double the read of a bundle of many gigabytes)."""
+    folder = parts_folder(path)
+    if folder is not None:
+        check_parts(folder)
+        return
+    with open_archive(path):
+        pass  # tarfile has read the first header: the rest is the unpack's to check
 
 
 def _tar_like(path: Path) -> bool:

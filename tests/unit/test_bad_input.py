@@ -368,6 +368,66 @@ def test_setup_names_a_bad_bundle_before_the_engine_and_writes_nothing(tmp_path:
     assert written(root) == []
 
 
+@pytest.mark.parametrize("damage", ["missing part", "short part", "no parts.json"])
+def test_setup_names_a_bad_parts_folder_before_the_engine_and_writes_nothing(tmp_path: Path, damage: str) -> None:
+    from offline_build import parts
+
+    from .helpers import pack, project
+
+    folder = parts.split(pack(project(tmp_path / "online")), 4096)
+    first = min(folder.glob("*.tar.*"))
+    if damage == "missing part":
+        first.unlink()
+    elif damage == "short part":
+        first.write_bytes(first.read_bytes()[:-1])
+    else:
+        (folder / parts.PARTS).unlink()
+    root = demo(tmp_path)
+    out = run(["offline.setup", "--bundle", str(folder), "--host", NO_ENGINE], root)
+    assert out.returncode == 1, out
+    message = one_message(out.stderr)
+    assert message.startswith(f"offline-build: error: {folder}"), message
+    assert "Docker engine" not in message
+    assert written(root) == []
+
+
+def test_setup_hashes_each_part_of_a_split_bundle_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check before the engine reads parts.json and the parts' sizes; the unpack hashes every part, once."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from offline_build import parts
+    from offline_build import setup as setup_mod
+    from offline_build.files import sha256_file
+
+    from .helpers import pack, project
+
+    folder = parts.split(pack(project(tmp_path / "online")), 4096)
+    names = sorted(p.name for p in folder.glob("*.tar.*"))
+    assert len(names) > 1, names
+    hashed: list[str] = []
+
+    def counted(path: Path) -> str:
+        hashed.append(path.name)
+        return sha256_file(path)
+
+    class Probed(Exception):
+        """The unpack is done: setup asks the engine what it reads next."""
+
+    def probe(*_: object, **__: object) -> None:
+        raise Probed
+
+    monkeypatch.setattr(parts, "sha256_file", counted)
+    monkeypatch.setattr(setup_mod, "check_engine", lambda docker: None)
+    monkeypatch.setattr(setup_mod, "probe_engine", probe)
+    with pytest.raises(Probed):
+        no_engine = SimpleNamespace()  # check_engine and probe_engine are stand-ins: nothing asks it
+        setup_mod.setup(project(tmp_path / "site"), folder, no_engine, Console(file=io.StringIO()))  # type: ignore[arg-type]
+    assert sorted(hashed) == names
+
+
 # --- 7. and 8. signing keys ------------------------------------------------------------------------------------
 
 
