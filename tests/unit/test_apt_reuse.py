@@ -140,10 +140,14 @@ FAKE_APT = r"""#!/bin/sh
 echo "$*" >>"$LOG"
 case "$*" in
 *--print-uris*)
+    uris=$URIS_MD5  # apt's own default: it names each file by its MD5Sum: unless told to use SHA256
     for arg; do  # apt must be asked against an empty archives folder, or it leaves out what it holds
-        case $arg in Dir::Cache::Archives=*) [ -z "$(ls -A "${arg#*=}")" ] || exit 9 ;; esac
+        case $arg in
+        Dir::Cache::Archives=*) [ -z "$(ls -A "${arg#*=}")" ] || exit 9 ;;
+        Acquire::ForceHash=SHA256) uris=$URIS ;;
+        esac
     done
-    cat "$URIS" ;;
+    cat "$uris" ;;
 *--download-only*)  # apt's own rule: a file already in archives counts when its size matches
     while read -r uri name size hash; do
         case $name in */*) continue ;; esac
@@ -177,9 +181,11 @@ def run_script(tmp_path: Path, mirror: dict[str, bytes], previous: dict[str, byt
         if "/" not in name:
             (root / "mirror" / name).write_bytes(data)
     hashes = hashes or {}
-    (root / "uris").write_text("".join(
-        f"'http://deb.example/pool/{name}' {name} {len(data)} {hashes.get(name, 'SHA256:' + sha256(data))}\n"
-        for name, data in mirror.items()))
+    for uris, named in (("uris", lambda data: "SHA256:" + sha256(data)),
+                        ("uris-md5", lambda data: "MD5Sum:" + hashlib.md5(data).hexdigest())):
+        (root / uris).write_text("".join(
+            f"'http://deb.example/pool/{name}' {name} {len(data)} {hashes.get(name, named(data))}\n"
+            for name, data in mirror.items()))
     if previous is not None:
         for name, data in previous.items():
             (root / "previous" / name).parent.mkdir(parents=True, exist_ok=True)
@@ -187,7 +193,7 @@ def run_script(tmp_path: Path, mirror: dict[str, bytes], previous: dict[str, byt
     script = step_for(tmp_path, "linux/amd64", packages=("jq", "curl")).script()
     script = script.replace(PREVIOUS, str(root / "previous")).replace(ARCHIVES, str(root / "archives"))
     env = {**os.environ, "PATH": f"{root / 'bin'}:{os.environ['PATH']}", "LOG": str(root / "log"),
-           "URIS": str(root / "uris"), "ARCH": str(root / "archives"), "MIRROR": str(root / "mirror")}
+           "URIS": str(root / "uris"), "URIS_MD5": str(root / "uris-md5"), "ARCH": str(root / "archives"), "MIRROR": str(root / "mirror")}
     done = subprocess.run(["sh", "-c", script], check=False, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     held = {p.name: p.read_bytes() for p in (root / "archives").iterdir()}
