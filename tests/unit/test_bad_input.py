@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -309,6 +310,44 @@ def test_lint_bake_and_build_refuse_a_dockerfile_docker_refuses(tmp_path: Path, 
         message = one_message(out.stderr)
         assert f"{dockerfile_path}:{problem.split(':', 1)[1]}\n  fix: {fix}" in message, (args, message)
     assert written(root) == []
+
+
+# Each of docker's instructions, with arguments docker takes: the refusal of unknown ones must take every one.
+VALID = {
+    "ADD": "a.txt /a.txt", "ARG": "X=1", "CMD": '["true"]', "COPY": "a.txt /a.txt", "ENTRYPOINT": '["/bin/sh"]',
+    "ENV": "A=1", "EXPOSE": "80/tcp", "FROM": "debian:bookworm-slim AS two", "HEALTHCHECK": "CMD true",
+    "LABEL": 'a="b"', "MAINTAINER": "someone", "ONBUILD": "RUN true", "RUN": "true",
+    "SHELL": '["/bin/sh", "-c"]', "STOPSIGNAL": "SIGTERM", "USER": "nobody", "VOLUME": "/data", "WORKDIR": "/app",
+}
+
+
+def test_the_valid_instructions_are_docker_s_eighteen() -> None:
+    assert sorted(VALID) == sorted(dockerfile.INSTRUCTIONS) and len(VALID) == 18
+
+
+@pytest.mark.parametrize("word", [w for name in VALID for w in (name, name.lower())])
+def test_each_instruction_docker_takes_parses_in_either_case(word: str) -> None:
+    df = dockerfile.parse_text(f"FROM debian:bookworm-slim\n{word} {VALID[word.upper()]}\n", "Dockerfile")
+    if word.upper() == "FROM":
+        assert [s.name for s in df.stages] == [None, "two"]
+    else:
+        assert [(i.cmd, i.line) for i in df.stages[0].instructions] == [(word.upper(), 2)]
+
+
+@pytest.mark.parametrize(("text", "check"), [
+    ("FROM debian:bookworm-slim\nONBUILD RUN apt-get update\n",
+     lambda df: [(i.cmd, i.value) for i in df.stages[0].instructions] == [("ONBUILD", ("apt-get update",))]),
+    ("FROM debian:bookworm-slim\nCOPY <<EOT /etc/motd\nhello\nEOT\nRUN true\n",
+     lambda df: [(i.cmd, i.line) for i in df.stages[0].instructions] == [("COPY", 2), ("RUN", 5)]
+     and df.stages[0].instructions[0].heredocs == ("hello\n",)),
+    ("# escape=`\nFROM debian:bookworm-slim\nRUN echo a `\n    && echo b\n",
+     lambda df: df.directives == {"escape": "`"} and df.stages[0].instructions[0].end_line == 4),
+    ("FROM --platform=$BUILDPLATFORM debian:bookworm-slim AS Build\nRUN true\nFROM build\n",
+     lambda df: df.stages[0].name == "build" and df.is_stage_ref(df.stages[1].base, 1)
+     and df.base_images() == ["debian:bookworm-slim"]),
+], ids=["ONBUILD RUN", "COPY <<EOT", "escape=`", "AS Build, FROM build"])
+def test_docker_s_other_forms_parse(text: str, check: Callable[[dockerfile.Dockerfile], bool]) -> None:
+    assert check(dockerfile.parse_text(text, "Dockerfile"))
 
 
 # --- 4. and 5. a bundle that is no bundle, named before anything else -----------------------------------------
