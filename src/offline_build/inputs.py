@@ -28,19 +28,22 @@ from .steps import Step, WriteFile
 from .store import Layout
 
 
-def read_dockerfile(service: Service) -> dockerfile.Dockerfile:
+def read_dockerfile(project: Project, service: Service) -> dockerfile.Dockerfile:
     """*service*'s Dockerfile, parsed and checked against what the project file says of it: its ``target`` is a
-    stage, its ``replay`` lines start RUN steps (else the build would fail, or replay nothing, only later)."""
+    stage, its ``replay`` lines start RUN steps (else the build would fail, or replay nothing, only later).
+
+    The replay lines only while the replay capture is on: off (``captures: {replay: false}``) nothing reads them.
+    """
     df = dockerfile.parse(service.dockerfile, service.build_args)
     check_target(df, service)
-    if service.replay not in (True, False):
+    if REPLAY.name not in project.captures_off and service.replay not in (True, False):
         check_lines(df, service.name, service.replay)
     return df
 
 
 def service_bases(project: Project, service: Service) -> tuple[str, ...]:
     """External images *service*'s Dockerfile needs (``FROM``, ``COPY --from``)."""
-    return tuple(read_dockerfile(service).base_images())
+    return tuple(read_dockerfile(project, service).base_images())
 
 
 def all_bases(project: Project, services: list[Service]) -> tuple[str, ...]:
@@ -90,7 +93,7 @@ def inputs(project: Project, service: Service, *, online: bool) -> Inputs:
     Online, every key a capture finds is (about to be) captured; offline,
     only those whose capture the bundle brought.
     """
-    df = read_dockerfile(service)
+    df = read_dockerfile(project, service)
     captures = all_captures()
     needs = {c.name: _built_only(c.needs(project, service.name, df), df, service.target) for c in captures}
     served = [(c, {k: n for k, n in needs[c.name].items() if online or c.captured(project, k)}) for c in captures]
@@ -215,6 +218,6 @@ def lint_project(project: Project, paths: list[Path] | None = None) -> list[lint
     replay_off = replace(ctx, captured=captured - {REPLAY.name})  # replay: false, for one service
     found: list[lint_mod.Finding] = []
     for s in project.services.values():
-        df = read_dockerfile(s)  # once: for the checks and for the rules
+        df = read_dockerfile(project, s)  # once: for the checks and for the rules
         found += lint_mod.lint_dockerfile(df, ctx if s.replay is not False else replay_off)
     return found

@@ -69,6 +69,21 @@ def test_replay_naming_a_line_with_no_run_is_an_error_of_lint_diagnose_and_expor
     assert written(root) == []
 
 
+@pytest.mark.parametrize("off", ["captures:\n  replay: false\n", "    replay: false\n"], ids=["project", "service"])
+def test_replay_lines_are_not_checked_when_the_replay_capture_is_off(tmp_path: Path, off: str) -> None:
+    """Off, the capture reads no replay lines: a project that names a stale one loads, as it did before the check."""
+    root = demo(tmp_path)
+    if off.startswith("captures"):
+        edit(root / "offline.yaml", "services:\n", f"{off}services:\n")
+        edit(root / "offline.yaml", "    image: demo/backend\n", "    image: demo/backend\n    replay: [999]\n")
+    else:
+        edit(root / "offline.yaml", "    image: demo/backend\n", f"    image: demo/backend\n{off}")
+    for args in (["offline.lint"], ["offline.export", "--dry-run"], ["offline.bake", "--dry-run"]):
+        out = run(args, root)
+        assert "replay names line" not in out.stdout + out.stderr, (args, out)
+        assert out.returncode == 0, (args, out)
+
+
 # --- 2. platforms: architectures docker builds for ------------------------------------------------------------
 
 GOOD = "project: shop\nservices:\n  app: {}\n"

@@ -116,8 +116,7 @@ class ReplayCapture:
         if self.name in project.captures_off or chosen is False:
             return {}
         runs = {i.line: i for stage in df.stages for i in stage.instructions if i.cmd == "RUN"}
-        extra = () if chosen is True else chosen
-        check_lines(df, service, extra)
+        extra = () if chosen is True else chosen  # checked by inputs.read_dockerfile, which parsed df
         lines = tuple(sorted({line for line, ins in runs.items() if replayed(ins)} | set(extra)))
         return {service: ReplayNeed(service, lines)} if lines else {}
 
