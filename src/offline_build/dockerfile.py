@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dockerfile as _parser
@@ -83,6 +83,12 @@ class Dockerfile:
     directives: Mapping[str, str]
     global_args: Mapping[str, str | None]
     stages: tuple[Stage, ...]
+    text: str = field(default="", repr=False)  # as parsed: what the lines of its stages and instructions count
+
+    def lines(self) -> list[str]:
+        """The file's lines as parsed, for quoting a line or rewriting a step: not read again from the disk,
+        where the file may have changed (or, parsed from text, not exist)."""
+        return self.text.splitlines()
 
     def is_stage_ref(self, ref: str, before: int) -> bool:
         """Is *ref* (from ``FROM`` or ``--from``) one of the first *before* stages?"""
@@ -245,7 +251,7 @@ def parse_text(text: str, path: Path | str = "Dockerfile",
     if not stages:
         raise DockerfileError(f"{path}: no FROM instruction", "a Dockerfile needs at least one FROM")
     stages[-1] = _with_instructions(stages[-1], current)
-    return Dockerfile(path, read_directives(text), global_args, tuple(stages))
+    return Dockerfile(path, read_directives(text), global_args, tuple(stages), text)
 
 
 def _with_instructions(stage: Stage, instructions: list[Instruction]) -> Stage:

@@ -175,7 +175,7 @@ def _said(argv: list[str]) -> str:
 
 
 def lint_dockerfile(df: Dockerfile, context: Context = Context()) -> list[Finding]:
-    raw = df.path.read_text(encoding="utf-8").splitlines() if df.path.is_file() else []
+    raw = df.lines()
     found: list[Finding] = []
     if "syntax" in df.directives:
         line = next((i + 1 for i, text in enumerate(raw) if re.match(r"^#\s*syntax\s*=", text.strip(), re.I)), 1)

@@ -50,10 +50,6 @@ class ClassicVariant:
     images: tuple[str, ...] = ()  # other images it copies from (a service's captures image)
 
 
-def _raw_lines(df: Dockerfile) -> list[str]:
-    return df.path.read_text(encoding="utf-8").splitlines()
-
-
 def _replace(lines: list[str], edits: dict[int, tuple[int, str]]) -> str:
     """Replace instruction line ranges (1-based start -> (end, new text))."""
     out: list[str] = []
@@ -97,7 +93,7 @@ def offline_variant(df: Dockerfile, served: list[tuple[Capture, Mapping[str, Any
     instead, and a last stage (``offline-build-capture``) copies what they
     captured out of their stages: the capture build's Dockerfile.
     """
-    lines = _raw_lines(df)
+    lines = df.lines()
     notes: list[str] = []
     _drop_syntax(lines, df, notes, keep_syntax)
     edits: dict[int, tuple[int, str]] = {}
@@ -142,7 +138,7 @@ def classic_variant(df: Dockerfile, preinstalled: dict[str, str],
     environment): the classic builder cannot mount, so the capture is copied
     in from a captures image (*images*) and removed again by the step.
     """
-    lines = _raw_lines(df)
+    lines = df.lines()
     _drop_syntax(lines, df, [], keep=False)
     edits: dict[int, tuple[int, str]] = {}
     used: dict[str, str] = {}

@@ -163,3 +163,16 @@ def test_a_file_that_is_no_dockerfile_is_named_with_a_fix(tmp_path: Path) -> Non
         with pytest.raises(DockerfileError) as info:
             parse(tmp_path / name)
         assert problem in info.value.message and fix in (info.value.hint or ""), info.value
+
+
+def test_lint_quotes_the_lines_it_parsed_though_the_file_changed_since(tmp_path: Path) -> None:
+    """Lint, the variants and the replay check quote the Dockerfile as parsed (Dockerfile.lines), not a second read."""
+    from offline_build import dockerfile
+
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM debian:bookworm-slim\nRUN apt-get update\n")
+    df = dockerfile.parse(path)
+    path.write_text("FROM debian:bookworm-slim\n# rewritten since\n")
+    assert df.lines() == ["FROM debian:bookworm-slim", "RUN apt-get update"]
+    (update,) = [f for f in lint.lint_dockerfile(df) if f.rule == "apt-update"]
+    assert (update.line, update.text) == (2, "RUN apt-get update")

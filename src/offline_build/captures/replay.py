@@ -89,7 +89,7 @@ def check_lines(df: Dockerfile, service: str, lines: Sequence[int]) -> None:
 
 def _what_is_at(df: Dockerfile, line: int) -> str:
     """What line *line* of *df* holds, in words: past the end, inside a step, or its text."""
-    raw = df.path.read_text(encoding="utf-8").splitlines() if df.path.is_file() else []
+    raw = df.lines()
     steps = [(s.line, s.line, f"FROM {s.base_raw}") for s in df.stages] + \
             [(i.line, i.end_line, i.cmd) for s in df.stages for i in s.instructions]
     if line > max(len(raw), max(end for _, end, _ in steps)):
