@@ -113,6 +113,13 @@ def public_path(secret: Path) -> Path:
     return secret.with_suffix(".pub") if secret.suffix == ".key" else secret.with_name(secret.name + ".pub")
 
 
+def secret_paths(public: Path) -> tuple[Path, ...]:
+    """Where keygen may have put the secret half of *public*, the inverse of :func:`public_path`: ``team.pub``
+    was ``team.key`` or ``team``, ``team.sec.pub`` was ``team.sec``."""
+    stripped = (public.with_name(public.name.removesuffix(".pub")),) if public.name.endswith(".pub") else ()
+    return (public.with_suffix(".key"), *stripped)
+
+
 def loose_permissions(path: Path) -> str | None:
     """A warning when others than the owner may read the secret key; None when it is private."""
     mode = stat.S_IMODE(path.stat().st_mode)
@@ -148,8 +155,8 @@ def _not_public(path: Path) -> None:
         minisign.PublicKey.from_file(path)
     except (minisign.Error, ValueError, OSError):
         return  # not a public key: read as a secret key, and named if it is none
-    secret = path.with_suffix(".key")
-    pair = f"{secret} if it is this key's pair" if secret.is_file() else "offline.keygen writes it beside the .pub"
+    secret = next((p for p in secret_paths(path) if p != path and p.is_file()), None)
+    pair = f"{secret} if it is this key's pair" if secret else "offline.keygen writes it beside the .pub"
     raise SigningError(f"{path} is a public key: signing needs the secret key",
                        f"give --sign (or signing.key) the secret key ({pair}), not the .pub")
 
@@ -266,4 +273,4 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
 
 
 __all__ = ["PASSWORD_ENV", "Signer", "ask_password", "claims_verdict", "SigningError", "Verdict", "verdict", "key_id", "keygen",
-           "load_signer", "load_trusted", "loose_permissions", "public_path"]
+           "load_signer", "load_trusted", "loose_permissions", "public_path", "secret_paths"]

@@ -8,6 +8,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -477,8 +478,8 @@ def test_setup_hashes_each_part_of_a_split_bundle_once(tmp_path: Path, monkeypat
     monkeypatch.setattr(setup_mod, "check_engine", lambda docker: None)
     monkeypatch.setattr(setup_mod, "probe_engine", probe)
     with pytest.raises(Probed):
-        no_engine = SimpleNamespace()  # check_engine and probe_engine are stand-ins: nothing asks it
-        setup_mod.setup(project(tmp_path / "site"), folder, no_engine, Console(file=io.StringIO()))  # type: ignore[arg-type]
+        no_engine: Any = SimpleNamespace()  # check_engine and probe_engine are stand-ins: nothing asks it
+        setup_mod.setup(project(tmp_path / "site"), folder, no_engine, Console(file=io.StringIO()))
     assert sorted(hashed) == names
 
 
@@ -501,6 +502,19 @@ def test_signing_with_the_public_key_says_so_before_any_permission_advice(tmp_pa
     assert written(root) == []
     with pytest.raises(signing.SigningError, match="is a public key: signing needs the secret key"):
         signing.load_signer(public)
+
+
+@pytest.mark.parametrize("secret_name", ["team.key", "team.sec", "team", "my.team.key"])
+def test_signing_with_the_public_key_names_the_secret_key_keygen_wrote_beside_it(tmp_path: Path,
+                                                                                 secret_name: str) -> None:
+    """keygen writes X.key and X.pub, else X and X.pub (team.sec, team.sec.pub): either pair is found from its .pub."""
+    from offline_build import signing
+
+    secret, public = signing.keygen(tmp_path / "keys" / secret_name, None)
+    with pytest.raises(signing.SigningError) as told:
+        signing.load_signer(public)
+    assert told.value.hint == (f"give --sign (or signing.key) the secret key ({secret} if it is this key's pair), "
+                               "not the .pub")
 
 
 def test_keygen_quotes_a_path_with_a_space_in_its_hints(tmp_path: Path) -> None:
