@@ -21,6 +21,7 @@ tests/schedule.py): a project stays on the engine set that holds its cache.
 from __future__ import annotations
 
 import os
+import zlib
 from collections import defaultdict
 from pathlib import PurePosixPath
 
@@ -56,7 +57,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
         return None  # another --dist mode asked for: xdist's own
     from tests.schedule import PlannedScheduling
 
-    return PlannedScheduling(config, log, WORKER.get)
+    return PlannedScheduling(config, log, worker_of)
+
+
+def worker_of(nodeid: str) -> int | None:
+    """The worker that runs this test: its group's, for an engine test; None (any, in turn) for a unit test."""
+    group = _group(nodeid.split("::", 1)[0])
+    if group is None:
+        return None
+    return WORKER.get(group, zlib.crc32(group.encode()))  # a group not in the table: a fixed worker all the same
 
 
 def _rank(item: pytest.Item) -> tuple[int, int]:
@@ -74,10 +83,6 @@ def _group(path: str) -> str | None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=_rank)  # stable: within a rank, collection order stays
-    for item in items:
-        group = _group(item.nodeid.split("::", 1)[0])
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 _seconds: defaultdict[str, float] = defaultdict(float)

@@ -8,12 +8,13 @@ holds it, and balances the workers by measured cost (tests/conftest.py's
 ``WORKER``). Unit tests alternate between the workers; each worker runs its
 unit tests first, then its engine test files, in collection order.
 
-Imported only when pytest-xdist runs the suite (``-n N --dist loadgroup``).
+Imported only when pytest-xdist runs the suite (``-n N --dist loadgroup``). The groups are read from the
+test's file, not from xdist's own ``xdist_group`` mark: pytest 9.2 keeps a node id where xdist 3.8 no longer
+writes the group into it, and its ``loadgroup`` then hands out every test on its own.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,25 +22,14 @@ import pytest
 from xdist.scheduler.each import EachScheduling
 
 
-def group_of(nodeid: str) -> str | None:
-    """The xdist group xdist appended to *nodeid* (``...::test@group``), or None."""
-    at, bracket = nodeid.rfind("@"), nodeid.rfind("]")
-    return nodeid[at + 1:] if at > bracket else None  # an '@' inside a parameter's id is not a group
-
-
 def plan(collection: Sequence[str], workers: int, worker_of: Callable[[str], int | None]) -> list[list[int]]:
-    """Each worker's test indexes: a group's tests all in its worker, other tests dealt out in turn."""
+    """Each worker's test indexes: a test *worker_of* names goes to that worker, the others are dealt in turn."""
     planned: list[list[int]] = [[] for _ in range(workers)]
     dealt = 0
     for index, nodeid in enumerate(collection):
-        group = group_of(nodeid)
-        if group is None:
-            planned[dealt % workers].append(index)
-            dealt += 1
-            continue
-        worker = worker_of(group)
-        if worker is None:  # a group the table does not name yet: a fixed worker all the same
-            worker = zlib.crc32(group.encode())
+        worker = worker_of(nodeid)
+        if worker is None:
+            worker, dealt = dealt, dealt + 1
         planned[worker % workers].append(index)
     return planned
 
