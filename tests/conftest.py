@@ -74,7 +74,7 @@ def _rank(item: pytest.Item) -> tuple[int, int]:
 
 
 def _group(path: str) -> str | None:
-    """The xdist group of an engine test file (None for a unit test: any worker may run it)."""
+    """The group of an engine test file, which one worker runs whole (None for a unit test: any worker)."""
     if not path.startswith("tests/integration/"):
         return None
     name = PurePosixPath(path).name
