@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from offline_build import signing
 from tests.integration import projects
 from tests.integration.harness import bundle_in, cli, copy_demo, harness, plain
 
@@ -66,7 +67,7 @@ class Demo:
 
     @property
     def public_key(self) -> Path:
-        return self.key.with_name(self.key.name.removesuffix(".key") + ".pub")
+        return signing.public_path(self.key)  # where offline.keygen wrote it
 
 
 def add_copy_before_apt(project: Path) -> None:
